@@ -1,0 +1,69 @@
+# Thin wrapper around CMake/CTest. The real build lives in CMakeLists.txt.
+BUILD  ?= build
+ASAN_BUILD := build-asan
+PREFIX ?= /usr/local
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# Targets here run one after another (check: plain run first, then sanitizers);
+# parallelism happens inside cmake --build / ctest.
+.NOTPARALLEL:
+MAKEFLAGS += --no-print-directory
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ifneq ($(wildcard tests/lsan.supp),)
+ASAN_ENV += LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
+endif
+
+# $(call ctest_count,LOG): print the number of passed tests found in a ctest log,
+# fail if the log is missing or reports failures.
+define ctest_count
+test -f $(1) || { echo "missing $(1)" >&2; exit 1; }; \
+line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' $(1) | tail -n1 || true); \
+if [ -z "$$line" ]; then echo 0; \
+else failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/'); \
+     total=$$(echo "$$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/'); \
+     [ "$$failed" -eq 0 ] || { echo "$(1): $$failed tests failed" >&2; exit 1; }; \
+     echo $$((total - failed)); fi
+endef
+
+.PHONY: all deps configure check check-plain check-asan demo install clean format
+
+all: deps
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j2
+
+deps:
+	@bash scripts/deps.sh
+
+check: check-plain check-asan
+	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
+	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
+	echo "$$((p1 + p2)) passed, 0 failed"
+
+check-plain: all
+	@rm -f $(BUILD)/ctest.log
+	cd $(BUILD) && ctest --output-on-failure -j2 2>&1 | tee ctest.log
+
+check-asan: deps
+	@rm -f $(ASAN_BUILD)/ctest.log
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || \
+	  cmake -S . -B $(ASAN_BUILD) -DNEGIO_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j2
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j2 2>&1 | tee ctest.log
+
+demo: all
+	@if [ -f scripts/demo.sh ]; then BUILD=$(BUILD) bash scripts/demo.sh; \
+	else echo "demo: not built yet"; exit 1; fi
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(sort build build-asan $(BUILD))
+
+format:
+	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \
+	          ls *.c *.h 2>/dev/null || true); \
+	if [ -n "$$files" ]; then clang-format -i $$files; fi

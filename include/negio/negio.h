@@ -1,0 +1,289 @@
+/*
+ * negio — Negotiate (SPNEGO), Kerberos and NTLM authentication and per-message protection
+ * for byte streams, as a sans-I/O "connector".
+ *
+ * Conventions (they hold for every function in this header):
+ *  - Objects are opaque, created by *_new(&out, ...) and freed by *_del(). *_del(NULL) is a no-op.
+ *  - Functions returning int return 0 (NEGIO_OK) or a positive count on success and a negative
+ *    NEGIO_ERR_* code on failure; negio_strerror() names the code. Each function's comment ends
+ *    with the exact list of codes it can return.
+ *  - A connector never touches a socket, never prints and never starts a thread. Bytes from the
+ *    wire go in with negio_conn_feed() (or negio_conn_recv_buf()/negio_conn_recv_done()), bytes
+ *    for the wire come out with negio_conn_send_buf()/negio_conn_send_done(), application
+ *    messages go in with negio_conn_write() and everything that happens comes out of
+ *    negio_conn_next_event().
+ *  - Errors on a connector are sticky: after the first fatal error every call that would do work
+ *    returns that same code, nothing more is delivered, and negio_conn_error_detail() holds the
+ *    cause (for GSS failures: the call, the major and the minor status text).
+ *  - A connector is not thread-safe: one thread at a time may call into it. negio_conn_step() may
+ *    run on a different thread than the other calls (for instance a worker pool), provided no
+ *    other call on the same connector runs at the same time.
+ */
+#ifndef NEGIO_NEGIO_H
+#define NEGIO_NEGIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(NEGIO_BUILDING)
+#define NEGIO_API __attribute__((visibility("default")))
+#else
+#define NEGIO_API
+#endif
+
+#define NEGIO_PROTOCOL_VERSION 1
+
+/* Error codes. Every code at or below NEGIO_ERR_FATAL closes the connection. */
+enum {
+    NEGIO_OK = 0,
+    NEGIO_ERR_INVALID = -1,     /* a bad argument; nothing changed */
+    NEGIO_ERR_STATE = -2,       /* the call is not valid in the connector's current state */
+    NEGIO_ERR_LEVEL = -3,       /* a write below the peer's announced minimum level; not sent */
+    NEGIO_ERR_MSG_SIZE = -4,    /* a write over the maximum message size; not sent */
+    NEGIO_ERR_FATAL = -100,     /* threshold: this and below are fatal and sticky */
+    NEGIO_ERR_NOMEM = -101,     /* an allocation failed */
+    NEGIO_ERR_PROTOCOL = -102,  /* the peer broke the framing or the conversation */
+    NEGIO_ERR_TOO_LARGE = -103, /* an announced length over a configured limit */
+    NEGIO_ERR_TRUNCATED = -104, /* the stream ended without a protected close */
+    NEGIO_ERR_HANDSHAKE = -105, /* GSS-API failed to establish the context */
+    NEGIO_ERR_PEER = -106,      /* the peer reported a handshake failure */
+    NEGIO_ERR_POLICY = -107,    /* mechanism, flags, server authentication or levels refused */
+    NEGIO_ERR_DOWNGRADE = -108, /* a frame below this side's minimum protection level */
+    NEGIO_ERR_INTEGRITY = -109, /* a signed or sealed frame failed verification */
+    NEGIO_ERR_CREDENTIALS = -110, /* credentials could not be acquired */
+    NEGIO_ERR_CLOSED = -111,    /* the connection was closed; no more traffic */
+    NEGIO_ERR_REJECTED = -112,  /* the peer closed with a non-zero status after authentication */
+};
+
+/* Returns a static English description of an error code ("unknown error" for others). */
+NEGIO_API const char *negio_strerror(int code);
+/* Returns the code's symbolic name, e.g. "NEGIO_ERR_PROTOCOL". */
+NEGIO_API const char *negio_err_name(int code);
+
+typedef enum negio_role { NEGIO_ROLE_CLIENT = 1, NEGIO_ROLE_SERVER = 2 } negio_role;
+
+/* What a client asks for. NEGIO_MECH_NEGOTIATE uses SPNEGO over the allowed mechanisms. */
+typedef enum negio_mech {
+    NEGIO_MECH_NONE = 0,
+    NEGIO_MECH_NEGOTIATE = 1,
+    NEGIO_MECH_KERBEROS = 2,
+    NEGIO_MECH_NTLM = 3,
+} negio_mech;
+
+/* Allowed-mechanism mask (both roles): what may win the negotiation. */
+#define NEGIO_ALLOW_KERBEROS 0x1u
+#define NEGIO_ALLOW_NTLM 0x2u
+#define NEGIO_ALLOW_ALL (NEGIO_ALLOW_KERBEROS | NEGIO_ALLOW_NTLM)
+
+/* Per-message protection levels, in increasing strength. */
+typedef enum negio_level {
+    NEGIO_LEVEL_DEFAULT = -1, /* for negio_conn_write(): the connection's default level */
+    NEGIO_LEVEL_NONE = 0,     /* plaintext: no integrity, no confidentiality */
+    NEGIO_LEVEL_SIGN = 1,     /* integrity: a MIC over frame header and payload */
+    NEGIO_LEVEL_SEAL = 2,     /* confidentiality and integrity: GSS_Wrap with conf_req */
+} negio_level;
+
+/* Context flags, as granted by the mechanism (negio_auth_info.flags). */
+#define NEGIO_FLAG_DELEG 0x01u
+#define NEGIO_FLAG_MUTUAL 0x02u
+#define NEGIO_FLAG_REPLAY 0x04u
+#define NEGIO_FLAG_SEQUENCE 0x08u
+#define NEGIO_FLAG_CONF 0x10u
+#define NEGIO_FLAG_INTEG 0x20u
+#define NEGIO_FLAG_ANON 0x40u
+
+NEGIO_API const char *negio_mech_name(negio_mech mech);   /* "negotiate", "kerberos", "ntlm" */
+NEGIO_API const char *negio_level_name(negio_level level); /* "none", "sign", "seal" */
+/* Parses "negotiate"/"kerberos"/"ntlm" and "none"/"sign"/"seal"; NEGIO_ERR_INVALID otherwise. */
+NEGIO_API int negio_mech_parse(const char *name, negio_mech *out);
+NEGIO_API int negio_level_parse(const char *name, negio_level *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Configuration. A config is copied by negio_conn_new(); it may be changed or freed afterwards
+ * without affecting existing connectors.
+ */
+typedef struct negio_config negio_config;
+
+/* Size and count limits. A zero field keeps the default (shown). */
+typedef struct negio_limits {
+    uint32_t max_token;     /* largest handshake token accepted (65536) */
+    uint32_t max_rounds;    /* most handshake frames accepted from the peer (8) */
+    uint32_t max_frame;     /* largest frame body accepted (1048576; at least 4096) */
+    uint32_t max_message;   /* largest application message accepted or sent (16777216) */
+    uint32_t max_queued;    /* most bytes buffered by writes made before completion (16777216) */
+} negio_limits;
+
+typedef void (*negio_log_fn)(void *user, int level, const char *message);
+
+/* Creates a configuration with defaults: mechanism negotiate, all mechanisms allowed, default
+ * level seal, minimum level sign, mutual authentication requested, steps run inline.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_new(negio_config **out, negio_role role);
+NEGIO_API void negio_config_del(negio_config *cfg);
+
+/* Client: which mechanism to use. Server: ignored (the server accepts what is allowed).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_mech(negio_config *cfg, negio_mech mech);
+/* Both roles: which mechanisms may win (NEGIO_ALLOW_*); a win outside it is NEGIO_ERR_POLICY.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (empty or unknown bits). */
+NEGIO_API int negio_config_set_allowed(negio_config *cfg, unsigned allowed);
+
+/* Client: the target service as "service@host" (e.g. "negio@localhost"). Required.
+ * Server: the service principal to accept for, as "service@host"; NULL accepts for any key in
+ * the keytab (with an explicit keytab path and NTLM allowed, a server name is required).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_service(negio_config *cfg, const char *service_at_host);
+
+/* Server: keytab path (NULL: the default, KRB5_KTNAME). Client: a client keytab path.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_keytab(negio_config *cfg, const char *path);
+/* Client: credential cache name, e.g. "FILE:/tmp/cc" (NULL: the default, KRB5CCNAME).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_ccache(negio_config *cfg, const char *name);
+/* Both: the NTLM account file (DOMAIN:USER:PASSWORD lines) for gss-ntlmssp; NULL keeps
+ * NTLM_USER_FILE. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_ntlm_file(negio_config *cfg, const char *path);
+/* Client: authenticate as USER with PASSWORD (Kerberos: a TGT is obtained in memory; NTLM:
+ * "DOMAIN\user" or "user"). The password is copied and wiped when the config is freed.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_password(negio_config *cfg, const char *user, const char *password);
+
+/* Both: the level used by negio_conn_write(..., NEGIO_LEVEL_DEFAULT) and the lowest level
+ * accepted from the peer. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_default_level(negio_config *cfg, negio_level level);
+NEGIO_API int negio_config_set_min_level(negio_config *cfg, negio_level level);
+/* Client: fail unless the server was authenticated (Kerberos with mutual authentication).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_require_server_auth(negio_config *cfg, int on);
+/* Client: request mutual authentication (default on). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
+/* Client: request delegation of the client's credentials (default off).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_delegate(negio_config *cfg, int on);
+/* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_limits(negio_config *cfg, const negio_limits *limits);
+/* Both: run blocking handshake steps inside negio_conn_next_event() (inline, the default) or
+ * only when the owner calls negio_conn_step() (deferred, e.g. on a worker thread).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_deferred_steps(negio_config *cfg, int deferred);
+/* Both: a log callback for diagnostics (never required). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user);
+
+/* ---------------------------------------------------------------------------------------------
+ * The connector.
+ */
+typedef struct negio_conn negio_conn;
+
+/* Creates a connector for one connection. A client is ready to produce its first token at once
+ * (see NEGIO_WANT_STEP). Credentials are acquired in the first step, not here.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (missing target on a client), NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_conn_new(negio_conn **out, const negio_config *cfg);
+/* Frees the connector, its GSS context, credentials and buffers (secrets are wiped). */
+NEGIO_API void negio_conn_del(negio_conn *conn);
+
+/* Appends LEN received bytes. Nothing is parsed until negio_conn_next_event(); the connector
+ * buffers at most one frame beyond what it has parsed plus what the owner feeds.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, or the sticky fatal error. */
+NEGIO_API int negio_conn_feed(negio_conn *conn, const void *data, size_t len);
+/* Zero-copy input: returns a writable region of *LEN >= 1 bytes to read into, then
+ * negio_conn_recv_done(conn, n) with the bytes actually stored. Returns NULL (and *LEN = 0) after
+ * a fatal error or when no memory is available. */
+NEGIO_API uint8_t *negio_conn_recv_buf(negio_conn *conn, size_t *len);
+/* Returns NEGIO_OK, NEGIO_ERR_INVALID (N larger than the region). */
+NEGIO_API int negio_conn_recv_done(negio_conn *conn, size_t n);
+/* The peer closed its side of the stream (EOF). If no protected close was received, the next
+ * event is the fatal NEGIO_ERR_TRUNCATED. Returns NEGIO_OK. */
+NEGIO_API int negio_conn_feed_eof(negio_conn *conn);
+
+/* Output for the wire: the next *LEN bytes to send (NULL and 0 when there are none), then
+ * negio_conn_send_done(conn, n) with how many were written. Output produced before a fatal error
+ * (for instance a handshake error token) remains available and should still be sent.
+ * send_done returns NEGIO_OK, NEGIO_ERR_INVALID (N larger than what is pending). */
+NEGIO_API const uint8_t *negio_conn_send_buf(negio_conn *conn, size_t *len);
+NEGIO_API int negio_conn_send_done(negio_conn *conn, size_t n);
+
+/* Sends one application message of LEN bytes (0 allowed) at LEVEL (NEGIO_LEVEL_DEFAULT: the
+ * configured default). Before completion the message is copied and queued; it goes out once
+ * both sides' policies are known. A message larger than one frame is split.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_LEVEL (below the peer's minimum; not sent),
+ * NEGIO_ERR_MSG_SIZE (over the message limit; not sent), NEGIO_ERR_STATE (after close),
+ * NEGIO_ERR_NOMEM, or the sticky fatal error (a GSS protection failure is fatal). */
+NEGIO_API int negio_conn_write(negio_conn *conn, const void *data, size_t len, negio_level level);
+
+/* Sends the protected close (with STATUS 0 for a normal close, non-zero to reject the peer, and
+ * an optional short REASON) once the connection is established; before that, an unprotected
+ * handshake error. No write is accepted afterwards.
+ * Returns NEGIO_OK, NEGIO_ERR_STATE (already closed), NEGIO_ERR_NOMEM, or the sticky error. */
+NEGIO_API int negio_conn_close(negio_conn *conn, uint32_t status, const char *reason);
+
+typedef enum negio_event_type {
+    NEGIO_EV_NONE = 0,
+    NEGIO_EV_ESTABLISHED = 1, /* authentication complete and both policies agreed */
+    NEGIO_EV_MESSAGE = 2,     /* a whole application message; see data, len, level */
+    NEGIO_EV_CLOSED = 3,      /* the peer sent a verified protected close (status, reason) */
+} negio_event_type;
+
+typedef struct negio_event {
+    negio_event_type type;
+    negio_level level;   /* NEGIO_EV_MESSAGE: the level the message arrived at */
+    const uint8_t *data; /* NEGIO_EV_MESSAGE: valid until the next call on the connector */
+    size_t len;
+    uint32_t status;     /* NEGIO_EV_CLOSED: the peer's status (0: normal close) */
+    const char *reason;  /* NEGIO_EV_CLOSED: the peer's reason text, possibly empty */
+} negio_event;
+
+/* Processes buffered input and returns the next event: 1 with *EV filled, 0 when nothing more
+ * can happen until more input arrives or a deferred step runs (see negio_conn_want()), or the
+ * fatal error (sticky; returned again on every later call).
+ * Returns 1, 0, NEGIO_ERR_NOMEM, NEGIO_ERR_PROTOCOL, NEGIO_ERR_TOO_LARGE, NEGIO_ERR_TRUNCATED,
+ * NEGIO_ERR_HANDSHAKE, NEGIO_ERR_PEER, NEGIO_ERR_POLICY, NEGIO_ERR_DOWNGRADE,
+ * NEGIO_ERR_INTEGRITY, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_CLOSED, NEGIO_ERR_REJECTED. */
+NEGIO_API int negio_conn_next_event(negio_conn *conn, negio_event *ev);
+
+#define NEGIO_WANT_READ 0x1u  /* more input is useful */
+#define NEGIO_WANT_WRITE 0x2u /* negio_conn_send_buf() has bytes */
+#define NEGIO_WANT_STEP 0x4u  /* a handshake step (may block on the KDC) is ready to run */
+#define NEGIO_WANT_EVENT 0x8u /* buffered input may yield events: call next_event */
+/* What the connector is waiting for, as NEGIO_WANT_* bits (0 once closed or failed and drained). */
+NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
+
+/* Runs the pending handshake step (gss_init_sec_context / gss_accept_sec_context). May block on
+ * the network inside the mechanism (KDC). Safe to call on another thread if no other call is
+ * made on this connector meanwhile. Returns NEGIO_OK (also when no step was pending) or the
+ * sticky fatal error (NEGIO_ERR_HANDSHAKE, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_POLICY, ...). */
+NEGIO_API int negio_conn_step(negio_conn *conn);
+
+/* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
+typedef struct negio_auth_info {
+    negio_mech mech;          /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won */
+    int negotiated;           /* 1 if it was chosen through SPNEGO */
+    const char *peer;         /* server: the client's principal; client: the target's name */
+    const char *local_name;   /* server: the local account the principal maps to, or NULL */
+    int server_authenticated; /* 1 only for Kerberos with mutual authentication */
+    unsigned flags;           /* NEGIO_FLAG_* as granted */
+    uint32_t lifetime;        /* seconds the context remains valid (0xffffffff: indefinite) */
+    negio_level peer_min_level;     /* the peer's announced minimum */
+    negio_level peer_default_level; /* the peer's announced default */
+    uint32_t peer_max_message;      /* the peer's announced message limit */
+} negio_auth_info;
+
+/* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
+NEGIO_API int negio_conn_auth_info(const negio_conn *conn, negio_auth_info *info);
+
+/* The first fatal error (0 if none) and its detail text (never NULL; "" if none). */
+NEGIO_API int negio_conn_error(const negio_conn *conn);
+NEGIO_API const char *negio_conn_error_detail(const negio_conn *conn);
+/* 1 once established (both policies agreed) and not failed. */
+NEGIO_API int negio_conn_is_established(const negio_conn *conn);
+/* Bytes of application data queued inside the connector (not yet protected) plus bytes pending
+ * for the wire. For flow control. */
+NEGIO_API size_t negio_conn_pending_bytes(const negio_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEGIO_NEGIO_H */

@@ -1,0 +1,287 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static const negio_limits default_limits = {
+    .max_token = 65536,
+    .max_rounds = 8,
+    .max_frame = 1048576,
+    .max_message = 16777216,
+    .max_queued = 16777216,
+};
+
+const char *negio_mech_name(negio_mech mech)
+{
+    switch (mech) {
+    case NEGIO_MECH_NEGOTIATE:
+        return "negotiate";
+    case NEGIO_MECH_KERBEROS:
+        return "kerberos";
+    case NEGIO_MECH_NTLM:
+        return "ntlm";
+    default:
+        return "none";
+    }
+}
+
+const char *negio_level_name(negio_level level)
+{
+    switch (level) {
+    case NEGIO_LEVEL_NONE:
+        return "none";
+    case NEGIO_LEVEL_SIGN:
+        return "sign";
+    case NEGIO_LEVEL_SEAL:
+        return "seal";
+    default:
+        return "default";
+    }
+}
+
+int negio_mech_parse(const char *name, negio_mech *out)
+{
+    if (name == NULL || out == NULL)
+        return NEGIO_ERR_INVALID;
+    for (int m = NEGIO_MECH_NEGOTIATE; m <= NEGIO_MECH_NTLM; m++) {
+        if (strcmp(name, negio_mech_name((negio_mech)m)) == 0) {
+            *out = (negio_mech)m;
+            return NEGIO_OK;
+        }
+    }
+    return NEGIO_ERR_INVALID;
+}
+
+int negio_level_parse(const char *name, negio_level *out)
+{
+    if (name == NULL || out == NULL)
+        return NEGIO_ERR_INVALID;
+    for (int l = NEGIO_LEVEL_NONE; l <= NEGIO_LEVEL_SEAL; l++) {
+        if (strcmp(name, negio_level_name((negio_level)l)) == 0) {
+            *out = (negio_level)l;
+            return NEGIO_OK;
+        }
+    }
+    return NEGIO_ERR_INVALID;
+}
+
+int negio_config_new(negio_config **out, negio_role role)
+{
+    if (out == NULL || (role != NEGIO_ROLE_CLIENT && role != NEGIO_ROLE_SERVER))
+        return NEGIO_ERR_INVALID;
+    negio_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return NEGIO_ERR_NOMEM;
+    cfg->role = role;
+    cfg->mech = NEGIO_MECH_NEGOTIATE;
+    cfg->allowed = NEGIO_ALLOW_ALL;
+    cfg->default_level = NEGIO_LEVEL_SEAL;
+    cfg->min_level = NEGIO_LEVEL_SIGN;
+    cfg->mutual = 1;
+    cfg->limits = default_limits;
+    *out = cfg;
+    return NEGIO_OK;
+}
+
+static void free_secret(char **s)
+{
+    if (*s != NULL) {
+        explicit_bzero(*s, strlen(*s));
+        free(*s);
+        *s = NULL;
+    }
+}
+
+void negio__config_clear(negio_config *cfg)
+{
+    free(cfg->service);
+    free(cfg->keytab);
+    free(cfg->ccache);
+    free(cfg->ntlm_file);
+    free(cfg->user);
+    free_secret(&cfg->password);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void negio_config_del(negio_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    negio__config_clear(cfg);
+    free(cfg);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    char *copy = NULL;
+    if (src != NULL && (copy = strdup(src)) == NULL)
+        return NEGIO_ERR_NOMEM;
+    *dst = copy;
+    return NEGIO_OK;
+}
+
+int negio__config_copy(negio_config *dst, const negio_config *src)
+{
+    *dst = *src;
+    dst->service = dst->keytab = dst->ccache = dst->ntlm_file = dst->user = dst->password = NULL;
+    if (dup_opt(&dst->service, src->service) < 0 || dup_opt(&dst->keytab, src->keytab) < 0 ||
+        dup_opt(&dst->ccache, src->ccache) < 0 || dup_opt(&dst->ntlm_file, src->ntlm_file) < 0 ||
+        dup_opt(&dst->user, src->user) < 0 || dup_opt(&dst->password, src->password) < 0) {
+        negio__config_clear(dst);
+        return NEGIO_ERR_NOMEM;
+    }
+    return NEGIO_OK;
+}
+
+static int set_string(negio_config *cfg, char **field, const char *value)
+{
+    if (cfg == NULL || (value != NULL && value[0] == '\0'))
+        return NEGIO_ERR_INVALID;
+    char *copy = NULL;
+    if (dup_opt(&copy, value) < 0)
+        return NEGIO_ERR_NOMEM;
+    free(*field);
+    *field = copy;
+    return NEGIO_OK;
+}
+
+int negio_config_set_mech(negio_config *cfg, negio_mech mech)
+{
+    if (cfg == NULL || mech < NEGIO_MECH_NEGOTIATE || mech > NEGIO_MECH_NTLM)
+        return NEGIO_ERR_INVALID;
+    cfg->mech = mech;
+    return NEGIO_OK;
+}
+
+int negio_config_set_allowed(negio_config *cfg, unsigned allowed)
+{
+    if (cfg == NULL || allowed == 0 || (allowed & ~NEGIO_ALLOW_ALL))
+        return NEGIO_ERR_INVALID;
+    cfg->allowed = allowed;
+    return NEGIO_OK;
+}
+
+int negio_config_set_service(negio_config *cfg, const char *service_at_host)
+{
+    if (service_at_host != NULL && strchr(service_at_host, '@') == NULL)
+        return NEGIO_ERR_INVALID;
+    return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->service, service_at_host);
+}
+
+int negio_config_set_keytab(negio_config *cfg, const char *path)
+{
+    return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->keytab, path);
+}
+
+int negio_config_set_ccache(negio_config *cfg, const char *name)
+{
+    return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->ccache, name);
+}
+
+int negio_config_set_ntlm_file(negio_config *cfg, const char *path)
+{
+    return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->ntlm_file, path);
+}
+
+int negio_config_set_password(negio_config *cfg, const char *user, const char *password)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT || (user == NULL) != (password == NULL))
+        return NEGIO_ERR_INVALID;
+    if (user != NULL && user[0] == '\0')
+        return NEGIO_ERR_INVALID;
+    char *u = NULL, *p = NULL;
+    if (dup_opt(&u, user) < 0 || dup_opt(&p, password) < 0) {
+        free(u);
+        free_secret(&p);
+        return NEGIO_ERR_NOMEM;
+    }
+    free(cfg->user);
+    free_secret(&cfg->password);
+    cfg->user = u;
+    cfg->password = p;
+    return NEGIO_OK;
+}
+
+static int valid_level(negio_level level)
+{
+    return level >= NEGIO_LEVEL_NONE && level <= NEGIO_LEVEL_SEAL;
+}
+
+int negio_config_set_default_level(negio_config *cfg, negio_level level)
+{
+    if (cfg == NULL || !valid_level(level))
+        return NEGIO_ERR_INVALID;
+    cfg->default_level = level;
+    return NEGIO_OK;
+}
+
+int negio_config_set_min_level(negio_config *cfg, negio_level level)
+{
+    if (cfg == NULL || !valid_level(level))
+        return NEGIO_ERR_INVALID;
+    cfg->min_level = level;
+    return NEGIO_OK;
+}
+
+int negio_config_set_require_server_auth(negio_config *cfg, int on)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    cfg->require_server_auth = on != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_set_mutual(negio_config *cfg, int on)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    cfg->mutual = on != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_set_delegate(negio_config *cfg, int on)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    cfg->delegate = on != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_set_limits(negio_config *cfg, const negio_limits *limits)
+{
+    if (cfg == NULL || limits == NULL)
+        return NEGIO_ERR_INVALID;
+    negio_limits l = *limits;
+    if (l.max_token == 0)
+        l.max_token = default_limits.max_token;
+    if (l.max_rounds == 0)
+        l.max_rounds = default_limits.max_rounds;
+    if (l.max_frame == 0)
+        l.max_frame = default_limits.max_frame;
+    if (l.max_message == 0)
+        l.max_message = default_limits.max_message;
+    if (l.max_queued == 0)
+        l.max_queued = default_limits.max_queued;
+    if (l.max_frame < 4096 || l.max_token < 1024 || l.max_frame > 0x7fffffffu ||
+        l.max_message > 0x7fffffffu)
+        return NEGIO_ERR_INVALID;
+    cfg->limits = l;
+    return NEGIO_OK;
+}
+
+int negio_config_set_deferred_steps(negio_config *cfg, int deferred)
+{
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    cfg->deferred_steps = deferred != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user)
+{
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    cfg->log_fn = fn;
+    cfg->log_user = user;
+    return NEGIO_OK;
+}

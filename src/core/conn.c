@@ -1,0 +1,766 @@
+/* The connector: framing, accumulation, the handshake conversation, policy exchange and
+ * per-message protection (docs/PROTOCOL.md). Input is parsed lazily in negio_conn_next_event()
+ * so that a message can be handed out straight from the input buffer. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/frame.h"
+#include "core/internal.h"
+#include "gss/gss.h"
+
+#define POLICY_LEN 16
+#define POLICY_VERSION 1
+#define RECV_CHUNK 16384
+
+struct negio_conn {
+    negio_config cfg;
+    negio__gss *gss;
+    int err;
+    char detail[NEGIO__DETAIL_MAX];
+
+    negio__buf in;       /* received, unparsed bytes */
+    size_t in_hold;      /* bytes of IN handed out in the last event, consumed on the next call */
+    size_t recv_granted; /* size of the region last returned by negio_conn_recv_buf() */
+    negio__buf out;      /* bytes for the wire */
+    negio__buf queue;    /* writes before establishment: [level u8][len u32][data] */
+    negio__buf hs_in;    /* the handshake token waiting for a step */
+    negio__buf reasm;    /* a message arriving in several DATA frames */
+    negio__buf scratch;  /* protected header + payload for MIC and wrap input */
+    void *plain;         /* the unwrapped buffer handed out in the last event */
+    int reasm_level;
+    int reasm_active;
+
+    int step_pending;
+    int ctx_complete;
+    int peer_policy;
+    int established;
+    int eof;
+    int close_sent;
+    int closed;
+    unsigned rounds;
+
+    negio_level peer_min;
+    negio_level peer_default;
+    uint32_t peer_max_frame;
+    uint32_t peer_max_message;
+};
+
+static void logf_(negio_conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(negio_conn *c, int level, const char *fmt, ...)
+{
+    if (c->cfg.log_fn == NULL)
+        return;
+    char text[NEGIO__DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    c->cfg.log_fn(c->cfg.log_user, level, text);
+}
+
+/* Records the first fatal error; the detail must already be in c->detail or be given here. */
+static int fail(negio_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(negio_conn *c, int code, const char *fmt, ...)
+{
+    if (c->err != 0)
+        return c->err;
+    c->err = code;
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+        va_end(ap);
+    }
+    negio__buf_clear(&c->queue);
+    negio__buf_clear(&c->reasm);
+    logf_(c, 0, "%s: %s", negio_err_name(code), c->detail);
+    return code;
+}
+
+int negio_conn_new(negio_conn **out, const negio_config *cfg)
+{
+    if (out == NULL || cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    if (cfg->role == NEGIO_ROLE_CLIENT && cfg->service == NULL)
+        return NEGIO_ERR_INVALID;
+    negio_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NEGIO_ERR_NOMEM;
+    if (negio__config_copy(&c->cfg, cfg) < 0) {
+        free(c);
+        return NEGIO_ERR_NOMEM;
+    }
+    /* the client speaks first: its first step needs no input */
+    c->step_pending = cfg->role == NEGIO_ROLE_CLIENT;
+    *out = c;
+    return NEGIO_OK;
+}
+
+void negio_conn_del(negio_conn *c)
+{
+    if (c == NULL)
+        return;
+    negio__gss_release(&c->plain);
+    negio__gss_del(c->gss);
+    negio__buf_free(&c->in);
+    negio__buf_free(&c->out);
+    negio__buf_free(&c->queue);
+    negio__buf_free(&c->hs_in);
+    negio__buf_free(&c->reasm);
+    negio__buf_free(&c->scratch);
+    negio__config_clear(&c->cfg);
+    free(c);
+}
+
+/* ---- output ---------------------------------------------------------------------------- */
+
+static int put_header(negio_conn *c, uint8_t type, negio_level level, uint8_t flags, size_t len)
+{
+    uint8_t h[NEGIO__HDR_LEN];
+    negio__frame_hdr hdr = {NEGIO_PROTOCOL_VERSION, type, (uint8_t)level, flags, (uint32_t)len};
+    negio__frame_encode(h, &hdr);
+    return negio__buf_append(&c->out, h, sizeof(h));
+}
+
+/* Appends one frame of TYPE at LEVEL carrying PAYLOAD, protected as the level says
+ * (PROTOCOL.md section 5): sign = [mic length][MIC(PH || payload)][payload],
+ * seal = Wrap(PH || payload). */
+static int put_frame(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
+                     const uint8_t *payload, size_t len)
+{
+    int rc;
+    if (level == NEGIO_LEVEL_NONE) {
+        if ((rc = put_header(c, type, level, flags, len)) < 0 ||
+            (rc = negio__buf_append(&c->out, payload, len)) < 0)
+            return fail(c, rc, "out of memory");
+        return 0;
+    }
+    negio__frame_hdr hdr = {NEGIO_PROTOCOL_VERSION, type, (uint8_t)level, flags, 0};
+    uint8_t ph[NEGIO__PH_LEN];
+    negio__frame_ph(ph, &hdr);
+    negio__buf_clear(&c->scratch);
+    if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
+        (rc = negio__buf_append(&c->scratch, payload, len)) < 0)
+        return fail(c, rc, "out of memory");
+    /* reserve the header, produce the token behind it, then fill in the length */
+    size_t at = c->out.len;
+    if ((rc = put_header(c, type, level, flags, 0)) < 0)
+        return fail(c, rc, "out of memory");
+    if (level == NEGIO_LEVEL_SIGN) {
+        size_t mic_at = c->out.len;
+        if ((rc = negio__buf_append_u32(&c->out, 0)) < 0)
+            return fail(c, rc, "out of memory");
+        rc = negio__gss_sign(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
+                             &c->out, c->detail);
+        if (rc < 0)
+            return fail(c, rc, NULL);
+        negio__put_u32(c->out.p + mic_at, (uint32_t)(c->out.len - mic_at - 4));
+        if ((rc = negio__buf_append(&c->out, payload, len)) < 0)
+            return fail(c, rc, "out of memory");
+    } else {
+        rc = negio__gss_seal(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
+                             &c->out, c->detail);
+        if (rc < 0)
+            return fail(c, rc, NULL);
+    }
+    negio__buf_clear(&c->scratch);
+    negio__put_u32(c->out.p + at + 4, (uint32_t)(c->out.len - at - NEGIO__HDR_LEN));
+    return 0;
+}
+
+/* The largest payload per DATA frame that keeps the body within the peer's frame limit. */
+static size_t chunk_size(const negio_conn *c)
+{
+    return c->peer_max_frame - NEGIO__FRAME_OVERHEAD - NEGIO__PH_LEN;
+}
+
+static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_level level)
+{
+    size_t chunk = chunk_size(c);
+    do {
+        size_t n = len < chunk ? len : chunk;
+        int rc = put_frame(c, NEGIO__FT_DATA, level, n < len ? NEGIO__FLAG_MORE : 0, data, n);
+        if (rc < 0)
+            return rc;
+        data += n;
+        len -= n;
+    } while (len > 0);
+    return 0;
+}
+
+static int put_policy(negio_conn *c)
+{
+    uint8_t p[POLICY_LEN] = {POLICY_VERSION, (uint8_t)c->cfg.min_level,
+                             (uint8_t)c->cfg.default_level, 0};
+    negio__put_u32(p + 4, c->cfg.limits.max_frame);
+    negio__put_u32(p + 8, c->cfg.limits.max_message);
+    return put_frame(c, NEGIO__FT_POLICY, NEGIO_LEVEL_SIGN, 0, p, sizeof(p));
+}
+
+/* HANDSHAKE_ERROR body: [token length u32][token][reason text]. */
+static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const char *reason)
+{
+    size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
+    if (put_header(c, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 4 + len + rlen) < 0 ||
+        negio__buf_append_u32(&c->out, (uint32_t)len) < 0 ||
+        negio__buf_append(&c->out, tok, len) < 0 || negio__buf_append(&c->out, reason, rlen) < 0)
+        return; /* best effort: the connection is failing anyway */
+}
+
+const uint8_t *negio_conn_send_buf(negio_conn *c, size_t *len)
+{
+    if (c == NULL || len == NULL)
+        return NULL;
+    *len = negio__buf_size(&c->out);
+    return *len ? negio__buf_data(&c->out) : NULL;
+}
+
+int negio_conn_send_done(negio_conn *c, size_t n)
+{
+    if (c == NULL || n > negio__buf_size(&c->out))
+        return NEGIO_ERR_INVALID;
+    negio__buf_consume(&c->out, n);
+    return NEGIO_OK;
+}
+
+/* ---- input ----------------------------------------------------------------------------- */
+
+static void release_event(negio_conn *c)
+{
+    negio__gss_release(&c->plain);
+    if (c->in_hold > 0) {
+        negio__buf_consume(&c->in, c->in_hold);
+        c->in_hold = 0;
+    }
+    if (c->reasm_active == 2) { /* delivered last time */
+        negio__buf_clear(&c->reasm);
+        c->reasm_active = 0;
+    }
+}
+
+uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
+{
+    if (c == NULL || len == NULL)
+        return NULL;
+    *len = 0;
+    if (c->err != 0 || c->eof)
+        return NULL;
+    release_event(c);
+    if (negio__buf_reserve(&c->in, RECV_CHUNK) < 0)
+        return NULL;
+    c->recv_granted = c->in.cap - c->in.len;
+    *len = c->recv_granted;
+    return c->in.p + c->in.len;
+}
+
+int negio_conn_recv_done(negio_conn *c, size_t n)
+{
+    if (c == NULL || n > c->recv_granted)
+        return NEGIO_ERR_INVALID;
+    c->in.len += n;
+    c->recv_granted = 0;
+    return NEGIO_OK;
+}
+
+int negio_conn_feed(negio_conn *c, const void *data, size_t len)
+{
+    if (c == NULL || (data == NULL && len > 0))
+        return NEGIO_ERR_INVALID;
+    if (c->err != 0)
+        return c->err;
+    if (c->eof)
+        return NEGIO_ERR_STATE;
+    release_event(c);
+    int rc = negio__buf_append(&c->in, data, len);
+    return rc < 0 ? fail(c, rc, "out of memory buffering input") : NEGIO_OK;
+}
+
+int negio_conn_feed_eof(negio_conn *c)
+{
+    if (c == NULL)
+        return NEGIO_ERR_INVALID;
+    c->eof = 1;
+    return NEGIO_OK;
+}
+
+/* ---- handshake ------------------------------------------------------------------------- */
+
+static int flush_queue(negio_conn *c);
+
+/* Called once the local context is complete: announce our policy. */
+static int on_context_complete(negio_conn *c)
+{
+    c->ctx_complete = 1;
+    negio__buf_free(&c->hs_in);
+    return put_policy(c);
+}
+
+int negio_conn_step(negio_conn *c)
+{
+    if (c == NULL)
+        return NEGIO_ERR_INVALID;
+    if (c->err != 0)
+        return c->err;
+    if (!c->step_pending)
+        return NEGIO_OK;
+    c->step_pending = 0;
+    int rc;
+    if (c->gss == NULL) {
+        rc = negio__gss_new(&c->gss, &c->cfg, c->detail);
+        if (rc < 0) {
+            /* a server without credentials still tells the client why it gives up */
+            if (c->cfg.role == NEGIO_ROLE_SERVER)
+                put_hs_error(c, NULL, 0, "server credentials unavailable");
+            return fail(c, rc, NULL);
+        }
+    }
+    negio__buf tok = {0};
+    int complete = 0;
+    int is_first_client = c->cfg.role == NEGIO_ROLE_CLIENT && negio__buf_size(&c->hs_in) == 0;
+    rc = negio__gss_step(c->gss, is_first_client ? NULL : negio__buf_data(&c->hs_in),
+                         negio__buf_size(&c->hs_in), &tok, &complete, c->detail);
+    negio__buf_clear(&c->hs_in);
+    if (rc < 0) {
+        /* RFC 2743 2.2.1: an output token produced with an error still goes to the peer */
+        put_hs_error(c, negio__buf_data(&tok), negio__buf_size(&tok), negio_strerror(rc));
+        negio__buf_free(&tok);
+        return fail(c, rc, NULL);
+    }
+    if (negio__buf_size(&tok) > c->cfg.limits.max_token) {
+        negio__buf_free(&tok);
+        return fail(c, NEGIO_ERR_TOO_LARGE, "own handshake token larger than max_token");
+    }
+    if (negio__buf_size(&tok) > 0) {
+        if ((rc = put_header(c, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, negio__buf_size(&tok))) <
+                0 ||
+            (rc = negio__buf_append(&c->out, negio__buf_data(&tok), negio__buf_size(&tok))) < 0) {
+            negio__buf_free(&tok);
+            return fail(c, rc, "out of memory");
+        }
+    } else if (!complete) {
+        negio__buf_free(&tok);
+        return fail(c, NEGIO_ERR_HANDSHAKE, "mechanism wants more but produced no token");
+    }
+    negio__buf_free(&tok);
+    if (complete)
+        return on_context_complete(c);
+    return NEGIO_OK;
+}
+
+/* ---- received frames ------------------------------------------------------------------- */
+
+/* Makes peer text safe to show: printable ASCII only, bounded. */
+static void clean_text(char *dst, size_t cap, const uint8_t *src, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < cap; i++)
+        dst[n++] = (src[i] >= 0x20 && src[i] < 0x7f) ? (char)src[i] : '?';
+    dst[n] = '\0';
+}
+
+static int on_hs_error(negio_conn *c, const uint8_t *body, size_t len)
+{
+    char reason[NEGIO__REASON_MAX + 1] = "";
+    if (len < 4 || negio__get_u32(body) > len - 4)
+        return fail(c, NEGIO_ERR_PROTOCOL, "malformed handshake error frame");
+    size_t tlen = negio__get_u32(body);
+    clean_text(reason, sizeof(reason), body + 4 + tlen, len - 4 - tlen);
+    char gss_text[NEGIO__DETAIL_MAX];
+    negio__gss_peer_error(c->gss, body + 4, tlen, gss_text);
+    return fail(c, NEGIO_ERR_PEER, "peer reported: %s%s%s", reason[0] ? reason : "(no reason)",
+                gss_text[0] ? "; " : "", gss_text);
+}
+
+/* Checks the protection of a signed or sealed frame body and returns its payload. */
+static int unprotect(negio_conn *c, const negio__frame_hdr *h, const uint8_t *body,
+                     const uint8_t **payload, size_t *plen)
+{
+    uint8_t ph[NEGIO__PH_LEN];
+    negio__frame_ph(ph, h);
+    int rc;
+    if (h->level == NEGIO_LEVEL_NONE) {
+        *payload = body;
+        *plen = h->length;
+        return 0;
+    }
+    if (h->level == NEGIO_LEVEL_SIGN) {
+        if (h->length < 4 || negio__get_u32(body) > h->length - 4)
+            return fail(c, NEGIO_ERR_INTEGRITY, "signed frame with a malformed MIC length");
+        size_t mlen = negio__get_u32(body);
+        const uint8_t *data = body + 4 + mlen;
+        size_t dlen = h->length - 4 - mlen;
+        negio__buf_clear(&c->scratch);
+        if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
+            (rc = negio__buf_append(&c->scratch, data, dlen)) < 0)
+            return fail(c, rc, "out of memory");
+        rc = negio__gss_verify(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
+                               body + 4, mlen, c->detail);
+        negio__buf_clear(&c->scratch);
+        if (rc < 0)
+            return fail(c, rc, NULL);
+        *payload = data;
+        *plen = dlen;
+        return 0;
+    }
+    uint8_t *plain;
+    size_t n;
+    rc = negio__gss_unseal(c->gss, body, h->length, &plain, &n, &c->plain, c->detail);
+    if (rc < 0)
+        return fail(c, rc, NULL);
+    /* the sealed copy of the header must match the clear one (level, type, flags) */
+    if (n < NEGIO__PH_LEN || memcmp(plain, ph, NEGIO__PH_LEN) != 0)
+        return fail(c, NEGIO_ERR_INTEGRITY, "sealed frame header does not match its clear header");
+    *payload = plain + NEGIO__PH_LEN;
+    *plen = n - NEGIO__PH_LEN;
+    return 0;
+}
+
+static int on_policy(negio_conn *c, const uint8_t *p, size_t len)
+{
+    if (len != POLICY_LEN || p[0] != POLICY_VERSION || p[3] != 0 || negio__get_u32(p + 12) != 0)
+        return fail(c, NEGIO_ERR_PROTOCOL, "malformed policy frame");
+    if (p[1] > NEGIO_LEVEL_SEAL || p[2] > NEGIO_LEVEL_SEAL)
+        return fail(c, NEGIO_ERR_PROTOCOL, "policy names an unknown level");
+    c->peer_min = (negio_level)p[1];
+    c->peer_default = (negio_level)p[2];
+    c->peer_max_frame = negio__get_u32(p + 4);
+    c->peer_max_message = negio__get_u32(p + 8);
+    if (c->peer_max_frame < 4096 || c->peer_max_frame > 0x7fffffffu)
+        return fail(c, NEGIO_ERR_PROTOCOL, "policy frame limit out of range");
+    if (c->peer_default < c->cfg.min_level)
+        return fail(c, NEGIO_ERR_POLICY,
+                    "policy mismatch: the peer sends at %s by default, this side requires at "
+                    "least %s",
+                    negio_level_name(c->peer_default), negio_level_name(c->cfg.min_level));
+    if (c->cfg.default_level < c->peer_min)
+        return fail(c, NEGIO_ERR_POLICY,
+                    "policy mismatch: this side sends at %s by default, the peer requires at "
+                    "least %s",
+                    negio_level_name(c->cfg.default_level), negio_level_name(c->peer_min));
+    c->peer_policy = 1;
+    return 0;
+}
+
+static int on_close(negio_conn *c, const uint8_t *p, size_t len, negio_event *ev)
+{
+    if (len < 4 || len - 4 > NEGIO__REASON_MAX)
+        return fail(c, NEGIO_ERR_PROTOCOL, "malformed close frame");
+    char text[NEGIO__REASON_MAX + 1];
+    uint32_t status = negio__get_u32(p);
+    clean_text(text, sizeof(text), p + 4, len - 4);
+    c->closed = 1;
+    if (status != 0)
+        return fail(c, NEGIO_ERR_REJECTED, "peer closed with status %u: %s", (unsigned)status,
+                    text);
+    /* the reason lives in the detail buffer, which outlives the event */
+    snprintf(c->detail, sizeof(c->detail), "%s", text);
+    ev->type = NEGIO_EV_CLOSED;
+    ev->status = status;
+    ev->reason = c->detail;
+    return 1;
+}
+
+static int deliver(negio_conn *c, const negio__frame_hdr *h, const uint8_t *payload, size_t len,
+                   negio_event *ev)
+{
+    int more = (h->flags & NEGIO__FLAG_MORE) != 0;
+    if (c->reasm_active && h->level != c->reasm_level)
+        return fail(c, NEGIO_ERR_PROTOCOL, "protection level changed inside a message");
+    if (more || c->reasm_active) {
+        if (negio__buf_size(&c->reasm) + len > c->cfg.limits.max_message)
+            return fail(c, NEGIO_ERR_TOO_LARGE, "message larger than max_message");
+        int rc = negio__buf_append(&c->reasm, payload, len);
+        if (rc < 0)
+            return fail(c, rc, "out of memory reassembling a message");
+        c->reasm_active = 1;
+        c->reasm_level = h->level;
+        negio__gss_release(&c->plain);
+        if (more)
+            return 0;
+        payload = negio__buf_data(&c->reasm);
+        len = negio__buf_size(&c->reasm);
+        c->reasm_active = 2; /* cleared on the next call */
+    } else if (len > c->cfg.limits.max_message) {
+        return fail(c, NEGIO_ERR_TOO_LARGE, "message larger than max_message");
+    }
+    ev->type = NEGIO_EV_MESSAGE;
+    ev->level = (negio_level)h->level;
+    ev->data = payload;
+    ev->len = len;
+    return 1;
+}
+
+/* Parses one frame if a whole one is buffered: 1 = event, 0 = frame consumed without event or
+ * nothing to parse (*PROGRESS says which), negative = fatal. */
+static int parse_one(negio_conn *c, negio_event *ev, int *progress)
+{
+    *progress = 0;
+    size_t avail = negio__buf_size(&c->in);
+    if (avail < NEGIO__HDR_LEN) {
+        if (c->eof && !c->closed)
+            return fail(c, NEGIO_ERR_TRUNCATED,
+                        avail ? "stream ended inside a frame header"
+                              : "stream ended without a protected close");
+        return 0;
+    }
+    negio__frame_hdr h;
+    const char *why = NULL;
+    const uint8_t *p = negio__buf_data(&c->in);
+    if (negio__frame_decode(p, &h, &why) < 0)
+        return fail(c, NEGIO_ERR_PROTOCOL, "bad frame header: %s", why);
+    uint32_t limit = (h.type == NEGIO__FT_HANDSHAKE || h.type == NEGIO__FT_HS_ERROR)
+                         ? c->cfg.limits.max_token + 4 + NEGIO__REASON_MAX
+                         : c->cfg.limits.max_frame;
+    if (h.type == NEGIO__FT_HANDSHAKE)
+        limit = c->cfg.limits.max_token;
+    if (h.length > limit)
+        return fail(c, NEGIO_ERR_TOO_LARGE, "%s frame announces %u bytes, limit %u",
+                    negio__frame_type_name(h.type), (unsigned)h.length, (unsigned)limit);
+    if (avail - NEGIO__HDR_LEN < h.length) {
+        if (c->eof)
+            return fail(c, NEGIO_ERR_TRUNCATED, "stream ended inside a %s frame",
+                        negio__frame_type_name(h.type));
+        return 0;
+    }
+    const uint8_t *body = p + NEGIO__HDR_LEN;
+    size_t total = NEGIO__HDR_LEN + (size_t)h.length;
+    *progress = 1;
+    const uint8_t *payload;
+    size_t plen;
+    int rc;
+    switch (h.type) {
+    case NEGIO__FT_HANDSHAKE:
+        if (c->ctx_complete)
+            return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame after the context was complete");
+        if (c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL)
+            return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame before the client's first token");
+        if (h.length == 0)
+            return fail(c, NEGIO_ERR_PROTOCOL, "empty handshake token");
+        if (++c->rounds > c->cfg.limits.max_rounds)
+            return fail(c, NEGIO_ERR_PROTOCOL, "more than %u handshake rounds",
+                        (unsigned)c->cfg.limits.max_rounds);
+        if ((rc = negio__buf_append(&c->hs_in, body, h.length)) < 0)
+            return fail(c, rc, "out of memory");
+        negio__buf_consume(&c->in, total);
+        c->step_pending = 1;
+        return 0;
+    case NEGIO__FT_HS_ERROR:
+        return on_hs_error(c, body, h.length);
+    case NEGIO__FT_POLICY:
+        if (!c->ctx_complete)
+            return fail(c, NEGIO_ERR_PROTOCOL, "policy frame before the handshake completed");
+        if (c->peer_policy)
+            return fail(c, NEGIO_ERR_PROTOCOL, "second policy frame");
+        if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
+            return rc;
+        rc = on_policy(c, payload, plen);
+        negio__gss_release(&c->plain);
+        if (rc < 0)
+            return rc;
+        negio__buf_consume(&c->in, total);
+        return 0;
+    case NEGIO__FT_CLOSE:
+        if (!c->established)
+            return fail(c, NEGIO_ERR_PROTOCOL, "close frame before establishment");
+        if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
+            return rc;
+        rc = on_close(c, payload, plen, ev);
+        negio__gss_release(&c->plain);
+        negio__buf_consume(&c->in, total);
+        return rc;
+    default: /* NEGIO__FT_DATA */
+        if (!c->established)
+            return fail(c, NEGIO_ERR_PROTOCOL, "data frame before establishment");
+        if (h.level < c->cfg.min_level)
+            return fail(c, NEGIO_ERR_DOWNGRADE, "%s frame received, minimum is %s",
+                        negio_level_name((negio_level)h.level),
+                        negio_level_name(c->cfg.min_level));
+        if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
+            return rc;
+        rc = deliver(c, &h, payload, plen, ev);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && c->plain == NULL && c->reasm_active != 2)
+            c->in_hold = total; /* the event points into the input buffer */
+        else
+            negio__buf_consume(&c->in, total);
+        return rc;
+    }
+}
+
+int negio_conn_next_event(negio_conn *c, negio_event *ev)
+{
+    if (c == NULL || ev == NULL)
+        return NEGIO_ERR_INVALID;
+    memset(ev, 0, sizeof(*ev));
+    release_event(c);
+    for (;;) {
+        if (c->err != 0)
+            return c->err;
+        if (c->closed)
+            return 0;
+        if (c->step_pending) {
+            if (c->cfg.deferred_steps)
+                return 0;
+            int rc = negio_conn_step(c);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (!c->established && c->ctx_complete && c->peer_policy) {
+            c->established = 1;
+            int rc = flush_queue(c);
+            if (rc < 0)
+                return rc;
+            ev->type = NEGIO_EV_ESTABLISHED;
+            return 1;
+        }
+        int progress;
+        int rc = parse_one(c, ev, &progress);
+        if (rc != 0)
+            return rc;
+        if (!progress)
+            return 0;
+    }
+}
+
+/* ---- application writes ---------------------------------------------------------------- */
+
+static int check_write(negio_conn *c, size_t len, negio_level level)
+{
+    if (len > c->cfg.limits.max_message || (c->established && len > c->peer_max_message))
+        return NEGIO_ERR_MSG_SIZE;
+    if (c->established && level < c->peer_min)
+        return NEGIO_ERR_LEVEL;
+    return 0;
+}
+
+static int flush_queue(negio_conn *c)
+{
+    while (negio__buf_size(&c->queue) > 0) {
+        const uint8_t *q = negio__buf_data(&c->queue);
+        negio_level level = (negio_level)q[0];
+        size_t len = negio__get_u32(q + 1);
+        int rc = check_write(c, len, level);
+        if (rc == NEGIO_ERR_LEVEL)
+            return fail(c, NEGIO_ERR_POLICY,
+                        "a message written before completion at level %s is below the peer's "
+                        "minimum %s",
+                        negio_level_name(level), negio_level_name(c->peer_min));
+        if (rc == NEGIO_ERR_MSG_SIZE)
+            return fail(c, NEGIO_ERR_POLICY,
+                        "a message written before completion exceeds the peer's limit of %u bytes",
+                        (unsigned)c->peer_max_message);
+        if ((rc = put_message(c, q + 5, len, level)) < 0)
+            return rc;
+        negio__buf_consume(&c->queue, 5 + len);
+    }
+    return 0;
+}
+
+int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level level)
+{
+    if (c == NULL || (data == NULL && len > 0) || level < NEGIO_LEVEL_DEFAULT ||
+        level > NEGIO_LEVEL_SEAL)
+        return NEGIO_ERR_INVALID;
+    if (c->err != 0)
+        return c->err;
+    if (c->close_sent || c->closed)
+        return NEGIO_ERR_STATE;
+    if (level == NEGIO_LEVEL_DEFAULT)
+        level = c->cfg.default_level;
+    int rc = check_write(c, len, level);
+    if (rc < 0)
+        return rc;
+    if (c->established)
+        return put_message(c, data, len, level);
+    if (negio__buf_size(&c->queue) + 5 + len > c->cfg.limits.max_queued)
+        return NEGIO_ERR_MSG_SIZE;
+    uint8_t h[5] = {(uint8_t)level};
+    negio__put_u32(h + 1, (uint32_t)len);
+    if ((rc = negio__buf_append(&c->queue, h, sizeof(h))) < 0 ||
+        (rc = negio__buf_append(&c->queue, data, len)) < 0)
+        return NEGIO_ERR_NOMEM;
+    return NEGIO_OK;
+}
+
+int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
+{
+    if (c == NULL)
+        return NEGIO_ERR_INVALID;
+    if (c->close_sent)
+        return NEGIO_ERR_STATE;
+    if (c->err != 0)
+        return c->err;
+    if (reason == NULL)
+        reason = "";
+    size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
+    c->close_sent = 1;
+    if (!c->established) {
+        put_hs_error(c, NULL, 0, reason[0] ? reason : "closed before authentication completed");
+        return NEGIO_OK;
+    }
+    uint8_t body[4 + NEGIO__REASON_MAX];
+    negio__put_u32(body, status);
+    memcpy(body + 4, reason, rlen);
+    return put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, body, 4 + rlen);
+}
+
+/* ---- queries --------------------------------------------------------------------------- */
+
+unsigned negio_conn_want(const negio_conn *c)
+{
+    if (c == NULL)
+        return 0;
+    unsigned w = 0;
+    if (negio__buf_size(&c->out) > 0)
+        w |= NEGIO_WANT_WRITE;
+    if (c->err != 0 || c->closed)
+        return w;
+    if (c->step_pending)
+        w |= NEGIO_WANT_STEP;
+    else if (negio__buf_size(&c->in) >= NEGIO__HDR_LEN || c->eof ||
+             (!c->established && c->ctx_complete && c->peer_policy))
+        w |= NEGIO_WANT_EVENT;
+    if (!c->eof)
+        w |= NEGIO_WANT_READ;
+    return w;
+}
+
+int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
+{
+    if (c == NULL || info == NULL)
+        return NEGIO_ERR_INVALID;
+    if (!c->established)
+        return NEGIO_ERR_STATE;
+    memset(info, 0, sizeof(*info));
+    negio__gss_info(c->gss, info);
+    info->peer_min_level = c->peer_min;
+    info->peer_default_level = c->peer_default;
+    info->peer_max_message = c->peer_max_message;
+    return NEGIO_OK;
+}
+
+int negio_conn_error(const negio_conn *c)
+{
+    return c == NULL ? NEGIO_ERR_INVALID : c->err;
+}
+
+const char *negio_conn_error_detail(const negio_conn *c)
+{
+    return (c == NULL || c->err == 0) ? "" : c->detail;
+}
+
+int negio_conn_is_established(const negio_conn *c)
+{
+    return c != NULL && c->established && c->err == 0;
+}
+
+size_t negio_conn_pending_bytes(const negio_conn *c)
+{
+    return c == NULL ? 0 : negio__buf_size(&c->queue) + negio__buf_size(&c->out);
+}

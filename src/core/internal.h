@@ -1,0 +1,39 @@
+/* Internal state shared between the connector core and the GSS provider. */
+#ifndef NEGIO_CORE_INTERNAL_H
+#define NEGIO_CORE_INTERNAL_H
+
+#include "negio/negio.h"
+
+#define NEGIO__DETAIL_MAX 768
+#define NEGIO__FRAME_OVERHEAD 1024 /* room kept in a frame body for MIC or wrap overhead */
+#define NEGIO__REASON_MAX 256
+
+struct negio_config {
+    negio_role role;
+    negio_mech mech;
+    unsigned allowed;
+    char *service;
+    char *keytab;
+    char *ccache;
+    char *ntlm_file;
+    char *user;
+    char *password;
+    negio_level default_level;
+    negio_level min_level;
+    int require_server_auth;
+    int mutual;
+    int delegate;
+    int deferred_steps;
+    negio_limits limits;
+    negio_log_fn log_fn;
+    void *log_user;
+};
+
+/* Deep copy of a configuration (strings duplicated). 0 or NEGIO_ERR_NOMEM. */
+int negio__config_copy(negio_config *dst, const negio_config *src);
+void negio__config_clear(negio_config *cfg);
+
+/* snprintf into a detail buffer of NEGIO__DETAIL_MAX bytes. */
+void negio__detail(char *detail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

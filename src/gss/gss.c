@@ -1,0 +1,599 @@
+#include "gss/gss.h"
+
+#include <errno.h>
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Mechanism OIDs (RFC 4178 SPNEGO, RFC 1964 Kerberos 5, its pre-standard and Microsoft
+ * variants, and [MS-NLMP] NTLMSSP). */
+static gss_OID_desc oid_spnego = {6, (void *)"\x2b\x06\x01\x05\x05\x02"};
+static gss_OID_desc oid_krb5 = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
+static gss_OID_desc oid_krb5_old = {5, (void *)"\x2b\x05\x01\x05\x02"};
+static gss_OID_desc oid_krb5_ms = {9, (void *)"\x2a\x86\x48\x82\xf7\x12\x01\x02\x02"};
+static gss_OID_desc oid_ntlm = {10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"};
+
+struct negio__gss {
+    negio_role role;
+    negio_mech want;
+    unsigned allowed;
+    int require_server_auth;
+    OM_uint32 req_flags;
+    gss_cred_id_t cred;
+    gss_name_t target;
+    gss_ctx_id_t ctx;
+    gss_name_t peer;
+    gss_cred_id_t deleg;
+    OM_uint32 flags;
+    OM_uint32 lifetime;
+    negio_mech won;
+    int negotiated;
+    int first;
+    int complete;
+    char *peer_text;
+    char *local_name;
+};
+
+static int oid_eq(const gss_OID a, const gss_OID b)
+{
+    return a != GSS_C_NO_OID && a->length == b->length &&
+           memcmp(a->elements, b->elements, a->length) == 0;
+}
+
+static negio_mech mech_of(gss_OID oid)
+{
+    if (oid_eq(oid, &oid_krb5) || oid_eq(oid, &oid_krb5_old) || oid_eq(oid, &oid_krb5_ms))
+        return NEGIO_MECH_KERBEROS;
+    if (oid_eq(oid, &oid_ntlm))
+        return NEGIO_MECH_NTLM;
+    return NEGIO_MECH_NONE;
+}
+
+/* Appends every message of one status type to S (bounded). */
+static void status_text(char *s, size_t cap, OM_uint32 code, int type, gss_OID mech)
+{
+    OM_uint32 more = 0, min;
+    size_t used = strlen(s);
+    do {
+        gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
+        if (GSS_ERROR(gss_display_status(&min, code, type, mech, &more, &b)))
+            break;
+        if (used + 3 < cap) {
+            int n = snprintf(s + used, cap - used, "%s%.*s", used ? "; " : "", (int)b.length,
+                             (const char *)b.value);
+            if (n > 0)
+                used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+        }
+        gss_release_buffer(&min, &b);
+    } while (more != 0);
+}
+
+/* "CALL: MAJOR TEXT; MINOR TEXT (major 0x..., minor ...)" */
+static void gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint32 minor,
+                       gss_OID mech)
+{
+    char text[NEGIO__DETAIL_MAX] = "";
+    status_text(text, sizeof(text), major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+    if (minor != 0)
+        status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
+    negio__detail(detail, "%s: %s (major 0x%08x, minor %u)", call, text, (unsigned)major,
+                  (unsigned)minor);
+}
+
+static int import_name(const char *text, gss_OID type, gss_name_t *out, char *detail)
+{
+    OM_uint32 min;
+    gss_buffer_desc b = {strlen(text), (void *)text};
+    OM_uint32 maj = gss_import_name(&min, &b, type, out);
+    if (GSS_ERROR(maj)) {
+        gss_detail(detail, "gss_import_name", maj, min, GSS_C_NO_OID);
+        return NEGIO_ERR_CREDENTIALS;
+    }
+    return 0;
+}
+
+static const char *ntlm_file(const negio_config *cfg)
+{
+    return cfg->ntlm_file != NULL ? cfg->ntlm_file : getenv("NTLM_USER_FILE");
+}
+
+/* The mechanism list SPNEGO may offer or accept. */
+static void neg_set(unsigned allowed, gss_OID_desc *elems, gss_OID_set_desc *set)
+{
+    set->count = 0;
+    set->elements = elems;
+    if (allowed & NEGIO_ALLOW_KERBEROS)
+        elems[set->count++] = oid_krb5;
+    if (allowed & NEGIO_ALLOW_NTLM)
+        elems[set->count++] = oid_ntlm;
+}
+
+static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
+{
+    OM_uint32 maj, min;
+    gss_OID_desc one;
+    gss_OID_set_desc mechs = {1, &one};
+    one = g->want == NEGIO_MECH_KERBEROS ? oid_krb5
+          : g->want == NEGIO_MECH_NTLM   ? oid_ntlm
+                                         : oid_spnego;
+    if (cfg->user != NULL) {
+        gss_name_t name = GSS_C_NO_NAME;
+        int rc = import_name(cfg->user, GSS_C_NT_USER_NAME, &name, detail);
+        if (rc < 0)
+            return rc;
+        gss_buffer_desc pw = {strlen(cfg->password), cfg->password};
+        maj = gss_acquire_cred_with_password(&min, name, &pw, GSS_C_INDEFINITE, &mechs,
+                                             GSS_C_INITIATE, &g->cred, NULL, NULL);
+        gss_release_name(&min, &name);
+        if (GSS_ERROR(maj)) {
+            gss_detail(detail, "gss_acquire_cred_with_password", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_CREDENTIALS;
+        }
+    } else {
+        /* gss-ntlmssp reads no default account when a cred store is given, so the store
+         * names the NTLM account file whenever it names anything. */
+        gss_key_value_element_desc el[3];
+        gss_key_value_set_desc store = {0, el};
+        if (cfg->ccache != NULL)
+            el[store.count++] = (gss_key_value_element_desc){"ccache", cfg->ccache};
+        if (cfg->keytab != NULL)
+            el[store.count++] = (gss_key_value_element_desc){"client_keytab", cfg->keytab};
+        if (store.count > 0 && (g->allowed & NEGIO_ALLOW_NTLM) && ntlm_file(cfg) != NULL)
+            el[store.count++] = (gss_key_value_element_desc){"ntlmssp_keyfile", ntlm_file(cfg)};
+        maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
+                                    GSS_C_INITIATE, store.count ? &store : GSS_C_NO_CRED_STORE,
+                                    &g->cred, NULL, NULL);
+        if (GSS_ERROR(maj)) {
+            gss_detail(detail, "gss_acquire_cred_from", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_CREDENTIALS;
+        }
+    }
+    if (g->want == NEGIO_MECH_NEGOTIATE) {
+        gss_OID_desc elems[2];
+        gss_OID_set_desc set;
+        neg_set(g->allowed, elems, &set);
+        maj = gss_set_neg_mechs(&min, g->cred, &set);
+        if (GSS_ERROR(maj)) {
+            gss_detail(detail, "gss_set_neg_mechs", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_CREDENTIALS;
+        }
+    }
+    return 0;
+}
+
+static int acquire_server(negio__gss *g, const negio_config *cfg, char *detail)
+{
+    OM_uint32 maj, min;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_key_value_element_desc el[2];
+    gss_key_value_set_desc store = {0, el};
+    if (cfg->keytab != NULL)
+        el[store.count++] = (gss_key_value_element_desc){"keytab", cfg->keytab};
+    if (cfg->ntlm_file != NULL)
+        el[store.count++] = (gss_key_value_element_desc){"ntlmssp_keyfile", cfg->ntlm_file};
+    if (store.count > 0 && cfg->service == NULL && (cfg->allowed & NEGIO_ALLOW_NTLM)) {
+        /* gss-ntlmssp 1.2 builds a user (not server) credential from a cred store unless it
+         * is given a server name, and then fails or crashes in accept. */
+        negio__detail(detail, "an explicit keytab or NTLM file with NTLM allowed needs a "
+                              "service name (gss-ntlmssp limitation)");
+        return NEGIO_ERR_CREDENTIALS;
+    }
+    if (cfg->service != NULL) {
+        int rc = import_name(cfg->service, GSS_C_NT_HOSTBASED_SERVICE, &name, detail);
+        if (rc < 0)
+            return rc;
+    }
+    gss_OID_desc elems[3];
+    gss_OID_set_desc mechs = {0, elems};
+    elems[mechs.count++] = oid_spnego;
+    if (cfg->allowed & NEGIO_ALLOW_KERBEROS)
+        elems[mechs.count++] = oid_krb5;
+    if (cfg->allowed & NEGIO_ALLOW_NTLM)
+        elems[mechs.count++] = oid_ntlm;
+    maj = gss_acquire_cred_from(&min, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT,
+                                store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
+    gss_release_name(&min, &name);
+    if (GSS_ERROR(maj)) {
+        gss_detail(detail, "gss_acquire_cred_from (acceptor)", maj, min, GSS_C_NO_OID);
+        return NEGIO_ERR_CREDENTIALS;
+    }
+    gss_OID_desc negs[2];
+    gss_OID_set_desc set;
+    neg_set(cfg->allowed, negs, &set);
+    maj = gss_set_neg_mechs(&min, g->cred, &set);
+    if (GSS_ERROR(maj)) {
+        gss_detail(detail, "gss_set_neg_mechs", maj, min, GSS_C_NO_OID);
+        return NEGIO_ERR_CREDENTIALS;
+    }
+    return 0;
+}
+
+int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
+{
+    negio__gss *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NEGIO_ERR_NOMEM;
+    g->role = cfg->role;
+    g->want = cfg->mech;
+    g->allowed = cfg->allowed;
+    g->require_server_auth = cfg->require_server_auth;
+    g->cred = GSS_C_NO_CREDENTIAL;
+    g->deleg = GSS_C_NO_CREDENTIAL;
+    g->ctx = GSS_C_NO_CONTEXT;
+    g->first = 1;
+    g->req_flags = GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
+    if (cfg->mutual)
+        g->req_flags |= GSS_C_MUTUAL_FLAG;
+    if (cfg->delegate)
+        g->req_flags |= GSS_C_DELEG_FLAG;
+    int rc;
+    if (g->role == NEGIO_ROLE_CLIENT) {
+        if ((g->want == NEGIO_MECH_KERBEROS && !(g->allowed & NEGIO_ALLOW_KERBEROS)) ||
+            (g->want == NEGIO_MECH_NTLM && !(g->allowed & NEGIO_ALLOW_NTLM))) {
+            negio__detail(detail, "mechanism %s is not in the allowed set", negio_mech_name(g->want));
+            negio__gss_del(g);
+            return NEGIO_ERR_POLICY;
+        }
+        rc = import_name(cfg->service, GSS_C_NT_HOSTBASED_SERVICE, &g->target, detail);
+        if (rc == 0)
+            rc = acquire_client(g, cfg, detail);
+    } else {
+        rc = acquire_server(g, cfg, detail);
+    }
+    if (rc < 0) {
+        negio__gss_del(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+void negio__gss_del(negio__gss *g)
+{
+    OM_uint32 min;
+    if (g == NULL)
+        return;
+    if (g->ctx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);
+    if (g->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&min, &g->cred);
+    if (g->deleg != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&min, &g->deleg);
+    if (g->target != GSS_C_NO_NAME)
+        gss_release_name(&min, &g->target);
+    if (g->peer != GSS_C_NO_NAME)
+        gss_release_name(&min, &g->peer);
+    free(g->peer_text);
+    free(g->local_name);
+    free(g);
+}
+
+/* The mechanism named by an initial context token (RFC 2743 section 3.1: 0x60, DER length,
+ * 0x06, OID length, OID), or NTLM for a raw NTLMSSP message. */
+static negio_mech initial_token_mech(const uint8_t *p, size_t n, int *spnego)
+{
+    *spnego = 0;
+    if (n >= 8 && memcmp(p, "NTLMSSP\0", 8) == 0)
+        return NEGIO_MECH_NTLM;
+    if (n < 2 || p[0] != 0x60)
+        return NEGIO_MECH_NONE;
+    size_t i = 2;
+    if (p[1] & 0x80) {
+        size_t k = p[1] & 0x7f;
+        if (k == 0 || k > 4)
+            return NEGIO_MECH_NONE;
+        i += k;
+    }
+    if (i + 2 > n || p[i] != 0x06 || p[i + 1] > 0x7f || i + 2 + p[i + 1] > n)
+        return NEGIO_MECH_NONE;
+    gss_OID_desc oid = {p[i + 1], (void *)(p + i + 2)};
+    if (oid_eq(&oid, &oid_spnego)) {
+        *spnego = 1;
+        return NEGIO_MECH_NEGOTIATE;
+    }
+    return mech_of(&oid);
+}
+
+static const char *flag_names(OM_uint32 f, char *buf, size_t cap)
+{
+    static const struct {
+        OM_uint32 bit;
+        const char *name;
+    } names[] = {{GSS_C_MUTUAL_FLAG, "mutual"},    {GSS_C_REPLAY_FLAG, "replay"},
+                 {GSS_C_SEQUENCE_FLAG, "sequence"}, {GSS_C_INTEG_FLAG, "integrity"},
+                 {GSS_C_CONF_FLAG, "confidentiality"}};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (f & names[i].bit) {
+            size_t u = strlen(buf);
+            snprintf(buf + u, cap - u, "%s%s", u ? ", " : "", names[i].name);
+        }
+    }
+    return buf;
+}
+
+static char *display(gss_name_t name)
+{
+    OM_uint32 min;
+    gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
+    if (GSS_ERROR(gss_display_name(&min, name, &b, NULL)))
+        return strdup("");
+    char *s = strndup(b.value, b.length);
+    gss_release_buffer(&min, &b);
+    return s;
+}
+
+/* Every check an established context must pass before anything is sent under it. */
+static int check_context(negio__gss *g, gss_OID mech, char *detail)
+{
+    OM_uint32 min;
+    char names[128];
+    g->won = mech_of(mech);
+    if (g->won == NEGIO_MECH_NONE) {
+        negio__detail(detail, "an unknown mechanism was negotiated");
+        return NEGIO_ERR_POLICY;
+    }
+    unsigned bit = g->won == NEGIO_MECH_KERBEROS ? NEGIO_ALLOW_KERBEROS : NEGIO_ALLOW_NTLM;
+    if (!(g->allowed & bit)) {
+        negio__detail(detail, "mechanism %s won but is not allowed", negio_mech_name(g->won));
+        return NEGIO_ERR_POLICY;
+    }
+    if (g->flags & GSS_C_ANON_FLAG) {
+        negio__detail(detail, "anonymous context refused");
+        return NEGIO_ERR_POLICY;
+    }
+    OM_uint32 need;
+    if (g->role == NEGIO_ROLE_CLIENT) {
+        need = g->req_flags & ~GSS_C_DELEG_FLAG;
+    } else {
+        /* gss-ntlmssp enforces sequence numbers on every signature but does not report the
+         * replay and sequence flags to the acceptor; Kerberos reports them. */
+        need = GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
+        if (g->won == NEGIO_MECH_KERBEROS)
+            need |= GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG;
+    }
+    if ((g->flags & need) != need) {
+        negio__detail(detail, "requested context flags not granted: %s",
+                      flag_names(need & ~g->flags, names, sizeof(names)));
+        return NEGIO_ERR_POLICY;
+    }
+    if (g->require_server_auth && g->won != NEGIO_MECH_KERBEROS) {
+        negio__detail(detail, "server authentication required, but %s cannot authenticate the "
+                              "server",
+                      negio_mech_name(g->won));
+        return NEGIO_ERR_POLICY;
+    }
+    if (g->require_server_auth && !(g->flags & GSS_C_MUTUAL_FLAG)) {
+        negio__detail(detail, "server authentication required, but mutual authentication "
+                              "was not performed");
+        return NEGIO_ERR_POLICY;
+    }
+    if (g->role == NEGIO_ROLE_CLIENT) {
+        gss_name_t targ = GSS_C_NO_NAME;
+        if (!GSS_ERROR(gss_inquire_context(&min, g->ctx, NULL, &targ, NULL, NULL, NULL, NULL,
+                                           NULL)) &&
+            targ != GSS_C_NO_NAME) {
+            g->peer_text = display(targ);
+            gss_release_name(&min, &targ);
+        } else {
+            g->peer_text = display(g->target);
+        }
+    } else {
+        g->peer_text = display(g->peer);
+        gss_buffer_desc ln = GSS_C_EMPTY_BUFFER;
+        if (!GSS_ERROR(gss_localname(&min, g->peer, GSS_C_NO_OID, &ln))) {
+            g->local_name = strndup(ln.value, ln.length);
+            gss_release_buffer(&min, &ln);
+        }
+    }
+    if (g->peer_text == NULL) {
+        negio__detail(detail, "out of memory");
+        return NEGIO_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
+                    int *complete, char *detail)
+{
+    OM_uint32 maj, min, min2;
+    gss_buffer_desc itok = {in_len, (void *)in};
+    gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
+    gss_OID mech = GSS_C_NO_OID;
+    const char *call;
+    *complete = 0;
+    if (g->role == NEGIO_ROLE_CLIENT) {
+        call = "gss_init_sec_context";
+        gss_OID want = g->want == NEGIO_MECH_KERBEROS ? &oid_krb5
+                       : g->want == NEGIO_MECH_NTLM   ? &oid_ntlm
+                                                      : &oid_spnego;
+        g->negotiated = g->want == NEGIO_MECH_NEGOTIATE;
+        maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, want, g->req_flags, 0,
+                                   GSS_C_NO_CHANNEL_BINDINGS, in ? &itok : GSS_C_NO_BUFFER,
+                                   &mech, &otok, &g->flags, &g->lifetime);
+    } else {
+        call = "gss_accept_sec_context";
+        if (g->first) {
+            /* Refuse a mechanism outside the policy before its parser sees the token. */
+            int spnego;
+            negio_mech m = initial_token_mech(in, in_len, &spnego);
+            g->negotiated = spnego;
+            if (m == NEGIO_MECH_NONE) {
+                negio__detail(detail, "initial token names no supported mechanism");
+                return NEGIO_ERR_HANDSHAKE;
+            }
+            if ((m == NEGIO_MECH_KERBEROS && !(g->allowed & NEGIO_ALLOW_KERBEROS)) ||
+                (m == NEGIO_MECH_NTLM && !(g->allowed & NEGIO_ALLOW_NTLM))) {
+                negio__detail(detail, "client offered %s, which is not allowed",
+                              negio_mech_name(m));
+                return NEGIO_ERR_POLICY;
+            }
+        }
+        maj = gss_accept_sec_context(&min, &g->ctx, g->cred, &itok, GSS_C_NO_CHANNEL_BINDINGS,
+                                     g->peer == GSS_C_NO_NAME ? &g->peer : NULL, &mech, &otok,
+                                     &g->flags, &g->lifetime, &g->deleg);
+    }
+    g->first = 0;
+    int rc = 0;
+    if (otok.length > 0)
+        rc = negio__buf_append(out, otok.value, otok.length);
+    gss_release_buffer(&min2, &otok);
+    if (GSS_ERROR(maj)) {
+        gss_detail(detail, call, maj, min, mech);
+        return NEGIO_ERR_HANDSHAKE;
+    }
+    if (rc < 0) {
+        negio__detail(detail, "out of memory");
+        return rc;
+    }
+    if (maj & GSS_S_CONTINUE_NEEDED)
+        return 0;
+    if (maj != GSS_S_COMPLETE) {
+        /* a supplementary bit (duplicate, old, gap) on a context token is an attack */
+        gss_detail(detail, call, maj, min, mech);
+        return NEGIO_ERR_HANDSHAKE;
+    }
+    rc = check_context(g, mech, detail);
+    if (rc < 0)
+        return rc;
+    g->complete = 1;
+    *complete = 1;
+    return 0;
+}
+
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail)
+{
+    OM_uint32 maj, min, min2;
+    detail[0] = '\0';
+    if (g == NULL || g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || len == 0 ||
+        g->complete)
+        return;
+    gss_buffer_desc itok = {len, (void *)tok};
+    gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
+    gss_OID mech = GSS_C_NO_OID;
+    maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, GSS_C_NO_OID, g->req_flags, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, &itok, &mech, &otok, NULL, NULL);
+    gss_release_buffer(&min2, &otok);
+    if (GSS_ERROR(maj))
+        gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);
+}
+
+int negio__gss_sign(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail)
+{
+    OM_uint32 maj, min, min2;
+    gss_buffer_desc m = {len, (void *)msg}, mic = GSS_C_EMPTY_BUFFER;
+    maj = gss_get_mic(&min, g->ctx, GSS_C_QOP_DEFAULT, &m, &mic);
+    if (maj != GSS_S_COMPLETE) {
+        gss_detail(detail, "gss_get_mic", maj, min, GSS_C_NO_OID);
+        gss_release_buffer(&min2, &mic);
+        return NEGIO_ERR_INTEGRITY;
+    }
+    int rc = negio__buf_append(out, mic.value, mic.length);
+    gss_release_buffer(&min2, &mic);
+    return rc;
+}
+
+int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8_t *mic,
+                      size_t mic_len, char *detail)
+{
+    OM_uint32 min;
+    gss_buffer_desc m = {len, (void *)msg}, t = {mic_len, (void *)mic};
+    gss_qop_t qop = 0;
+    OM_uint32 maj = gss_verify_mic(&min, g->ctx, &m, &t, &qop);
+    if (maj != GSS_S_COMPLETE) {
+        gss_detail(detail, "gss_verify_mic", maj, min, GSS_C_NO_OID);
+        return NEGIO_ERR_INTEGRITY;
+    }
+    return 0;
+}
+
+int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail)
+{
+    OM_uint32 maj, min, min2;
+    gss_buffer_desc m = {len, (void *)msg}, tok = GSS_C_EMPTY_BUFFER;
+    int conf = 0;
+    maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &m, &conf, &tok);
+    if (maj != GSS_S_COMPLETE || conf != 1) {
+        if (maj == GSS_S_COMPLETE)
+            negio__detail(detail, "gss_wrap did not apply confidentiality");
+        else
+            gss_detail(detail, "gss_wrap", maj, min, GSS_C_NO_OID);
+        gss_release_buffer(&min2, &tok);
+        return NEGIO_ERR_INTEGRITY;
+    }
+    int rc = negio__buf_append(out, tok.value, tok.length);
+    gss_release_buffer(&min2, &tok);
+    return rc;
+}
+
+int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
+                      size_t *plain_len, void **handle, char *detail)
+{
+    OM_uint32 maj, min, min2;
+    gss_buffer_desc t = {len, (void *)tok};
+    gss_buffer_t p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NEGIO_ERR_NOMEM;
+    int conf = 0;
+    gss_qop_t qop = 0;
+    maj = gss_unwrap(&min, g->ctx, &t, p, &conf, &qop);
+    if (maj != GSS_S_COMPLETE || conf != 1) {
+        if (maj == GSS_S_COMPLETE)
+            negio__detail(detail, "sealed frame was not encrypted (integrity-only wrap token)");
+        else
+            gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
+        if (p->length > 0)
+            explicit_bzero(p->value, p->length);
+        gss_release_buffer(&min2, p);
+        free(p);
+        return NEGIO_ERR_INTEGRITY;
+    }
+    *plain = p->value;
+    *plain_len = p->length;
+    *handle = p;
+    return 0;
+}
+
+void negio__gss_release(void **handle)
+{
+    OM_uint32 min;
+    gss_buffer_t p = *handle;
+    if (p == NULL)
+        return;
+    if (p->length > 0)
+        explicit_bzero(p->value, p->length);
+    gss_release_buffer(&min, p);
+    free(p);
+    *handle = NULL;
+}
+
+void negio__gss_info(const negio__gss *g, negio_auth_info *info)
+{
+    info->mech = g->won;
+    info->negotiated = g->negotiated;
+    info->peer = g->peer_text;
+    info->local_name = g->role == NEGIO_ROLE_SERVER ? g->local_name : NULL;
+    info->server_authenticated =
+        g->won == NEGIO_MECH_KERBEROS && (g->flags & GSS_C_MUTUAL_FLAG) != 0;
+    unsigned f = 0;
+    if (g->flags & GSS_C_DELEG_FLAG)
+        f |= NEGIO_FLAG_DELEG;
+    /* gss-ntlmssp grants MUTUAL to the initiator, but NTLM never authenticates the server */
+    if ((g->flags & GSS_C_MUTUAL_FLAG) && g->won == NEGIO_MECH_KERBEROS)
+        f |= NEGIO_FLAG_MUTUAL;
+    if (g->flags & GSS_C_REPLAY_FLAG)
+        f |= NEGIO_FLAG_REPLAY;
+    if (g->flags & GSS_C_SEQUENCE_FLAG)
+        f |= NEGIO_FLAG_SEQUENCE;
+    if (g->flags & GSS_C_CONF_FLAG)
+        f |= NEGIO_FLAG_CONF;
+    if (g->flags & GSS_C_INTEG_FLAG)
+        f |= NEGIO_FLAG_INTEG;
+    if (g->flags & GSS_C_ANON_FLAG)
+        f |= NEGIO_FLAG_ANON;
+    info->flags = f;
+    info->lifetime = g->lifetime;
+}

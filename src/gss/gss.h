@@ -1,0 +1,44 @@
+/* The GSS-API provider: credentials, the context loop, per-message protection and the facts of
+ * an established context. Every function writes a human-readable cause into DETAIL (size
+ * NEGIO__DETAIL_MAX) when it fails. */
+#ifndef NEGIO_GSS_GSS_H
+#define NEGIO_GSS_GSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/internal.h"
+
+typedef struct negio__gss negio__gss;
+
+int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail);
+void negio__gss_del(negio__gss *g);
+
+/* One context step on IN (NULL/0 for the client's first call). Appends the output token (if any)
+ * to OUT even on failure, so that an error token can still reach the peer. *COMPLETE is set once
+ * the context is established and every policy check on it passed. */
+int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
+                    int *complete, char *detail);
+
+/* Gives a client's context the peer's error token, to learn the mechanism's own reason.
+ * Never succeeds; returns a negative code and fills DETAIL. */
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
+
+/* Appends a MIC over MSG. */
+int negio__gss_sign(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail);
+/* Verifies MIC over MSG: only an exact GSS_S_COMPLETE passes. */
+int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8_t *mic,
+                      size_t mic_len, char *detail);
+/* Appends the wrap token of MSG with confidentiality. */
+int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail);
+/* Unwraps TOKEN into *PLAIN (released with negio__gss_release): exact GSS_S_COMPLETE and
+ * confidentiality are required. */
+int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
+                      size_t *plain_len, void **handle, char *detail);
+void negio__gss_release(void **handle);
+
+/* The facts of the established context; strings stay owned by G. */
+void negio__gss_info(const negio__gss *g, negio_auth_info *info);
+
+#endif

@@ -1,0 +1,199 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+
+uint32_t test_rand(unsigned *seed)
+{
+    /* xorshift32: deterministic across platforms */
+    uint32_t x = *seed ? *seed : 2463534242u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *seed = x;
+    return x;
+}
+
+const char *test_path_name(test_path p)
+{
+    static const char *names[] = {"kerberos", "negotiate->kerberos", "negotiate->ntlm", "ntlm"};
+    return p < PATH_COUNT ? names[p] : "?";
+}
+
+negio_mech test_path_mech(test_path p)
+{
+    return (p == PATH_KERBEROS || p == PATH_NEG_KERBEROS) ? NEGIO_MECH_KERBEROS : NEGIO_MECH_NTLM;
+}
+
+static void must(int rc, const char *what)
+{
+    if (rc != NEGIO_OK) {
+        fprintf(stderr, "%s: %s\n", what, negio_strerror(rc));
+        abort();
+    }
+}
+
+negio_config *test_client_config(test_path p)
+{
+    const test_realm *r = test_realm_get();
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_CLIENT), "config");
+    must(negio_config_set_service(cfg, "negio@localhost"), "service");
+    switch (p) {
+    case PATH_KERBEROS:
+        must(negio_config_set_mech(cfg, NEGIO_MECH_KERBEROS), "mech");
+        must(negio_config_set_ccache(cfg, r->ccache), "ccache");
+        break;
+    case PATH_NEG_KERBEROS:
+        must(negio_config_set_mech(cfg, NEGIO_MECH_NEGOTIATE), "mech");
+        must(negio_config_set_ccache(cfg, r->ccache), "ccache");
+        break;
+    case PATH_NEG_NTLM:
+        /* no Kerberos ticket: SPNEGO falls back to NTLM from the NTLM account file */
+        must(negio_config_set_mech(cfg, NEGIO_MECH_NEGOTIATE), "mech");
+        must(negio_config_set_ccache(cfg, r->empty_ccache), "ccache");
+        must(negio_config_set_ntlm_file(cfg, r->ntlm_file), "ntlm file");
+        break;
+    default:
+        must(negio_config_set_mech(cfg, NEGIO_MECH_NTLM), "mech");
+        break;
+    }
+    return cfg;
+}
+
+negio_config *test_server_config(test_path p)
+{
+    const test_realm *r = test_realm_get();
+    (void)p;
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_SERVER), "config");
+    must(negio_config_set_service(cfg, "negio@localhost"), "service");
+    must(negio_config_set_keytab(cfg, r->keytab), "keytab");
+    return cfg;
+}
+
+void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,
+                    test_split split, unsigned seed)
+{
+    memset(p, 0, sizeof(*p));
+    p->split = split;
+    p->seed = seed ? seed : 1;
+    must(negio_conn_new(&p->client.conn, client), "client conn");
+    must(negio_conn_new(&p->server.conn, server), "server conn");
+}
+
+static void side_free(test_side *s)
+{
+    for (int i = 0; i < s->nevents; i++)
+        free(s->events[i].data);
+    negio_conn_del(s->conn);
+    memset(s, 0, sizeof(*s));
+}
+
+void test_pair_free(test_pair *p)
+{
+    side_free(&p->client);
+    side_free(&p->server);
+}
+
+void test_side_drain(test_side *s)
+{
+    for (;;) {
+        if (s->deferred && (negio_conn_want(s->conn) & NEGIO_WANT_STEP))
+            (void)negio_conn_step(s->conn);
+        negio_event ev;
+        int rc = negio_conn_next_event(s->conn, &ev);
+        if (rc < 0) {
+            s->err = rc;
+            return;
+        }
+        if (rc == 0) {
+            if (s->deferred && (negio_conn_want(s->conn) & NEGIO_WANT_STEP))
+                continue;
+            return;
+        }
+        if (s->nevents == TEST_MAX_EVENTS)
+            abort();
+        test_event *e = &s->events[s->nevents++];
+        e->type = ev.type;
+        e->level = ev.level;
+        e->len = ev.len;
+        e->status = ev.status;
+        e->data = malloc(ev.len + 1);
+        if (ev.len)
+            memcpy(e->data, ev.data, ev.len);
+    }
+}
+
+size_t test_pair_move(test_pair *p, test_side *from, test_side *to)
+{
+    size_t avail;
+    const uint8_t *out = negio_conn_send_buf(from->conn, &avail);
+    if (avail == 0)
+        return 0;
+    size_t n = avail;
+    if (p->split == SPLIT_BYTE)
+        n = 1;
+    else if (p->split == SPLIT_RANDOM)
+        n = 1 + test_rand(&p->seed) % (avail < 64 ? avail : 64 + avail / 4);
+    if (n > avail)
+        n = avail;
+    if (negio_conn_feed(to->conn, out, n) != NEGIO_OK) {
+        negio_conn_send_done(from->conn, avail); /* the receiver is dead; drop */
+        return avail;
+    }
+    negio_conn_send_done(from->conn, n);
+    return n;
+}
+
+void test_pair_run(test_pair *p)
+{
+    test_side_drain(&p->client);
+    test_side_drain(&p->server);
+    for (int guard = 0; guard < 100000000; guard++) {
+        size_t a = test_pair_move(p, &p->client, &p->server);
+        if (a)
+            test_side_drain(&p->server);
+        size_t b = test_pair_move(p, &p->server, &p->client);
+        if (b)
+            test_side_drain(&p->client);
+        if (a == 0 && b == 0)
+            return;
+    }
+    abort();
+}
+
+int test_side_count(const test_side *s, negio_event_type type)
+{
+    int n = 0;
+    for (int i = 0; i < s->nevents; i++)
+        n += s->events[i].type == type;
+    return n;
+}
+
+const test_event *test_side_message(const test_side *s, int n)
+{
+    for (int i = 0; i < s->nevents; i++) {
+        if (s->events[i].type == NEGIO_EV_MESSAGE && n-- == 0)
+            return &s->events[i];
+    }
+    return NULL;
+}
+
+int test_pair_establish(test_pair *p)
+{
+    test_pair_run(p);
+    return test_side_count(&p->client, NEGIO_EV_ESTABLISHED) == 1 &&
+           test_side_count(&p->server, NEGIO_EV_ESTABLISHED) == 1;
+}
+
+uint8_t *test_take_output(negio_conn *c, size_t *len)
+{
+    const uint8_t *out = negio_conn_send_buf(c, len);
+    uint8_t *copy = malloc(*len + 1);
+    if (*len)
+        memcpy(copy, out, *len);
+    negio_conn_send_done(c, *len);
+    return copy;
+}

@@ -1,0 +1,131 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/support.h"
+
+static test_realm realm;
+static int started;
+static int kdc_offset;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "test realm: %s\n", what);
+    exit(1);
+}
+
+static void read_line(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(out, (int)cap, f) == NULL)
+        die(path);
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+static void load_env(void)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/env", realm.dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        die("no env file");
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strncmp(line, "export ", 7) != 0)
+            continue;
+        char *eq = strchr(line + 7, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        setenv(line + 7, eq + 1, 1);
+    }
+    fclose(f);
+}
+
+static void run_script(const char *verb)
+{
+    const char *script = getenv("NEGIO_TEST_REALM_SCRIPT");
+    if (script == NULL)
+        die("NEGIO_TEST_REALM_SCRIPT is not set (run through ctest)");
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        /* keep the test's stdout clean for the test runner */
+        dup2(2, 1);
+        char off[32];
+        snprintf(off, sizeof(off), "%d", kdc_offset);
+        execl("/bin/bash", "bash", script, verb, realm.dir, off, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("realm script failed");
+}
+
+static void stop_realm(void)
+{
+    if (started)
+        run_script("stop");
+    started = 0;
+}
+
+static void remove_dir(void)
+{
+    char cmd[400];
+    if (realm.dir[0] != '\0' && strncmp(realm.dir, "/tmp/negio-test-", 16) == 0 &&
+        getenv("NEGIO_TEST_KEEP") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", realm.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test realm: could not remove %s\n", realm.dir);
+    }
+}
+
+static void at_exit(void)
+{
+    stop_realm();
+    remove_dir();
+}
+
+const test_realm *test_realm_get(void)
+{
+    if (started)
+        return &realm;
+    snprintf(realm.dir, sizeof(realm.dir), "/tmp/negio-test-XXXXXX");
+    if (mkdtemp(realm.dir) == NULL)
+        die("mkdtemp");
+    run_script("start");
+    started = 1;
+    atexit(at_exit);
+    load_env();
+    char path[300];
+    snprintf(path, sizeof(path), "%s/alice.password", realm.dir);
+    read_line(path, realm.alice_pw, sizeof(realm.alice_pw));
+    snprintf(path, sizeof(path), "%s/bob.password", realm.dir);
+    read_line(path, realm.bob_pw, sizeof(realm.bob_pw));
+    snprintf(realm.realm, sizeof(realm.realm), "%s", getenv("NEGIO_REALM"));
+    realm.kdc_port = atoi(getenv("NEGIO_KDC_PORT"));
+    snprintf(realm.keytab, sizeof(realm.keytab), "%s/service.keytab", realm.dir);
+    snprintf(realm.other_keytab, sizeof(realm.other_keytab), "%s/other.keytab", realm.dir);
+    snprintf(realm.ccache, sizeof(realm.ccache), "FILE:%s/cc", realm.dir);
+    snprintf(realm.empty_ccache, sizeof(realm.empty_ccache), "FILE:%s/no-such-cc", realm.dir);
+    snprintf(realm.ntlm_file, sizeof(realm.ntlm_file), "%s/ntlm_users", realm.dir);
+    /* a crashed test must not leave a KDC behind forever: the KDC is ours to stop */
+    signal(SIGPIPE, SIG_IGN);
+    return &realm;
+}
+
+void test_realm_restart_kdc(int offset_seconds)
+{
+    (void)test_realm_get();
+    kdc_offset = offset_seconds;
+    run_script("restart-kdc");
+}

@@ -1,0 +1,101 @@
+/* Test support: a throwaway realm per test process and an in-memory connector pair. */
+#ifndef NEGIO_TEST_SUPPORT_H
+#define NEGIO_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "negio/negio.h"
+
+typedef struct test_realm {
+    char dir[256];
+    char realm[64];
+    char alice_pw[64];
+    char bob_pw[64];
+    char keytab[300];      /* negio/localhost */
+    char other_keytab[300]; /* other/localhost */
+    char ccache[300];      /* FILE:... holding alice's TGT */
+    char empty_ccache[300]; /* FILE:... that does not exist: no Kerberos ticket */
+    char ntlm_file[300];
+    int kdc_port;
+} test_realm;
+
+/* Starts a realm in a fresh temporary folder (once per process; later calls return it) and
+ * points the process environment at it. Aborts the test process if the realm cannot start. */
+const test_realm *test_realm_get(void);
+/* Stops and restarts the KDC with a clock offset in seconds (0: normal). */
+void test_realm_restart_kdc(int offset_seconds);
+
+/* The mechanism paths every conformance test runs over. */
+typedef enum test_path {
+    PATH_KERBEROS = 0,
+    PATH_NEG_KERBEROS,
+    PATH_NEG_NTLM,
+    PATH_NTLM,
+    PATH_COUNT
+} test_path;
+
+const char *test_path_name(test_path p);
+negio_mech test_path_mech(test_path p);
+
+/* Configs for a path, with the realm's credentials; the caller may adjust and must free. */
+negio_config *test_client_config(test_path p);
+negio_config *test_server_config(test_path p);
+
+/* How bytes are cut on their way between the two connectors. */
+typedef enum test_split {
+    SPLIT_WHOLE = 0, /* everything available at once */
+    SPLIT_BYTE,      /* one byte at a time */
+    SPLIT_RANDOM,    /* random cuts (seeded) */
+    SPLIT_COUNT
+} test_split;
+
+#define TEST_MAX_EVENTS 512
+
+typedef struct test_event {
+    negio_event_type type;
+    negio_level level;
+    uint8_t *data; /* copy */
+    size_t len;
+    uint32_t status;
+} test_event;
+
+typedef struct test_side {
+    negio_conn *conn;
+    test_event events[TEST_MAX_EVENTS];
+    int nevents;
+    int err;      /* the fatal error next_event returned, 0 if none */
+    int deferred; /* run NEGIO_WANT_STEP explicitly */
+} test_side;
+
+typedef struct test_pair {
+    test_side client;
+    test_side server;
+    test_split split;
+    unsigned seed;
+} test_pair;
+
+/* Creates both connectors (configs are not kept). */
+void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,
+                    test_split split, unsigned seed);
+void test_pair_free(test_pair *p);
+/* Moves bytes both ways and collects events until neither side can make progress. */
+void test_pair_run(test_pair *p);
+/* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns bytes moved. */
+size_t test_pair_move(test_pair *p, test_side *from, test_side *to);
+/* Processes events on a side after input was fed to it. */
+void test_side_drain(test_side *s);
+/* Runs the handshake; returns 1 if both sides reported NEGIO_EV_ESTABLISHED. */
+int test_pair_establish(test_pair *p);
+/* Counts events of TYPE on a side. */
+int test_side_count(const test_side *s, negio_event_type type);
+/* The Nth message event on a side, or NULL. */
+const test_event *test_side_message(const test_side *s, int n);
+
+/* Takes all pending output of a connector into a heap buffer (caller frees). */
+uint8_t *test_take_output(negio_conn *c, size_t *len);
+
+/* Deterministic random numbers for tests. */
+uint32_t test_rand(unsigned *seed);
+
+#endif

@@ -34,6 +34,7 @@ struct negio_conn {
     int reasm_active;
 
     int step_pending;
+    int hs_error_sent;
     int ctx_complete;
     int peer_policy;
     int established;
@@ -62,6 +63,8 @@ static void logf_(negio_conn *c, int level, const char *fmt, ...)
     c->cfg.log_fn(c->cfg.log_user, level, text);
 }
 
+static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const char *reason);
+
 /* Records the first fatal error; the detail must already be in c->detail or be given here. */
 static int fail(negio_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(negio_conn *c, int code, const char *fmt, ...)
@@ -77,6 +80,10 @@ static int fail(negio_conn *c, int code, const char *fmt, ...)
     }
     negio__buf_clear(&c->queue);
     negio__buf_clear(&c->reasm);
+    /* before establishment the peer is still waiting for a token: tell it why it won't come */
+    if (!c->established && !c->hs_error_sent && code != NEGIO_ERR_PEER &&
+        code != NEGIO_ERR_TRUNCATED)
+        put_hs_error(c, NULL, 0, negio_strerror(code));
     logf_(c, 0, "%s: %s", negio_err_name(code), c->detail);
     return code;
 }
@@ -146,19 +153,21 @@ static int put_frame(negio_conn *c, uint8_t type, negio_level level, uint8_t fla
     if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
         (rc = negio__buf_append(&c->scratch, payload, len)) < 0)
         return fail(c, rc, "out of memory");
-    /* reserve the header, produce the token behind it, then fill in the length */
-    size_t at = c->out.len;
+    /* reserve the header, produce the token behind it, then fill in the length; positions are
+     * kept relative to the unsent data because appending may compact the buffer */
+    size_t at = negio__buf_size(&c->out);
     if ((rc = put_header(c, type, level, flags, 0)) < 0)
         return fail(c, rc, "out of memory");
     if (level == NEGIO_LEVEL_SIGN) {
-        size_t mic_at = c->out.len;
+        size_t mic_at = negio__buf_size(&c->out);
         if ((rc = negio__buf_append_u32(&c->out, 0)) < 0)
             return fail(c, rc, "out of memory");
         rc = negio__gss_sign(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
                              &c->out, c->detail);
         if (rc < 0)
             return fail(c, rc, NULL);
-        negio__put_u32(c->out.p + mic_at, (uint32_t)(c->out.len - mic_at - 4));
+        negio__put_u32(c->out.p + c->out.off + mic_at,
+                       (uint32_t)(negio__buf_size(&c->out) - mic_at - 4));
         if ((rc = negio__buf_append(&c->out, payload, len)) < 0)
             return fail(c, rc, "out of memory");
     } else {
@@ -168,7 +177,8 @@ static int put_frame(negio_conn *c, uint8_t type, negio_level level, uint8_t fla
             return fail(c, rc, NULL);
     }
     negio__buf_clear(&c->scratch);
-    negio__put_u32(c->out.p + at + 4, (uint32_t)(c->out.len - at - NEGIO__HDR_LEN));
+    negio__put_u32(c->out.p + c->out.off + at + 4,
+                   (uint32_t)(negio__buf_size(&c->out) - at - NEGIO__HDR_LEN));
     return 0;
 }
 
@@ -205,6 +215,7 @@ static int put_policy(negio_conn *c)
 static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const char *reason)
 {
     size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
+    c->hs_error_sent = 1;
     if (put_header(c, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 4 + len + rlen) < 0 ||
         negio__buf_append_u32(&c->out, (uint32_t)len) < 0 ||
         negio__buf_append(&c->out, tok, len) < 0 || negio__buf_append(&c->out, reason, rlen) < 0)
@@ -315,6 +326,8 @@ int negio_conn_step(negio_conn *c)
             /* a server without credentials still tells the client why it gives up */
             if (c->cfg.role == NEGIO_ROLE_SERVER)
                 put_hs_error(c, NULL, 0, "server credentials unavailable");
+            else
+                c->hs_error_sent = 1; /* nothing was sent yet: nobody is waiting */
             return fail(c, rc, NULL);
         }
     }

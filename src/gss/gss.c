@@ -1,5 +1,7 @@
 #include "gss/gss.h"
 
+#include "gss/ntlm_check.h"
+
 #include <errno.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
@@ -111,14 +113,20 @@ static void neg_set(unsigned allowed, gss_OID_desc *elems, gss_OID_set_desc *set
         elems[set->count++] = oid_ntlm;
 }
 
+/* The mechanism a client asks GSS for; every call on one context must name the same one. */
+static gss_OID client_oid(const negio__gss *g)
+{
+    return g->want == NEGIO_MECH_KERBEROS ? &oid_krb5
+           : g->want == NEGIO_MECH_NTLM   ? &oid_ntlm
+                                          : &oid_spnego;
+}
+
 static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
 {
     OM_uint32 maj, min;
     gss_OID_desc one;
     gss_OID_set_desc mechs = {1, &one};
-    one = g->want == NEGIO_MECH_KERBEROS ? oid_krb5
-          : g->want == NEGIO_MECH_NTLM   ? oid_ntlm
-                                         : oid_spnego;
+    one = *client_oid(g);
     if (cfg->user != NULL) {
         gss_name_t name = GSS_C_NO_NAME;
         int rc = import_name(cfg->user, GSS_C_NT_USER_NAME, &name, detail);
@@ -407,10 +415,15 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     *complete = 0;
     if (g->role == NEGIO_ROLE_CLIENT) {
         call = "gss_init_sec_context";
-        gss_OID want = g->want == NEGIO_MECH_KERBEROS ? &oid_krb5
-                       : g->want == NEGIO_MECH_NTLM   ? &oid_ntlm
-                                                      : &oid_spnego;
+        gss_OID want = client_oid(g);
         g->negotiated = g->want == NEGIO_MECH_NEGOTIATE;
+        if (in != NULL && g->want != NEGIO_MECH_KERBEROS) {
+            const char *why = negio__ntlm_check_token(in, in_len);
+            if (why != NULL) {
+                negio__detail(detail, "refused server token: %s", why);
+                return NEGIO_ERR_HANDSHAKE;
+            }
+        }
         maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, want, g->req_flags, 0,
                                    GSS_C_NO_CHANNEL_BINDINGS, in ? &itok : GSS_C_NO_BUFFER,
                                    &mech, &otok, &g->flags, &g->lifetime);
@@ -474,7 +487,7 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
     gss_buffer_desc itok = {len, (void *)tok};
     gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
     gss_OID mech = GSS_C_NO_OID;
-    maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, GSS_C_NO_OID, g->req_flags, 0,
+    maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, client_oid(g), g->req_flags, 0,
                                GSS_C_NO_CHANNEL_BINDINGS, &itok, &mech, &otok, NULL, NULL);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj))

@@ -1,0 +1,101 @@
+/* Validation of an NTLM CHALLENGE message ([MS-NLMP] 2.2.1.2) before gss-ntlmssp parses it.
+ * gss-ntlmssp 1.2.0 writes through a NULL pointer when a CHALLENGE announces a target name
+ * (TARGET_TYPE_SERVER or _DOMAIN, Unicode) of length zero, so a hostile server could crash the
+ * client; we refuse such messages, and any whose fields point outside the message. */
+#include "gss/ntlm_check.h"
+
+#include <string.h>
+
+#define NTLM_NEGOTIATE_UNICODE 0x00000001u
+#define NTLM_TARGET_TYPE_DOMAIN 0x00010000u
+#define NTLM_TARGET_TYPE_SERVER 0x00020000u
+#define CHALLENGE_MIN 48 /* up to and including TargetInfoFields */
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* A field descriptor (len, maxlen, offset) at AT must lie inside the message. */
+static int field_ok(const uint8_t *m, size_t n, size_t at)
+{
+    uint32_t len = le16(m + at), off = le32(m + at + 4);
+    return len == 0 || (off >= CHALLENGE_MIN - 16 && off <= n && len <= n - off);
+}
+
+const char *negio__ntlm_check_challenge(const uint8_t *m, size_t n)
+{
+    if (n < 12 || memcmp(m, "NTLMSSP\0", 8) != 0 || le32(m + 8) != 2)
+        return NULL; /* not a CHALLENGE: nothing to check here */
+    if (n < CHALLENGE_MIN)
+        return "NTLM challenge too short";
+    uint32_t flags = le32(m + 20);
+    if (!field_ok(m, n, 12))
+        return "NTLM challenge target name outside the message";
+    if (!field_ok(m, n, 40))
+        return "NTLM challenge target info outside the message";
+    if ((flags & (NTLM_TARGET_TYPE_SERVER | NTLM_TARGET_TYPE_DOMAIN)) && le16(m + 12) == 0)
+        return "NTLM challenge announces a target but its name is empty";
+    if ((flags & NTLM_NEGOTIATE_UNICODE) && (le16(m + 12) & 1))
+        return "NTLM challenge target name has an odd Unicode length";
+    return NULL;
+}
+
+/* Minimal DER reader: the tag at *P, its content bounds; 0 on malformed input. */
+static int der_next(const uint8_t **p, const uint8_t *end, uint8_t *tag, const uint8_t **body,
+                    size_t *len)
+{
+    const uint8_t *q = *p;
+    if (end - q < 2)
+        return 0;
+    *tag = *q++;
+    size_t l = *q++;
+    if (l & 0x80) {
+        size_t k = l & 0x7f;
+        if (k == 0 || k > 4 || (size_t)(end - q) < k)
+            return 0;
+        l = 0;
+        while (k--)
+            l = l << 8 | *q++;
+    }
+    if (l > (size_t)(end - q))
+        return 0;
+    *body = q;
+    *len = l;
+    *p = q + l;
+    return 1;
+}
+
+/* RFC 4178 4.2.2: NegTokenResp ::= [1] SEQUENCE { negState [0], supportedMech [1],
+ * responseToken [2] OCTET STRING, mechListMIC [3] } */
+const char *negio__ntlm_check_token(const uint8_t *tok, size_t n)
+{
+    const char *why = negio__ntlm_check_challenge(tok, n);
+    if (why != NULL || (n >= 8 && memcmp(tok, "NTLMSSP\0", 8) == 0))
+        return why;
+    const uint8_t *p = tok, *end = tok + n, *body, *seq, *inner;
+    size_t len, seq_len, inner_len;
+    uint8_t tag;
+    if (!der_next(&p, end, &tag, &body, &len) || tag != 0xa1)
+        return NULL;
+    p = body;
+    if (!der_next(&p, body + len, &tag, &seq, &seq_len) || tag != 0x30)
+        return NULL;
+    p = seq;
+    while (p < seq + seq_len) {
+        if (!der_next(&p, seq + seq_len, &tag, &body, &len))
+            return NULL;
+        if (tag != 0xa2)
+            continue;
+        const uint8_t *q = body;
+        if (!der_next(&q, body + len, &tag, &inner, &inner_len) || tag != 0x04)
+            return NULL;
+        return negio__ntlm_check_challenge(inner, inner_len);
+    }
+    return NULL;
+}

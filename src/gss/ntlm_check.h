@@ -1,0 +1,13 @@
+#ifndef NEGIO_GSS_NTLM_CHECK_H
+#define NEGIO_GSS_NTLM_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns why an NTLM CHALLENGE message is unsafe to hand to gss-ntlmssp, or NULL if it is
+ * acceptable or not a CHALLENGE at all. */
+const char *negio__ntlm_check_challenge(const uint8_t *msg, size_t len);
+/* The same for a context token that is a raw NTLM message or a SPNEGO NegTokenResp. */
+const char *negio__ntlm_check_token(const uint8_t *tok, size_t len);
+
+#endif

@@ -1,0 +1,424 @@
+/* Conformance: handshake failures and policy. Every failure must be fatal on the side that
+ * detects it, carry the GSS major and minor text where GSS failed, and reach the peer as a
+ * handshake error (never a hang, never a half-open authenticated state). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gss/ntlm_check.h"
+#include "support/support.h"
+
+static void report(const test_pair *p, const char *what)
+{
+    fprintf(stderr, "[%s] client %s: %s | server %s: %s\n", what, negio_err_name(p->client.err),
+            negio_conn_error_detail(p->client.conn), negio_err_name(p->server.err),
+            negio_conn_error_detail(p->server.conn));
+}
+
+static void run(test_pair *p, negio_config *cc, negio_config *sc, const char *what)
+{
+    test_pair_init(p, cc, sc, SPLIT_WHOLE, 1);
+    negio_config_del(cc);
+    negio_config_del(sc);
+    test_pair_run(p);
+    report(p, what);
+}
+
+static void assert_detail_has(const negio_conn *c, const char *text)
+{
+    const char *d = negio_conn_error_detail(c);
+    if (strstr(d, text) == NULL)
+        fail_msg("detail \"%s\" lacks \"%s\"", d, text);
+}
+
+static void assert_not_established(const test_pair *p)
+{
+    assert_int_equal(test_side_count(&p->client, NEGIO_EV_ESTABLISHED), 0);
+    assert_int_equal(test_side_count(&p->server, NEGIO_EV_ESTABLISHED), 0);
+}
+
+static negio_config *password_client(negio_mech mech, const char *user, const char *pw)
+{
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    negio_config_set_mech(cc, mech);
+    assert_int_equal(negio_config_set_password(cc, user, pw), 0);
+    return cc;
+}
+
+/* A password client works for Kerberos (TGT obtained in memory) and NTLM. */
+static void password_credentials_authenticate_on_each_mechanism(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    negio_mech mechs[] = {NEGIO_MECH_KERBEROS, NEGIO_MECH_NEGOTIATE, NEGIO_MECH_NTLM};
+    for (size_t i = 0; i < 3; i++) {
+        test_pair p;
+        run(&p, password_client(mechs[i], "alice", r->alice_pw), test_server_config(PATH_KERBEROS),
+            negio_mech_name(mechs[i]));
+        assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
+        negio_auth_info si;
+        assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
+        assert_non_null(strstr(si.peer, "alice"));
+        test_pair_free(&p);
+    }
+}
+
+/* Wrong password: Kerberos fails in the client's first step (pre-authentication); NTLM fails at
+ * the server, which tells the client. */
+static void wrong_password_fails_with_the_mechanism_reason(void **state)
+{
+    (void)state;
+    test_pair p;
+    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", "wrong-password"),
+        test_server_config(PATH_KERBEROS), "kerberos wrong password");
+    /* MIT obtains the TGT inside gss_acquire_cred_with_password; mechglue drops the minor */
+    assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
+    assert_detail_has(p.client.conn, "gss_acquire_cred_with_password: No credentials");
+    assert_detail_has(p.client.conn, "major 0x00070000");
+    assert_not_established(&p);
+    test_pair_free(&p);
+
+    run(&p, password_client(NEGIO_MECH_NTLM, "alice", "wrong-password"),
+        test_server_config(PATH_NTLM), "ntlm wrong password");
+    assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
+    assert_detail_has(p.server.conn, "gss_accept_sec_context");
+    assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
+/* The client targets a service whose key the server does not hold. */
+static void wrong_service_principal_is_refused_by_the_server(void **state)
+{
+    (void)state;
+    for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
+        negio_config *cc = test_client_config((test_path)path);
+        assert_int_equal(negio_config_set_service(cc, "other@localhost"), 0);
+        test_pair p;
+        run(&p, cc, test_server_config((test_path)path), "wrong principal");
+        assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
+        assert_detail_has(p.server.conn, "gss_accept_sec_context");
+        assert_detail_has(p.server.conn, "minor");
+        assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+        assert_not_established(&p);
+        test_pair_free(&p);
+    }
+}
+
+/* The server's keytab lacks the key for its configured service name. */
+static void keytab_without_the_key_fails_on_the_server(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_keytab(sc, r->other_keytab), 0);
+    test_pair p;
+    run(&p, test_client_config(PATH_KERBEROS), sc, "keytab without key");
+    assert_true(p.server.err == NEGIO_ERR_CREDENTIALS || p.server.err == NEGIO_ERR_HANDSHAKE);
+    assert_detail_has(p.server.conn, "major 0x");
+    assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
+/* A Kerberos client without a ticket has no credentials; over SPNEGO NTLM takes over unless
+ * the policy forbids it. */
+static void no_kerberos_ticket_fails_or_falls_back_to_ntlm_per_policy(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    negio_config_set_ccache(cc, r->empty_ccache);
+    test_pair p;
+    run(&p, cc, test_server_config(PATH_KERBEROS), "kerberos without ticket");
+    assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
+    assert_detail_has(p.client.conn, "gss_acquire_cred");
+    assert_int_equal(p.server.err, 0); /* the server saw nothing */
+    assert_int_equal(p.server.nevents, 0);
+    test_pair_free(&p);
+
+    /* negotiate, Kerberos only: no fallback */
+    cc = test_client_config(PATH_NEG_NTLM);
+    negio_config_set_allowed(cc, NEGIO_ALLOW_KERBEROS);
+    run(&p, cc, test_server_config(PATH_KERBEROS), "negotiate kerberos-only without ticket");
+    assert_true(p.client.err == NEGIO_ERR_CREDENTIALS || p.client.err == NEGIO_ERR_HANDSHAKE);
+    assert_not_established(&p);
+    test_pair_free(&p);
+
+    /* the server forbids NTLM: a client that can only do NTLM is refused */
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS);
+    run(&p, test_client_config(PATH_NEG_NTLM), sc, "server kerberos-only, client ntlm via spnego");
+    assert_true(p.server.err != 0 || p.client.err != 0);
+    assert_not_established(&p);
+    test_pair_free(&p);
+
+    sc = test_server_config(PATH_KERBEROS);
+    negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS);
+    run(&p, test_client_config(PATH_NTLM), sc, "server kerberos-only, raw ntlm");
+    assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
+    assert_detail_has(p.server.conn, "ntlm");
+    assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+    test_pair_free(&p);
+}
+
+/* "Require server authentication" accepts Kerberos and refuses NTLM, which cannot provide it. */
+static void require_server_auth_refuses_ntlm(void **state)
+{
+    (void)state;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        negio_config *cc = test_client_config((test_path)path);
+        assert_int_equal(negio_config_set_require_server_auth(cc, 1), 0);
+        test_pair p;
+        run(&p, cc, test_server_config((test_path)path), test_path_name((test_path)path));
+        if (test_path_mech((test_path)path) == NEGIO_MECH_KERBEROS) {
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_ESTABLISHED), 1);
+        } else {
+            assert_int_equal(p.client.err, NEGIO_ERR_POLICY);
+            assert_detail_has(p.client.conn, "server authentication required");
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_ESTABLISHED), 0);
+            /* the server learns it was refused, and never sees data */
+            assert_int_equal(p.server.err, NEGIO_ERR_PEER);
+            assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+        }
+        test_pair_free(&p);
+    }
+}
+
+/* Kerberos' replay cache rejects the same AP-REQ on a second connection. */
+static void replayed_first_token_is_rejected_by_the_replay_cache(void **state)
+{
+    (void)state;
+    for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
+        test_pair p;
+        negio_config *cc = test_client_config((test_path)path);
+        negio_config *sc = test_server_config((test_path)path);
+        test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+        test_side_drain(&p.client);
+        size_t len;
+        uint8_t *first = test_take_output(p.client.conn, &len);
+        assert_true(len > 8);
+        /* the genuine server accepts it */
+        assert_int_equal(negio_conn_feed(p.server.conn, first, len), 0);
+        test_side_drain(&p.server);
+        assert_int_equal(p.server.err, 0);
+        /* a second server (a new connection) sees the same token: replay */
+        negio_conn *again;
+        assert_int_equal(negio_conn_new(&again, sc), 0);
+        assert_int_equal(negio_conn_feed(again, first, len), 0);
+        negio_event ev;
+        int rc = negio_conn_next_event(again, &ev);
+        fprintf(stderr, "replay: %s %s\n", negio_err_name(rc), negio_conn_error_detail(again));
+        assert_int_equal(rc, NEGIO_ERR_HANDSHAKE);
+        assert_non_null(strstr(negio_conn_error_detail(again), "replay"));
+        negio_conn_del(again);
+        free(first);
+        test_pair_free(&p);
+        negio_config_del(cc);
+        negio_config_del(sc);
+    }
+}
+
+static void handshake_round_limit(void **state)
+{
+    (void)state;
+    /* NTLM needs two client tokens; a server allowing one round refuses the second */
+    negio_config *sc = test_server_config(PATH_NTLM);
+    negio_limits l = {.max_rounds = 1};
+    assert_int_equal(negio_config_set_limits(sc, &l), 0);
+    test_pair p;
+    run(&p, test_client_config(PATH_NTLM), sc, "round limit");
+    assert_int_equal(p.server.err, NEGIO_ERR_PROTOCOL);
+    assert_detail_has(p.server.conn, "handshake rounds");
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
+/* The peer vanishing at any point of the handshake is reported as truncation, never as an
+ * established connection, and leaves nothing behind (ASan run). */
+static void peer_vanishing_at_every_handshake_step_is_truncation(void **state)
+{
+    (void)state;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        for (int cut = 0; cut < 8; cut++) {
+            negio_config *cc = test_client_config((test_path)path);
+            negio_config *sc = test_server_config((test_path)path);
+            test_pair p;
+            test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+            negio_config_del(cc);
+            negio_config_del(sc);
+            test_side_drain(&p.client);
+            /* let CUT one-way transfers happen, then the client's side vanishes */
+            for (int i = 0; i < cut; i++) {
+                test_side *from = (i % 2 == 0) ? &p.client : &p.server;
+                test_side *to = (i % 2 == 0) ? &p.server : &p.client;
+                while (test_pair_move(&p, from, to) > 0)
+                    ;
+                test_side_drain(to);
+            }
+            if (test_side_count(&p.server, NEGIO_EV_ESTABLISHED) == 0) {
+                negio_conn_feed_eof(p.server.conn);
+                test_side_drain(&p.server);
+                assert_int_equal(p.server.err, NEGIO_ERR_TRUNCATED);
+            }
+            test_pair_free(&p);
+        }
+    }
+}
+
+/* An hour of clock skew between the KDC and us: obtaining a ticket fails with the skew named. */
+static void kdc_clock_skew_fails_with_the_skew_named(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    test_realm_restart_kdc(-3600);
+    test_pair p;
+    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw),
+        test_server_config(PATH_KERBEROS), "clock skew");
+    test_realm_restart_kdc(0);
+    /* MIT's client adopts the KDC's clock for its tickets, so the skew surfaces at the server,
+     * which names it; the client learns the same reason from the error token. */
+    assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
+    assert_detail_has(p.server.conn, "Clock skew too great");
+    assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+    assert_detail_has(p.client.conn, "Clock skew too great");
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
+/* An NTLM CHALLENGE ([MS-NLMP] 2.2.1.2) with Unicode and TARGET_TYPE_DOMAIN set and a target
+ * name of NAME_LEN bytes. */
+static size_t make_challenge(uint8_t *m, uint16_t name_len)
+{
+    memset(m, 0, 64 + name_len);
+    memcpy(m, "NTLMSSP\0", 8);
+    m[8] = 2;                                  /* MessageType */
+    m[12] = (uint8_t)name_len;                 /* TargetNameFields.Len */
+    m[14] = (uint8_t)name_len;                 /* .MaxLen */
+    m[16] = 56;                                /* .BufferOffset */
+    uint32_t flags = 0x00000001u | 0x00000200u | 0x00010000u | 0x00080000u | 0x00800000u;
+    m[20] = (uint8_t)flags;
+    m[21] = (uint8_t)(flags >> 8);
+    m[22] = (uint8_t)(flags >> 16);
+    m[23] = (uint8_t)(flags >> 24);
+    memcpy(m + 24, "\x01\x23\x45\x67\x89\xab\xcd\xef", 8); /* ServerChallenge */
+    m[40] = 0;                                 /* TargetInfoFields: empty */
+    m[44] = 56;
+    for (uint16_t i = 0; i < name_len; i++)
+        m[56 + i] = (i % 2) ? 0 : 'N';
+    return 56 + name_len;
+}
+
+/* Wraps an NTLM message as SPNEGO NegTokenResp (RFC 4178 4.2.2), accept-incomplete. */
+static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
+{
+    static const uint8_t ntlm_oid[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01,
+                                       0x82, 0x37, 0x02, 0x02, 0x0a};
+    size_t inner = 5 + (2 + sizeof(ntlm_oid)) + (4 + len);
+    size_t k = 0;
+    out[k++] = 0xa1;
+    out[k++] = (uint8_t)(2 + inner);
+    out[k++] = 0x30;
+    out[k++] = (uint8_t)inner;
+    memcpy(out + k, "\xa0\x03\x0a\x01\x01", 5);
+    k += 5;
+    out[k++] = 0xa1;
+    out[k++] = sizeof(ntlm_oid);
+    memcpy(out + k, ntlm_oid, sizeof(ntlm_oid));
+    k += sizeof(ntlm_oid);
+    out[k++] = 0xa2;
+    out[k++] = (uint8_t)(2 + len);
+    out[k++] = 0x04;
+    out[k++] = (uint8_t)len;
+    memcpy(out + k, msg, len);
+    return k + len;
+}
+
+/* Feeds TOKEN as the server's reply to a fresh client of PATH in a child process; returns the
+ * child's wait status: exit 0 means the client failed cleanly with NEGIO_ERR_HANDSHAKE. */
+static int hostile_server_reply(test_path path, const uint8_t *token, size_t len)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* cmocka's handlers would turn a crash here into a second test runner */
+        int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+            signal(sigs[i], SIG_DFL);
+        negio_config *cc = test_client_config(path);
+        negio_conn *c;
+        if (negio_conn_new(&c, cc) != 0)
+            _exit(10);
+        negio_event ev;
+        if (negio_conn_next_event(c, &ev) != 0) /* produces the NEGOTIATE token */
+            _exit(11);
+        uint8_t frame[8 + 512] = {1, 1, 0, 0, 0, 0, (uint8_t)(len >> 8), (uint8_t)len};
+        memcpy(frame + 8, token, len);
+        negio_conn_feed(c, frame, 8 + len);
+        int rc = negio_conn_next_event(c, &ev);
+        fprintf(stderr, "hostile challenge (%s): %s: %s\n", test_path_name(path),
+                negio_err_name(rc), negio_conn_error_detail(c));
+        int ok = rc == NEGIO_ERR_HANDSHAKE &&
+                 strstr(negio_conn_error_detail(c), "target but its name is empty") != NULL;
+        negio_conn_del(c);
+        negio_config_del(cc);
+        _exit(ok ? 0 : 12);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "client process killed by signal %d\n", WTERMSIG(st));
+    return st;
+}
+
+/* gss-ntlmssp 1.2.0 crashes on a CHALLENGE announcing an empty target name; the client must
+ * refuse it before the mechanism sees it, raw and inside SPNEGO. */
+static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client(void **state)
+{
+    (void)state;
+    uint8_t chal[128], spnego[256];
+    size_t n = make_challenge(chal, 0);
+    assert_non_null(negio__ntlm_check_challenge(chal, n));
+    int st = hostile_server_reply(PATH_NTLM, chal, n);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    size_t m = wrap_negtokenresp(spnego, chal, n);
+    assert_non_null(negio__ntlm_check_token(spnego, m));
+    st = hostile_server_reply(PATH_NEG_NTLM, spnego, m);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* control: the same message with a target name passes the check */
+    n = make_challenge(chal, 10);
+    assert_null(negio__ntlm_check_challenge(chal, n));
+    m = wrap_negtokenresp(spnego, chal, n);
+    assert_null(negio__ntlm_check_token(spnego, m));
+    /* fields pointing outside the message are refused too */
+    chal[16] = 200;
+    assert_non_null(negio__ntlm_check_challenge(chal, n));
+}
+
+int main(void)
+{
+    test_realm_get();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(password_credentials_authenticate_on_each_mechanism),
+        cmocka_unit_test(wrong_password_fails_with_the_mechanism_reason),
+        cmocka_unit_test(wrong_service_principal_is_refused_by_the_server),
+        cmocka_unit_test(keytab_without_the_key_fails_on_the_server),
+        cmocka_unit_test(no_kerberos_ticket_fails_or_falls_back_to_ntlm_per_policy),
+        cmocka_unit_test(require_server_auth_refuses_ntlm),
+        cmocka_unit_test(replayed_first_token_is_rejected_by_the_replay_cache),
+        cmocka_unit_test(handshake_round_limit),
+        cmocka_unit_test(peer_vanishing_at_every_handshake_step_is_truncation),
+        cmocka_unit_test(kdc_clock_skew_fails_with_the_skew_named),
+        cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

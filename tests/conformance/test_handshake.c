@@ -13,6 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+
 #include "gss/ntlm_check.h"
 #include "support/support.h"
 
@@ -404,6 +408,83 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
     assert_non_null(negio__ntlm_check_challenge(chal, n));
 }
 
+/* A Kerberos client whose AP-REQ does not grant integrity and confidentiality (MIT's
+ * GSS_KRB5_CRED_NO_CI_FLAGS_X, as used towards Windows for sign-only): the server's required
+ * flags are not granted, which is fatal. */
+static void context_without_required_flags_is_refused_by_the_server(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    OM_uint32 maj, min;
+    gss_key_value_element_desc el = {"ccache", r->ccache};
+    gss_key_value_set_desc store = {1, &el};
+    gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, 0, &mechs, GSS_C_INITIATE, &store, &cred,
+                                NULL, NULL);
+    assert_int_equal(maj, GSS_S_COMPLETE);
+    gss_buffer_desc empty = GSS_C_EMPTY_BUFFER;
+    maj = gss_set_cred_option(&min, &cred, (gss_OID)GSS_KRB5_CRED_NO_CI_FLAGS_X, &empty);
+    assert_int_equal(maj, GSS_S_COMPLETE);
+    gss_buffer_desc tn = {15, (void *)"negio@localhost"};
+    gss_name_t target;
+    assert_int_equal(gss_import_name(&min, &tn, GSS_C_NT_HOSTBASED_SERVICE, &target), 0);
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+    maj = gss_init_sec_context(&min, cred, &ctx, target, (gss_OID)gss_mech_krb5,
+                               GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER,
+                               NULL, &out, NULL, NULL);
+    assert_false(GSS_ERROR(maj));
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    negio_conn *server;
+    assert_int_equal(negio_conn_new(&server, sc), 0);
+    uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, (uint8_t)(out.length >> 8), (uint8_t)out.length};
+    assert_int_equal(negio_conn_feed(server, hdr, 8), 0);
+    assert_int_equal(negio_conn_feed(server, out.value, out.length), 0);
+    negio_event ev;
+    int rc = negio_conn_next_event(server, &ev);
+    fprintf(stderr, "no CI flags: %s: %s\n", negio_err_name(rc), negio_conn_error_detail(server));
+    assert_int_equal(rc, NEGIO_ERR_POLICY);
+    assert_non_null(strstr(negio_conn_error_detail(server), "not granted: integrity, "
+                                                            "confidentiality"));
+    /* the refusal reaches the client as a handshake error frame, not a token */
+    size_t len;
+    const uint8_t *o = negio_conn_send_buf(server, &len);
+    assert_non_null(o);
+    assert_int_equal(o[1], 2);
+    negio_conn_del(server);
+    negio_config_del(sc);
+    gss_release_buffer(&min, &out);
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+    gss_release_name(&min, &target);
+    gss_release_cred(&min, &cred);
+}
+
+/* After completion, a handshake frame is a protocol violation, on both sides. */
+static void handshake_frame_after_completion_is_fatal(void **state)
+{
+    (void)state;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        negio_config *cc = test_client_config((test_path)path);
+        negio_config *sc = test_server_config((test_path)path);
+        test_pair p;
+        test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+        negio_config_del(cc);
+        negio_config_del(sc);
+        assert_true(test_pair_establish(&p));
+        static const uint8_t frame[] = {1, 1, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'};
+        negio_conn_feed(p.server.conn, frame, sizeof(frame));
+        test_side_drain(&p.server);
+        assert_int_equal(p.server.err, NEGIO_ERR_PROTOCOL);
+        assert_detail_has(p.server.conn, "after the context was complete");
+        negio_conn_feed(p.client.conn, frame, sizeof(frame));
+        test_side_drain(&p.client);
+        assert_int_equal(p.client.err, NEGIO_ERR_PROTOCOL);
+        test_pair_free(&p);
+    }
+}
+
 int main(void)
 {
     test_realm_get();
@@ -418,6 +499,8 @@ int main(void)
         cmocka_unit_test(handshake_round_limit),
         cmocka_unit_test(peer_vanishing_at_every_handshake_step_is_truncation),
         cmocka_unit_test(kdc_clock_skew_fails_with_the_skew_named),
+        cmocka_unit_test(context_without_required_flags_is_refused_by_the_server),
+        cmocka_unit_test(handshake_frame_after_completion_is_fatal),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,7 +110,7 @@ typedef struct negio_config negio_config;
 
 /* Size and count limits. A zero field keeps the default (shown). */
 typedef struct negio_limits {
-    uint32_t max_token;     /* largest handshake token accepted (65536) */
+    uint32_t max_token;     /* largest handshake token accepted (65536; at most 16 MiB) */
     uint32_t max_rounds;    /* most handshake frames accepted from the peer (8) */
     uint32_t max_frame;     /* largest frame body accepted (1048576; at least 4096) */
     uint32_t max_message;   /* largest application message accepted or sent (16777216) */
@@ -134,7 +134,8 @@ NEGIO_API int negio_config_set_allowed(negio_config *cfg, unsigned allowed);
 
 /* Client: the target service as "service@host" (e.g. "negio@localhost"). Required.
  * Server: the service principal to accept for, as "service@host"; NULL accepts for any key in
- * the keytab (with an explicit keytab path and NTLM allowed, a server name is required).
+ * the keytab (with an explicit keytab path or NTLM file and NTLM allowed, a server name is
+ * required: gss-ntlmssp 1.2 limitation).
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_service(negio_config *cfg, const char *service_at_host);
 
@@ -156,8 +157,9 @@ NEGIO_API int negio_config_set_password(negio_config *cfg, const char *user, con
  * accepted from the peer. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_default_level(negio_config *cfg, negio_level level);
 NEGIO_API int negio_config_set_min_level(negio_config *cfg, negio_level level);
-/* Client: fail unless the server was authenticated (Kerberos with mutual authentication).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+/* Client: fail unless the server was authenticated (Kerberos with mutual authentication). NTLM,
+ * which cannot authenticate a server, is then never offered, so no NTLM message reaches the
+ * server. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_require_server_auth(negio_config *cfg, int on);
 /* Client: request mutual authentication (default on). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
@@ -173,6 +175,15 @@ NEGIO_API int negio_config_set_deferred_steps(negio_config *cfg, int deferred);
 /* Both: a log callback for diagnostics (never required). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user);
 
+/* Copies a configuration (strings included). Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_dup(negio_config **out, const negio_config *cfg);
+/* Read back what a configuration holds (for layers built on the connector, like the engine). */
+NEGIO_API negio_role negio_config_get_role(const negio_config *cfg);
+NEGIO_API negio_level negio_config_get_default_level(const negio_config *cfg);
+NEGIO_API negio_limits negio_config_get_limits(const negio_config *cfg);
+/* The configured "service@host", or NULL. */
+NEGIO_API const char *negio_config_get_service(const negio_config *cfg);
+
 /* ---------------------------------------------------------------------------------------------
  * The connector.
  */
@@ -185,13 +196,16 @@ NEGIO_API int negio_conn_new(negio_conn **out, const negio_config *cfg);
 /* Frees the connector, its GSS context, credentials and buffers (secrets are wiped). */
 NEGIO_API void negio_conn_del(negio_conn *conn);
 
-/* Appends LEN received bytes. Nothing is parsed until negio_conn_next_event(); the connector
- * buffers at most one frame beyond what it has parsed plus what the owner feeds.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, or the sticky fatal error. */
+/* Appends LEN received bytes. Nothing is parsed until negio_conn_next_event(), which checks each
+ * announced length against the limits before the connector asks for more: call it after every
+ * feed so that buffering stays bounded by one frame.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (after negio_conn_feed_eof(), or while a
+ * negio_conn_recv_buf() region is outstanding), NEGIO_ERR_NOMEM, or the sticky fatal error. */
 NEGIO_API int negio_conn_feed(negio_conn *conn, const void *data, size_t len);
 /* Zero-copy input: returns a writable region of *LEN >= 1 bytes to read into, then
- * negio_conn_recv_done(conn, n) with the bytes actually stored. Returns NULL (and *LEN = 0) after
- * a fatal error or when no memory is available. */
+ * negio_conn_recv_done(conn, n) with the bytes actually stored (no other call in between).
+ * Returns NULL (and *LEN = 0) after a fatal error (running out of memory is one), or after
+ * negio_conn_feed_eof(). */
 NEGIO_API uint8_t *negio_conn_recv_buf(negio_conn *conn, size_t *len);
 /* Returns NEGIO_OK, NEGIO_ERR_INVALID (N larger than the region). */
 NEGIO_API int negio_conn_recv_done(negio_conn *conn, size_t n);
@@ -215,8 +229,9 @@ NEGIO_API int negio_conn_send_done(negio_conn *conn, size_t n);
 NEGIO_API int negio_conn_write(negio_conn *conn, const void *data, size_t len, negio_level level);
 
 /* Sends the protected close (with STATUS 0 for a normal close, non-zero to reject the peer, and
- * an optional short REASON) once the connection is established; before that, an unprotected
- * handshake error. No write is accepted afterwards.
+ * an optional short REASON) once the connection is established. Before that, it sends an
+ * unprotected handshake error and ends the connector (the sticky error becomes
+ * NEGIO_ERR_CLOSED; no further handshake step runs). No write is accepted afterwards.
  * Returns NEGIO_OK, NEGIO_ERR_STATE (already closed), NEGIO_ERR_NOMEM, or the sticky error. */
 NEGIO_API int negio_conn_close(negio_conn *conn, uint32_t status, const char *reason);
 
@@ -241,7 +256,9 @@ typedef struct negio_event {
  * fatal error (sticky; returned again on every later call).
  * Returns 1, 0, NEGIO_ERR_NOMEM, NEGIO_ERR_PROTOCOL, NEGIO_ERR_TOO_LARGE, NEGIO_ERR_TRUNCATED,
  * NEGIO_ERR_HANDSHAKE, NEGIO_ERR_PEER, NEGIO_ERR_POLICY, NEGIO_ERR_DOWNGRADE,
- * NEGIO_ERR_INTEGRITY, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_CLOSED, NEGIO_ERR_REJECTED. */
+ * NEGIO_ERR_INTEGRITY, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_CLOSED, NEGIO_ERR_REJECTED, and
+ * NEGIO_ERR_STATE (not fatal) while a negio_conn_recv_buf() region is outstanding. After a
+ * NEGIO_EV_CLOSED event it returns 0. */
 NEGIO_API int negio_conn_next_event(negio_conn *conn, negio_event *ev);
 
 #define NEGIO_WANT_READ 0x1u  /* more input is useful */

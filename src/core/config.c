@@ -163,8 +163,11 @@ int negio_config_set_allowed(negio_config *cfg, unsigned allowed)
 
 int negio_config_set_service(negio_config *cfg, const char *service_at_host)
 {
-    if (service_at_host != NULL && strchr(service_at_host, '@') == NULL)
-        return NEGIO_ERR_INVALID;
+    if (service_at_host != NULL) {
+        const char *at = strchr(service_at_host, '@');
+        if (at == NULL || at == service_at_host || at[1] == '\0')
+            return NEGIO_ERR_INVALID;
+    }
     return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->service, service_at_host);
 }
 
@@ -175,7 +178,9 @@ int negio_config_set_keytab(negio_config *cfg, const char *path)
 
 int negio_config_set_ccache(negio_config *cfg, const char *name)
 {
-    return cfg == NULL ? NEGIO_ERR_INVALID : set_string(cfg, &cfg->ccache, name);
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    return set_string(cfg, &cfg->ccache, name);
 }
 
 int negio_config_set_ntlm_file(negio_config *cfg, const char *path)
@@ -262,8 +267,8 @@ int negio_config_set_limits(negio_config *cfg, const negio_limits *limits)
         l.max_message = default_limits.max_message;
     if (l.max_queued == 0)
         l.max_queued = default_limits.max_queued;
-    if (l.max_frame < 4096 || l.max_token < 1024 || l.max_frame > 0x7fffffffu ||
-        l.max_message > 0x7fffffffu)
+    if (l.max_frame < 4096 || l.max_token < 1024 || l.max_token > (16u << 20) ||
+        l.max_frame > 0x7fffffffu || l.max_message > 0x7fffffffu)
         return NEGIO_ERR_INVALID;
     cfg->limits = l;
     return NEGIO_OK;
@@ -284,4 +289,39 @@ int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user)
     cfg->log_fn = fn;
     cfg->log_user = user;
     return NEGIO_OK;
+}
+
+int negio_config_dup(negio_config **out, const negio_config *cfg)
+{
+    if (out == NULL || cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    negio_config *copy = calloc(1, sizeof(*copy));
+    if (copy == NULL)
+        return NEGIO_ERR_NOMEM;
+    if (negio__config_copy(copy, cfg) < 0) {
+        free(copy);
+        return NEGIO_ERR_NOMEM;
+    }
+    *out = copy;
+    return NEGIO_OK;
+}
+
+negio_role negio_config_get_role(const negio_config *cfg)
+{
+    return cfg->role;
+}
+
+negio_level negio_config_get_default_level(const negio_config *cfg)
+{
+    return cfg->default_level;
+}
+
+negio_limits negio_config_get_limits(const negio_config *cfg)
+{
+    return cfg->limits;
+}
+
+const char *negio_config_get_service(const negio_config *cfg)
+{
+    return cfg->service;
 }

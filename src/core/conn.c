@@ -35,6 +35,7 @@ struct negio_conn {
 
     int step_pending;
     int hs_error_sent;
+    int early_input; /* bytes arrived at a client before it sent its first token */
     int ctx_complete;
     int peer_policy;
     int established;
@@ -261,11 +262,21 @@ uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
     if (c->err != 0 || c->eof)
         return NULL;
     release_event(c);
-    if (negio__buf_reserve(&c->in, RECV_CHUNK) < 0)
+    if (negio__buf_reserve(&c->in, RECV_CHUNK) < 0) {
+        fail(c, NEGIO_ERR_NOMEM, "out of memory buffering input");
         return NULL;
+    }
     c->recv_granted = c->in.cap - c->in.len;
     *len = c->recv_granted;
     return c->in.p + c->in.len;
+}
+
+static void note_input(negio_conn *c, size_t n)
+{
+    /* the server cannot answer a token it has not seen: anything arriving at a client before its
+     * first step ran was not sent in reply to us */
+    if (n > 0 && c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL)
+        c->early_input = 1;
 }
 
 int negio_conn_recv_done(negio_conn *c, size_t n)
@@ -274,6 +285,7 @@ int negio_conn_recv_done(negio_conn *c, size_t n)
         return NEGIO_ERR_INVALID;
     c->in.len += n;
     c->recv_granted = 0;
+    note_input(c, n);
     return NEGIO_OK;
 }
 
@@ -283,11 +295,14 @@ int negio_conn_feed(negio_conn *c, const void *data, size_t len)
         return NEGIO_ERR_INVALID;
     if (c->err != 0)
         return c->err;
-    if (c->eof)
+    if (c->eof || c->recv_granted > 0)
         return NEGIO_ERR_STATE;
     release_event(c);
     int rc = negio__buf_append(&c->in, data, len);
-    return rc < 0 ? fail(c, rc, "out of memory buffering input") : NEGIO_OK;
+    if (rc < 0)
+        return fail(c, rc, "out of memory buffering input");
+    note_input(c, len);
+    return NEGIO_OK;
 }
 
 int negio_conn_feed_eof(negio_conn *c)
@@ -318,10 +333,15 @@ int negio_conn_step(negio_conn *c)
         return c->err;
     if (!c->step_pending)
         return NEGIO_OK;
+    if (c->early_input) /* checked before any GSS work is done for such a peer */
+        return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame before the client's first token");
     c->step_pending = 0;
     int rc;
     if (c->gss == NULL) {
         rc = negio__gss_new(&c->gss, &c->cfg, c->detail);
+        /* the credential now holds what it needs from the password */
+        if (c->cfg.password != NULL)
+            explicit_bzero(c->cfg.password, strlen(c->cfg.password));
         if (rc < 0) {
             /* a server without credentials still tells the client why it gives up */
             if (c->cfg.role == NEGIO_ROLE_SERVER)
@@ -338,8 +358,13 @@ int negio_conn_step(negio_conn *c)
                          negio__buf_size(&c->hs_in), &tok, &complete, c->detail);
     negio__buf_clear(&c->hs_in);
     if (rc < 0) {
-        /* RFC 2743 2.2.1: an output token produced with an error still goes to the peer */
-        put_hs_error(c, negio__buf_data(&tok), negio__buf_size(&tok), negio_strerror(rc));
+        /* RFC 2743 2.2.1: an error token from the mechanism still goes to the peer; but when the
+         * mechanism succeeded and our own policy refused the result, the token (an NTLM
+         * AUTHENTICATE, say) must not reach a server we do not trust */
+        if (rc == NEGIO_ERR_HANDSHAKE)
+            put_hs_error(c, negio__buf_data(&tok), negio__buf_size(&tok), negio_strerror(rc));
+        else
+            put_hs_error(c, NULL, 0, negio_strerror(rc));
         negio__buf_free(&tok);
         return fail(c, rc, NULL);
     }
@@ -525,14 +550,15 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
     const uint8_t *p = negio__buf_data(&c->in);
     if (negio__frame_decode(p, &h, &why) < 0)
         return fail(c, NEGIO_ERR_PROTOCOL, "bad frame header: %s", why);
-    uint32_t limit = (h.type == NEGIO__FT_HANDSHAKE || h.type == NEGIO__FT_HS_ERROR)
-                         ? c->cfg.limits.max_token + 4 + NEGIO__REASON_MAX
-                         : c->cfg.limits.max_frame;
+    uint64_t limit = c->cfg.limits.max_frame;
     if (h.type == NEGIO__FT_HANDSHAKE)
         limit = c->cfg.limits.max_token;
+    else if (h.type == NEGIO__FT_HS_ERROR) /* a token plus its length and a reason */
+        limit = (uint64_t)c->cfg.limits.max_token + 4 + NEGIO__REASON_MAX;
     if (h.length > limit)
-        return fail(c, NEGIO_ERR_TOO_LARGE, "%s frame announces %u bytes, limit %u",
-                    negio__frame_type_name(h.type), (unsigned)h.length, (unsigned)limit);
+        return fail(c, NEGIO_ERR_TOO_LARGE, "%s frame announces %u bytes, limit %llu",
+                    negio__frame_type_name(h.type), (unsigned)h.length,
+                    (unsigned long long)limit);
     if (avail - NEGIO__HDR_LEN < h.length) {
         if (c->eof)
             return fail(c, NEGIO_ERR_TRUNCATED, "stream ended inside a %s frame",
@@ -549,7 +575,7 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
     case NEGIO__FT_HANDSHAKE:
         if (c->ctx_complete)
             return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame after the context was complete");
-        if (c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL)
+        if (c->early_input)
             return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame before the client's first token");
         if (h.length == 0)
             return fail(c, NEGIO_ERR_PROTOCOL, "empty handshake token");
@@ -562,6 +588,8 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
         c->step_pending = 1;
         return 0;
     case NEGIO__FT_HS_ERROR:
+        if (c->established) /* unprotected: anyone on the path could have sent it */
+            return fail(c, NEGIO_ERR_PROTOCOL, "handshake error frame after establishment");
         return on_hs_error(c, body, h.length);
     case NEGIO__FT_POLICY:
         if (!c->ctx_complete)
@@ -579,6 +607,8 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
     case NEGIO__FT_CLOSE:
         if (!c->established)
             return fail(c, NEGIO_ERR_PROTOCOL, "close frame before establishment");
+        if (c->reasm_active == 1)
+            return fail(c, NEGIO_ERR_PROTOCOL, "close frame inside a fragmented message");
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
             return rc;
         rc = on_close(c, payload, plen, ev);
@@ -610,6 +640,8 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
     if (c == NULL || ev == NULL)
         return NEGIO_ERR_INVALID;
     memset(ev, 0, sizeof(*ev));
+    if (c->recv_granted > 0 && c->err == 0)
+        return NEGIO_ERR_STATE; /* negio_conn_recv_done() first */
     release_event(c);
     for (;;) {
         if (c->err != 0)
@@ -697,7 +729,7 @@ int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level le
     negio__put_u32(h + 1, (uint32_t)len);
     if ((rc = negio__buf_append(&c->queue, h, sizeof(h))) < 0 ||
         (rc = negio__buf_append(&c->queue, data, len)) < 0)
-        return NEGIO_ERR_NOMEM;
+        return fail(c, NEGIO_ERR_NOMEM, "out of memory queueing a write");
     return NEGIO_OK;
 }
 
@@ -714,7 +746,10 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
     size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
     c->close_sent = 1;
     if (!c->established) {
+        /* no context to protect a close with: tell the peer and stop the handshake here */
         put_hs_error(c, NULL, 0, reason[0] ? reason : "closed before authentication completed");
+        c->step_pending = 0;
+        fail(c, NEGIO_ERR_CLOSED, "closed locally before authentication completed");
         return NEGIO_OK;
     }
     uint8_t body[4 + NEGIO__REASON_MAX];
@@ -724,6 +759,20 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
 }
 
 /* ---- queries --------------------------------------------------------------------------- */
+
+/* A whole frame (or a header that will fail its checks) is buffered. */
+static int frame_ready(const negio_conn *c)
+{
+    size_t avail = negio__buf_size(&c->in) - c->in_hold;
+    if (avail < NEGIO__HDR_LEN)
+        return 0;
+    const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
+    negio__frame_hdr h;
+    const char *why;
+    if (negio__frame_decode(p, &h, &why) < 0 || h.length > c->cfg.limits.max_frame)
+        return 1;
+    return avail - NEGIO__HDR_LEN >= h.length;
+}
 
 unsigned negio_conn_want(const negio_conn *c)
 {
@@ -736,8 +785,7 @@ unsigned negio_conn_want(const negio_conn *c)
         return w;
     if (c->step_pending)
         w |= NEGIO_WANT_STEP;
-    else if (negio__buf_size(&c->in) >= NEGIO__HDR_LEN || c->eof ||
-             (!c->established && c->ctx_complete && c->peer_policy))
+    else if (frame_ready(c) || c->eof || (!c->established && c->ctx_complete && c->peer_policy))
         w |= NEGIO_WANT_EVENT;
     if (!c->eof)
         w |= NEGIO_WANT_READ;

@@ -149,7 +149,8 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
             el[store.count++] = (gss_key_value_element_desc){"ccache", cfg->ccache};
         if (cfg->keytab != NULL)
             el[store.count++] = (gss_key_value_element_desc){"client_keytab", cfg->keytab};
-        if (store.count > 0 && (g->allowed & NEGIO_ALLOW_NTLM) && ntlm_file(cfg) != NULL)
+        if ((store.count > 0 || cfg->ntlm_file != NULL) && (g->allowed & NEGIO_ALLOW_NTLM) &&
+            ntlm_file(cfg) != NULL)
             el[store.count++] = (gss_key_value_element_desc){"ntlmssp_keyfile", ntlm_file(cfg)};
         maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
                                     GSS_C_INITIATE, store.count ? &store : GSS_C_NO_CRED_STORE,
@@ -239,6 +240,16 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
         g->req_flags |= GSS_C_DELEG_FLAG;
     int rc;
     if (g->role == NEGIO_ROLE_CLIENT) {
+        /* NTLM can never authenticate the server: when that is required, never offer it, so
+         * that no NTLM message is ever sent to a server we would refuse */
+        if (g->require_server_auth)
+            g->allowed &= ~NEGIO_ALLOW_NTLM;
+        if (g->allowed == 0 || (g->want == NEGIO_MECH_NTLM && g->require_server_auth)) {
+            negio__detail(detail, "server authentication required, but only ntlm is allowed "
+                                  "and it cannot authenticate the server");
+            negio__gss_del(g);
+            return NEGIO_ERR_POLICY;
+        }
         if ((g->want == NEGIO_MECH_KERBEROS && !(g->allowed & NEGIO_ALLOW_KERBEROS)) ||
             (g->want == NEGIO_MECH_NTLM && !(g->allowed & NEGIO_ALLOW_NTLM))) {
             negio__detail(detail, "mechanism %s is not in the allowed set", negio_mech_name(g->want));
@@ -462,7 +473,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         negio__detail(detail, "out of memory");
         return rc;
     }
-    if (maj & GSS_S_CONTINUE_NEEDED)
+    if (maj == GSS_S_CONTINUE_NEEDED)
         return 0;
     if (maj != GSS_S_COMPLETE) {
         /* a supplementary bit (duplicate, old, gap) on a context token is an attack */

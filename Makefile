@@ -1,6 +1,7 @@
 # Thin wrapper around CMake/CTest. The real build lives in CMakeLists.txt.
 BUILD  ?= build
 ASAN_BUILD := build-asan
+TSAN_BUILD := build-tsan
 PREFIX ?= /usr/local
 
 SHELL := /bin/bash
@@ -28,7 +29,7 @@ else failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]
      echo $$((total - failed)); fi
 endef
 
-.PHONY: all deps configure check check-plain check-asan demo install clean format
+.PHONY: all deps configure check check-plain check-asan check-tsan demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -37,10 +38,11 @@ all: deps
 deps:
 	@bash scripts/deps.sh
 
-check: check-plain check-asan
+check: check-plain check-asan check-tsan
 	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
-	echo "$$((p1 + p2)) passed, 0 failed"
+	p3=$$($(call ctest_count,$(TSAN_BUILD)/ctest.log)); \
+	echo "$$((p1 + p2 + p3)) passed, 0 failed"
 
 check-plain: all
 	@rm -f $(BUILD)/ctest.log
@@ -52,6 +54,15 @@ check-asan: deps
 	  cmake -S . -B $(ASAN_BUILD) -DNEGIO_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(ASAN_BUILD) -j2
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j2 2>&1 | tee ctest.log
+
+# The engine's tests again under ThreadSanitizer (fewer connections: TSan is slow).
+check-tsan: deps
+	@rm -f $(TSAN_BUILD)/ctest.log
+	@test -f $(TSAN_BUILD)/CMakeCache.txt || \
+	  cmake -S . -B $(TSAN_BUILD) -DNEGIO_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(TSAN_BUILD) -j2
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 NEGIO_TEST_CONNECTIONS=300 \
+	  ctest -L engine --output-on-failure -j1 2>&1 | tee ctest.log
 
 demo: all
 	@if [ -f scripts/demo.sh ]; then BUILD=$(BUILD) bash scripts/demo.sh; \

@@ -1,0 +1,146 @@
+/*
+ * negio engine — many connectors driven by libuv: a socket server and client ("connection
+ * manager") on several loop threads, with handshake steps that may block run on a bounded
+ * worker pool. A separate library (libnegio_uv) so that the connector never links libuv.
+ *
+ * Conventions (in addition to those of negio.h):
+ *  - Every callback for one connection runs on that connection's loop thread, never two at once.
+ *  - negio_engine_write(), negio_engine_send(), negio_engine_close() and the reference calls are
+ *    safe from any thread. Everything else must be called from the thread that owns the engine
+ *    (the one that called negio_engine_new) unless said otherwise.
+ *  - A connection handle stays valid while the engine holds it (until on_closed returns) and
+ *    while the application holds a reference (negio_econn_ref / negio_econn_unref).
+ *  - If a call returns an error, no callback is made for what it would have started.
+ */
+#ifndef NEGIO_ENGINE_H
+#define NEGIO_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "negio/negio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Engine-specific codes (non-fatal for the connection). */
+enum {
+    NEGIO_ERR_BUSY = -20,    /* the connection's send queue is over its hard limit: retry later */
+    NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
+    NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
+};
+
+typedef struct negio_engine negio_engine;
+typedef struct negio_econn negio_econn;
+
+/* Why a connection ended (on_closed). */
+typedef enum negio_close_reason {
+    NEGIO_CLOSE_CLEAN = 1,     /* a verified protected close, in either direction */
+    NEGIO_CLOSE_TRUNCATED = 2, /* the peer closed TCP without a protected close */
+    NEGIO_CLOSE_TIMEOUT = 3,   /* the handshake deadline or the idle timeout passed */
+    NEGIO_CLOSE_ERROR = 4,     /* a fatal error; see the code and detail */
+    NEGIO_CLOSE_REFUSED = 5,   /* refused by on_accept or on_authenticated, or engine shutdown */
+} negio_close_reason;
+
+NEGIO_API const char *negio_close_reason_name(negio_close_reason reason);
+
+typedef struct negio_engine_callbacks {
+    /* Server: a TCP connection arrived from PEER. Return 0 to accept, non-zero to refuse. */
+    int (*on_accept)(negio_engine *e, const struct sockaddr *peer, void *user);
+    /* Both: the connection is authenticated and both policies agree. Return 0 to keep it; a
+     * non-zero status rejects the peer (it receives a protected close with that status). */
+    int (*on_authenticated)(negio_econn *c, const negio_auth_info *info, void *user);
+    /* Both: one whole application message and the level it arrived at. DATA is valid during the
+     * call only. */
+    void (*on_message)(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
+                       void *user);
+    /* Both: the connection ended; CODE is 0 or the NEGIO_ERR_* that ended it, DETAIL its text
+     * (never NULL). The handle must not be used after this returns unless referenced. */
+    void (*on_closed)(negio_econn *c, negio_close_reason reason, int code, const char *detail,
+                      void *user);
+    /* Both (optional): the connection's queued output crossed the high-water mark (ABOVE=1) or
+     * fell back under the low-water mark (ABOVE=0). */
+    void (*on_backpressure)(negio_econn *c, int above, void *user);
+} negio_engine_callbacks;
+
+typedef struct negio_engine_options {
+    unsigned loops;                /* I/O loop threads (0: one per CPU) */
+    unsigned workers;              /* threads for blocking handshake steps (0: 4) */
+    uint32_t handshake_timeout_ms; /* 0: 30000 */
+    uint32_t idle_timeout_ms;      /* 0: none */
+    unsigned max_connections;      /* accepting pauses at this many (0: 65536) */
+    size_t high_water;             /* per-connection queued output that pauses reading and
+                                      signals the application (0: 1 MiB) */
+    size_t hard_limit;             /* queued output past which writes fail with
+                                      NEGIO_ERR_BUSY (0: 16 MiB) */
+    uint32_t shutdown_timeout_ms;  /* graceful shutdown deadline (0: 5000) */
+    negio_engine_callbacks callbacks;
+    void *user;
+} negio_engine_options;
+
+/* Creates an engine and starts its loop and worker threads. OPTS is copied.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_SYSTEM. */
+NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *opts);
+
+/* Listens on ADDR ("127.0.0.1:7000", "[::1]:7000", ":7000" for all addresses, port 0 for any);
+ * every accepted connection gets a server connector made from CFG (copied). *PORT (if not NULL)
+ * receives the bound port. May be called more than once.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_ADDRESS, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE. */
+NEGIO_API int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
+                                  uint16_t *port);
+
+/* Opens a client connection to HOST:PORT with a client connector made from CFG (copied).
+ * CONN_USER is returned by negio_econn_user(). *OUT (if not NULL) receives a handle that the
+ * caller owns one reference to (release it with negio_econn_unref). Failures to resolve or
+ * connect are reported through on_closed. Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
+NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
+                                   const negio_config *cfg, void *conn_user, negio_econn **out);
+
+/* Sends one message on C at its default level (write) or at an explicit LEVEL (send). Writes
+ * keep their order per connection; made before authentication completes, they go out after it.
+ * Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_BUSY (over the hard
+ * limit), NEGIO_ERR_MSG_SIZE, NEGIO_ERR_CLOSED (the connection has ended or is closing),
+ * NEGIO_ERR_LEVEL (established, and LEVEL is below the peer's announced minimum; not sent).
+ * A write made before establishment whose level turns out to be below the peer's minimum ends
+ * the connection with NEGIO_ERR_POLICY (reported through on_closed). */
+NEGIO_API int negio_engine_write(negio_econn *c, const void *data, size_t len);
+NEGIO_API int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t len,
+                                negio_level level);
+
+/* Closes C: a protected close with STATUS (0 normal, non-zero rejection) once pending output is
+ * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED. */
+NEGIO_API int negio_engine_close(negio_econn *c, uint32_t status);
+
+/* References to a connection handle; safe from any thread. */
+NEGIO_API void negio_econn_ref(negio_econn *c);
+NEGIO_API void negio_econn_unref(negio_econn *c);
+NEGIO_API void *negio_econn_user(const negio_econn *c);
+NEGIO_API void negio_econn_set_user(negio_econn *c, void *user);
+/* The peer's address (valid for the handle's lifetime). */
+NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
+/* Output not yet handed to the socket: application writes still queued, protected frames in
+ * the connector and in write requests. The quantity that flow control bounds. Safe from any
+ * thread. */
+NEGIO_API size_t negio_econn_queued(const negio_econn *c);
+/* The facts of an authenticated connection; from its loop thread only (e.g. in callbacks).
+ * Returns NEGIO_OK, NEGIO_ERR_STATE. */
+NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
+
+/* Number of open connections (approximate while they change). Safe from any thread. */
+NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
+
+/* Stops accepting, closes every connection gracefully (flush, protected close) within the
+ * shutdown deadline, then force-closes what is left. Returns once all connections are closed.
+ * Returns NEGIO_OK. */
+NEGIO_API int negio_engine_shutdown(negio_engine *e);
+/* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
+ * inside GSS-API (an unreachable KDC) is waited for: the mechanism's own timeouts bound it. */
+NEGIO_API void negio_engine_del(negio_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEGIO_ENGINE_H */

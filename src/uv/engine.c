@@ -1,0 +1,1239 @@
+/* The engine: connectors driven by libuv loops (docs/ARCHITECTURE.md, "Engine").
+ *
+ * Threads: the owner (who created the engine), N loop threads, M step workers. Each connection
+ * belongs to one loop and is touched only by that loop's thread, except its connector while a
+ * handshake step runs on a worker (the loop then leaves the connector alone: it stops reading
+ * and defers everything that would call into it). Other threads talk to a loop by posting
+ * commands to its queue and waking it with uv_async_send. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "negio/engine.h"
+
+#define DETAIL_MAX 768
+
+enum cmd_type {
+    CMD_ADOPT,   /* an accepted socket for this loop */
+    CMD_CONNECT, /* start a client connection */
+    CMD_WRITE,   /* an application message from another thread */
+    CMD_CLOSE,   /* close a connection gracefully */
+    CMD_STEP_DONE,
+    CMD_SHUTDOWN, /* close everything gracefully */
+    CMD_FORCE,    /* close everything now */
+    CMD_RESUME,   /* loop 0: resume accepting */
+    CMD_STOP,     /* end the loop thread */
+};
+
+typedef struct cmd {
+    struct cmd *next;
+    enum cmd_type type;
+    negio_econn *conn;
+    int fd;
+    struct listener *listener;
+    uint32_t status;
+    negio_level level;
+    size_t len;
+    uint8_t data[];
+} cmd;
+
+typedef struct loop {
+    negio_engine *e;
+    unsigned index;
+    uv_loop_t uv;
+    uv_async_t async;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    cmd *head, *tail;
+    negio_econn *conns; /* doubly linked through econn.prev/next; loop thread only */
+    int stopping;
+} loop;
+
+typedef struct listener {
+    struct listener *next;
+    negio_engine *e;
+    int fd;
+    uv_poll_t poll;
+    int polling;
+    negio_config *cfg;
+} listener;
+
+enum conn_state { ST_CONNECTING, ST_OPEN, ST_CLOSING, ST_DONE };
+
+struct negio_econn {
+    atomic_int refs;
+    atomic_int closed;          /* no more application writes */
+    atomic_size_t queued;       /* application bytes posted from other threads, not yet taken */
+    atomic_size_t unsent;       /* bytes in the connector and in uv_write requests */
+    atomic_int peer_min;        /* -1 until established */
+    negio_engine *e;
+    loop *l;
+    negio_econn *prev, *next;
+    void *user;
+    int is_client;
+    enum conn_state state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    uv_getaddrinfo_t resolve_req;
+    uv_shutdown_t shutdown_req;
+    int handles; /* open uv handles */
+    int tcp_ready;
+    negio_conn *conn;
+    negio_level default_level;
+    uint32_t max_message;
+    int step_running;
+    int read_paused;     /* by backpressure */
+    int reading;
+    int established;
+    int above_hw;
+    size_t inflight;     /* bytes in uv_write requests (loop thread) */
+    int close_started;
+    negio_close_reason reason;
+    int code;
+    char detail[DETAIL_MAX];
+    char *host;
+    uint16_t port;
+    struct sockaddr_storage peer;
+};
+
+typedef struct job {
+    struct job *next;
+    negio_econn *conn;
+} job;
+
+struct negio_engine {
+    negio_engine_options o;
+    unsigned nloops;
+    loop *loops;
+    listener *listeners;
+    atomic_uint conns;
+    atomic_uint rr;
+    atomic_int shutting_down;
+    atomic_int accept_paused;
+    pthread_mutex_t lock; /* with done: waiting for connections to drain */
+    pthread_cond_t done;
+    /* step workers */
+    unsigned nworkers;
+    pthread_t *workers;
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    job *jhead, *jtail;
+    int wstop;
+};
+
+static void econn_process(negio_econn *c);
+static void econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void listener_resume(negio_engine *e);
+
+const char *negio_close_reason_name(negio_close_reason reason)
+{
+    switch (reason) {
+    case NEGIO_CLOSE_CLEAN:
+        return "clean";
+    case NEGIO_CLOSE_TRUNCATED:
+        return "truncated";
+    case NEGIO_CLOSE_TIMEOUT:
+        return "timeout";
+    case NEGIO_CLOSE_ERROR:
+        return "error";
+    case NEGIO_CLOSE_REFUSED:
+        return "refused";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static void post(loop *l, cmd *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&l->lock);
+    if (l->tail)
+        l->tail->next = m;
+    else
+        l->head = m;
+    l->tail = m;
+    pthread_mutex_unlock(&l->lock);
+    uv_async_send(&l->async);
+}
+
+static cmd *new_cmd(enum cmd_type type, negio_econn *c, size_t len)
+{
+    cmd *m = calloc(1, sizeof(*m) + len);
+    if (m != NULL) {
+        m->type = type;
+        m->conn = c;
+        m->len = len;
+    }
+    return m;
+}
+
+static int on_loop_thread(const loop *l)
+{
+    return pthread_equal(pthread_self(), l->thread);
+}
+
+/* ---- references ---------------------------------------------------------------------------- */
+
+void negio_econn_ref(negio_econn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void negio_econn_unref(negio_econn *c)
+{
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    negio_conn_del(c->conn);
+    free(c->host);
+    free(c);
+}
+
+void *negio_econn_user(const negio_econn *c)
+{
+    return c->user;
+}
+
+void negio_econn_set_user(negio_econn *c, void *user)
+{
+    c->user = user;
+}
+
+const struct sockaddr *negio_econn_peer_addr(const negio_econn *c)
+{
+    return (const struct sockaddr *)&c->peer;
+}
+
+size_t negio_econn_queued(const negio_econn *c)
+{
+    return atomic_load(&c->queued) + atomic_load(&c->unsent);
+}
+
+int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info)
+{
+    if (c->conn == NULL || c->step_running)
+        return NEGIO_ERR_STATE;
+    return negio_conn_auth_info(c->conn, info);
+}
+
+unsigned negio_engine_connections(const negio_engine *e)
+{
+    return atomic_load(&e->conns);
+}
+
+/* ---- step workers -------------------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    negio_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->wlock);
+        while (e->jhead == NULL && !e->wstop)
+            pthread_cond_wait(&e->wcond, &e->wlock);
+        if (e->jhead == NULL) {
+            pthread_mutex_unlock(&e->wlock);
+            return NULL;
+        }
+        job *j = e->jhead;
+        e->jhead = j->next;
+        if (e->jhead == NULL)
+            e->jtail = NULL;
+        pthread_mutex_unlock(&e->wlock);
+        negio_econn *c = j->conn;
+        /* the loop leaves the connector alone until CMD_STEP_DONE */
+        (void)negio_conn_step(c->conn);
+        free(j);
+        cmd *m = new_cmd(CMD_STEP_DONE, c, 0);
+        if (m == NULL)
+            abort(); /* the loop would wait for this step forever */
+        post(c->l, m);
+    }
+}
+
+static int submit_step(negio_econn *c)
+{
+    job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NEGIO_ERR_NOMEM;
+    negio_econn_ref(c);
+    j->conn = c;
+    pthread_mutex_lock(&c->e->wlock);
+    if (c->e->jtail)
+        c->e->jtail->next = j;
+    else
+        c->e->jhead = j;
+    c->e->jtail = j;
+    pthread_cond_signal(&c->e->wcond);
+    pthread_mutex_unlock(&c->e->wlock);
+    return 0;
+}
+
+/* ---- connection lifecycle ------------------------------------------------------------------ */
+
+static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg, int is_client)
+{
+    negio_econn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    if (negio_conn_new(&c->conn, cfg) != NEGIO_OK) {
+        free(c);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1); /* the engine's reference, dropped after on_closed */
+    atomic_init(&c->closed, 0);
+    atomic_init(&c->queued, 0);
+    atomic_init(&c->unsent, 0);
+    atomic_init(&c->peer_min, -1);
+    c->e = e;
+    c->l = l;
+    c->is_client = is_client;
+    c->default_level = negio_config_get_default_level(cfg);
+    c->max_message = negio_config_get_limits(cfg).max_message;
+    c->state = ST_CONNECTING;
+    atomic_fetch_add(&e->conns, 1);
+    return c;
+}
+
+static void link_conn(negio_econn *c)
+{
+    loop *l = c->l;
+    c->prev = NULL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+}
+
+static void unlink_conn(negio_econn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->l->conns == c)
+        c->l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Called when the last handle closed: report and release. A step still blocked in a worker (on
+ * an unreachable KDC, say) does not delay the report: the worker's reference keeps the connector
+ * alive until the step returns, and nothing reads its result. */
+static void econn_finish(negio_econn *c)
+{
+    if (c->state == ST_DONE || c->handles > 0)
+        return;
+    c->state = ST_DONE;
+    atomic_store(&c->closed, 1);
+    unlink_conn(c);
+    negio_engine *e = c->e;
+    if (e->o.callbacks.on_closed)
+        e->o.callbacks.on_closed(c, c->reason, c->code, c->detail, e->o.user);
+    /* the connector is freed with the last reference; nothing touches it any more */
+    unsigned left = atomic_fetch_sub(&e->conns, 1) - 1;
+    if (atomic_load(&e->accept_paused) && left < e->o.max_connections)
+        listener_resume(e);
+    pthread_mutex_lock(&e->lock);
+    pthread_cond_broadcast(&e->done);
+    pthread_mutex_unlock(&e->lock);
+    negio_econn_unref(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    negio_econn *c = h->data;
+    c->handles--;
+    econn_finish(c);
+}
+
+static void close_handles(negio_econn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp) && c->tcp_ready)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    close_handles(req->data);
+}
+
+static void on_close_deadline(uv_timer_t *t)
+{
+    close_handles(t->data);
+}
+
+/* Ends the connection: pending output (a protected close, a handshake error) is flushed first,
+ * bounded by the shutdown deadline. The first reason wins. */
+static void econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
+{
+    if (c->close_started)
+        return;
+    c->close_started = 1;
+    atomic_store(&c->closed, 1);
+    c->reason = reason;
+    c->code = code;
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+        va_end(ap);
+    }
+    c->state = ST_CLOSING;
+    if (!c->tcp_ready) {
+        close_handles(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_close_deadline, c->e->o.shutdown_timeout_ms, 0);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        close_handles(c);
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+typedef struct wreq {
+    uv_write_t req;
+    negio_econn *c;
+    size_t len;
+    uint8_t data[];
+} wreq;
+
+static void update_backpressure(negio_econn *c)
+{
+    size_t unsent = c->inflight + (c->conn ? negio_conn_pending_bytes(c->conn) : 0);
+    atomic_store(&c->unsent, unsent);
+    size_t pending = unsent + atomic_load(&c->queued);
+    negio_engine *e = c->e;
+    if (!c->above_hw && pending > e->o.high_water) {
+        c->above_hw = 1;
+        c->read_paused = 1;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+        if (e->o.callbacks.on_backpressure)
+            e->o.callbacks.on_backpressure(c, 1, e->o.user);
+    } else if (c->above_hw && pending <= e->o.high_water / 2) {
+        c->above_hw = 0;
+        c->read_paused = 0;
+        if (e->o.callbacks.on_backpressure)
+            e->o.callbacks.on_backpressure(c, 0, e->o.user);
+        econn_process(c); /* restarts reading */
+    }
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    wreq *w = (wreq *)req;
+    negio_econn *c = w->c;
+    c->inflight -= w->len;
+    explicit_bzero(w->data, w->len);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(status));
+    else if (c->state == ST_OPEN)
+        update_backpressure(c);
+}
+
+/* Moves the connector's output to the socket in one write. */
+static void flush(negio_econn *c)
+{
+    size_t len;
+    const uint8_t *out = negio_conn_send_buf(c->conn, &len);
+    if (len == 0 || !c->tcp_ready || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    wreq *w = malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_NOMEM, "out of memory for output");
+        return;
+    }
+    memcpy(w->data, out, len);
+    negio_conn_send_done(c->conn, len);
+    w->c = c;
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        free(w);
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(rc));
+        return;
+    }
+    c->inflight += len;
+}
+
+/* ---- input --------------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    negio_econn *c = h->data;
+    size_t len = 0;
+    uint8_t *p = negio_conn_recv_buf(c->conn, &len);
+    *buf = uv_buf_init((char *)p, p ? (unsigned)len : 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    negio_econn *c = s->data;
+    (void)buf;
+    if (n > 0) {
+        negio_conn_recv_done(c->conn, (size_t)n);
+        if (c->established && c->e->o.idle_timeout_ms) /* activity resets the idle timer */
+            uv_timer_again(&c->timer);
+    } else if (n == UV_EOF) {
+        negio_conn_recv_done(c->conn, 0);
+        negio_conn_feed_eof(c->conn);
+    } else if (n < 0) {
+        negio_conn_recv_done(c->conn, 0);
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "read: %s", uv_strerror((int)n));
+        return;
+    } else {
+        negio_conn_recv_done(c->conn, 0);
+        if (buf->base == NULL) {
+            econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_NOMEM, "no input buffer");
+            return;
+        }
+    }
+    econn_process(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    negio_econn *c = t->data;
+    if (!c->established)
+        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "handshake did not complete within %u ms",
+                    (unsigned)c->e->o.handshake_timeout_ms);
+    else
+        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "idle for %u ms",
+                    (unsigned)c->e->o.idle_timeout_ms);
+}
+
+static void on_established(negio_econn *c)
+{
+    negio_engine *e = c->e;
+    negio_auth_info info;
+    c->established = 1;
+    negio_conn_auth_info(c->conn, &info);
+    atomic_store(&c->peer_min, (int)info.peer_min_level);
+    uv_timer_stop(&c->timer);
+    if (e->o.idle_timeout_ms)
+        uv_timer_start(&c->timer, on_timeout, e->o.idle_timeout_ms, e->o.idle_timeout_ms);
+    if (e->o.callbacks.on_authenticated) {
+        int status = e->o.callbacks.on_authenticated(c, &info, e->o.user);
+        if (status != 0) {
+            negio_conn_close(c->conn, (uint32_t)status, "rejected by the application");
+            flush(c);
+            econn_close(c, NEGIO_CLOSE_REFUSED, 0, "rejected by the application (status %d)",
+                        status);
+        }
+    }
+}
+
+/* Runs the connector until it needs input, a step or the socket: the heart of the engine. */
+static void econn_process(negio_econn *c)
+{
+    if (c->step_running || c->state == ST_DONE || c->conn == NULL)
+        return;
+    negio_engine *e = c->e;
+    while (c->state == ST_OPEN) {
+        negio_event ev;
+        int rc = negio_conn_next_event(c->conn, &ev);
+        if (rc < 0) {
+            flush(c); /* a handshake error frame may be waiting */
+            negio_close_reason r =
+                rc == NEGIO_ERR_TRUNCATED ? NEGIO_CLOSE_TRUNCATED : NEGIO_CLOSE_ERROR;
+            econn_close(c, r, rc, "%s", negio_conn_error_detail(c->conn));
+            return;
+        }
+        if (rc == 0) {
+            if (negio_conn_want(c->conn) & NEGIO_WANT_STEP) {
+                flush(c);
+                if (c->reading) {
+                    uv_read_stop((uv_stream_t *)&c->tcp);
+                    c->reading = 0;
+                }
+                if (submit_step(c) < 0) {
+                    econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_NOMEM, "out of memory");
+                    return;
+                }
+                c->step_running = 1;
+                return;
+            }
+            break;
+        }
+        if (ev.type == NEGIO_EV_ESTABLISHED) {
+            on_established(c);
+        } else if (ev.type == NEGIO_EV_MESSAGE) {
+            if (e->o.callbacks.on_message)
+                e->o.callbacks.on_message(c, ev.data, ev.len, ev.level, e->o.user);
+        } else if (ev.type == NEGIO_EV_CLOSED) {
+            flush(c);
+            econn_close(c, NEGIO_CLOSE_CLEAN, 0, "peer closed: %s",
+                        ev.reason && ev.reason[0] ? ev.reason : "normal close");
+            return;
+        }
+    }
+    if (c->state != ST_OPEN)
+        return;
+    flush(c);
+    update_backpressure(c);
+    if (c->state == ST_OPEN && !c->reading && !c->read_paused &&
+        (negio_conn_want(c->conn) & NEGIO_WANT_READ)) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
+    }
+}
+
+/* Common start of a connected socket, server or client side. */
+static void econn_start(negio_econn *c)
+{
+    c->state = ST_OPEN;
+    uv_tcp_nodelay(&c->tcp, 1);
+    int len = sizeof(c->peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
+    uv_timer_start(&c->timer, on_timeout, c->e->o.handshake_timeout_ms, 0);
+    econn_process(c);
+}
+
+static int econn_init_handles(negio_econn *c)
+{
+    uv_timer_init(&c->l->uv, &c->timer);
+    c->timer.data = c;
+    c->handles++;
+    if (uv_tcp_init(&c->l->uv, &c->tcp) != 0)
+        return -1;
+    c->tcp.data = c;
+    c->tcp_ready = 1;
+    c->handles++;
+    link_conn(c);
+    return 0;
+}
+
+/* ---- commands on the loop ------------------------------------------------------------------ */
+
+static void adopt(loop *l, cmd *m)
+{
+    negio_econn *c = econn_new(l->e, l, m->listener->cfg, 0);
+    if (c == NULL) {
+        close(m->fd);
+        return;
+    }
+    if (econn_init_handles(c) < 0 || uv_tcp_open(&c->tcp, m->fd) != 0) {
+        close(m->fd);
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "could not adopt the socket");
+        return;
+    }
+    if (atomic_load(&l->e->shutting_down)) {
+        econn_close(c, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+        return;
+    }
+    econn_start(c);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    negio_econn *c = req->data;
+    if (c->close_started)
+        return;
+    if (status < 0) {
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", c->host,
+                    (unsigned)c->port, uv_strerror(status));
+        return;
+    }
+    econn_start(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    negio_econn *c = req->data;
+    if (status < 0 || res == NULL) {
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "resolve %s: %s", c->host,
+                    uv_strerror(status));
+        if (res)
+            uv_freeaddrinfo(res);
+        negio_econn_unref(c); /* the resolver's reference */
+        return;
+    }
+    if (!c->close_started) {
+        c->connect_req.data = c;
+        int rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
+        if (rc < 0)
+            econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s",
+                        c->host, (unsigned)c->port, uv_strerror(rc));
+    }
+    uv_freeaddrinfo(res);
+    negio_econn_unref(c);
+}
+
+static void start_connect(loop *l, negio_econn *c)
+{
+    (void)l;
+    if (econn_init_handles(c) < 0) {
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "tcp init failed");
+        return;
+    }
+    if (atomic_load(&c->e->shutting_down)) {
+        econn_close(c, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+        return;
+    }
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)c->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->resolve_req.data = c;
+    negio_econn_ref(c);
+    int rc = uv_getaddrinfo(&c->l->uv, &c->resolve_req, on_resolved, c->host, port, &hints);
+    if (rc < 0) {
+        negio_econn_unref(c);
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "resolve %s: %s", c->host,
+                    uv_strerror(rc));
+    }
+}
+
+static void do_write(negio_econn *c, const uint8_t *data, size_t len, negio_level level)
+{
+    if (c->state == ST_DONE || c->close_started)
+        return;
+    int rc = negio_conn_write(c->conn, data, len, level);
+    if (rc == NEGIO_ERR_LEVEL) {
+        /* checked when unknown, refused now: the same failure as a write queued before
+         * establishment */
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_POLICY,
+                    "a message at level %s is below the peer's minimum",
+                    negio_level_name(level));
+        return;
+    }
+    if (rc < 0 && rc <= NEGIO_ERR_FATAL) {
+        flush(c);
+        econn_close(c, NEGIO_CLOSE_ERROR, rc, "%s", negio_conn_error_detail(c->conn));
+        return;
+    }
+    if (c->state == ST_OPEN)
+        econn_process(c);
+}
+
+static void do_graceful_close(negio_econn *c, uint32_t status)
+{
+    if (c->close_started || c->state == ST_DONE)
+        return;
+    if (c->step_running || c->state != ST_OPEN) {
+        econn_close(c, NEGIO_CLOSE_REFUSED, 0, "closed locally");
+        return;
+    }
+    negio_conn_close(c->conn, status, status ? "closed by the application" : "");
+    flush(c);
+    econn_close(c, status ? NEGIO_CLOSE_REFUSED : NEGIO_CLOSE_CLEAN, 0, "closed locally");
+}
+
+static void listener_stop_all(negio_engine *e);
+static void listener_start(listener *li);
+static void on_listen_ready(uv_poll_t *p, int status, int events);
+
+static void run_cmd(loop *l, cmd *m)
+{
+    negio_econn *c = m->conn;
+    switch (m->type) {
+    case CMD_ADOPT:
+        adopt(l, m);
+        break;
+    case CMD_CONNECT:
+        start_connect(l, c);
+        negio_econn_unref(c); /* the command's reference */
+        break;
+    case CMD_WRITE:
+        atomic_fetch_sub(&c->queued, m->len);
+        do_write(c, m->data, m->len, m->level);
+        explicit_bzero(m->data, m->len);
+        negio_econn_unref(c);
+        break;
+    case CMD_CLOSE:
+        do_graceful_close(c, m->status);
+        negio_econn_unref(c);
+        break;
+    case CMD_STEP_DONE:
+        c->step_running = 0;
+        if (!c->close_started)
+            econn_process(c);
+        negio_econn_unref(c); /* the job's reference */
+        break;
+    case CMD_SHUTDOWN:
+        if (l->index == 0)
+            listener_stop_all(l->e);
+        for (negio_econn *x = l->conns, *next; x != NULL; x = next) {
+            next = x->next;
+            if (x->established)
+                do_graceful_close(x, 0);
+            else
+                econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+        }
+        break;
+    case CMD_FORCE:
+        for (negio_econn *x = l->conns; x != NULL; x = x->next) {
+            if (!x->close_started)
+                econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+            close_handles(x);
+        }
+        break;
+    case CMD_RESUME:
+        if (!atomic_load(&l->e->shutting_down)) {
+            atomic_store(&l->e->accept_paused, 0);
+            for (listener *li = l->e->listeners; li; li = li->next) {
+                if (!li->polling && li->fd >= 0)
+                    listener_start(li);
+            }
+        }
+        break;
+    case CMD_STOP:
+        l->stopping = 1;
+        uv_close((uv_handle_t *)&l->async, NULL);
+        break;
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    loop *l = a->data;
+    pthread_mutex_lock(&l->lock);
+    cmd *m = l->head;
+    l->head = l->tail = NULL;
+    pthread_mutex_unlock(&l->lock);
+    while (m != NULL) {
+        cmd *next = m->next;
+        run_cmd(l, m);
+        free(m);
+        m = next;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    loop *l = arg;
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- listening ----------------------------------------------------------------------------- */
+
+static void listener_start(listener *li)
+{
+    if (uv_poll_start(&li->poll, UV_READABLE, on_listen_ready) == 0)
+        li->polling = 1;
+}
+
+static void listener_pause(negio_engine *e)
+{
+    atomic_store(&e->accept_paused, 1);
+    for (listener *li = e->listeners; li; li = li->next) {
+        if (li->polling) {
+            uv_poll_stop(&li->poll);
+            li->polling = 0;
+        }
+    }
+}
+
+static void listener_resume(negio_engine *e)
+{
+    cmd *m = new_cmd(CMD_RESUME, NULL, 0);
+    if (m != NULL)
+        post(&e->loops[0], m);
+}
+
+static void listener_stop_all(negio_engine *e)
+{
+    for (listener *li = e->listeners; li; li = li->next) {
+        if (li->fd >= 0) {
+            uv_poll_stop(&li->poll);
+            li->polling = 0;
+            uv_close((uv_handle_t *)&li->poll, NULL);
+            close(li->fd);
+            li->fd = -1;
+        }
+    }
+}
+
+static void on_listen_ready(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    listener *li = p->data;
+    negio_engine *e = li->e;
+    if (status < 0)
+        return;
+    for (;;) {
+        if (atomic_load(&e->conns) >= e->o.max_connections) {
+            listener_pause(e); /* resumed when a connection ends */
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(li->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN, or out of descriptors: try again on the next readiness */
+        }
+        if (atomic_load(&e->shutting_down) ||
+            (e->o.callbacks.on_accept &&
+             e->o.callbacks.on_accept(e, (struct sockaddr *)&ss, e->o.user) != 0)) {
+            close(fd);
+            continue;
+        }
+        cmd *m = new_cmd(CMD_ADOPT, NULL, 0);
+        if (m == NULL) {
+            close(fd);
+            continue;
+        }
+        m->fd = fd;
+        m->listener = li;
+        unsigned i = atomic_fetch_add(&e->rr, 1) % e->nloops;
+        if (i == 0) {
+            adopt(&e->loops[0], m); /* already on loop 0 */
+            free(m);
+        } else {
+            post(&e->loops[i], m);
+        }
+    }
+}
+
+/* "host:port", "[v6]:port" or ":port" (all addresses, IPv6 and IPv4). */
+static int parse_addr(const char *addr, char *host, size_t cap, char *port, size_t pcap)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) >= pcap)
+        return NEGIO_ERR_ADDRESS;
+    size_t hl = (size_t)(colon - addr);
+    const char *h = addr;
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= cap)
+        return NEGIO_ERR_ADDRESS;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    snprintf(port, pcap, "%s", colon + 1);
+    char *end;
+    long v = strtol(port, &end, 10);
+    if (*end != '\0' || v < 0 || v > 65535)
+        return NEGIO_ERR_ADDRESS;
+    return 0;
+}
+
+int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
+                        uint16_t *out_port)
+{
+    if (e == NULL || addr == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER)
+        return NEGIO_ERR_INVALID;
+    if (atomic_load(&e->shutting_down))
+        return NEGIO_ERR_STATE;
+    char host[256], port[16];
+    if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
+        return NEGIO_ERR_ADDRESS;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host[0] ? host : "::", port, &hints, &res) != 0 || res == NULL)
+        return NEGIO_ERR_ADDRESS;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, zero = 0;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (res->ai_family == AF_INET6 && host[0] == '\0')
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return NEGIO_ERR_ADDRESS;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    if (out_port != NULL)
+        *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    listener *li = calloc(1, sizeof(*li));
+    if (li == NULL || negio_config_dup(&li->cfg, cfg) < 0) {
+        free(li);
+        close(fd);
+        return NEGIO_ERR_NOMEM;
+    }
+    /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
+    negio_config_set_deferred_steps(li->cfg, 1);
+    li->e = e;
+    li->fd = fd;
+    li->poll.data = li;
+    /* the listener's handles belong to loop 0; hand it over through the queue so that loop 0's
+     * thread is the only one touching them */
+    pthread_mutex_lock(&e->lock);
+    li->next = e->listeners;
+    e->listeners = li;
+    pthread_mutex_unlock(&e->lock);
+    if (uv_poll_init_socket(&e->loops[0].uv, &li->poll, fd) != 0)
+        return NEGIO_ERR_SYSTEM;
+    li->poll.data = li;
+    cmd *m = new_cmd(CMD_RESUME, NULL, 0);
+    if (m == NULL)
+        return NEGIO_ERR_NOMEM;
+    post(&e->loops[0], m);
+    return NEGIO_OK;
+}
+
+/* ---- public calls from any thread ---------------------------------------------------------- */
+
+int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
+                         const negio_config *cfg, void *conn_user, negio_econn **out)
+{
+    if (e == NULL || host == NULL || cfg == NULL ||
+        negio_config_get_role(cfg) != NEGIO_ROLE_CLIENT || negio_config_get_service(cfg) == NULL)
+        return NEGIO_ERR_INVALID;
+    if (atomic_load(&e->shutting_down))
+        return NEGIO_ERR_STATE;
+    loop *l = &e->loops[atomic_fetch_add(&e->rr, 1) % e->nloops];
+    negio_config *deferred;
+    if (negio_config_dup(&deferred, cfg) < 0)
+        return NEGIO_ERR_NOMEM;
+    /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
+    negio_config_set_deferred_steps(deferred, 1);
+    negio_econn *c = econn_new(e, l, deferred, 1);
+    negio_config_del(deferred);
+    if (c == NULL)
+        return NEGIO_ERR_NOMEM;
+    c->user = conn_user;
+    c->port = port;
+    c->host = strdup(host);
+    cmd *m = new_cmd(CMD_CONNECT, c, 0);
+    if (c->host == NULL || m == NULL) {
+        free(m);
+        atomic_fetch_sub(&e->conns, 1);
+        negio_econn_unref(c);
+        return NEGIO_ERR_NOMEM;
+    }
+    negio_econn_ref(c); /* the command's */
+    if (out != NULL) {
+        negio_econn_ref(c); /* the caller's */
+        *out = c;
+    }
+    post(l, m);
+    return NEGIO_OK;
+}
+
+int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t len,
+                      negio_level level)
+{
+    if (e == NULL || c == NULL || c->e != e || (data == NULL && len > 0) ||
+        level < NEGIO_LEVEL_DEFAULT || level > NEGIO_LEVEL_SEAL)
+        return NEGIO_ERR_INVALID;
+    if (atomic_load(&c->closed))
+        return NEGIO_ERR_CLOSED;
+    if (level == NEGIO_LEVEL_DEFAULT)
+        level = c->default_level;
+    int peer_min = atomic_load(&c->peer_min);
+    if (peer_min >= 0 && (int)level < peer_min)
+        return NEGIO_ERR_LEVEL;
+    if (len > c->max_message)
+        return NEGIO_ERR_MSG_SIZE;
+    if (atomic_load(&c->queued) + len > e->o.hard_limit)
+        return NEGIO_ERR_BUSY;
+    if (on_loop_thread(c->l)) {
+        do_write(c, data, len, level);
+        return NEGIO_OK;
+    }
+    cmd *m = new_cmd(CMD_WRITE, c, len);
+    if (m == NULL)
+        return NEGIO_ERR_NOMEM;
+    if (len)
+        memcpy(m->data, data, len);
+    m->level = level;
+    atomic_fetch_add(&c->queued, len);
+    negio_econn_ref(c);
+    post(c->l, m);
+    return NEGIO_OK;
+}
+
+int negio_engine_write(negio_econn *c, const void *data, size_t len)
+{
+    if (c == NULL)
+        return NEGIO_ERR_INVALID;
+    return negio_engine_send(c->e, c, data, len, NEGIO_LEVEL_DEFAULT);
+}
+
+int negio_engine_close(negio_econn *c, uint32_t status)
+{
+    if (c == NULL)
+        return NEGIO_ERR_INVALID;
+    if (atomic_load(&c->closed))
+        return NEGIO_ERR_CLOSED;
+    if (on_loop_thread(c->l)) {
+        do_graceful_close(c, status);
+        return NEGIO_OK;
+    }
+    cmd *m = new_cmd(CMD_CLOSE, c, 0);
+    if (m == NULL)
+        return NEGIO_ERR_NOMEM;
+    m->status = status;
+    negio_econn_ref(c);
+    post(c->l, m);
+    return NEGIO_OK;
+}
+
+/* ---- engine -------------------------------------------------------------------------------- */
+
+int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
+{
+    if (out == NULL || opts == NULL)
+        return NEGIO_ERR_INVALID;
+    negio_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NEGIO_ERR_NOMEM;
+    e->o = *opts;
+    if (e->o.loops == 0)
+        e->o.loops = uv_available_parallelism();
+    if (e->o.workers == 0)
+        e->o.workers = 4;
+    if (e->o.handshake_timeout_ms == 0)
+        e->o.handshake_timeout_ms = 30000;
+    if (e->o.max_connections == 0)
+        e->o.max_connections = 65536;
+    if (e->o.high_water == 0)
+        e->o.high_water = 1u << 20;
+    if (e->o.hard_limit == 0)
+        e->o.hard_limit = 16u << 20;
+    if (e->o.shutdown_timeout_ms == 0)
+        e->o.shutdown_timeout_ms = 5000;
+    /* a peer that vanishes must not kill the process with SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->done, NULL);
+    pthread_mutex_init(&e->wlock, NULL);
+    pthread_cond_init(&e->wcond, NULL);
+    e->nloops = e->o.loops;
+    e->loops = calloc(e->nloops, sizeof(loop));
+    e->workers = calloc(e->o.workers, sizeof(pthread_t));
+    if (e->loops == NULL || e->workers == NULL) {
+        free(e->loops);
+        free(e->workers);
+        free(e);
+        return NEGIO_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < e->nloops; i++) {
+        loop *l = &e->loops[i];
+        l->e = e;
+        l->index = i;
+        pthread_mutex_init(&l->lock, NULL);
+        uv_loop_init(&l->uv);
+        uv_async_init(&l->uv, &l->async, on_async);
+        l->async.data = l;
+    }
+    for (unsigned i = 0; i < e->nloops; i++) {
+        if (pthread_create(&e->loops[i].thread, NULL, loop_main, &e->loops[i]) != 0)
+            abort();
+    }
+    for (unsigned i = 0; i < e->o.workers; i++) {
+        if (pthread_create(&e->workers[i], NULL, worker_main, e) != 0)
+            abort();
+        e->nworkers++;
+    }
+    *out = e;
+    return NEGIO_OK;
+}
+
+static void broadcast(negio_engine *e, enum cmd_type type)
+{
+    for (unsigned i = 0; i < e->nloops; i++) {
+        cmd *m = new_cmd(type, NULL, 0);
+        if (m == NULL)
+            abort();
+        post(&e->loops[i], m);
+    }
+}
+
+/* Waits until no connection is left or MS pass; returns whether none is left. */
+static int wait_drained(negio_engine *e, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->lock);
+    int rc = 0;
+    while (atomic_load(&e->conns) > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&e->done, &e->lock, &ts);
+    pthread_mutex_unlock(&e->lock);
+    return atomic_load(&e->conns) == 0;
+}
+
+int negio_engine_shutdown(negio_engine *e)
+{
+    if (e == NULL)
+        return NEGIO_ERR_INVALID;
+    if (atomic_exchange(&e->shutting_down, 1) == 0)
+        broadcast(e, CMD_SHUTDOWN);
+    if (!wait_drained(e, e->o.shutdown_timeout_ms)) {
+        broadcast(e, CMD_FORCE);
+        while (!wait_drained(e, 1000))
+            ;
+    }
+    return NEGIO_OK;
+}
+
+void negio_engine_del(negio_engine *e)
+{
+    if (e == NULL)
+        return;
+    negio_engine_shutdown(e);
+    /* workers first: a step still running posts its completion to a loop that must be alive
+     * (this waits for a step blocked on an unreachable KDC to give up) */
+    pthread_mutex_lock(&e->wlock);
+    e->wstop = 1;
+    pthread_cond_broadcast(&e->wcond);
+    pthread_mutex_unlock(&e->wlock);
+    for (unsigned i = 0; i < e->nworkers; i++)
+        pthread_join(e->workers[i], NULL);
+    broadcast(e, CMD_STOP);
+    for (unsigned i = 0; i < e->nloops; i++)
+        pthread_join(e->loops[i].thread, NULL);
+    for (unsigned i = 0; i < e->nloops; i++) {
+        loop *l = &e->loops[i];
+        on_async(&l->async); /* free commands posted after the stop */
+        uv_loop_close(&l->uv);
+        pthread_mutex_destroy(&l->lock);
+    }
+    while (e->listeners) {
+        listener *li = e->listeners;
+        e->listeners = li->next;
+        negio_config_del(li->cfg);
+        free(li);
+    }
+    free(e->loops);
+    free(e->workers);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->done);
+    pthread_mutex_destroy(&e->wlock);
+    pthread_cond_destroy(&e->wcond);
+    free(e);
+}

@@ -1,0 +1,131 @@
+#include "engine/engine_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sum = (sum ^ p[i]) * 16777619u; /* FNV-1a: order-sensitive */
+    return sum;
+}
+
+static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *user)
+{
+    recorder *r = user;
+    rec_conn *rc = negio_econn_user(c);
+    if (rc != NULL) {
+        rc->authenticated = 1;
+        rc->mech = info->mech;
+        rc->server_authenticated = info->server_authenticated;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->authenticated++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return r->reject;
+}
+
+static void on_message(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
+                       void *user)
+{
+    recorder *r = user;
+    rec_conn *rc = negio_econn_user(c);
+    if (rc != NULL) {
+        if (rc->nmsgs < 64)
+            rc->levels[rc->nmsgs] = level;
+        if (rc->nmsgs == 0)
+            snprintf(rc->first, sizeof(rc->first), "%.*s", (int)(len < 63 ? len : 63),
+                     (const char *)data);
+        int t, seq;
+        char tmp[32];
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)(len < 31 ? len : 31), (const char *)data);
+        if (sscanf(tmp, "t%d-%d", &t, &seq) == 2 && t >= 0 && t < 8) {
+            if (seq != rc->last_seq[t] + 1)
+                rc->order_errors++;
+            rc->last_seq[t] = seq;
+        }
+        rc->nmsgs++;
+        rc->bytes += len;
+        rc->checksum = checksum_update(rc->checksum, data, len);
+    }
+    if (r->echo)
+        negio_engine_send(r->e, c, data, len, level);
+    pthread_mutex_lock(&r->lock);
+    r->messages++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void on_closed(negio_econn *c, negio_close_reason reason, int code, const char *detail,
+                      void *user)
+{
+    recorder *r = user;
+    rec_conn *rc = negio_econn_user(c);
+    if (rc != NULL) {
+        rc->reason = reason;
+        rc->code = code;
+        snprintf(rc->detail, sizeof(rc->detail), "%s", detail);
+        __atomic_store_n(&rc->closed, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_lock(&r->lock);
+    r->closed++;
+    if (reason > 0 && reason < 6)
+        r->closed_by_reason[reason]++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void on_backpressure(negio_econn *c, int above, void *user)
+{
+    recorder *r = user;
+    (void)c;
+    if (above) {
+        pthread_mutex_lock(&r->lock);
+        r->backpressure++;
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+void recorder_init(recorder *r, negio_engine_options *o)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    o->callbacks.on_authenticated = on_authenticated;
+    o->callbacks.on_message = on_message;
+    o->callbacks.on_closed = on_closed;
+    o->callbacks.on_backpressure = on_backpressure;
+    o->user = r;
+    if (negio_engine_new(&r->e, o) != NEGIO_OK)
+        abort();
+}
+
+void recorder_free(recorder *r)
+{
+    negio_engine_del(r->e);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+}
+
+int recorder_wait(recorder *r, const int *field, int n, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (*field < n) {
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0)
+            break;
+    }
+    int v = *field;
+    pthread_mutex_unlock(&r->lock);
+    return v;
+}

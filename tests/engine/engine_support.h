@@ -1,0 +1,51 @@
+/* Engine test support: an echo server and a recording client, both on real loopback sockets. */
+#ifndef NEGIO_TEST_ENGINE_SUPPORT_H
+#define NEGIO_TEST_ENGINE_SUPPORT_H
+
+#include <pthread.h>
+
+#include "negio/engine.h"
+#include "support/support.h"
+
+#define REC_MAX_MSGS 4096
+
+/* What one client connection saw. */
+typedef struct rec_conn {
+    int authenticated;
+    negio_mech mech;
+    int server_authenticated;
+    int closed;
+    negio_close_reason reason;
+    int code;
+    char detail[512];
+    int nmsgs;
+    size_t bytes;
+    uint32_t checksum; /* over every received byte, in order */
+    negio_level levels[64];
+    char first[64];
+    int last_seq[8];  /* messages "t<thread>-<seq>": the last seq seen per thread */
+    int order_errors; /* a seq that did not follow the previous one of its thread */
+} rec_conn;
+
+/* A recording engine: counts events across all its connections (thread-safe). */
+typedef struct recorder {
+    negio_engine *e;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int authenticated;
+    int messages;
+    int closed;
+    int closed_by_reason[6];
+    int echo;         /* send each message back at its level */
+    int reject;       /* on_authenticated returns this */
+    int backpressure; /* on_backpressure(1) calls */
+} recorder;
+
+void recorder_init(recorder *r, negio_engine_options *o);
+void recorder_free(recorder *r);
+/* Waits until FIELD (a counter in R) reaches N or MS pass; returns the counter. */
+int recorder_wait(recorder *r, const int *field, int n, int ms);
+
+uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,353 @@
+/* Engine tests over loopback against the real throwaway KDC. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine_support.h"
+
+static uint16_t start_server(recorder *srv, negio_engine_options *o, negio_level min)
+{
+    recorder_init(srv, o);
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    negio_config_set_min_level(sc, min);
+    uint16_t port = 0;
+    assert_int_equal(negio_engine_listen(srv->e, "127.0.0.1:0", sc, &port), 0);
+    negio_config_del(sc);
+    assert_true(port > 0);
+    return port;
+}
+
+/* One client per mechanism path: authenticate, send at every level and the default, get each
+ * echo back at the level it was sent, close cleanly. */
+static void echo_over_every_mechanism_path(void **state)
+{
+    (void)state;
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 2}, co = {.loops = 2};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_NONE);
+    srv.echo = 1;
+    negio_config *scfg = test_server_config(PATH_KERBEROS);
+    negio_config_del(scfg);
+    recorder_init(&cli, &co);
+    cli.echo = 0;
+    rec_conn rc[PATH_COUNT];
+    memset(rc, 0, sizeof(rc));
+    negio_econn *conns[PATH_COUNT];
+    for (int p = 0; p < PATH_COUNT; p++) {
+        negio_config *cc = test_client_config((test_path)p);
+        negio_config_set_min_level(cc, NEGIO_LEVEL_NONE);
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[p], &conns[p]),
+                         0);
+        negio_config_del(cc);
+        /* written before authentication: must go out after it, in order */
+        assert_int_equal(negio_engine_send(cli.e, conns[p], "none", 4, NEGIO_LEVEL_NONE), 0);
+        assert_int_equal(negio_engine_send(cli.e, conns[p], "sign", 4, NEGIO_LEVEL_SIGN), 0);
+        assert_int_equal(negio_engine_send(cli.e, conns[p], "seal", 4, NEGIO_LEVEL_SEAL), 0);
+        assert_int_equal(negio_engine_write(conns[p], "dflt", 4), 0);
+    }
+    int got = recorder_wait(&cli, &cli.messages, 4 * PATH_COUNT, 20000);
+    for (int p = 0; p < PATH_COUNT; p++) {
+        if (rc[p].closed || rc[p].nmsgs != 4)
+            fprintf(stderr, "%s: closed %d %s %s, %d messages\n", test_path_name((test_path)p),
+                    rc[p].closed, negio_close_reason_name(rc[p].reason), rc[p].detail,
+                    rc[p].nmsgs);
+    }
+    assert_int_equal(got, 4 * PATH_COUNT);
+    for (int p = 0; p < PATH_COUNT; p++) {
+        assert_true(rc[p].authenticated);
+        assert_int_equal(rc[p].mech, test_path_mech((test_path)p));
+        assert_int_equal(rc[p].server_authenticated,
+                         test_path_mech((test_path)p) == NEGIO_MECH_KERBEROS);
+        assert_string_equal(rc[p].first, "none");
+        assert_int_equal(rc[p].levels[0], NEGIO_LEVEL_NONE);
+        assert_int_equal(rc[p].levels[1], NEGIO_LEVEL_SIGN);
+        assert_int_equal(rc[p].levels[2], NEGIO_LEVEL_SEAL);
+        assert_int_equal(rc[p].levels[3], NEGIO_LEVEL_SEAL);
+        assert_int_equal(negio_engine_close(conns[p], 0), 0);
+    }
+    assert_int_equal(recorder_wait(&cli, &cli.closed, PATH_COUNT, 10000), PATH_COUNT);
+    assert_int_equal(recorder_wait(&srv, &srv.closed, PATH_COUNT, 10000), PATH_COUNT);
+    for (int p = 0; p < PATH_COUNT; p++) {
+        assert_int_equal(rc[p].reason, NEGIO_CLOSE_CLEAN);
+        negio_econn_unref(conns[p]);
+    }
+    assert_int_equal(srv.closed_by_reason[NEGIO_CLOSE_CLEAN], PATH_COUNT);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v != NULL && atoi(v) > 0 ? atoi(v) : dflt;
+}
+
+/* Deterministic message J of connection I: size and content depend on both. */
+static size_t make_message(uint8_t *buf, int i, int j)
+{
+    size_t n = 40 + (size_t)((i * 131 + j * 977) % 3000);
+    unsigned seed = (unsigned)(i * 7919 + j * 104729 + 1);
+    int k = snprintf((char *)buf, n, "c%d-m%d:", i, j);
+    for (size_t x = (size_t)k; x < n; x++)
+        buf[x] = (uint8_t)test_rand(&seed);
+    return n;
+}
+
+static negio_level level_of(int i, int j)
+{
+    return (i + j) % 2 ? NEGIO_LEVEL_SIGN : NEGIO_LEVEL_SEAL;
+}
+
+/* At least 1,000 connections authenticated at the same time over every mechanism path, each
+ * exchanging messages at mixed levels; every byte, level and the order are checked. */
+static void a_thousand_concurrent_connections_exchange_messages_intact(void **state)
+{
+    (void)state;
+    const int n = env_int("NEGIO_TEST_CONNECTIONS", 1000), per = 4;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)(2 * n + 200)) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 2, .max_connections = (unsigned)n + 10};
+    negio_engine_options co = {.loops = 2, .handshake_timeout_ms = 60000};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn *rc = calloc((size_t)n, sizeof(*rc));
+    negio_econn **conns = calloc((size_t)n, sizeof(*conns));
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        negio_config *cc = test_client_config((test_path)(i % PATH_COUNT));
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[i], &conns[i]),
+                         0);
+        negio_config_del(cc);
+    }
+    int auth = recorder_wait(&cli, &cli.authenticated, n, 120000);
+    double t1 = now_s();
+    fprintf(stderr, "%d/%d authenticated in %.2f s; server holds %u connections\n", auth, n,
+            t1 - t0, negio_engine_connections(srv.e));
+    assert_int_equal(auth, n);
+    /* all of them open at once */
+    assert_int_equal(negio_engine_connections(srv.e), (unsigned)n);
+    assert_int_equal(cli.closed, 0);
+    uint8_t buf[4096];
+    uint32_t *expect = calloc((size_t)n, sizeof(*expect));
+    for (int j = 0; j < per; j++) {
+        for (int i = 0; i < n; i++) {
+            size_t len = make_message(buf, i, j);
+            expect[i] = checksum_update(j == 0 ? 0 : expect[i], buf, len);
+            assert_int_equal(negio_engine_send(cli.e, conns[i], buf, len, level_of(i, j)), 0);
+        }
+    }
+    int got = recorder_wait(&cli, &cli.messages, n * per, 120000);
+    fprintf(stderr, "%d/%d echoes in %.2f s\n", got, n * per, now_s() - t1);
+    assert_int_equal(got, n * per);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(rc[i].nmsgs, per);
+        assert_int_equal(rc[i].checksum, expect[i]);
+        for (int j = 0; j < per; j++)
+            assert_int_equal(rc[i].levels[j], level_of(i, j));
+        assert_int_equal(rc[i].mech, test_path_mech((test_path)(i % PATH_COUNT)));
+        negio_engine_close(conns[i], 0);
+    }
+    assert_int_equal(recorder_wait(&cli, &cli.closed, n, 60000), n);
+    assert_int_equal(recorder_wait(&srv, &srv.closed, n, 60000), n);
+    assert_int_equal(srv.closed_by_reason[NEGIO_CLOSE_CLEAN], n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(rc[i].reason, NEGIO_CLOSE_CLEAN);
+        negio_econn_unref(conns[i]);
+    }
+    free(expect);
+    free(conns);
+    free(rc);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+static pid_t kdc_pid(void)
+{
+    char path[400], line[32];
+    snprintf(path, sizeof(path), "%s/kdc.pid", test_realm_get()->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    return (pid_t)atoi(line);
+}
+
+/* A KDC that accepts connections and never answers: handshakes that need it wait on a worker and
+ * time out, while connections already authenticated carry on at full speed. */
+static void a_stalled_kdc_does_not_slow_authenticated_connections(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 1}, co = {.loops = 1, .handshake_timeout_ms = 1500};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn a = {0}, b = {0}, c = {0};
+    negio_econn *ca, *cb, *cc;
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cfg, &a, &ca), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 1, 10000), 1);
+
+    pid_t kdc = kdc_pid();
+    assert_int_equal(kill(kdc, SIGSTOP), 0);
+    negio_config *pw = test_client_config(PATH_KERBEROS);
+    negio_config_set_ccache(pw, r->empty_ccache);
+    assert_int_equal(negio_config_set_password(pw, "alice", r->alice_pw), 0);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, pw, &b, &cb), 0);
+    usleep(200000); /* B's first step is now blocked on the KDC in a worker */
+    double t0 = now_s();
+    for (int i = 1; i <= 200; i++) {
+        char m[32];
+        int len = snprintf(m, sizeof(m), "t0-%d", i);
+        assert_int_equal(negio_engine_write(ca, m, (size_t)len), 0);
+    }
+    int echoed = recorder_wait(&cli, &cli.messages, 200, 10000);
+    double took = now_s() - t0;
+    int b_closed_early = __atomic_load_n(&b.closed, __ATOMIC_ACQUIRE);
+    int b_closed = recorder_wait(&cli, &cli.closed, 1, 5000);
+    kill(kdc, SIGCONT); /* before any assertion can end the test */
+    fprintf(stderr, "200 echoes in %.3f s while the KDC was stalled; B: %s (%s)\n", took,
+            negio_close_reason_name(b.reason), b.detail);
+    assert_int_equal(echoed, 200);
+    assert_int_equal(a.order_errors, 0);
+    assert_false(b_closed_early); /* the echoes did not wait for B to give up */
+    assert_true(took < 1.0);
+    assert_int_equal(b_closed, 1);
+    assert_int_equal(b.reason, NEGIO_CLOSE_TIMEOUT);
+    assert_false(b.authenticated);
+
+    /* with the KDC back, a new password handshake succeeds */
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, pw, &c, &cc), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 2, 20000), 2);
+    assert_true(c.authenticated);
+    negio_config_del(cfg);
+    negio_config_del(pw);
+    negio_econn_unref(ca);
+    negio_econn_unref(cb);
+    negio_econn_unref(cc);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+/* Shutting the server down with connections open closes each established one with a protected
+ * close, which its client sees as clean. */
+static void shutdown_with_open_connections_closes_them_cleanly(void **state)
+{
+    (void)state;
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 2}, co = {.loops = 2};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    recorder_init(&cli, &co);
+    enum { N = 20 };
+    rec_conn rc[N];
+    memset(rc, 0, sizeof(rc));
+    for (int i = 0; i < N; i++) {
+        negio_config *cc = test_client_config((test_path)(i % PATH_COUNT));
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[i], NULL), 0);
+        negio_config_del(cc);
+    }
+    assert_int_equal(recorder_wait(&srv, &srv.authenticated, N, 20000), N);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, N, 20000), N);
+    assert_int_equal(negio_engine_shutdown(srv.e), 0);
+    assert_int_equal(negio_engine_connections(srv.e), 0);
+    assert_int_equal(srv.closed, N);
+    assert_int_equal(recorder_wait(&cli, &cli.closed, N, 10000), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(rc[i].reason, NEGIO_CLOSE_CLEAN);
+    /* a shut-down engine refuses new work */
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_listen(srv.e, "127.0.0.1:0", sc, NULL), NEGIO_ERR_STATE);
+    negio_config_del(sc);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+struct writer {
+    negio_econn *c;
+    int t;
+    int n;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    for (int i = 1; i <= w->n; i++) {
+        char m[32];
+        int len = snprintf(m, sizeof(m), "t%d-%d", w->t, i);
+        while (negio_engine_write(w->c, m, (size_t)len) == NEGIO_ERR_BUSY)
+            usleep(1000);
+    }
+    return NULL;
+}
+
+/* Several threads writing to one connection at once: every message arrives, and each thread's
+ * messages keep their order. */
+static void writes_from_several_threads_keep_per_thread_order(void **state)
+{
+    (void)state;
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 2}, co = {.loops = 2};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn rc = {0};
+    negio_econn *c;
+    negio_config *cc = test_client_config(PATH_NEG_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc, &c), 0);
+    negio_config_del(cc);
+    enum { T = 4, PER = 500 };
+    pthread_t th[T];
+    struct writer w[T];
+    for (int t = 0; t < T; t++) { /* they start before authentication completes */
+        w[t] = (struct writer){c, t, PER};
+        assert_int_equal(pthread_create(&th[t], NULL, writer_main, &w[t]), 0);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(recorder_wait(&cli, &cli.messages, T * PER, 30000), T * PER);
+    assert_int_equal(rc.order_errors, 0);
+    for (int t = 0; t < T; t++)
+        assert_int_equal(rc.last_seq[t], PER);
+    negio_engine_close(c, 0);
+    assert_int_equal(recorder_wait(&cli, &cli.closed, 1, 10000), 1);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_CLEAN);
+    negio_econn_unref(c);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+int main(void)
+{
+    test_realm_get();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(echo_over_every_mechanism_path),
+        cmocka_unit_test(writes_from_several_threads_keep_per_thread_order),
+        cmocka_unit_test(shutdown_with_open_connections_closes_them_cleanly),
+        cmocka_unit_test(a_stalled_kdc_does_not_slow_authenticated_connections),
+        cmocka_unit_test(a_thousand_concurrent_connections_exchange_messages_intact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

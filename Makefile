@@ -72,7 +72,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(sort build build-asan $(BUILD))
+	rm -rf $(sort build build-asan build-tsan $(BUILD))
 
 format:
 	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \

@@ -17,6 +17,20 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+# If the realm belongs to a process (a test), stop the KDC when that process is gone, even if it
+# crashed and never ran its own cleanup.
+watch_owner() {
+  [ -n "${NEGIO_REALM_OWNER_PID:-}" ] || return 0
+  ( owner=$NEGIO_REALM_OWNER_PID
+    while kill -0 "$owner" 2>/dev/null && [ -f "$dir/kdc.pid" ]; do sleep 1; done
+    if [ -f "$dir/kdc.pid" ]; then
+      kill "$(cat "$dir/kdc.pid")" 2>/dev/null
+      # a test's temporary realm is removed with it
+      case "$dir" in /tmp/negio-test-*) sleep 1; rm -rf "$dir" ;; esac
+    fi
+  ) </dev/null >/dev/null 2>&1 &
+}
+
 start_kdc() {
   # -T shifts the KDC's clock by the given number of seconds (clock-skew tests)
   if [ "${1:-0}" != 0 ]; then
@@ -114,6 +128,7 @@ kadmin.local -r "$realm" -q "ktadd -k $dir/other.keytab other/localhost" >/dev/n
 printf 'NEGIO:alice:%s\nNEGIO:bob:%s\n' "$alice_pw" "$bob_pw" > "$dir/ntlm_users"
 
 start_kdc 0
+watch_owner
 cat > "$dir/env" <<ENV
 export KRB5_CONFIG=$dir/krb5.conf
 export KRB5_KDC_PROFILE=$dir/kdc.conf

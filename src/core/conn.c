@@ -14,6 +14,7 @@
 #define POLICY_LEN 16
 #define POLICY_VERSION 1
 #define RECV_CHUNK 16384
+#define MIN_TOKEN 16 /* the shortest MIC or wrap header of any supported mechanism */
 
 struct negio_conn {
     negio_config cfg;
@@ -429,6 +430,11 @@ static int unprotect(negio_conn *c, const negio__frame_hdr *h, const uint8_t *bo
         if (h->length < 4 || negio__get_u32(body) > h->length - 4)
             return fail(c, NEGIO_ERR_INTEGRITY, "signed frame with a malformed MIC length");
         size_t mlen = negio__get_u32(body);
+        /* No mechanism's MIC is shorter than 16 bytes (an NTLM signature is exactly 16, a
+         * Kerberos MIC token has a 16-byte header); gss-ntlmssp reads 16 bytes whatever length
+         * it is given, so a shorter one must not reach it. */
+        if (mlen < MIN_TOKEN)
+            return fail(c, NEGIO_ERR_INTEGRITY, "signed frame with a %zu-byte MIC", mlen);
         const uint8_t *data = body + 4 + mlen;
         size_t dlen = h->length - 4 - mlen;
         negio__buf_clear(&c->scratch);
@@ -446,6 +452,11 @@ static int unprotect(negio_conn *c, const negio__frame_hdr *h, const uint8_t *bo
     }
     uint8_t *plain;
     size_t n;
+    /* A wrap token carries at least a 16-byte header or signature plus the sealed protected
+     * header; gss-ntlmssp computes malloc(len - 16) without checking, so shorter ones stop here. */
+    if (h->length < MIN_TOKEN + NEGIO__PH_LEN)
+        return fail(c, NEGIO_ERR_INTEGRITY, "sealed frame of %u bytes is too short",
+                    (unsigned)h->length);
     rc = negio__gss_unseal(c->gss, body, h->length, &plain, &n, &c->plain, c->detail);
     if (rc < 0)
         return fail(c, rc, NULL);

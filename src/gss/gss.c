@@ -569,7 +569,8 @@ int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
             negio__detail(detail, "sealed frame was not encrypted (integrity-only wrap token)");
         else
             gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
-        if (p->length > 0)
+        /* gss-ntlmssp frees the output of a failed unwrap but leaves its length set */
+        if (p->value != NULL && p->length > 0)
             explicit_bzero(p->value, p->length);
         gss_release_buffer(&min2, p);
         free(p);
@@ -587,7 +588,7 @@ void negio__gss_release(void **handle)
     gss_buffer_t p = *handle;
     if (p == NULL)
         return;
-    if (p->length > 0)
+    if (p->value != NULL && p->length > 0)
         explicit_bzero(p->value, p->length);
     gss_release_buffer(&min, p);
     free(p);

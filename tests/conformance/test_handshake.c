@@ -490,6 +490,82 @@ static void handshake_frame_after_completion_is_fatal(void **state)
     }
 }
 
+/* Corrupts token bytes of one HANDSHAKE frame (header kept consistent) in variant V:
+ * 0..3 truncate to 1 byte, 10 bytes, half, all but one; 4.. flip one byte at an offset spread
+ * over the token; the last variant replaces the token with random bytes. */
+static size_t corrupt(uint8_t *f, size_t n, int v, unsigned *seed)
+{
+    size_t tok = n - 8;
+    size_t keep[] = {1, 10, tok / 2, tok - 1};
+    if (v < 4) {
+        size_t k = keep[v] < tok ? keep[v] : tok - 1;
+        f[4] = (uint8_t)(k >> 24);
+        f[5] = (uint8_t)(k >> 16);
+        f[6] = (uint8_t)(k >> 8);
+        f[7] = (uint8_t)k;
+        return 8 + k;
+    }
+    if (v < 20) {
+        f[8 + (size_t)(v - 4) * tok / 16] ^= 0x5a;
+        return n;
+    }
+    for (size_t i = 8; i < n; i++)
+        f[i] = (uint8_t)test_rand(seed);
+    return n;
+}
+
+/* Garbage, truncated and corrupted handshake tokens, in either direction and at each round,
+ * end the handshake with an error: never established, never a crash (and no leak: ASan run). */
+static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state)
+{
+    (void)state;
+    unsigned seed = 77;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        for (int round = 0; round < 3; round++) {
+            for (int v = 0; v < 21; v++) {
+                negio_config *cc = test_client_config((test_path)path);
+                negio_config *sc = test_server_config((test_path)path);
+                test_pair p;
+                test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+                negio_config_del(cc);
+                negio_config_del(sc);
+                test_side_drain(&p.client);
+                /* deliver ROUND frames untouched, alternating direction, then corrupt one */
+                test_side *from = &p.client, *to = &p.server;
+                for (int r = 0; r < round; r++) {
+                    while (test_pair_move(&p, from, to) > 0)
+                        ;
+                    test_side_drain(to);
+                    test_side *t = from;
+                    from = to;
+                    to = t;
+                }
+                size_t n;
+                uint8_t *f = test_take_output(from->conn, &n);
+                if (n < 9 || f[1] != 1) { /* this path has no such round */
+                    free(f);
+                    test_pair_free(&p);
+                    break;
+                }
+                /* only the first frame: a HANDSHAKE possibly followed by POLICY */
+                size_t first = 8 + ((size_t)f[4] << 24 | (size_t)f[5] << 16 |
+                                    (size_t)f[6] << 8 | f[7]);
+                size_t m = corrupt(f, first, v, &seed);
+                negio_conn_feed(to->conn, f, m);
+                negio_conn_feed_eof(to->conn); /* nothing more will come */
+                free(f);
+                test_side_drain(to);
+                if (to->err == 0)
+                    fprintf(stderr, "%s round %d variant %d: no error\n",
+                            test_path_name((test_path)path), round, v);
+                assert_true(to->err < 0);
+                assert_int_equal(test_side_count(to, NEGIO_EV_ESTABLISHED), 0);
+                test_pair_free(&p);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     test_realm_get();
@@ -506,6 +582,7 @@ int main(void)
         cmocka_unit_test(kdc_clock_skew_fails_with_the_skew_named),
         cmocka_unit_test(context_without_required_flags_is_refused_by_the_server),
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
+        cmocka_unit_test(corrupted_handshake_tokens_are_fatal_in_both_directions),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

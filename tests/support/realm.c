@@ -102,6 +102,9 @@ const test_realm *test_realm_get(void)
     snprintf(realm.dir, sizeof(realm.dir), "/tmp/negio-test-XXXXXX");
     if (mkdtemp(realm.dir) == NULL)
         die("mkdtemp");
+    char owner[32];
+    snprintf(owner, sizeof(owner), "%d", (int)getpid());
+    setenv("NEGIO_REALM_OWNER_PID", owner, 1); /* the KDC goes away with this process */
     run_script("start");
     started = 1;
     atexit(at_exit);

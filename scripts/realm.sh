@@ -125,6 +125,10 @@ kadmin.local -r "$realm" -q "addprinc -randkey negio/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "addprinc -randkey other/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "ktadd -k $dir/service.keytab negio/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "ktadd -k $dir/other.keytab other/localhost" >/dev/null 2>&1
+# carol authenticates with a client keytab given explicitly (not the default KRB5_CLIENT_KTNAME,
+# which MIT would use by itself whenever a client has no ticket)
+kadmin.local -r "$realm" -q "addprinc -randkey carol" >/dev/null 2>&1
+kadmin.local -r "$realm" -q "ktadd -k $dir/carol.keytab carol" >/dev/null 2>&1
 printf 'NEGIO:alice:%s\nNEGIO:bob:%s\n' "$alice_pw" "$bob_pw" > "$dir/ntlm_users"
 
 start_kdc 0

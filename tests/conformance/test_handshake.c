@@ -566,6 +566,53 @@ static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state
     }
 }
 
+/* A client with only a client keytab (no ticket, no password) obtains its ticket from it. */
+static void client_keytab_credentials_authenticate(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    for (int mech = NEGIO_MECH_NEGOTIATE; mech <= NEGIO_MECH_KERBEROS; mech++) {
+        negio_config *cc = test_client_config(PATH_KERBEROS);
+        char ccache[400];
+        snprintf(ccache, sizeof(ccache), "FILE:%s/carol-cc-%d", r->dir, mech);
+        negio_config_set_mech(cc, (negio_mech)mech);
+        assert_int_equal(negio_config_set_ccache(cc, ccache), 0);
+        assert_int_equal(negio_config_set_keytab(cc, r->client_keytab), 0);
+        negio_config_set_allowed(cc, NEGIO_ALLOW_KERBEROS);
+        test_pair p;
+        run(&p, cc, test_server_config(PATH_KERBEROS), "client keytab");
+        assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
+        negio_auth_info si;
+        assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
+        char carol[128];
+        snprintf(carol, sizeof(carol), "carol@%s", r->realm);
+        assert_string_equal(si.peer, carol);
+        test_pair_free(&p);
+    }
+}
+
+/* A server without a service name accepts for any key in its keytab; NTLM then needs the name
+ * (gss-ntlmssp 1.2 limitation), which is refused with a clear error instead of a crash. */
+static void server_without_a_name_accepts_any_key_in_its_keytab(void **state)
+{
+    (void)state;
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_service(sc, NULL), 0);
+    negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS);
+    test_pair p;
+    run(&p, test_client_config(PATH_NEG_KERBEROS), sc, "any key");
+    assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
+    test_pair_free(&p);
+
+    sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_service(sc, NULL), 0);
+    run(&p, test_client_config(PATH_NTLM), sc, "any key with ntlm allowed");
+    assert_int_equal(p.server.err, NEGIO_ERR_CREDENTIALS);
+    assert_detail_has(p.server.conn, "needs a service name");
+    assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+    test_pair_free(&p);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -583,6 +630,8 @@ int main(void)
         cmocka_unit_test(context_without_required_flags_is_refused_by_the_server),
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
         cmocka_unit_test(corrupted_handshake_tokens_are_fatal_in_both_directions),
+        cmocka_unit_test(client_keytab_credentials_authenticate),
+        cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,6 +121,7 @@ const test_realm *test_realm_get(void)
     snprintf(realm.ccache, sizeof(realm.ccache), "FILE:%s/cc", realm.dir);
     snprintf(realm.empty_ccache, sizeof(realm.empty_ccache), "FILE:%s/no-such-cc", realm.dir);
     snprintf(realm.ntlm_file, sizeof(realm.ntlm_file), "%s/ntlm_users", realm.dir);
+    snprintf(realm.client_keytab, sizeof(realm.client_keytab), "%s/carol.keytab", realm.dir);
     /* a crashed test must not leave a KDC behind forever: the KDC is ours to stop */
     signal(SIGPIPE, SIG_IGN);
     return &realm;

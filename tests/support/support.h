@@ -17,6 +17,7 @@ typedef struct test_realm {
     char ccache[300];      /* FILE:... holding alice's TGT */
     char empty_ccache[300]; /* FILE:... that does not exist: no Kerberos ticket */
     char ntlm_file[300];
+    char client_keytab[300]; /* carol's keys */
     int kdc_port;
 } test_realm;
 

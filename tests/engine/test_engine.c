@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -339,11 +340,80 @@ static void writes_from_several_threads_keep_per_thread_order(void **state)
     recorder_free(&srv);
 }
 
+/* The engine listens and connects over IPv6 as over IPv4. */
+static void ipv6_loopback_works(void **state)
+{
+    (void)state;
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 1}, co = {.loops = 1};
+    recorder_init(&srv, &so);
+    srv.echo = 1;
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    uint16_t port = 0;
+    int rc = negio_engine_listen(srv.e, "[::1]:0", sc, &port);
+    negio_config_del(sc);
+    if (rc == NEGIO_ERR_ADDRESS) { /* no IPv6 on this machine: say so, do not pretend */
+        recorder_free(&srv);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    recorder_init(&cli, &co);
+    rec_conn r = {0};
+    negio_econn *c;
+    negio_config *cc = test_client_config(PATH_NEG_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "::1", port, cc, &r, &c), 0);
+    negio_config_del(cc);
+    assert_int_equal(negio_engine_write(c, "v6", 2), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.messages, 1, 10000), 1);
+    assert_string_equal(r.first, "v6");
+    assert_int_equal(negio_econn_peer_addr(c)->sa_family, AF_INET6);
+    negio_econn_unref(c);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+/* With an idle timeout, a silent authenticated connection is closed and reported as a timeout;
+ * traffic keeps another one alive. */
+static void idle_connections_time_out(void **state)
+{
+    (void)state;
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 1, .idle_timeout_ms = 400}, co = {.loops = 1};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn quiet = {0}, busy = {0};
+    negio_econn *q, *b;
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &quiet, &q), 0);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &busy, &b), 0);
+    negio_config_del(cc);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 2, 10000), 2);
+    for (int i = 1; i <= 8; i++) { /* 800 ms of traffic, a message every 100 ms */
+        char m[16];
+        int len = snprintf(m, sizeof(m), "t0-%d", i);
+        negio_engine_write(b, m, (size_t)len);
+        usleep(100000);
+    }
+    assert_int_equal(recorder_wait(&srv, &srv.closed, 1, 3000), 1);
+    assert_int_equal(srv.closed_by_reason[NEGIO_CLOSE_TIMEOUT], 1);
+    assert_int_equal(recorder_wait(&cli, &cli.closed, 1, 3000), 1);
+    assert_true(quiet.closed);
+    assert_false(busy.closed);
+    assert_int_equal(busy.nmsgs, 8);
+    negio_econn_unref(q);
+    negio_econn_unref(b);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
 int main(void)
 {
     test_realm_get();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_over_every_mechanism_path),
+        cmocka_unit_test(ipv6_loopback_works),
+        cmocka_unit_test(idle_connections_time_out),
         cmocka_unit_test(writes_from_several_threads_keep_per_thread_order),
         cmocka_unit_test(shutdown_with_open_connections_closes_them_cleanly),
         cmocka_unit_test(a_stalled_kdc_does_not_slow_authenticated_connections),

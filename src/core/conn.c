@@ -37,6 +37,7 @@ struct negio_conn {
     int step_pending;
     int hs_error_sent;
     int early_input; /* bytes arrived at a client before it sent its first token */
+    int received_any;
     int ctx_complete;
     int peer_policy;
     int established;
@@ -274,6 +275,8 @@ uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
 
 static void note_input(negio_conn *c, size_t n)
 {
+    if (n > 0)
+        c->received_any = 1;
     /* the server cannot answer a token it has not seen: anything arriving at a client before its
      * first step ran was not sent in reply to us */
     if (n > 0 && c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL)
@@ -552,8 +555,9 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
     if (avail < NEGIO__HDR_LEN) {
         if (c->eof && !c->closed)
             return fail(c, NEGIO_ERR_TRUNCATED,
-                        avail ? "stream ended inside a frame header"
-                              : "stream ended without a protected close");
+                        avail              ? "stream ended inside a frame header"
+                        : !c->received_any ? "the peer closed the connection before sending anything"
+                                           : "stream ended without a protected close");
         return 0;
     }
     negio__frame_hdr h;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "core/internal.h"
+#include "negio/engine.h"
 
 #define CODES(X)                                                                                   \
     X(NEGIO_OK, "success")                                                                         \
@@ -9,6 +10,9 @@
     X(NEGIO_ERR_STATE, "call not valid in the current state")                                      \
     X(NEGIO_ERR_LEVEL, "protection level below the peer's minimum")                               \
     X(NEGIO_ERR_MSG_SIZE, "message larger than the maximum message size")                          \
+    X(NEGIO_ERR_BUSY, "send queue full; retry later")                                              \
+    X(NEGIO_ERR_ADDRESS, "address could not be parsed, resolved, bound or reached")                \
+    X(NEGIO_ERR_SYSTEM, "a system call failed")                                                    \
     X(NEGIO_ERR_FATAL, "fatal error")                                                              \
     X(NEGIO_ERR_NOMEM, "out of memory")                                                            \
     X(NEGIO_ERR_PROTOCOL, "protocol violation by the peer")                                        \

@@ -89,12 +89,14 @@ struct negio_econn {
     uv_connect_t connect_req;
     uv_getaddrinfo_t resolve_req;
     uv_shutdown_t shutdown_req;
+    struct addrinfo *addrs; /* resolved addresses not yet tried (client) */
     int handles; /* open uv handles */
     int tcp_ready;
     negio_conn *conn;
     negio_level default_level;
     uint32_t max_message;
     int step_running;
+    int processing;      /* inside econn_process: callbacks must not re-enter it */
     int read_paused;     /* by backpressure */
     int reading;
     int established;
@@ -135,6 +137,9 @@ struct negio_engine {
 };
 
 static void econn_process(negio_econn *c);
+static void uncount(negio_engine *e);
+static void free_addrs(negio_econn *c);
+static int try_next_address(negio_econn *c);
 static void econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void listener_resume(negio_engine *e);
@@ -199,6 +204,7 @@ void negio_econn_unref(negio_econn *c)
 {
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    free_addrs(c);
     negio_conn_del(c->conn);
     free(c->host);
     free(c);
@@ -285,7 +291,10 @@ static int submit_step(negio_econn *c)
 
 /* ---- connection lifecycle ------------------------------------------------------------------ */
 
-static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg, int is_client)
+/* COUNTED: the listener already counted this connection when it accepted it (so that a burst of
+ * accepts handed to other loops cannot overshoot max_connections). */
+static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg, int is_client,
+                              int counted)
 {
     negio_econn *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -305,7 +314,8 @@ static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg,
     c->default_level = negio_config_get_default_level(cfg);
     c->max_message = negio_config_get_limits(cfg).max_message;
     c->state = ST_CONNECTING;
-    atomic_fetch_add(&e->conns, 1);
+    if (!counted)
+        atomic_fetch_add(&e->conns, 1);
     return c;
 }
 
@@ -344,9 +354,7 @@ static void econn_finish(negio_econn *c)
     if (e->o.callbacks.on_closed)
         e->o.callbacks.on_closed(c, c->reason, c->code, c->detail, e->o.user);
     /* the connector is freed with the last reference; nothing touches it any more */
-    unsigned left = atomic_fetch_sub(&e->conns, 1) - 1;
-    if (atomic_load(&e->accept_paused) && left < e->o.max_connections)
-        listener_resume(e);
+    uncount(e);
     pthread_mutex_lock(&e->lock);
     pthread_cond_broadcast(&e->done);
     pthread_mutex_unlock(&e->lock);
@@ -550,7 +558,21 @@ static void on_established(negio_econn *c)
 }
 
 /* Runs the connector until it needs input, a step or the socket: the heart of the engine. */
+static void econn_process_loop(negio_econn *c);
+
+/* A callback that sends or closes runs inside this function; it must not start another round,
+ * which would release the event the callback is still looking at and nest the callbacks. What
+ * it writes goes out when the running round flushes. */
 static void econn_process(negio_econn *c)
+{
+    if (c->processing)
+        return;
+    c->processing = 1;
+    econn_process_loop(c);
+    c->processing = 0;
+}
+
+static void econn_process_loop(negio_econn *c)
 {
     if (c->step_running || c->state == ST_DONE || c->conn == NULL)
         return;
@@ -631,11 +653,19 @@ static int econn_init_handles(negio_econn *c)
 
 /* ---- commands on the loop ------------------------------------------------------------------ */
 
+static void uncount(negio_engine *e)
+{
+    unsigned left = atomic_fetch_sub(&e->conns, 1) - 1;
+    if (atomic_load(&e->accept_paused) && left < e->o.max_connections)
+        listener_resume(e);
+}
+
 static void adopt(loop *l, cmd *m)
 {
-    negio_econn *c = econn_new(l->e, l, m->listener->cfg, 0);
+    negio_econn *c = econn_new(l->e, l, m->listener->cfg, 0, 1);
     if (c == NULL) {
         close(m->fd);
+        uncount(l->e);
         return;
     }
     if (econn_init_handles(c) < 0 || uv_tcp_open(&c->tcp, m->fd) != 0) {
@@ -650,17 +680,86 @@ static void adopt(loop *l, cmd *m)
     econn_start(c);
 }
 
+/* A private copy of a resolved address list, freed with freeaddrinfo-compatible frees. */
+static struct addrinfo *copy_addrs(const struct addrinfo *res)
+{
+    struct addrinfo *head = NULL, **tail = &head;
+    for (const struct addrinfo *r = res; r != NULL; r = r->ai_next) {
+        struct addrinfo *a = calloc(1, sizeof(*a));
+        void *addr = malloc(r->ai_addrlen);
+        if (a == NULL || addr == NULL) {
+            free(a);
+            free(addr);
+            break;
+        }
+        *a = *r;
+        memcpy(addr, r->ai_addr, r->ai_addrlen);
+        a->ai_addr = addr;
+        a->ai_canonname = NULL;
+        a->ai_next = NULL;
+        *tail = a;
+        tail = &a->ai_next;
+    }
+    return head;
+}
+
+static void free_addrs(negio_econn *c)
+{
+    while (c->addrs != NULL) {
+        struct addrinfo *a = c->addrs;
+        c->addrs = a->ai_next;
+        free(a->ai_addr);
+        free(a);
+    }
+}
+
+/* A failed connect leaves the TCP handle unusable: close it, make a new one, try the next. */
+static void on_retry_closed(uv_handle_t *h)
+{
+    negio_econn *c = h->data;
+    uv_tcp_init(&c->l->uv, &c->tcp);
+    c->tcp.data = c;
+    int rc = try_next_address(c);
+    if (rc < 0)
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", c->host,
+                    (unsigned)c->port, uv_strerror(rc));
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     negio_econn *c = req->data;
     if (c->close_started)
         return;
     if (status < 0) {
+        /* the next address of the name (IPv6 and IPv4 of localhost, say) may answer */
+        if (c->addrs != NULL && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+            uv_close((uv_handle_t *)&c->tcp, on_retry_closed);
+            return;
+        }
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", c->host,
                     (unsigned)c->port, uv_strerror(status));
         return;
     }
+    free_addrs(c);
     econn_start(c);
+}
+
+/* Connects to the first untried address; 0, or a libuv error when none could be started. */
+static int try_next_address(negio_econn *c)
+{
+    int rc = UV_EADDRNOTAVAIL;
+    while (c->addrs != NULL) {
+        struct addrinfo *a = c->addrs;
+        c->addrs = a->ai_next;
+        a->ai_next = NULL;
+        c->connect_req.data = c;
+        rc = uv_tcp_connect(&c->connect_req, &c->tcp, a->ai_addr, on_connected);
+        free(a->ai_addr); /* libuv copied the address */
+        free(a);
+        if (rc == 0)
+            return 0;
+    }
+    return rc;
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -675,8 +774,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     if (!c->close_started) {
-        c->connect_req.data = c;
-        int rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
+        c->addrs = copy_addrs(res);
+        int rc = c->addrs == NULL ? UV_ENOMEM : try_next_address(c);
         if (rc < 0)
             econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s",
                         c->host, (unsigned)c->port, uv_strerror(rc));
@@ -901,6 +1000,7 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
             close(fd);
             continue;
         }
+        atomic_fetch_add(&e->conns, 1); /* counted now, adopted later on its loop */
         m->fd = fd;
         m->listener = li;
         unsigned i = atomic_fetch_add(&e->rr, 1) % e->nloops;
@@ -1015,7 +1115,7 @@ int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
         return NEGIO_ERR_NOMEM;
     /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
     negio_config_set_deferred_steps(deferred, 1);
-    negio_econn *c = econn_new(e, l, deferred, 1);
+    negio_econn *c = econn_new(e, l, deferred, 1, 0);
     negio_config_del(deferred);
     if (c == NULL)
         return NEGIO_ERR_NOMEM;

@@ -3,6 +3,7 @@
 #define NEGIO_TEST_ENGINE_SUPPORT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "negio/engine.h"
 #include "support/support.h"
@@ -47,5 +48,7 @@ void recorder_free(recorder *r);
 int recorder_wait(recorder *r, const int *field, int n, int ms);
 
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n);
+/* CLOCK_REALTIME time MS milliseconds from now, for pthread_cond_timedwait. */
+struct timespec deadline_after_ms(int ms);
 
 #endif

@@ -1,0 +1,1275 @@
+/* Adversarial engine tests over loopback: slow readers, slowloris peers, abrupt disconnects,
+ * the connection limit, refusals and garbage. Each test starts its own server engine and frees
+ * it; every wait is bounded by a deadline. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/engine_support.h"
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int ms_left(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+    return left < 0 ? 0 : (int)left;
+}
+
+/* ---- a monitoring server: its own engine callbacks, recording everything -------------------- */
+
+#define MON_MAX_CLOSES 256
+
+typedef struct mon_close {
+    negio_close_reason reason;
+    int code;
+    char detail[256];
+} mon_close;
+
+typedef struct srvmon {
+    negio_engine *e;
+    uint16_t port;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* behaviour, set before clients arrive */
+    int refuse_accept; /* on_accept returns this */
+    int reject;        /* on_authenticated returns this */
+    int echo;          /* send each message back at its level */
+    int echo_twice;    /* ... and once more, from the same DATA pointer */
+    int check_data;    /* compare the message bytes before and after the echo */
+    int keep_first;    /* keep a reference to the first authenticated connection in .first */
+    /* what happened (under lock) */
+    int accepts;
+    int authenticated;
+    int messages;
+    size_t message_bytes;
+    int closed;
+    int by_reason[6];
+    mon_close closes[MON_MAX_CLOSES];
+    int bp_above;
+    int bp_below;
+    negio_econn *first;
+    size_t max_queued; /* negio_econn_queued() sampled on the loop thread */
+    int data_changed;  /* messages whose bytes changed while on_message ran */
+    int max_depth;     /* deepest nesting of on_message calls on one thread */
+} srvmon;
+
+static _Thread_local int mon_depth;
+
+static int mon_on_accept(negio_engine *e, const struct sockaddr *peer, void *user)
+{
+    srvmon *m = user;
+    (void)e;
+    (void)peer;
+    pthread_mutex_lock(&m->lock);
+    m->accepts++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return m->refuse_accept;
+}
+
+static int mon_on_authenticated(negio_econn *c, const negio_auth_info *info, void *user)
+{
+    srvmon *m = user;
+    (void)info;
+    pthread_mutex_lock(&m->lock);
+    m->authenticated++;
+    if (m->keep_first && m->first == NULL) {
+        negio_econn_ref(c);
+        m->first = c;
+    }
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return m->reject;
+}
+
+static void mon_note_queued(srvmon *m, negio_econn *c)
+{
+    size_t q = negio_econn_queued(c);
+    pthread_mutex_lock(&m->lock);
+    if (q > m->max_queued)
+        m->max_queued = q;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
+                           void *user)
+{
+    srvmon *m = user;
+    int depth = ++mon_depth;
+    uint32_t before = m->check_data ? checksum_update(0, data, len) : 0;
+    if (m->echo)
+        negio_engine_send(m->e, c, data, len, level);
+    /* DATA is documented as valid during the whole call: only the bug tests read it again */
+    if (m->echo_twice)
+        negio_engine_send(m->e, c, data, len, level);
+    int changed = m->check_data && checksum_update(0, data, len) != before;
+    mon_depth--;
+    pthread_mutex_lock(&m->lock);
+    m->messages++;
+    m->message_bytes += len;
+    if (depth > m->max_depth)
+        m->max_depth = depth;
+    m->data_changed += changed;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    mon_note_queued(m, c);
+}
+
+static void mon_on_closed(negio_econn *c, negio_close_reason reason, int code, const char *detail,
+                          void *user)
+{
+    srvmon *m = user;
+    (void)c;
+    pthread_mutex_lock(&m->lock);
+    if (m->closed < MON_MAX_CLOSES) {
+        mon_close *r = &m->closes[m->closed];
+        r->reason = reason;
+        r->code = code;
+        snprintf(r->detail, sizeof(r->detail), "%s", detail);
+    }
+    m->closed++;
+    if (reason > 0 && reason < 6)
+        m->by_reason[reason]++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void mon_on_backpressure(negio_econn *c, int above, void *user)
+{
+    srvmon *m = user;
+    pthread_mutex_lock(&m->lock);
+    if (above)
+        m->bp_above++;
+    else
+        m->bp_below++;
+    pthread_mutex_unlock(&m->lock);
+    mon_note_queued(m, c);
+}
+
+/* What a test started and has not stopped yet: the teardown stops it if an assertion failed,
+ * so that no engine outlives its test (and writes into a later test's memory). Servers and
+ * client recorders live on the heap, and what their callbacks write to (rec_conn) is static. */
+#define MAX_LIVE 8
+#define MAX_LIVE_FDS 128
+static srvmon *live_servers[MAX_LIVE];
+static recorder *live_clients[MAX_LIVE];
+static int live_fds[MAX_LIVE_FDS];
+static negio_conn *live_conns[MAX_LIVE];
+
+static void live_add(void **slots, void *p)
+{
+    for (int i = 0; i < MAX_LIVE; i++) {
+        if (slots[i] == NULL) {
+            slots[i] = p;
+            return;
+        }
+    }
+    fail_msg("too many live objects");
+}
+
+static void live_remove(void **slots, void *p)
+{
+    for (int i = 0; i < MAX_LIVE; i++) {
+        if (slots[i] == p)
+            slots[i] = NULL;
+    }
+}
+
+/* Starts a server engine listening on 127.0.0.1:0 with O (callbacks and user are set here). */
+static srvmon *srvmon_start(negio_engine_options *o, negio_level min_level)
+{
+    srvmon *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    o->callbacks.on_accept = mon_on_accept;
+    o->callbacks.on_authenticated = mon_on_authenticated;
+    o->callbacks.on_message = mon_on_message;
+    o->callbacks.on_closed = mon_on_closed;
+    o->callbacks.on_backpressure = mon_on_backpressure;
+    o->user = m;
+    assert_int_equal(negio_engine_new(&m->e, o), 0);
+    live_add((void **)live_servers, m);
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_min_level(sc, min_level), 0);
+    assert_int_equal(negio_engine_listen(m->e, "127.0.0.1:0", sc, &m->port), 0);
+    negio_config_del(sc);
+    assert_true(m->port > 0);
+    return m;
+}
+
+static void srvmon_stop(srvmon *m)
+{
+    live_remove((void **)live_servers, m);
+    negio_engine_del(m->e);
+    if (m->first != NULL)
+        negio_econn_unref(m->first);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->cond);
+    free(m);
+}
+
+/* A client engine recording into the rec_conn of each connection. */
+static recorder *client_start(unsigned loops)
+{
+    recorder *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    negio_engine_options o = {.loops = loops};
+    recorder_init(r, &o);
+    live_add((void **)live_clients, r);
+    return r;
+}
+
+static void client_stop(recorder *r)
+{
+    live_remove((void **)live_clients, r);
+    recorder_free(r);
+    free(r);
+}
+
+/* Waits until FIELD (a counter in M) reaches N or MS pass; returns the counter. */
+static int srvmon_wait(srvmon *m, const int *field, int n, int ms)
+{
+    struct timespec ts = deadline_after_ms(ms);
+    pthread_mutex_lock(&m->lock);
+    while (*field < n) {
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
+            break;
+    }
+    int v = *field;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+static int srvmon_get(srvmon *m, const int *field)
+{
+    pthread_mutex_lock(&m->lock);
+    int v = *field;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+static mon_close srvmon_close_at(srvmon *m, int i)
+{
+    pthread_mutex_lock(&m->lock);
+    mon_close r = m->closes[i];
+    pthread_mutex_unlock(&m->lock);
+    return r;
+}
+
+static int recorder_get(recorder *r, const int *field)
+{
+    pthread_mutex_lock(&r->lock);
+    int v = *field;
+    pthread_mutex_unlock(&r->lock);
+    return v;
+}
+
+/* ---- raw sockets --------------------------------------------------------------------------- */
+
+static void set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    assert_true(fl >= 0);
+    assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
+}
+
+/* A blocking TCP connect to 127.0.0.1:PORT (completes in the kernel backlog). */
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    for (int i = 0; i < MAX_LIVE_FDS; i++) {
+        if (live_fds[i] == 0) {
+            live_fds[i] = fd + 1; /* 0 is a free slot */
+            return fd;
+        }
+    }
+    fail_msg("too many raw sockets");
+    return fd;
+}
+
+static void raw_close(int fd)
+{
+    for (int i = 0; i < MAX_LIVE_FDS; i++) {
+        if (live_fds[i] == fd + 1)
+            live_fds[i] = 0;
+    }
+    close(fd);
+}
+
+/* Stops whatever the test left running: clients first (their rec_conn are static), then
+ * servers, then sockets and connectors. */
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAX_LIVE; i++) {
+        if (live_clients[i] != NULL)
+            client_stop(live_clients[i]);
+    }
+    for (int i = 0; i < MAX_LIVE; i++) {
+        if (live_servers[i] != NULL)
+            srvmon_stop(live_servers[i]);
+    }
+    for (int i = 0; i < MAX_LIVE_FDS; i++) {
+        if (live_fds[i] != 0)
+            raw_close(live_fds[i] - 1);
+    }
+    for (int i = 0; i < MAX_LIVE; i++) {
+        negio_conn_del(live_conns[i]);
+        live_conns[i] = NULL;
+    }
+    return 0;
+}
+
+/* Sends all LEN bytes (blocking socket). */
+static void raw_send_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads FD until the peer closes it (EOF or reset) or MS pass, keeping up to CAP bytes in BUF.
+ * Returns the number of bytes received once closed, -1 on timeout. *RESET (if not NULL) tells
+ * whether the close was a reset. */
+static ssize_t raw_read_to_close(int fd, uint8_t *buf, size_t cap, int ms, int *reset)
+{
+    int64_t deadline = now_ms() + ms;
+    size_t got = 0;
+    if (reset != NULL)
+        *reset = 0;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int left = ms_left(deadline);
+        int pr = poll(&pfd, 1, left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            return -1;
+        uint8_t tmp[4096];
+        ssize_t n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+        if (n > 0) {
+            size_t keep = (size_t)n;
+            if (keep > cap - got)
+                keep = cap - got;
+            if (keep > 0)
+                memcpy(buf + got, tmp, keep);
+            got += keep;
+            continue;
+        }
+        if (n == 0)
+            return (ssize_t)got;
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            continue;
+        if (errno == ECONNRESET) {
+            if (reset != NULL)
+                *reset = 1;
+            return (ssize_t)got;
+        }
+        fail_msg("recv: %s", strerror(errno));
+    }
+}
+
+/* Reads whatever is already buffered on FD, without waiting. */
+static void raw_drain(int fd)
+{
+    uint8_t tmp[4096];
+    while (recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT) > 0)
+        ;
+}
+
+/* ---- a synchronous client: a connector driven over a socket by the test thread ------------- */
+
+typedef struct sync_client {
+    int fd;
+    negio_conn *conn;
+    int eof;
+} sync_client;
+
+/* Writes what the connector has for the wire, waiting for the socket as needed.
+ * Returns 0 when all went out, -1 at the deadline or on a socket error. */
+static int sc_flush(sync_client *s, int64_t deadline)
+{
+    for (;;) {
+        size_t len;
+        const uint8_t *p = negio_conn_send_buf(s->conn, &len);
+        if (len == 0)
+            return 0;
+        ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            assert_int_equal(negio_conn_send_done(s->conn, (size_t)n), 0);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int left = ms_left(deadline);
+            if (left == 0)
+                return -1;
+            struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+            (void)poll(&pfd, 1, left);
+            continue;
+        }
+        return -1;
+    }
+}
+
+/* Sends what the socket takes now without waiting; returns the bytes sent (or -1). */
+static ssize_t sc_send_some(sync_client *s)
+{
+    size_t len;
+    const uint8_t *p = negio_conn_send_buf(s->conn, &len);
+    if (len == 0)
+        return 0;
+    ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) {
+        assert_int_equal(negio_conn_send_done(s->conn, (size_t)n), 0);
+        return n;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return -1;
+}
+
+/* Waits up to the deadline for input and feeds it to the connector. Returns the bytes read,
+ * 0 at EOF (fed as EOF), -1 at the deadline or on a socket error. */
+static ssize_t sc_read(sync_client *s, int64_t deadline)
+{
+    static _Thread_local uint8_t buf[65536];
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            assert_int_equal(negio_conn_feed(s->conn, buf, (size_t)n), 0);
+            return n;
+        }
+        if (n == 0) {
+            s->eof = 1;
+            negio_conn_feed_eof(s->conn);
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        int left = ms_left(deadline);
+        if (left == 0)
+            return -1;
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        if (poll(&pfd, 1, left) == 0)
+            return -1;
+    }
+}
+
+/* Connects to the server and runs the handshake (steps inline) until NEGIO_EV_ESTABLISHED,
+ * with everything the connector produced sent out. */
+static void sc_connect(sync_client *s, uint16_t port, test_path path, negio_level min_level, int ms)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = raw_connect(port);
+    set_nonblock(s->fd);
+    negio_config *cfg = test_client_config(path);
+    assert_int_equal(negio_config_set_min_level(cfg, min_level), 0);
+    assert_int_equal(negio_conn_new(&s->conn, cfg), 0);
+    live_add((void **)live_conns, s->conn);
+    negio_config_del(cfg);
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        negio_event ev;
+        int rc = negio_conn_next_event(s->conn, &ev);
+        if (rc < 0)
+            fail_msg("sync client handshake: %s: %s", negio_err_name(rc),
+                     negio_conn_error_detail(s->conn));
+        assert_int_equal(sc_flush(s, deadline), 0);
+        if (rc == 1) {
+            assert_int_equal(ev.type, NEGIO_EV_ESTABLISHED);
+            return;
+        }
+        if (sc_read(s, deadline) <= 0)
+            fail_msg("sync client handshake: the server closed or did not answer in %d ms", ms);
+    }
+}
+
+static void sc_free(sync_client *s)
+{
+    if (s->fd >= 0)
+        raw_close(s->fd);
+    s->fd = -1;
+    live_remove((void **)live_conns, s->conn);
+    negio_conn_del(s->conn);
+    s->conn = NULL;
+}
+
+/* ---- 1. a slow reader ---------------------------------------------------------------------- */
+
+#define SLOW_MSG (16 * 1024)
+#define SLOW_HW (256 * 1024)
+#define SLOW_BOUND (SLOW_HW + 2 * (SLOW_MSG + 1024))
+#define SLOW_MAX_MSGS 8192 /* 128 MiB: far more than any socket buffers hold */
+
+static void fill_msg(uint8_t *p, size_t len, uint32_t index)
+{
+    unsigned seed = index * 2654435761u + 12345u;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = test_rand(&seed);
+        for (size_t k = 0; k < 4 && i + k < len; k++)
+            p[i + k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
+/* A client writes 16 KiB sealed messages to an echo server without reading the echoes. The
+ * server must stop reading once its output to the client passes the high-water mark, so its
+ * queued output stays bounded; then every echo arrives intact and in order. */
+static void slow_reader_run(int grow_input)
+{
+    negio_engine_options o = {.loops = 2, .high_water = SLOW_HW};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->echo = 1;
+    m->keep_first = 1;
+
+    sync_client s;
+    sc_connect(&s, m->port, PATH_KERBEROS, NEGIO_LEVEL_SIGN, 10000);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
+    pthread_mutex_lock(&m->lock);
+    negio_econn *sconn = m->first;
+    pthread_mutex_unlock(&m->lock);
+    assert_non_null(sconn);
+
+    static uint8_t msg[SLOW_MSG], expect[SLOW_MSG];
+
+    /* write without reading until the socket takes nothing more for 1 s */
+    uint32_t sent = 0, sent_sum = 0;
+    size_t sent_bytes = 0, max_q = 0;
+    if (grow_input) {
+        /* all of the first frame but its last 16 bytes, then a pause: the server reads a nearly
+         * whole frame into an empty input buffer, which must then grow (to 64 KiB) to take the
+         * rest; later reads bring several frames at once */
+        fill_msg(msg, SLOW_MSG, 0);
+        assert_int_equal(negio_conn_write(s.conn, msg, SLOW_MSG, NEGIO_LEVEL_DEFAULT), 0);
+        sent_sum = checksum_update(sent_sum, msg, SLOW_MSG);
+        sent = 1;
+        size_t len;
+        const uint8_t *p = negio_conn_send_buf(s.conn, &len);
+        size_t part = len - 16, done = 0;
+        int64_t until = now_ms() + 5000;
+        while (done < part) {
+            ssize_t n = send(s.fd, p + done, part - done, MSG_NOSIGNAL);
+            if (n > 0)
+                done += (size_t)n;
+            else
+                assert_true(now_ms() < until);
+        }
+        assert_int_equal(negio_conn_send_done(s.conn, part), 0);
+        sent_bytes = part;
+        sleep_ms(100);
+    }
+    int64_t start = now_ms(), last_progress = start, deadline = start + 30000;
+    int stalled = 0;
+    while (now_ms() < deadline) {
+        size_t pend;
+        (void)negio_conn_send_buf(s.conn, &pend);
+        if (pend == 0) {
+            assert_true(sent < SLOW_MAX_MSGS);
+            fill_msg(msg, SLOW_MSG, sent);
+            assert_int_equal(negio_conn_write(s.conn, msg, SLOW_MSG, NEGIO_LEVEL_DEFAULT), 0);
+            sent_sum = checksum_update(sent_sum, msg, SLOW_MSG);
+            sent++;
+        }
+        ssize_t n = sc_send_some(&s);
+        assert_true(n >= 0);
+        if (n > 0) {
+            sent_bytes += (size_t)n;
+            last_progress = now_ms();
+        } else {
+            struct pollfd pfd = {.fd = s.fd, .events = POLLOUT};
+            (void)poll(&pfd, 1, 20);
+        }
+        size_t q = negio_econn_queued(sconn);
+        if (q > max_q)
+            max_q = q;
+        if (now_ms() - last_progress >= 1000) {
+            stalled = 1;
+            break;
+        }
+    }
+    int64_t write_ms = now_ms() - start;
+    pthread_mutex_lock(&m->lock);
+    size_t loop_max_q = m->max_queued;
+    int above = m->bp_above, got_at_server = m->messages;
+    pthread_mutex_unlock(&m->lock);
+    print_message("slow reader%s: %u messages (%zu bytes on the wire) written in %lld ms before "
+                  "the stall; server delivered %d; max queued %zu (test thread) / %zu (loop), "
+                  "bound %d\n",
+                  grow_input ? " (grown input buffer)" : "", (unsigned)sent, sent_bytes,
+                  (long long)write_ms, got_at_server, max_q, loop_max_q, SLOW_BOUND);
+    assert_true(stalled); /* the server stopped reading */
+    assert_true(max_q <= SLOW_BOUND);
+    assert_true(loop_max_q <= SLOW_BOUND);
+    assert_true(above >= 1);
+    assert_true(got_at_server < (int)sent); /* it really held back */
+
+    /* now read everything: every echo, byte-identical and in order */
+    uint32_t got = 0, got_sum = 0;
+    deadline = now_ms() + 30000;
+    while (got < sent) {
+        assert_true(now_ms() < deadline);
+        assert_true(sc_send_some(&s) >= 0); /* the rest of the last message */
+        ssize_t n = sc_read(&s, now_ms() + 50);
+        assert_true(n != 0); /* no EOF */
+        negio_event ev;
+        int rc;
+        while ((rc = negio_conn_next_event(s.conn, &ev)) == 1) {
+            assert_int_equal(ev.type, NEGIO_EV_MESSAGE);
+            assert_int_equal(ev.len, SLOW_MSG);
+            assert_int_equal(ev.level, NEGIO_LEVEL_SEAL);
+            assert_true(got < sent);
+            fill_msg(expect, SLOW_MSG, got);
+            assert_memory_equal(ev.data, expect, SLOW_MSG);
+            got_sum = checksum_update(got_sum, ev.data, ev.len);
+            got++;
+        }
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(got, sent);
+    assert_int_equal(got_sum, sent_sum);
+    /* (the server counts a message after echoing it) */
+    assert_int_equal(srvmon_wait(m, &m->messages, (int)sent, 2000), (int)sent);
+    pthread_mutex_lock(&m->lock);
+    int below = m->bp_below;
+    loop_max_q = m->max_queued;
+    pthread_mutex_unlock(&m->lock);
+    assert_true(below >= 1); /* it resumed under the low-water mark */
+    assert_true(loop_max_q <= SLOW_BOUND);
+
+    /* clean close: the server sees a verified close */
+    assert_int_equal(negio_conn_close(s.conn, 0, NULL), 0);
+    assert_int_equal(sc_flush(&s, now_ms() + 5000), 0);
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 5000), 1);
+    mon_close mc = srvmon_close_at(m, 0);
+    assert_int_equal(mc.reason, NEGIO_CLOSE_CLEAN);
+    assert_int_equal(mc.code, 0);
+    /* and then closes the socket */
+    deadline = now_ms() + 5000;
+    while (!s.eof) {
+        ssize_t n = sc_read(&s, deadline);
+        assert_true(n >= 0);
+    }
+    sc_free(&s);
+    srvmon_stop(m);
+}
+
+static void slow_reader_keeps_server_memory_bounded(void **state)
+{
+    (void)state;
+    slow_reader_run(0);
+}
+
+/* The same after the server's input buffer for the connection grew to 64 KiB: the worst case.
+ * Frames already read when reading pauses are still processed, so the overshoot past the mark
+ * is what that buffer holds besides the crossing frame: two whole 16456-byte frames (three do
+ * not fit beside it in 64 KiB), i.e. 18 frames = 296208 bytes, just under the bound. */
+static void slow_reader_keeps_server_memory_bounded_with_a_grown_input_buffer(void **state)
+{
+    (void)state;
+    slow_reader_run(1);
+}
+
+/* ---- 2. slowloris -------------------------------------------------------------------------- */
+
+#define SL_IDLE 50
+#define SL_TRICKLE 20
+#define SL_RAW (SL_IDLE + SL_TRICKLE)
+#define SL_REAL 10
+
+/* 70 peers that never complete a handshake (50 silent, 20 trickling a frame header one byte per
+ * 200 ms) are cut off by the 1 s handshake deadline, while real clients are served meanwhile. */
+static void
+slowloris_peers_are_closed_by_the_handshake_deadline_while_real_clients_are_served(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2, .handshake_timeout_ms = 1000};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->echo = 1;
+    recorder *cli = client_start(2);
+
+    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
+    int fds[SL_RAW];
+    int64_t opened[SL_RAW], closed_at[SL_RAW];
+    int trickled[SL_RAW], unexpected = 0;
+    int64_t t0 = now_ms();
+    for (int i = 0; i < SL_RAW; i++) {
+        fds[i] = raw_connect(m->port);
+        set_nonblock(fds[i]);
+        opened[i] = now_ms();
+        closed_at[i] = 0;
+        trickled[i] = 0;
+    }
+
+    static rec_conn rc[SL_REAL];
+    memset(rc, 0, sizeof(rc));
+    negio_econn *conns[SL_REAL];
+    for (int i = 0; i < SL_REAL; i++) {
+        negio_config *cc = test_client_config(i % 2 ? PATH_NTLM : PATH_KERBEROS);
+        assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", m->port, cc, &rc[i], &conns[i]),
+                         0);
+        negio_config_del(cc);
+        char text[32];
+        int len = snprintf(text, sizeof(text), "real client %d", i);
+        assert_int_equal(negio_engine_write(conns[i], text, (size_t)len), 0);
+    }
+
+    int64_t next_trickle = t0, real_done = 0;
+    int open_raw = SL_RAW;
+    while ((open_raw > 0 || real_done == 0) && now_ms() < t0 + 8000) {
+        int64_t now = now_ms();
+        if (now >= next_trickle) {
+            for (int i = SL_IDLE; i < SL_RAW; i++) {
+                if (closed_at[i] == 0 &&
+                    send(fds[i], &hdr[trickled[i] % 8], 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                    trickled[i]++;
+            }
+            next_trickle += 200;
+        }
+        struct pollfd pfd[SL_RAW];
+        int idx[SL_RAW], np = 0;
+        for (int i = 0; i < SL_RAW; i++) {
+            if (closed_at[i] == 0) {
+                pfd[np] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+                idx[np++] = i;
+            }
+        }
+        int wait = (int)(next_trickle - now_ms());
+        if (wait > 20)
+            wait = 20;
+        if (wait < 0)
+            wait = 0;
+        (void)poll(pfd, (nfds_t)np, wait);
+        for (int k = 0; k < np; k++) {
+            if (pfd[k].revents == 0)
+                continue;
+            int i = idx[k];
+            uint8_t b[256];
+            ssize_t n = recv(fds[i], b, sizeof(b), MSG_DONTWAIT);
+            if (n > 0) {
+                unexpected += (int)n;
+            } else if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+                closed_at[i] = now_ms();
+                raw_close(fds[i]);
+                open_raw--;
+            }
+        }
+        if (real_done == 0 && recorder_get(cli, &cli->messages) >= SL_REAL)
+            real_done = now_ms();
+    }
+
+    int64_t min_close = INT64_MAX, max_close = 0;
+    for (int i = 0; i < SL_RAW; i++) {
+        if (closed_at[i] == 0) {
+            raw_close(fds[i]);
+            continue;
+        }
+        int64_t d = closed_at[i] - opened[i];
+        if (d < min_close)
+            min_close = d;
+        if (d > max_close)
+            max_close = d;
+    }
+    print_message("slowloris: raw sockets closed %lld..%lld ms after opening (%d still open); "
+                  "real clients served after %lld ms\n",
+                  (long long)min_close, (long long)max_close, open_raw,
+                  (long long)(real_done ? real_done - t0 : -1));
+    for (int i = 0; i < SL_REAL; i++) {
+        if (rc[i].nmsgs != 1 || rc[i].closed)
+            print_message("real client %d: %d messages, closed %d %s %s\n", i, rc[i].nmsgs,
+                          rc[i].closed, negio_close_reason_name(rc[i].reason), rc[i].detail);
+    }
+    assert_int_equal(open_raw, 0);
+    assert_int_equal(unexpected, 0); /* the server said nothing to them */
+    assert_true(min_close >= 900);   /* not before the deadline... */
+    assert_true(max_close <= 4000);  /* ...and not long after it (slack for sanitizers) */
+    for (int i = SL_IDLE; i < SL_RAW; i++)
+        assert_true(trickled[i] >= 4); /* they kept trickling while the deadline ran */
+    assert_true(real_done != 0);
+    assert_true(real_done - t0 <= 5000);
+    for (int i = 0; i < SL_REAL; i++) {
+        assert_true(rc[i].authenticated);
+        assert_int_equal(rc[i].mech, i % 2 ? NEGIO_MECH_NTLM : NEGIO_MECH_KERBEROS);
+        assert_int_equal(rc[i].nmsgs, 1);
+        char text[32];
+        snprintf(text, sizeof(text), "real client %d", i);
+        assert_string_equal(rc[i].first, text);
+        assert_int_equal(negio_engine_close(conns[i], 0), 0);
+    }
+    assert_int_equal(recorder_wait(cli, &cli->closed, SL_REAL, 5000), SL_REAL);
+    assert_int_equal(srvmon_wait(m, &m->closed, SL_RAW + SL_REAL, 5000), SL_RAW + SL_REAL);
+    pthread_mutex_lock(&m->lock);
+    int timeouts = m->by_reason[NEGIO_CLOSE_TIMEOUT], clean = m->by_reason[NEGIO_CLOSE_CLEAN];
+    for (int i = 0; i < m->closed && i < MON_MAX_CLOSES; i++) {
+        if (m->closes[i].reason == NEGIO_CLOSE_TIMEOUT) {
+            assert_int_equal(m->closes[i].code, 0);
+            assert_non_null(strstr(m->closes[i].detail, "handshake"));
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    assert_int_equal(timeouts, SL_RAW);
+    assert_int_equal(clean, SL_REAL);
+    for (int i = 0; i < SL_REAL; i++) {
+        assert_int_equal(rc[i].reason, NEGIO_CLOSE_CLEAN);
+        negio_econn_unref(conns[i]);
+    }
+    client_stop(cli);
+    srvmon_stop(m);
+}
+
+/* ---- 3. abrupt disconnects ----------------------------------------------------------------- */
+
+static void expect_truncated(srvmon *m, int n, const char *what)
+{
+    assert_int_equal(srvmon_wait(m, &m->closed, n, 5000), n);
+    mon_close mc = srvmon_close_at(m, n - 1);
+    print_message("%s: %s %s: %s\n", what, negio_close_reason_name(mc.reason),
+                  negio_err_name(mc.code), mc.detail);
+    assert_int_equal(mc.reason, NEGIO_CLOSE_TRUNCATED);
+    assert_int_equal(mc.code, NEGIO_ERR_TRUNCATED);
+}
+
+/* A peer that closes TCP inside the first handshake frame (or before sending anything) is a
+ * truncation, not a clean close. */
+static void abrupt_disconnect_mid_handshake_is_truncation(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+
+    /* the first 5 bytes of a HANDSHAKE header */
+    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0, 100};
+    int fd = raw_connect(m->port);
+    raw_send_all(fd, hdr, 5);
+    sleep_ms(20);
+    raw_close(fd);
+    expect_truncated(m, 1, "5 header bytes");
+    assert_non_null(strstr(srvmon_close_at(m, 0).detail, "header"));
+
+    /* a whole header and half of its 100-byte body */
+    uint8_t frame[8 + 50];
+    memcpy(frame, hdr, 8);
+    memset(frame + 8, 0x60, 50);
+    fd = raw_connect(m->port);
+    raw_send_all(fd, frame, sizeof(frame));
+    sleep_ms(20);
+    raw_close(fd);
+    expect_truncated(m, 2, "header and half a body");
+
+    /* nothing at all */
+    fd = raw_connect(m->port);
+    sleep_ms(20);
+    raw_close(fd);
+    expect_truncated(m, 3, "no bytes");
+
+    assert_int_equal(srvmon_get(m, &m->authenticated), 0);
+    /* on_closed runs just before the engine drops the connection from its count */
+    int64_t deadline = now_ms() + 1000;
+    while (negio_engine_connections(m->e) > 0 && now_ms() < deadline)
+        sleep_ms(1);
+    assert_int_equal(negio_engine_connections(m->e), 0);
+    srvmon_stop(m);
+}
+
+/* An authenticated client that closes TCP in the middle of a sealed DATA frame: truncation, and
+ * no partial message is delivered. */
+static void abrupt_disconnect_mid_message_is_truncation(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+
+    sync_client s;
+    sc_connect(&s, m->port, PATH_KERBEROS, NEGIO_LEVEL_SIGN, 10000);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
+    uint8_t msg[4096];
+    fill_msg(msg, sizeof(msg), 7);
+    assert_int_equal(negio_conn_write(s.conn, msg, sizeof(msg), NEGIO_LEVEL_SEAL), 0);
+    size_t len;
+    const uint8_t *out = negio_conn_send_buf(s.conn, &len);
+    assert_true(len > sizeof(msg));
+    assert_int_equal(out[1], 4); /* a DATA frame */
+    assert_int_equal(out[2], NEGIO_LEVEL_SEAL);
+    int64_t deadline = now_ms() + 5000;
+    size_t half = len / 2, done = 0;
+    while (done < half) {
+        ssize_t n = send(s.fd, out + done, half - done, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+        } else {
+            assert_true(n < 0 && (errno == EAGAIN || errno == EINTR));
+            assert_true(now_ms() < deadline);
+            sleep_ms(1);
+        }
+    }
+    sleep_ms(50);
+    raw_drain(s.fd); /* nothing unread: close() sends a FIN, not a reset */
+    raw_close(s.fd);
+    s.fd = -1;
+    expect_truncated(m, 1, "half a sealed DATA frame");
+    assert_int_equal(srvmon_get(m, &m->messages), 0);
+    sc_free(&s);
+    srvmon_stop(m);
+}
+
+/* ---- 4. the connection limit --------------------------------------------------------------- */
+
+#define LIMIT 5
+#define LIMIT_RAW 8
+
+static void watch_connections(srvmon *m, int ms, unsigned *max)
+{
+    int64_t end = now_ms() + ms;
+    do {
+        unsigned n = negio_engine_connections(m->e);
+        if (n > *max)
+            *max = n;
+        usleep(500);
+    } while (now_ms() < end);
+}
+
+/* With max_connections = 5, eight TCP connections waiting in the backlog: exactly five are
+ * adopted, and the count never exceeds five while they are closed one by one. */
+static void connection_limit_pauses_accepting(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2, .max_connections = LIMIT};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    int fds[LIMIT_RAW];
+    unsigned max = 0;
+    for (int i = 0; i < LIMIT_RAW; i++)
+        fds[i] = raw_connect(m->port);
+    watch_connections(m, 300, &max);
+    unsigned at300 = negio_engine_connections(m->e);
+    int accepts = srvmon_get(m, &m->accepts);
+    print_message("connection limit: after 300 ms %u adopted, %d accepted, max seen %u\n", at300,
+                  accepts, max);
+    /* (asserted below, once everything is closed, so that a failure still shows the rest) */
+    for (int i = 0; i < LIMIT_RAW; i++) {
+        raw_close(fds[i]);
+        watch_connections(m, 50, &max);
+    }
+    int64_t deadline = now_ms() + 5000;
+    while (negio_engine_connections(m->e) > 0 && now_ms() < deadline)
+        watch_connections(m, 10, &max);
+    print_message("connection limit: max seen %u, %d accepted in all\n", max,
+                  srvmon_get(m, &m->accepts));
+    assert_int_equal(accepts, LIMIT);
+    assert_int_equal(at300, LIMIT);
+    assert_true(max <= LIMIT);
+    assert_int_equal(negio_engine_connections(m->e), 0);
+    /* every connection was adopted in the end and ended without a protected close */
+    assert_int_equal(srvmon_wait(m, &m->closed, LIMIT_RAW, 5000), LIMIT_RAW);
+    assert_int_equal(srvmon_get(m, &m->by_reason[NEGIO_CLOSE_TRUNCATED]), LIMIT_RAW);
+    assert_int_equal(srvmon_get(m, &m->accepts), LIMIT_RAW);
+    srvmon_stop(m);
+}
+
+/* With every slot taken, a real client waits in the backlog and is served once a slot frees. */
+static void connection_limit_serves_a_waiting_client_once_a_slot_frees(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2, .max_connections = LIMIT};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->echo = 1;
+    int fds[LIMIT];
+    for (int i = 0; i < LIMIT; i++)
+        fds[i] = raw_connect(m->port);
+    assert_int_equal(srvmon_wait(m, &m->accepts, LIMIT, 2000), LIMIT);
+    int64_t deadline = now_ms() + 2000;
+    while (negio_engine_connections(m->e) < LIMIT && now_ms() < deadline)
+        sleep_ms(5);
+    assert_int_equal(negio_engine_connections(m->e), LIMIT);
+
+    recorder *cli = client_start(1);
+    static rec_conn rc;
+    memset(&rc, 0, sizeof(rc));
+    negio_econn *conn;
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", m->port, cc, &rc, &conn), 0);
+    negio_config_del(cc);
+    assert_int_equal(negio_engine_write(conn, "waited", 6), 0);
+    sleep_ms(300);
+    assert_int_equal(recorder_get(cli, &cli->authenticated), 0); /* not served yet */
+    assert_int_equal(srvmon_get(m, &m->accepts), LIMIT);
+    assert_int_equal(negio_engine_connections(m->e), LIMIT);
+
+    raw_close(fds[0]); /* frees a slot */
+    assert_int_equal(recorder_wait(cli, &cli->messages, 1, 5000), 1);
+    assert_true(rc.authenticated);
+    assert_string_equal(rc.first, "waited");
+    assert_int_equal(negio_engine_connections(m->e), LIMIT);
+
+    assert_int_equal(negio_engine_close(conn, 0), 0);
+    assert_int_equal(recorder_wait(cli, &cli->closed, 1, 5000), 1);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_CLEAN);
+    negio_econn_unref(conn);
+    for (int i = 1; i < LIMIT; i++)
+        raw_close(fds[i]);
+    assert_int_equal(srvmon_wait(m, &m->closed, LIMIT + 1, 5000), LIMIT + 1);
+    assert_int_equal(srvmon_get(m, &m->by_reason[NEGIO_CLOSE_CLEAN]), 1);
+    assert_int_equal(srvmon_get(m, &m->by_reason[NEGIO_CLOSE_TRUNCATED]), LIMIT);
+    client_stop(cli);
+    srvmon_stop(m);
+}
+
+/* ---- 5. refusals --------------------------------------------------------------------------- */
+
+/* on_accept returning non-zero closes the socket at once: nothing is adopted. */
+static void refused_accept_closes_the_socket_at_once(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->refuse_accept = 1;
+    for (int i = 0; i < 3; i++) {
+        int fd = raw_connect(m->port);
+        int64_t t = now_ms();
+        uint8_t b[16];
+        ssize_t n = raw_read_to_close(fd, b, sizeof(b), 2000, NULL);
+        int64_t took = now_ms() - t;
+        raw_close(fd);
+        assert_int_equal(n, 0); /* closed, with nothing said */
+        assert_true(took < 1500);
+    }
+    assert_int_equal(srvmon_get(m, &m->accepts), 3);
+    sleep_ms(50);
+    assert_int_equal(srvmon_get(m, &m->closed), 0); /* never a connection */
+    assert_int_equal(negio_engine_connections(m->e), 0);
+    srvmon_stop(m);
+}
+
+/* on_authenticated returning 403: the client's connection ends with NEGIO_ERR_REJECTED, and the
+ * detail carries the status. */
+static void rejection_reaches_the_client_as_rejected_with_its_status(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->reject = 403;
+    recorder *cli = client_start(1);
+    const test_path paths[2] = {PATH_KERBEROS, PATH_NTLM};
+    static rec_conn rc[2];
+    memset(rc, 0, sizeof(rc));
+    for (int i = 0; i < 2; i++) {
+        negio_config *cc = test_client_config(paths[i]);
+        negio_econn *conn;
+        assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", m->port, cc, &rc[i], &conn), 0);
+        negio_config_del(cc);
+        assert_int_equal(recorder_wait(cli, &cli->closed, i + 1, 10000), i + 1);
+        print_message("rejected %s client: %s %s: %s\n", test_path_name(paths[i]),
+                      negio_close_reason_name(rc[i].reason), negio_err_name(rc[i].code),
+                      rc[i].detail);
+        assert_true(rc[i].authenticated); /* it saw the server's policy first */
+        assert_int_equal(rc[i].code, NEGIO_ERR_REJECTED);
+        assert_int_equal(rc[i].reason, NEGIO_CLOSE_ERROR);
+        assert_non_null(strstr(rc[i].detail, "403"));
+        assert_int_equal(negio_engine_write(conn, "x", 1), NEGIO_ERR_CLOSED);
+        negio_econn_unref(conn);
+        assert_int_equal(srvmon_wait(m, &m->closed, i + 1, 5000), i + 1);
+        mon_close mc = srvmon_close_at(m, i);
+        assert_int_equal(mc.reason, NEGIO_CLOSE_REFUSED);
+        assert_non_null(strstr(mc.detail, "403"));
+    }
+    client_stop(cli);
+    srvmon_stop(m);
+}
+
+/* ---- 6. garbage ---------------------------------------------------------------------------- */
+
+/* 64 random bytes instead of a handshake: a protocol error on the server, and the peer is told
+ * with a HANDSHAKE_ERROR frame before the connection ends. */
+static void garbage_instead_of_a_handshake_is_a_protocol_error(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 2};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    uint8_t junk[64];
+    unsigned seed = 0x5eed;
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)test_rand(&seed);
+    if (junk[0] == NEGIO_PROTOCOL_VERSION)
+        junk[0] ^= 0x80; /* never a valid version: the outcome must not depend on the seed */
+    int fd = raw_connect(m->port);
+    raw_send_all(fd, junk, sizeof(junk));
+    uint8_t reply[1024];
+    int reset = 0;
+    ssize_t n = raw_read_to_close(fd, reply, sizeof(reply), 5000, &reset);
+    raw_close(fd);
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 5000), 1);
+    mon_close mc = srvmon_close_at(m, 0);
+    print_message("garbage: server %s %s: %s; client got %zd bytes then %s\n",
+                  negio_close_reason_name(mc.reason), negio_err_name(mc.code), mc.detail, n,
+                  reset ? "a reset" : "EOF");
+    assert_int_equal(mc.reason, NEGIO_CLOSE_ERROR);
+    assert_int_equal(mc.code, NEGIO_ERR_PROTOCOL);
+    assert_true(n >= 8);
+    assert_int_equal(reply[0], NEGIO_PROTOCOL_VERSION);
+    assert_int_equal(reply[1], 2); /* HANDSHAKE_ERROR */
+    assert_int_equal(reply[2], NEGIO_LEVEL_NONE);
+    uint32_t blen =
+        (uint32_t)reply[4] << 24 | (uint32_t)reply[5] << 16 | (uint32_t)reply[6] << 8 | reply[7];
+    assert_int_equal((size_t)n, 8 + (size_t)blen); /* exactly one whole frame, then the end */
+    assert_false(reset);
+    assert_int_equal(srvmon_get(m, &m->authenticated), 0);
+    srvmon_stop(m);
+}
+
+/* ---- engine bugs: re-entrant processing from on_message ------------------------------------ */
+
+/* DATA given to on_message must stay valid for the whole call (engine.h), even when the
+ * callback sends: here the server echoes every message twice from the same pointer and checks
+ * the bytes did not change under it. Level none, so that a violation shows as changed bytes
+ * (the connector wipes its consumed input) rather than as a use-after-free: at level seal the
+ * same callback reads the unwrapped buffer after a nested negio_conn_next_event() freed it. */
+static void on_message_data_stays_valid_while_the_callback_sends(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 1};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_NONE);
+    m->echo = 1;
+    m->echo_twice = 1;
+    m->check_data = 1;
+    recorder *cli = client_start(1);
+    static rec_conn rc;
+    memset(&rc, 0, sizeof(rc));
+    negio_econn *conn;
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_min_level(cc, NEGIO_LEVEL_NONE), 0);
+    assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", m->port, cc, &rc, &conn), 0);
+    negio_config_del(cc);
+    static const char text[] = "the same message, twice";
+    size_t len = sizeof(text) - 1;
+    assert_int_equal(negio_engine_send(cli->e, conn, text, len, NEGIO_LEVEL_NONE), 0);
+    assert_int_equal(recorder_wait(cli, &cli->messages, 2, 10000), 2);
+    uint32_t expect = checksum_update(0, (const uint8_t *)text, len);
+    expect = checksum_update(expect, (const uint8_t *)text, len);
+    int changed = srvmon_get(m, &m->data_changed);
+    print_message("data validity: %d message(s) changed during on_message; echoes %s\n", changed,
+                  rc.checksum == expect ? "intact" : "corrupted");
+    assert_int_equal(negio_engine_close(conn, 0), 0);
+    assert_int_equal(recorder_wait(cli, &cli->closed, 1, 5000), 1);
+    negio_econn_unref(conn);
+    client_stop(cli);
+    srvmon_stop(m);
+    assert_int_equal(changed, 0);
+    assert_int_equal(rc.checksum, expect);
+}
+
+/* Callbacks for one connection never run two at once (engine.h) — nor nested: a message
+ * received while on_message runs for an earlier one must wait until it returns. 50 small
+ * messages arrive in one segment; the server echoes each. */
+static void on_message_calls_do_not_nest_when_the_callback_sends(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 1};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->echo = 1;
+    sync_client s;
+    sc_connect(&s, m->port, PATH_KERBEROS, NEGIO_LEVEL_SIGN, 10000);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
+    enum { N = 50 };
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        int len = snprintf(text, sizeof(text), "msg %02d", i);
+        assert_int_equal(negio_conn_write(s.conn, text, (size_t)len, NEGIO_LEVEL_SIGN), 0);
+    }
+    assert_int_equal(sc_flush(&s, now_ms() + 5000), 0); /* one send: one segment */
+    int got = 0;
+    int64_t deadline = now_ms() + 10000;
+    while (got < N && now_ms() < deadline) {
+        if (sc_read(&s, now_ms() + 2000) == 0)
+            break;
+        negio_event ev;
+        while (negio_conn_next_event(s.conn, &ev) == 1) {
+            assert_int_equal(ev.type, NEGIO_EV_MESSAGE);
+            char text[16];
+            int len = snprintf(text, sizeof(text), "msg %02d", got);
+            assert_int_equal(ev.len, (size_t)len);
+            assert_memory_equal(ev.data, text, (size_t)len); /* in order */
+            got++;
+        }
+    }
+    assert_int_equal(got, N);
+    int depth = srvmon_get(m, &m->max_depth);
+    print_message("nesting: on_message ran up to %d deep\n", depth);
+    assert_int_equal(negio_conn_close(s.conn, 0, NULL), 0);
+    assert_int_equal(sc_flush(&s, now_ms() + 5000), 0);
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 5000), 1);
+    sc_free(&s);
+    srvmon_stop(m);
+    assert_int_equal(depth, 1);
+}
+
+int main(void)
+{
+    test_realm_get();
+    /* NEGIO_TEST_FILTER=pattern runs only the matching tests (cmocka's * and ? wildcards) */
+    if (getenv("NEGIO_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("NEGIO_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(slow_reader_keeps_server_memory_bounded, teardown),
+        cmocka_unit_test_teardown(slow_reader_keeps_server_memory_bounded_with_a_grown_input_buffer,
+                                  teardown),
+        cmocka_unit_test_teardown(
+            slowloris_peers_are_closed_by_the_handshake_deadline_while_real_clients_are_served,
+            teardown),
+        cmocka_unit_test_teardown(abrupt_disconnect_mid_handshake_is_truncation, teardown),
+        cmocka_unit_test_teardown(abrupt_disconnect_mid_message_is_truncation, teardown),
+        cmocka_unit_test_teardown(connection_limit_pauses_accepting, teardown),
+        cmocka_unit_test_teardown(connection_limit_serves_a_waiting_client_once_a_slot_frees,
+                                  teardown),
+        cmocka_unit_test_teardown(refused_accept_closes_the_socket_at_once, teardown),
+        cmocka_unit_test_teardown(rejection_reaches_the_client_as_rejected_with_its_status,
+                                  teardown),
+        cmocka_unit_test_teardown(garbage_instead_of_a_handshake_is_a_protocol_error, teardown),
+        cmocka_unit_test_teardown(on_message_data_stays_valid_while_the_callback_sends, teardown),
+        cmocka_unit_test_teardown(on_message_calls_do_not_nest_when_the_callback_sends, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

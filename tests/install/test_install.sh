@@ -31,4 +31,9 @@ bash "$src/scripts/realm.sh" start "$tmp/realm" >/dev/null
 libdir=$(dirname "$(find "$tmp/prefix" -name 'libnegio.so.0' | head -n1)")
 LD_LIBRARY_PATH="$libdir" "$tmp/inprocess" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer/build/inprocess" >/dev/null
-echo "install test: pkg-config and CMake consumers built and ran"
+# the command and its man page, usable without the build tree
+test -x "$tmp/prefix/bin/negio"
+test -f "$tmp/prefix/share/man/man1/negio.1"
+"$tmp/prefix/bin/negio" --version | grep -q '^negio '
+"$tmp/prefix/bin/negio" client --help | grep -q -- '--connect'
+echo "install test: pkg-config and CMake consumers built and ran; negio and its man page installed"

@@ -226,7 +226,7 @@ static int write_kdc_conf(const struct realm_spec *r)
 
 /* ---- environment ------------------------------------------------------------------------- */
 
-#define ENV_VARS 11
+#define ENV_VARS 13
 
 struct env_var {
     const char *name;
@@ -248,6 +248,10 @@ static void realm_env(const struct realm_spec *r, struct env_var env[ENV_VARS])
         {"KRB5RCACHEDIR", "%s"},
         {"GSS_MECH_CONFIG", "%s/mech.conf"},
         {"NTLM_USER_FILE", "%s/ntlm_users"},
+        /* gss-ntlmssp asks winbind for these unless they are set, and libwbclient is not safe
+         * when two threads do so at once */
+        {"NETBIOS_COMPUTER_NAME", "NEGIO-HOST"},
+        {"NETBIOS_DOMAIN_NAME", "NEGIO"},
         {"NEGIO_REALM", NULL},
         {"NEGIO_REALM_DIR", "%s"},
         {"NEGIO_KDC_PORT", NULL},
@@ -259,6 +263,8 @@ static void realm_env(const struct realm_spec *r, struct env_var env[ENV_VARS])
             n = snprintf(env[i].value, sizeof(env[i].value), "%s", r->name);
         else if (strcmp(vars[i].name, "NEGIO_KDC_PORT") == 0)
             n = snprintf(env[i].value, sizeof(env[i].value), "%u", r->port);
+        else if (strncmp(vars[i].name, "NETBIOS_", 8) == 0)
+            n = snprintf(env[i].value, sizeof(env[i].value), "%s", vars[i].fmt);
         else
             n = snprintf(env[i].value, sizeof(env[i].value), vars[i].fmt, r->dir);
         if (n < 0 || (size_t)n >= sizeof(env[i].value))

@@ -129,6 +129,11 @@ NEGIO_API size_t negio_econn_queued(const negio_econn *c);
  * Returns NEGIO_OK, NEGIO_ERR_STATE. */
 NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
 
+/* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
+ * loop thread only (e.g. in on_authenticated). Take a reference to keep them past the call. */
+typedef struct negio_delegated negio_delegated;
+NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
+
 /* Number of open connections (approximate while they change). Safe from any thread. */
 NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
 

@@ -166,6 +166,18 @@ NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
 /* Client: request delegation of the client's credentials (default off).
  * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_delegate(negio_config *cfg, int on);
+/* Server: how peers map to local accounts (negio_auth_info.local_name; include/negio/identity.h
+ * acts on it). The rules, in order:
+ *  1. an explicit entry added here for the peer's exact name ("alice@REALM" for Kerberos;
+ *     "DOMAIN\user" for NTLM, compared without regard to case);
+ *  2. Kerberos: gss_localname(), i.e. the krb5.conf auth_to_local rules of the realm;
+ *  3. NTLM "DOMAIN\user": "user" in lower case, only if DOMAIN equals the NTLM domain set here
+ *     (without regard to case); "user" without a domain and any other domain map to nothing.
+ * A result that is empty, over 255 bytes, or holds '/', ':', NUL, a newline or another control
+ * character maps to nothing. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_add_user_map(negio_config *cfg, const char *principal,
+                                        const char *local_name);
+NEGIO_API int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain);
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_limits(negio_config *cfg, const negio_limits *limits);
 /* Both: run blocking handshake steps inside negio_conn_next_event() (inline, the default) or
@@ -279,10 +291,12 @@ typedef struct negio_auth_info {
     negio_mech mech;          /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won */
     int negotiated;           /* 1 if it was chosen through SPNEGO */
     const char *peer;         /* server: the client's principal; client: the target's name */
-    const char *local_name;   /* server: the local account the principal maps to, or NULL */
+    const char *local_name;   /* server: the local account the peer maps to (see
+                                 negio_config_add_user_map), or NULL */
     int server_authenticated; /* 1 only for Kerberos with mutual authentication */
     unsigned flags;           /* NEGIO_FLAG_* as granted */
     uint32_t lifetime;        /* seconds the context remains valid (0xffffffff: indefinite) */
+    int delegated;            /* server: the client delegated its credentials (identity.h) */
     negio_level peer_min_level;     /* the peer's announced minimum */
     negio_level peer_default_level; /* the peer's announced default */
     uint32_t peer_max_message;      /* the peer's announced message limit */

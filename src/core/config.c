@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "negio/identity.h"
 
 static const negio_limits default_limits = {
     .max_token = 65536,
@@ -94,6 +95,11 @@ static void free_secret(char **s)
 
 void negio__config_clear(negio_config *cfg)
 {
+    for (size_t i = 0; i < 2 * cfg->user_map_len; i++)
+        free(cfg->user_map[i]);
+    free(cfg->user_map);
+    free(cfg->ntlm_domain);
+    negio__delegated_unref(cfg->delegated);
     free(cfg->service);
     free(cfg->keytab);
     free(cfg->ccache);
@@ -124,13 +130,29 @@ int negio__config_copy(negio_config *dst, const negio_config *src)
 {
     *dst = *src;
     dst->service = dst->keytab = dst->ccache = dst->ntlm_file = dst->user = dst->password = NULL;
+    dst->ntlm_domain = NULL;
+    dst->user_map = NULL;
+    dst->user_map_len = 0;
+    negio__delegated_ref(dst->delegated);
     if (dup_opt(&dst->service, src->service) < 0 || dup_opt(&dst->keytab, src->keytab) < 0 ||
         dup_opt(&dst->ccache, src->ccache) < 0 || dup_opt(&dst->ntlm_file, src->ntlm_file) < 0 ||
-        dup_opt(&dst->user, src->user) < 0 || dup_opt(&dst->password, src->password) < 0) {
-        negio__config_clear(dst);
-        return NEGIO_ERR_NOMEM;
+        dup_opt(&dst->user, src->user) < 0 || dup_opt(&dst->password, src->password) < 0 ||
+        dup_opt(&dst->ntlm_domain, src->ntlm_domain) < 0)
+        goto nomem;
+    if (src->user_map_len > 0) {
+        dst->user_map = calloc(2 * src->user_map_len, sizeof(char *));
+        if (dst->user_map == NULL)
+            goto nomem;
+        dst->user_map_len = src->user_map_len;
+        for (size_t i = 0; i < 2 * src->user_map_len; i++) {
+            if (dup_opt(&dst->user_map[i], src->user_map[i]) < 0)
+                goto nomem;
+        }
     }
     return NEGIO_OK;
+nomem:
+    negio__config_clear(dst);
+    return NEGIO_ERR_NOMEM;
 }
 
 static int set_string(negio_config *cfg, char **field, const char *value)
@@ -324,4 +346,42 @@ negio_limits negio_config_get_limits(const negio_config *cfg)
 const char *negio_config_get_service(const negio_config *cfg)
 {
     return cfg->service;
+}
+
+int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_SERVER)
+        return NEGIO_ERR_INVALID;
+    return set_string(cfg, &cfg->ntlm_domain, domain);
+}
+
+int negio_config_add_user_map(negio_config *cfg, const char *principal, const char *local_name)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_SERVER || principal == NULL || local_name == NULL ||
+        principal[0] == '\0' || local_name[0] == '\0' || cfg->user_map_len >= 4096)
+        return NEGIO_ERR_INVALID;
+    char **more = realloc(cfg->user_map, sizeof(char *) * 2 * (cfg->user_map_len + 1));
+    if (more == NULL)
+        return NEGIO_ERR_NOMEM;
+    cfg->user_map = more;
+    char *p = strdup(principal), *l = strdup(local_name);
+    if (p == NULL || l == NULL) {
+        free(p);
+        free(l);
+        return NEGIO_ERR_NOMEM;
+    }
+    cfg->user_map[2 * cfg->user_map_len] = p;
+    cfg->user_map[2 * cfg->user_map_len + 1] = l;
+    cfg->user_map_len++;
+    return NEGIO_OK;
+}
+
+int negio_config_set_delegated(negio_config *cfg, struct negio_delegated *d)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    negio__delegated_ref(d);
+    negio__delegated_unref(cfg->delegated);
+    cfg->delegated = d;
+    return NEGIO_OK;
 }

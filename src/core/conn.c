@@ -10,6 +10,7 @@
 #include "core/frame.h"
 #include "core/internal.h"
 #include "gss/gss.h"
+#include "negio/identity.h"
 
 #define POLICY_LEN 16
 #define POLICY_VERSION 1
@@ -839,4 +840,9 @@ int negio_conn_is_established(const negio_conn *c)
 size_t negio_conn_pending_bytes(const negio_conn *c)
 {
     return c == NULL ? 0 : negio__buf_size(&c->queue) + negio__buf_size(&c->out);
+}
+
+negio_delegated *negio_conn_delegated(const negio_conn *c)
+{
+    return c != NULL && c->established ? negio__gss_delegated(c->gss) : NULL;
 }

@@ -27,7 +27,15 @@ struct negio_config {
     negio_limits limits;
     negio_log_fn log_fn;
     void *log_user;
+    char *ntlm_domain;       /* server: NTLM names of this domain map to local accounts */
+    char **user_map;         /* server: principal, local name, principal, local name, ... */
+    size_t user_map_len;     /* number of pairs */
+    struct negio_delegated *delegated; /* client: authenticate with these (a reference) */
 };
+
+/* Delegated credentials (src/gss): reference counting used by the configuration. */
+void negio__delegated_ref(struct negio_delegated *d);
+void negio__delegated_unref(struct negio_delegated *d);
 
 /* Deep copy of a configuration (strings duplicated). 0 or NEGIO_ERR_NOMEM. */
 int negio__config_copy(negio_config *dst, const negio_config *src);

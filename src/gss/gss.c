@@ -1,8 +1,12 @@
 #include "gss/gss.h"
 
 #include "gss/ntlm_check.h"
+#include "identity/identity.h"
+#include "negio/identity.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <strings.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
@@ -18,7 +22,46 @@ static gss_OID_desc oid_krb5_old = {5, (void *)"\x2b\x05\x01\x05\x02"};
 static gss_OID_desc oid_krb5_ms = {9, (void *)"\x2a\x86\x48\x82\xf7\x12\x01\x02\x02"};
 static gss_OID_desc oid_ntlm = {10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"};
 
+struct negio_delegated {
+    atomic_int refs;
+    gss_cred_id_t cred;
+    char *principal;
+};
+
+void negio__delegated_ref(struct negio_delegated *d)
+{
+    if (d != NULL)
+        atomic_fetch_add(&d->refs, 1);
+}
+
+void negio__delegated_unref(struct negio_delegated *d)
+{
+    OM_uint32 min;
+    if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
+    /* the credentials live in a memory cache owned by this handle: releasing destroys them */
+    gss_release_cred(&min, &d->cred);
+    free(d->principal);
+    free(d);
+}
+
+void negio_delegated_ref(negio_delegated *d)
+{
+    negio__delegated_ref(d);
+}
+
+void negio_delegated_unref(negio_delegated *d)
+{
+    negio__delegated_unref(d);
+}
+
+const char *negio_delegated_principal(const negio_delegated *d)
+{
+    return d->principal;
+}
+
 struct negio__gss {
+    const negio_config *cfg; /* the connector's own copy, alive as long as this */
     negio_role role;
     negio_mech want;
     unsigned allowed;
@@ -37,6 +80,8 @@ struct negio__gss {
     int complete;
     char *peer_text;
     char *local_name;
+    negio_delegated *delegated; /* server: what the client delegated; client: what we use */
+    int peer_unsafe;            /* the peer's name held NUL or control characters */
 };
 
 static int oid_eq(const gss_OID a, const gss_OID b)
@@ -225,6 +270,7 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
     negio__gss *g = calloc(1, sizeof(*g));
     if (g == NULL)
         return NEGIO_ERR_NOMEM;
+    g->cfg = cfg;
     g->role = cfg->role;
     g->want = cfg->mech;
     g->allowed = cfg->allowed;
@@ -257,8 +303,16 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
             return NEGIO_ERR_POLICY;
         }
         rc = import_name(cfg->service, GSS_C_NT_HOSTBASED_SERVICE, &g->target, detail);
-        if (rc == 0)
+        if (rc == 0 && cfg->delegated != NULL) {
+            /* Delegated credentials are a Kerberos credential: used through SPNEGO, the
+             * mechglue would fall back to the process's own default credentials. */
+            g->want = NEGIO_MECH_KERBEROS;
+            g->allowed = NEGIO_ALLOW_KERBEROS;
+            negio__delegated_ref(cfg->delegated);
+            g->delegated = cfg->delegated;
+        } else if (rc == 0) {
             rc = acquire_client(g, cfg, detail);
+        }
     } else {
         rc = acquire_server(g, cfg, detail);
     }
@@ -281,6 +335,7 @@ void negio__gss_del(negio__gss *g)
         gss_release_cred(&min, &g->cred);
     if (g->deleg != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&min, &g->deleg);
+    negio__delegated_unref(g->delegated);
     if (g->target != GSS_C_NO_NAME)
         gss_release_name(&min, &g->target);
     if (g->peer != GSS_C_NO_NAME)
@@ -334,15 +389,88 @@ static const char *flag_names(OM_uint32 f, char *buf, size_t cap)
     return buf;
 }
 
-static char *display(gss_name_t name)
+/* The display form of NAME with every NUL and control character replaced by '?', so that it can
+ * be shown and compared as a C string; *UNSAFE (if not NULL) tells whether anything was
+ * replaced: such a name never maps to a local account. */
+static char *display(gss_name_t name, int *unsafe)
 {
     OM_uint32 min;
     gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
+    if (unsafe != NULL)
+        *unsafe = 1;
     if (GSS_ERROR(gss_display_name(&min, name, &b, NULL)))
         return strdup("");
-    char *s = strndup(b.value, b.length);
+    /* gss-ntlmssp counts the string's terminator in the length: that one is not part of it */
+    if (b.length > 0 && ((const char *)b.value)[b.length - 1] == '\0')
+        b.length--;
+    char *s = malloc(b.length + 1);
+    int replaced = 0;
+    if (s != NULL) {
+        for (size_t i = 0; i < b.length; i++) {
+            unsigned char ch = ((const unsigned char *)b.value)[i];
+            replaced |= ch < 0x20 || ch == 0x7f;
+            s[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        }
+        s[b.length] = '\0';
+    }
     gss_release_buffer(&min, &b);
+    if (unsafe != NULL)
+        *unsafe = replaced;
     return s;
+}
+
+/* The local account the peer maps to (negio.h, negio_config_add_user_map): an explicit entry,
+ * else Kerberos auth_to_local rules, else the NTLM domain rule. NULL when none is acceptable.
+ * Returns 0, or -1 when out of memory. */
+static int map_local_name(negio__gss *g)
+{
+    const negio_config *cfg = g->cfg;
+    const char *peer = g->peer_text;
+    char *name = NULL;
+    g->local_name = NULL;
+    if (g->peer_unsafe) /* "alice\0evil" must not become alice */
+        return 0;
+    for (size_t i = 0; i < cfg->user_map_len; i++) {
+        const char *p = cfg->user_map[2 * i];
+        if (g->won == NEGIO_MECH_NTLM ? strcasecmp(p, peer) == 0 : strcmp(p, peer) == 0) {
+            name = strdup(cfg->user_map[2 * i + 1]);
+            if (name == NULL)
+                return -1;
+            break;
+        }
+    }
+    if (name == NULL && g->won == NEGIO_MECH_KERBEROS) {
+        OM_uint32 min;
+        gss_buffer_desc ln = GSS_C_EMPTY_BUFFER;
+        if (!GSS_ERROR(gss_localname(&min, g->peer, GSS_C_NO_OID, &ln))) {
+            if (negio__local_name_ok(ln.value, ln.length))
+                name = strndup(ln.value, ln.length);
+            gss_release_buffer(&min, &ln);
+        }
+    } else if (name == NULL && g->won == NEGIO_MECH_NTLM && cfg->ntlm_domain != NULL) {
+        const char *sep = strchr(peer, '\\');
+        size_t dlen = sep ? (size_t)(sep - peer) : 0;
+        if (sep != NULL && dlen == strlen(cfg->ntlm_domain) &&
+            strncasecmp(peer, cfg->ntlm_domain, dlen) == 0) {
+            name = strdup(sep + 1);
+            if (name == NULL)
+                return -1;
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c - 'A' + 'a');
+        }
+    }
+    if (name != NULL && !negio__local_name_ok(name, strlen(name))) {
+        free(name);
+        name = NULL;
+    }
+    g->local_name = name;
+    return 0;
+}
+
+negio_delegated *negio__gss_delegated(const negio__gss *g)
+{
+    return g != NULL && g->role == NEGIO_ROLE_SERVER ? g->delegated : NULL;
 }
 
 /* Every check an established context must pass before anything is sent under it. */
@@ -395,17 +523,31 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
         if (!GSS_ERROR(gss_inquire_context(&min, g->ctx, NULL, &targ, NULL, NULL, NULL, NULL,
                                            NULL)) &&
             targ != GSS_C_NO_NAME) {
-            g->peer_text = display(targ);
+            g->peer_text = display(targ, NULL);
             gss_release_name(&min, &targ);
         } else {
-            g->peer_text = display(g->target);
+            g->peer_text = display(g->target, NULL);
         }
     } else {
-        g->peer_text = display(g->peer);
-        gss_buffer_desc ln = GSS_C_EMPTY_BUFFER;
-        if (!GSS_ERROR(gss_localname(&min, g->peer, GSS_C_NO_OID, &ln))) {
-            g->local_name = strndup(ln.value, ln.length);
-            gss_release_buffer(&min, &ln);
+        g->peer_text = display(g->peer, &g->peer_unsafe);
+        if (g->peer_text != NULL && map_local_name(g) < 0) {
+            negio__detail(detail, "out of memory");
+            return NEGIO_ERR_NOMEM;
+        }
+        if (g->peer_text != NULL && g->deleg != GSS_C_NO_CREDENTIAL) {
+            negio_delegated *d = calloc(1, sizeof(*d));
+            char *who = strdup(g->peer_text);
+            if (d == NULL || who == NULL) {
+                free(d);
+                free(who);
+                negio__detail(detail, "out of memory");
+                return NEGIO_ERR_NOMEM;
+            }
+            atomic_init(&d->refs, 1);
+            d->cred = g->deleg;
+            d->principal = who;
+            g->deleg = GSS_C_NO_CREDENTIAL;
+            g->delegated = d;
         }
     }
     if (g->peer_text == NULL) {
@@ -435,7 +577,8 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
                 return NEGIO_ERR_HANDSHAKE;
             }
         }
-        maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, want, g->req_flags, 0,
+        gss_cred_id_t cred = g->delegated != NULL ? g->delegated->cred : g->cred;
+        maj = gss_init_sec_context(&min, cred, &g->ctx, g->target, want, g->req_flags, 0,
                                    GSS_C_NO_CHANNEL_BINDINGS, in ? &itok : GSS_C_NO_BUFFER,
                                    &mech, &otok, &g->flags, &g->lifetime);
     } else {
@@ -601,6 +744,7 @@ void negio__gss_info(const negio__gss *g, negio_auth_info *info)
     info->negotiated = g->negotiated;
     info->peer = g->peer_text;
     info->local_name = g->role == NEGIO_ROLE_SERVER ? g->local_name : NULL;
+    info->delegated = g->role == NEGIO_ROLE_SERVER && g->delegated != NULL;
     info->server_authenticated =
         g->won == NEGIO_MECH_KERBEROS && (g->flags & GSS_C_MUTUAL_FLAG) != 0;
     unsigned f = 0;

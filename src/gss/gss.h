@@ -38,6 +38,9 @@ int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
                       size_t *plain_len, void **handle, char *detail);
 void negio__gss_release(void **handle);
 
+/* Server: the credentials the client delegated, or NULL (owned by G; take a reference). */
+struct negio_delegated *negio__gss_delegated(const negio__gss *g);
+
 /* The facts of the established context; strings stay owned by G. */
 void negio__gss_info(const negio__gss *g, negio_auth_info *info);
 

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "negio/engine.h"
+#include "negio/identity.h"
 
 #define DETAIL_MAX 768
 
@@ -235,6 +236,13 @@ int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info)
     if (c->conn == NULL || c->step_running)
         return NEGIO_ERR_STATE;
     return negio_conn_auth_info(c->conn, info);
+}
+
+negio_delegated *negio_econn_delegated(const negio_econn *c)
+{
+    if (c->conn == NULL || c->step_running)
+        return NULL;
+    return negio_conn_delegated(c->conn);
 }
 
 unsigned negio_engine_connections(const negio_engine *e)

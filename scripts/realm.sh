@@ -125,6 +125,10 @@ kadmin.local -r "$realm" -q "addprinc -randkey negio/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "addprinc -randkey other/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "ktadd -k $dir/service.keytab negio/localhost" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "ktadd -k $dir/other.keytab other/localhost" >/dev/null 2>&1
+# root@REALM exists so that tests can prove it is never impersonated as uid 0
+root_pw=$(pw)
+printf '%s\n' "$root_pw" > "$dir/root.password"
+kadmin.local -r "$realm" -q "addprinc -pw $root_pw root" >/dev/null 2>&1
 # carol authenticates with a client keytab given explicitly (not the default KRB5_CLIENT_KTNAME,
 # which MIT would use by itself whenever a client has no ticket)
 kadmin.local -r "$realm" -q "addprinc -randkey carol" >/dev/null 2>&1

@@ -178,6 +178,21 @@ NEGIO_API int negio_config_set_delegate(negio_config *cfg, int on);
 NEGIO_API int negio_config_add_user_map(negio_config *cfg, const char *principal,
                                         const char *local_name);
 NEGIO_API int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain);
+/* Both: the wire profile. NEGIO_PROFILE_NATIVE is negio's protocol (docs/PROTOCOL.md).
+ * NEGIO_PROFILE_GSS_SAMPLE speaks the conversation of MIT's gss-sample programs (gss-client,
+ * gss-server): 1 flag byte and a 4-byte big-endian length per token, no policy exchange and no
+ * protected close. A client's message goes as DATA with SEND_MIC, wrapped and encrypted at seal,
+ * wrapped without confidentiality at sign, unwrapped at none; the server answers each one with a
+ * MIC of the plaintext (or a NOOP when no MIC was asked for), which the client verifies
+ * (NEGIO_EV_ACKNOWLEDGED). A received message's level is what its token proves (a wrap token's
+ * confidentiality), never the unprotected flag byte alone; a wrap token flagged ENCRYPTED
+ * without confidentiality is fatal. The end of the conversation (an empty NOOP) is unprotected.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+typedef enum negio_profile {
+    NEGIO_PROFILE_NATIVE = 0,
+    NEGIO_PROFILE_GSS_SAMPLE = 1,
+} negio_profile;
+NEGIO_API int negio_config_set_profile(negio_config *cfg, negio_profile profile);
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_limits(negio_config *cfg, const negio_limits *limits);
 /* Both: run blocking handshake steps inside negio_conn_next_event() (inline, the default) or
@@ -252,6 +267,9 @@ typedef enum negio_event_type {
     NEGIO_EV_ESTABLISHED = 1, /* authentication complete and both policies agreed */
     NEGIO_EV_MESSAGE = 2,     /* a whole application message; see data, len, level */
     NEGIO_EV_CLOSED = 3,      /* the peer sent a verified protected close (status, reason) */
+    NEGIO_EV_ACKNOWLEDGED = 4, /* gss-sample profile, client: the server returned a verified MIC
+                                  of the message in data/len (level: sign), or a NOOP when no
+                                  MIC was asked for (level: none) */
 } negio_event_type;
 
 typedef struct negio_event {

@@ -1,4 +1,5 @@
 #include "core/buf.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,13 @@ int negio__buf_reserve(negio__buf *b, size_t n)
     while (cap < want)
         cap *= 2;
     /* realloc would leave the old copy unwiped; allocate, copy and wipe instead */
-    uint8_t *np = malloc(cap);
+    uint8_t *np = negio__malloc(cap);
     if (np == NULL)
         return NEGIO_ERR_NOMEM;
     if (b->p != NULL) {
         memcpy(np, b->p, b->len);
         wipe(b->p, b->cap);
-        free(b->p);
+        negio__free(b->p);
     }
     b->p = np;
     b->cap = cap;
@@ -80,7 +81,7 @@ void negio__buf_free(negio__buf *b)
 {
     if (b->p != NULL) {
         wipe(b->p, b->cap);
-        free(b->p);
+        negio__free(b->p);
     }
     b->p = NULL;
     b->off = b->len = b->cap = 0;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/alloc.h"
 #include "negio/identity.h"
 
 static const negio_limits default_limits = {
@@ -70,7 +71,7 @@ int negio_config_new(negio_config **out, negio_role role)
 {
     if (out == NULL || (role != NEGIO_ROLE_CLIENT && role != NEGIO_ROLE_SERVER))
         return NEGIO_ERR_INVALID;
-    negio_config *cfg = calloc(1, sizeof(*cfg));
+    negio_config *cfg = negio__calloc(1, sizeof(*cfg));
     if (cfg == NULL)
         return NEGIO_ERR_NOMEM;
     cfg->role = role;
@@ -88,7 +89,7 @@ static void free_secret(char **s)
 {
     if (*s != NULL) {
         explicit_bzero(*s, strlen(*s));
-        free(*s);
+        negio__free(*s);
         *s = NULL;
     }
 }
@@ -96,15 +97,15 @@ static void free_secret(char **s)
 void negio__config_clear(negio_config *cfg)
 {
     for (size_t i = 0; i < 2 * cfg->user_map_len; i++)
-        free(cfg->user_map[i]);
-    free(cfg->user_map);
-    free(cfg->ntlm_domain);
+        negio__free(cfg->user_map[i]);
+    negio__free(cfg->user_map);
+    negio__free(cfg->ntlm_domain);
     negio__delegated_unref(cfg->delegated);
-    free(cfg->service);
-    free(cfg->keytab);
-    free(cfg->ccache);
-    free(cfg->ntlm_file);
-    free(cfg->user);
+    negio__free(cfg->service);
+    negio__free(cfg->keytab);
+    negio__free(cfg->ccache);
+    negio__free(cfg->ntlm_file);
+    negio__free(cfg->user);
     free_secret(&cfg->password);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -114,13 +115,13 @@ void negio_config_del(negio_config *cfg)
     if (cfg == NULL)
         return;
     negio__config_clear(cfg);
-    free(cfg);
+    negio__free(cfg);
 }
 
 static int dup_opt(char **dst, const char *src)
 {
     char *copy = NULL;
-    if (src != NULL && (copy = strdup(src)) == NULL)
+    if (src != NULL && (copy = negio__strdup(src)) == NULL)
         return NEGIO_ERR_NOMEM;
     *dst = copy;
     return NEGIO_OK;
@@ -140,7 +141,7 @@ int negio__config_copy(negio_config *dst, const negio_config *src)
         dup_opt(&dst->ntlm_domain, src->ntlm_domain) < 0)
         goto nomem;
     if (src->user_map_len > 0) {
-        dst->user_map = calloc(2 * src->user_map_len, sizeof(char *));
+        dst->user_map = negio__calloc(2 * src->user_map_len, sizeof(char *));
         if (dst->user_map == NULL)
             goto nomem;
         dst->user_map_len = src->user_map_len;
@@ -162,7 +163,7 @@ static int set_string(negio_config *cfg, char **field, const char *value)
     char *copy = NULL;
     if (dup_opt(&copy, value) < 0)
         return NEGIO_ERR_NOMEM;
-    free(*field);
+    negio__free(*field);
     *field = copy;
     return NEGIO_OK;
 }
@@ -218,11 +219,11 @@ int negio_config_set_password(negio_config *cfg, const char *user, const char *p
         return NEGIO_ERR_INVALID;
     char *u = NULL, *p = NULL;
     if (dup_opt(&u, user) < 0 || dup_opt(&p, password) < 0) {
-        free(u);
+        negio__free(u);
         free_secret(&p);
         return NEGIO_ERR_NOMEM;
     }
-    free(cfg->user);
+    negio__free(cfg->user);
     free_secret(&cfg->password);
     cfg->user = u;
     cfg->password = p;
@@ -317,11 +318,11 @@ int negio_config_dup(negio_config **out, const negio_config *cfg)
 {
     if (out == NULL || cfg == NULL)
         return NEGIO_ERR_INVALID;
-    negio_config *copy = calloc(1, sizeof(*copy));
+    negio_config *copy = negio__calloc(1, sizeof(*copy));
     if (copy == NULL)
         return NEGIO_ERR_NOMEM;
     if (negio__config_copy(copy, cfg) < 0) {
-        free(copy);
+        negio__free(copy);
         return NEGIO_ERR_NOMEM;
     }
     *out = copy;
@@ -360,14 +361,14 @@ int negio_config_add_user_map(negio_config *cfg, const char *principal, const ch
     if (cfg == NULL || cfg->role != NEGIO_ROLE_SERVER || principal == NULL || local_name == NULL ||
         principal[0] == '\0' || local_name[0] == '\0' || cfg->user_map_len >= 4096)
         return NEGIO_ERR_INVALID;
-    char **more = realloc(cfg->user_map, sizeof(char *) * 2 * (cfg->user_map_len + 1));
+    char **more = negio__realloc(cfg->user_map, sizeof(char *) * 2 * (cfg->user_map_len + 1));
     if (more == NULL)
         return NEGIO_ERR_NOMEM;
     cfg->user_map = more;
-    char *p = strdup(principal), *l = strdup(local_name);
+    char *p = negio__strdup(principal), *l = negio__strdup(local_name);
     if (p == NULL || l == NULL) {
-        free(p);
-        free(l);
+        negio__free(p);
+        negio__free(l);
         return NEGIO_ERR_NOMEM;
     }
     cfg->user_map[2 * cfg->user_map_len] = p;
@@ -383,5 +384,13 @@ int negio_config_set_delegated(negio_config *cfg, struct negio_delegated *d)
     negio__delegated_ref(d);
     negio__delegated_unref(cfg->delegated);
     cfg->delegated = d;
+    return NEGIO_OK;
+}
+
+int negio_config_set_profile(negio_config *cfg, negio_profile profile)
+{
+    if (cfg == NULL || (profile != NEGIO_PROFILE_NATIVE && profile != NEGIO_PROFILE_GSS_SAMPLE))
+        return NEGIO_ERR_INVALID;
+    cfg->profile = profile;
     return NEGIO_OK;
 }

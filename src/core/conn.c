@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/buf.h"
 #include "core/frame.h"
 #include "core/internal.h"
@@ -38,6 +39,10 @@ struct negio_conn {
     int step_pending;
     int hs_error_sent;
     int early_input; /* bytes arrived at a client before it sent its first token */
+    int sample;         /* NEGIO_PROFILE_GSS_SAMPLE */
+    int sample_started; /* server: the opening NOOP|CONTEXT_NEXT was received */
+    size_t sample_ack;  /* client: bytes of sample_sent handed out in the last event */
+    negio__buf sample_sent; /* client: messages awaiting the server's MIC: [u32 len][bytes] */
     int received_any;
     int ctx_complete;
     int peer_policy;
@@ -68,6 +73,10 @@ static void logf_(negio_conn *c, int level, const char *fmt, ...)
 }
 
 static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const char *reason);
+static int sample_put_token(negio_conn *c, uint8_t flags, const uint8_t *tok, size_t len);
+static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress);
+static int sample_put_message(negio_conn *c, const uint8_t *data, size_t len, negio_level level);
+static void sample_no_policy(negio_conn *c);
 
 /* Records the first fatal error; the detail must already be in c->detail or be given here. */
 static int fail(negio_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -98,13 +107,14 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
         return NEGIO_ERR_INVALID;
     if (cfg->role == NEGIO_ROLE_CLIENT && cfg->service == NULL)
         return NEGIO_ERR_INVALID;
-    negio_conn *c = calloc(1, sizeof(*c));
+    negio_conn *c = negio__calloc(1, sizeof(*c));
     if (c == NULL)
         return NEGIO_ERR_NOMEM;
     if (negio__config_copy(&c->cfg, cfg) < 0) {
-        free(c);
+        negio__free(c);
         return NEGIO_ERR_NOMEM;
     }
+    c->sample = cfg->profile == NEGIO_PROFILE_GSS_SAMPLE;
     /* the client speaks first: its first step needs no input */
     c->step_pending = cfg->role == NEGIO_ROLE_CLIENT;
     *out = c;
@@ -123,8 +133,9 @@ void negio_conn_del(negio_conn *c)
     negio__buf_free(&c->hs_in);
     negio__buf_free(&c->reasm);
     negio__buf_free(&c->scratch);
+    negio__buf_free(&c->sample_sent);
     negio__config_clear(&c->cfg);
-    free(c);
+    negio__free(c);
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
@@ -194,6 +205,8 @@ static size_t chunk_size(const negio_conn *c)
 
 static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_level level)
 {
+    if (c->sample)
+        return sample_put_message(c, data, len, level);
     size_t chunk = chunk_size(c);
     do {
         size_t n = len < chunk ? len : chunk;
@@ -220,6 +233,11 @@ static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const ch
 {
     size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
     c->hs_error_sent = 1;
+    if (c->sample) { /* no error frame in gss-sample: a mechanism's error token, if any */
+        if (len > 0)
+            (void)sample_put_token(c, 0x02, tok, len);
+        return;
+    }
     if (put_header(c, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 4 + len + rlen) < 0 ||
         negio__buf_append_u32(&c->out, (uint32_t)len) < 0 ||
         negio__buf_append(&c->out, tok, len) < 0 || negio__buf_append(&c->out, reason, rlen) < 0)
@@ -327,6 +345,10 @@ static int on_context_complete(negio_conn *c)
 {
     c->ctx_complete = 1;
     negio__buf_free(&c->hs_in);
+    if (c->sample) { /* the gss-sample conversation has no policy exchange */
+        sample_no_policy(c);
+        return 0;
+    }
     return put_policy(c);
 }
 
@@ -377,7 +399,14 @@ int negio_conn_step(negio_conn *c)
         negio__buf_free(&tok);
         return fail(c, NEGIO_ERR_TOO_LARGE, "own handshake token larger than max_token");
     }
-    if (negio__buf_size(&tok) > 0) {
+    if (negio__buf_size(&tok) > 0 && c->sample) {
+        /* gss-client opens with an empty NOOP|CONTEXT_NEXT, then CONTEXT tokens */
+        if ((is_first_client && (rc = sample_put_token(c, 0x11, NULL, 0)) < 0) ||
+            (rc = sample_put_token(c, 0x02, negio__buf_data(&tok), negio__buf_size(&tok))) < 0) {
+            negio__buf_free(&tok);
+            return fail(c, rc, "out of memory");
+        }
+    } else if (negio__buf_size(&tok) > 0) {
         if ((rc = put_header(c, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, negio__buf_size(&tok))) <
                 0 ||
             (rc = negio__buf_append(&c->out, negio__buf_data(&tok), negio__buf_size(&tok))) < 0) {
@@ -681,7 +710,7 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
             return 1;
         }
         int progress;
-        int rc = parse_one(c, ev, &progress);
+        int rc = c->sample ? sample_parse_one(c, ev, &progress) : parse_one(c, ev, &progress);
         if (rc != 0)
             return rc;
         if (!progress)
@@ -768,6 +797,12 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
         fail(c, NEGIO_ERR_CLOSED, "closed locally before authentication completed");
         return NEGIO_OK;
     }
+    if (c->sample) {
+        if (c->cfg.role == NEGIO_ROLE_CLIENT)
+            return sample_put_token(c, 0x01, NULL, 0) < 0 ? fail(c, NEGIO_ERR_NOMEM, "out of memory")
+                                                          : NEGIO_OK;
+        return NEGIO_OK; /* gss-server just closes */
+    }
     uint8_t body[4 + NEGIO__REASON_MAX];
     negio__put_u32(body, status);
     memcpy(body + 4, reason, rlen);
@@ -780,6 +815,8 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
 static int frame_ready(const negio_conn *c)
 {
     size_t avail = negio__buf_size(&c->in) - c->in_hold;
+    if (c->sample)
+        return avail >= 5 && avail - 5 >= negio__get_u32(negio__buf_data(&c->in) + c->in_hold + 1);
     if (avail < NEGIO__HDR_LEN)
         return 0;
     const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
@@ -845,4 +882,216 @@ size_t negio_conn_pending_bytes(const negio_conn *c)
 negio_delegated *negio_conn_delegated(const negio_conn *c)
 {
     return c != NULL && c->established ? negio__gss_delegated(c->gss) : NULL;
+}
+
+/* ---- the gss-sample profile (MIT's src/appl/gss-sample) ------------------------------------ *
+ * Token framing: [flags u8][length u32 BE][token]. Flags: NOOP 0x01, CONTEXT 0x02, DATA 0x04,
+ * MIC 0x08, CONTEXT_NEXT 0x10, WRAPPED 0x20, ENCRYPTED 0x40, SEND_MIC 0x80. */
+
+#define S_NOOP 0x01u
+#define S_CONTEXT 0x02u
+#define S_DATA 0x04u
+#define S_MIC 0x08u
+#define S_CONTEXT_NEXT 0x10u
+#define S_WRAPPED 0x20u
+#define S_ENCRYPTED 0x40u
+#define S_SEND_MIC 0x80u
+
+static int sample_put_token(negio_conn *c, uint8_t flags, const uint8_t *tok, size_t len)
+{
+    int rc;
+    if ((rc = negio__buf_append(&c->out, &flags, 1)) < 0 ||
+        (rc = negio__buf_append_u32(&c->out, (uint32_t)len)) < 0 ||
+        (rc = negio__buf_append(&c->out, tok, len)) < 0)
+        return rc;
+    return 0;
+}
+
+/* No policy is exchanged: the peer accepts what it accepts, our own limits stand in for its. */
+static void sample_no_policy(negio_conn *c)
+{
+    c->peer_policy = 1;
+    c->peer_min = NEGIO_LEVEL_NONE;
+    c->peer_default = c->cfg.default_level;
+    c->peer_max_frame = c->cfg.limits.max_frame;
+    c->peer_max_message = c->cfg.limits.max_message;
+}
+
+/* Client: one message as DATA|SEND_MIC, wrapped (and encrypted at seal) unless at none; the
+ * plaintext is kept until the server's MIC over it has been verified. */
+static int sample_put_message(negio_conn *c, const uint8_t *data, size_t len, negio_level level)
+{
+    int rc;
+    if (c->cfg.role != NEGIO_ROLE_CLIENT)
+        return fail(c, NEGIO_ERR_STATE, "a gss-sample server only answers; it sends no messages");
+    if ((rc = negio__buf_append_u32(&c->sample_sent, (uint32_t)len)) < 0 ||
+        (rc = negio__buf_append(&c->sample_sent, data, len)) < 0)
+        return fail(c, rc, "out of memory");
+    uint8_t flags = S_DATA | S_SEND_MIC;
+    if (level == NEGIO_LEVEL_NONE)
+        return sample_put_token(c, flags, data, len) < 0 ? fail(c, NEGIO_ERR_NOMEM, "out of memory")
+                                                         : 0;
+    flags |= S_WRAPPED | (level == NEGIO_LEVEL_SEAL ? S_ENCRYPTED : 0);
+    negio__buf_clear(&c->scratch);
+    rc = negio__gss_wrap(c->gss, level == NEGIO_LEVEL_SEAL, data, len, &c->scratch, c->detail);
+    if (rc < 0)
+        return fail(c, rc, NULL);
+    rc = sample_put_token(c, flags, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch));
+    negio__buf_clear(&c->scratch);
+    return rc < 0 ? fail(c, rc, "out of memory") : 0;
+}
+
+/* Server: a message token. Its level is what the token proves; the reply is a MIC of the
+ * plaintext when asked for, else an empty NOOP (as gss-server does). */
+static int sample_on_data(negio_conn *c, uint8_t flags, const uint8_t *tok, size_t len,
+                          negio_event *ev)
+{
+    const uint8_t *msg = tok;
+    size_t mlen = len;
+    negio_level level = NEGIO_LEVEL_NONE;
+    int rc;
+    if (flags & S_WRAPPED) {
+        uint8_t *plain;
+        int conf = 0;
+        if (len < MIN_TOKEN) /* see unprotect(): gss-ntlmssp's malloc(len - 16) */
+            return fail(c, NEGIO_ERR_INTEGRITY, "wrap token of %zu bytes is too short", len);
+        rc = negio__gss_unwrap(c->gss, tok, len, &plain, &mlen, &c->plain, &conf, c->detail);
+        if (rc < 0)
+            return fail(c, rc, NULL);
+        if ((flags & S_ENCRYPTED) && !conf)
+            return fail(c, NEGIO_ERR_INTEGRITY,
+                        "message flagged ENCRYPTED arrived in an integrity-only wrap token");
+        msg = plain;
+        level = conf ? NEGIO_LEVEL_SEAL : NEGIO_LEVEL_SIGN;
+    }
+    /* gss-client -nw leaves ENCRYPTED set on a plaintext message: the flag proves nothing and
+     * cannot raise the level, which comes from the token alone */
+    if (level < c->cfg.min_level)
+        return fail(c, NEGIO_ERR_DOWNGRADE, "%s message received, minimum is %s",
+                    negio_level_name(level), negio_level_name(c->cfg.min_level));
+    if (mlen > c->cfg.limits.max_message)
+        return fail(c, NEGIO_ERR_TOO_LARGE, "message larger than max_message");
+    if (flags & S_SEND_MIC) {
+        negio__buf_clear(&c->scratch);
+        rc = negio__gss_sign(c->gss, msg, mlen, &c->scratch, c->detail);
+        if (rc < 0)
+            return fail(c, rc, NULL);
+        rc = sample_put_token(c, S_MIC, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch));
+        negio__buf_clear(&c->scratch);
+    } else {
+        rc = sample_put_token(c, S_NOOP, NULL, 0);
+    }
+    if (rc < 0)
+        return fail(c, rc, "out of memory");
+    ev->type = NEGIO_EV_MESSAGE;
+    ev->level = level;
+    ev->data = msg;
+    ev->len = mlen;
+    return 1;
+}
+
+/* Client: the server's answer to the oldest unanswered message. */
+static int sample_on_answer(negio_conn *c, uint8_t flags, const uint8_t *tok, size_t len,
+                            negio_event *ev)
+{
+    if (negio__buf_size(&c->sample_sent) < 4)
+        return fail(c, NEGIO_ERR_PROTOCOL, "an answer to no message");
+    const uint8_t *q = negio__buf_data(&c->sample_sent);
+    size_t mlen = negio__get_u32(q);
+    if (flags == S_NOOP) /* we always ask for a MIC: an empty answer proves nothing */
+        return fail(c, NEGIO_ERR_INTEGRITY, "the server answered without the MIC it was asked for");
+    int rc = negio__gss_verify(c->gss, q + 4, mlen, tok, len, c->detail);
+    if (rc < 0)
+        return fail(c, rc, NULL);
+    /* the event points at the plaintext, which is dropped on the next call */
+    c->in_hold = 0;
+    ev->type = NEGIO_EV_ACKNOWLEDGED;
+    ev->level = NEGIO_LEVEL_SIGN;
+    ev->data = q + 4;
+    ev->len = mlen;
+    c->sample_ack = 4 + mlen;
+    return 1;
+}
+
+static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
+{
+    *progress = 0;
+    if (c->sample_ack > 0) {
+        negio__buf_consume(&c->sample_sent, c->sample_ack);
+        c->sample_ack = 0;
+    }
+    size_t avail = negio__buf_size(&c->in);
+    if (avail < 5) {
+        if (c->eof && !c->closed)
+            return fail(c, NEGIO_ERR_TRUNCATED,
+                        avail ? "stream ended inside a token header"
+                              : "stream ended before the end of the conversation");
+        return 0;
+    }
+    const uint8_t *p = negio__buf_data(&c->in);
+    uint8_t flags = p[0];
+    uint32_t len = negio__get_u32(p + 1);
+    uint64_t limit = c->ctx_complete ? c->cfg.limits.max_frame : c->cfg.limits.max_token;
+    if (len > limit)
+        return fail(c, NEGIO_ERR_TOO_LARGE, "token of %u bytes announced, limit %llu",
+                    (unsigned)len, (unsigned long long)limit);
+    if (avail - 5 < len) {
+        if (c->eof)
+            return fail(c, NEGIO_ERR_TRUNCATED, "stream ended inside a token");
+        return 0;
+    }
+    const uint8_t *tok = p + 5;
+    size_t total = 5 + (size_t)len;
+    *progress = 1;
+    int server = c->cfg.role == NEGIO_ROLE_SERVER;
+    int rc;
+    if (server && !c->sample_started) {
+        /* gss-client's opening: NOOP|CONTEXT_NEXT; a plain NOOP asks for no authentication */
+        if (flags == S_NOOP)
+            return fail(c, NEGIO_ERR_POLICY, "the gss-sample client asked for no authentication");
+        if (flags != (S_NOOP | S_CONTEXT_NEXT) || len != 0)
+            return fail(c, NEGIO_ERR_PROTOCOL, "expected the opening NOOP|CONTEXT_NEXT token");
+        c->sample_started = 1;
+        negio__buf_consume(&c->in, total);
+        return 0;
+    }
+    if (!c->ctx_complete) {
+        if (flags != S_CONTEXT || len == 0)
+            return fail(c, NEGIO_ERR_PROTOCOL, "expected a context token, got flags 0x%02x",
+                        (unsigned)flags);
+        if (c->early_input)
+            return fail(c, NEGIO_ERR_PROTOCOL, "context token before the client's first token");
+        if (++c->rounds > c->cfg.limits.max_rounds)
+            return fail(c, NEGIO_ERR_PROTOCOL, "more than %u handshake rounds",
+                        (unsigned)c->cfg.limits.max_rounds);
+        if ((rc = negio__buf_append(&c->hs_in, tok, len)) < 0)
+            return fail(c, rc, "out of memory");
+        negio__buf_consume(&c->in, total);
+        c->step_pending = 1;
+        return 0;
+    }
+    if (server) {
+        if (flags == S_NOOP && len == 0) { /* the end of the conversation: unprotected */
+            negio__buf_consume(&c->in, total);
+            c->closed = 1;
+            snprintf(c->detail, sizeof(c->detail), "end of the gss-sample conversation");
+            ev->type = NEGIO_EV_CLOSED;
+            ev->reason = c->detail;
+            return 1;
+        }
+        if (!(flags & S_DATA) || (flags & ~(S_DATA | S_WRAPPED | S_ENCRYPTED | S_SEND_MIC)))
+            return fail(c, NEGIO_ERR_PROTOCOL, "unexpected token flags 0x%02x", (unsigned)flags);
+        rc = sample_on_data(c, flags, tok, len, ev);
+    } else {
+        if (flags != S_MIC && flags != S_NOOP)
+            return fail(c, NEGIO_ERR_PROTOCOL, "unexpected token flags 0x%02x", (unsigned)flags);
+        rc = sample_on_answer(c, flags, tok, len, ev);
+    }
+    if (rc < 0)
+        return rc;
+    if (c->plain == NULL && ev->type == NEGIO_EV_MESSAGE)
+        c->in_hold = total; /* an unwrapped message points into the input buffer */
+    else
+        negio__buf_consume(&c->in, total);
+    return rc;
 }

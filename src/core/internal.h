@@ -31,6 +31,7 @@ struct negio_config {
     char **user_map;         /* server: principal, local name, principal, local name, ... */
     size_t user_map_len;     /* number of pairs */
     struct negio_delegated *delegated; /* client: authenticate with these (a reference) */
+    int profile;             /* negio_profile */
 };
 
 /* Delegated credentials (src/gss): reference counting used by the configuration. */

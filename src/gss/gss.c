@@ -1,4 +1,5 @@
 #include "gss/gss.h"
+#include "core/alloc.h"
 
 #include "gss/ntlm_check.h"
 #include "identity/identity.h"
@@ -41,8 +42,8 @@ void negio__delegated_unref(struct negio_delegated *d)
         return;
     /* the credentials live in a memory cache owned by this handle: releasing destroys them */
     gss_release_cred(&min, &d->cred);
-    free(d->principal);
-    free(d);
+    negio__free(d->principal);
+    negio__free(d);
 }
 
 void negio_delegated_ref(negio_delegated *d)
@@ -267,7 +268,7 @@ static int acquire_server(negio__gss *g, const negio_config *cfg, char *detail)
 
 int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
 {
-    negio__gss *g = calloc(1, sizeof(*g));
+    negio__gss *g = negio__calloc(1, sizeof(*g));
     if (g == NULL)
         return NEGIO_ERR_NOMEM;
     g->cfg = cfg;
@@ -340,9 +341,9 @@ void negio__gss_del(negio__gss *g)
         gss_release_name(&min, &g->target);
     if (g->peer != GSS_C_NO_NAME)
         gss_release_name(&min, &g->peer);
-    free(g->peer_text);
-    free(g->local_name);
-    free(g);
+    negio__free(g->peer_text);
+    negio__free(g->local_name);
+    negio__free(g);
 }
 
 /* The mechanism named by an initial context token (RFC 2743 section 3.1: 0x60, DER length,
@@ -399,11 +400,11 @@ static char *display(gss_name_t name, int *unsafe)
     if (unsafe != NULL)
         *unsafe = 1;
     if (GSS_ERROR(gss_display_name(&min, name, &b, NULL)))
-        return strdup("");
+        return negio__strdup("");
     /* gss-ntlmssp counts the string's terminator in the length: that one is not part of it */
     if (b.length > 0 && ((const char *)b.value)[b.length - 1] == '\0')
         b.length--;
-    char *s = malloc(b.length + 1);
+    char *s = negio__malloc(b.length + 1);
     int replaced = 0;
     if (s != NULL) {
         for (size_t i = 0; i < b.length; i++) {
@@ -433,7 +434,7 @@ static int map_local_name(negio__gss *g)
     for (size_t i = 0; i < cfg->user_map_len; i++) {
         const char *p = cfg->user_map[2 * i];
         if (g->won == NEGIO_MECH_NTLM ? strcasecmp(p, peer) == 0 : strcmp(p, peer) == 0) {
-            name = strdup(cfg->user_map[2 * i + 1]);
+            name = negio__strdup(cfg->user_map[2 * i + 1]);
             if (name == NULL)
                 return -1;
             break;
@@ -444,7 +445,7 @@ static int map_local_name(negio__gss *g)
         gss_buffer_desc ln = GSS_C_EMPTY_BUFFER;
         if (!GSS_ERROR(gss_localname(&min, g->peer, GSS_C_NO_OID, &ln))) {
             if (negio__local_name_ok(ln.value, ln.length))
-                name = strndup(ln.value, ln.length);
+                name = negio__strndup(ln.value, ln.length);
             gss_release_buffer(&min, &ln);
         }
     } else if (name == NULL && g->won == NEGIO_MECH_NTLM && cfg->ntlm_domain != NULL) {
@@ -452,7 +453,7 @@ static int map_local_name(negio__gss *g)
         size_t dlen = sep ? (size_t)(sep - peer) : 0;
         if (sep != NULL && dlen == strlen(cfg->ntlm_domain) &&
             strncasecmp(peer, cfg->ntlm_domain, dlen) == 0) {
-            name = strdup(sep + 1);
+            name = negio__strdup(sep + 1);
             if (name == NULL)
                 return -1;
             for (char *c = name; *c; c++)
@@ -461,7 +462,7 @@ static int map_local_name(negio__gss *g)
         }
     }
     if (name != NULL && !negio__local_name_ok(name, strlen(name))) {
-        free(name);
+        negio__free(name);
         name = NULL;
     }
     g->local_name = name;
@@ -501,6 +502,11 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
         need = GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
         if (g->won == NEGIO_MECH_KERBEROS)
             need |= GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG;
+        /* MIT's gss-client asks for mutual and replay only, never sequence or (with NTLM)
+         * confidentiality; in that profile each message's confidentiality is what its own wrap
+         * token proves */
+        if (g->cfg->profile == NEGIO_PROFILE_GSS_SAMPLE)
+            need &= ~(GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG);
     }
     if ((g->flags & need) != need) {
         negio__detail(detail, "requested context flags not granted: %s",
@@ -535,11 +541,11 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
             return NEGIO_ERR_NOMEM;
         }
         if (g->peer_text != NULL && g->deleg != GSS_C_NO_CREDENTIAL) {
-            negio_delegated *d = calloc(1, sizeof(*d));
-            char *who = strdup(g->peer_text);
+            negio_delegated *d = negio__calloc(1, sizeof(*d));
+            char *who = negio__strdup(g->peer_text);
             if (d == NULL || who == NULL) {
-                free(d);
-                free(who);
+                negio__free(d);
+                negio__free(who);
                 negio__detail(detail, "out of memory");
                 return NEGIO_ERR_NOMEM;
             }
@@ -677,13 +683,14 @@ int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8
     return 0;
 }
 
-int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail)
+int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
+                    char *detail)
 {
     OM_uint32 maj, min, min2;
     gss_buffer_desc m = {len, (void *)msg}, tok = GSS_C_EMPTY_BUFFER;
     int conf = 0;
-    maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &m, &conf, &tok);
-    if (maj != GSS_S_COMPLETE || conf != 1) {
+    maj = gss_wrap(&min, g->ctx, conf_req, GSS_C_QOP_DEFAULT, &m, &conf, &tok);
+    if (maj != GSS_S_COMPLETE || (conf_req && conf != 1)) {
         if (maj == GSS_S_COMPLETE)
             negio__detail(detail, "gss_wrap did not apply confidentiality");
         else
@@ -696,33 +703,49 @@ int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *o
     return rc;
 }
 
-int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
-                      size_t *plain_len, void **handle, char *detail)
+int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail)
+{
+    return negio__gss_wrap(g, 1, msg, len, out, detail);
+}
+
+int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
+                      size_t *plain_len, void **handle, int *conf_state, char *detail)
 {
     OM_uint32 maj, min, min2;
     gss_buffer_desc t = {len, (void *)tok};
-    gss_buffer_t p = calloc(1, sizeof(*p));
+    gss_buffer_t p = negio__calloc(1, sizeof(*p));
     if (p == NULL)
         return NEGIO_ERR_NOMEM;
     int conf = 0;
     gss_qop_t qop = 0;
     maj = gss_unwrap(&min, g->ctx, &t, p, &conf, &qop);
-    if (maj != GSS_S_COMPLETE || conf != 1) {
-        if (maj == GSS_S_COMPLETE)
-            negio__detail(detail, "sealed frame was not encrypted (integrity-only wrap token)");
-        else
-            gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
+    if (maj != GSS_S_COMPLETE) {
+        gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
         /* gss-ntlmssp frees the output of a failed unwrap but leaves its length set */
         if (p->value != NULL && p->length > 0)
             explicit_bzero(p->value, p->length);
         gss_release_buffer(&min2, p);
-        free(p);
+        negio__free(p);
         return NEGIO_ERR_INTEGRITY;
     }
     *plain = p->value;
     *plain_len = p->length;
     *handle = p;
+    *conf_state = conf;
     return 0;
+}
+
+int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
+                      size_t *plain_len, void **handle, char *detail)
+{
+    int conf = 0;
+    int rc = negio__gss_unwrap(g, tok, len, plain, plain_len, handle, &conf, detail);
+    if (rc == 0 && conf != 1) {
+        negio__gss_release(handle);
+        negio__detail(detail, "sealed frame was not encrypted (integrity-only wrap token)");
+        return NEGIO_ERR_INTEGRITY;
+    }
+    return rc;
 }
 
 void negio__gss_release(void **handle)
@@ -734,7 +757,7 @@ void negio__gss_release(void **handle)
     if (p->value != NULL && p->length > 0)
         explicit_bzero(p->value, p->length);
     gss_release_buffer(&min, p);
-    free(p);
+    negio__free(p);
     *handle = NULL;
 }
 

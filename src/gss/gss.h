@@ -30,6 +30,12 @@ int negio__gss_sign(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *o
 /* Verifies MIC over MSG: only an exact GSS_S_COMPLETE passes. */
 int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8_t *mic,
                       size_t mic_len, char *detail);
+/* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
+int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
+                    char *detail);
+/* Unwraps TOKEN (exact GSS_S_COMPLETE required) and reports whether it was encrypted. */
+int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
+                      size_t *plain_len, void **handle, int *conf_state, char *detail);
 /* Appends the wrap token of MSG with confidentiality. */
 int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail);
 /* Unwraps TOKEN into *PLAIN (released with negio__gss_release): exact GSS_S_COMPLETE and

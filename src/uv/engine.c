@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/alloc.h"
 #include "negio/engine.h"
 #include "negio/identity.h"
 
@@ -180,7 +181,7 @@ static void post(loop *l, cmd *m)
 
 static cmd *new_cmd(enum cmd_type type, negio_econn *c, size_t len)
 {
-    cmd *m = calloc(1, sizeof(*m) + len);
+    cmd *m = negio__calloc(1, sizeof(*m) + len);
     if (m != NULL) {
         m->type = type;
         m->conn = c;
@@ -207,8 +208,8 @@ void negio_econn_unref(negio_econn *c)
         return;
     free_addrs(c);
     negio_conn_del(c->conn);
-    free(c->host);
-    free(c);
+    negio__free(c->host);
+    negio__free(c);
 }
 
 void *negio_econn_user(const negio_econn *c)
@@ -271,7 +272,7 @@ static void *worker_main(void *arg)
         negio_econn *c = j->conn;
         /* the loop leaves the connector alone until CMD_STEP_DONE */
         (void)negio_conn_step(c->conn);
-        free(j);
+        negio__free(j);
         cmd *m = new_cmd(CMD_STEP_DONE, c, 0);
         if (m == NULL)
             abort(); /* the loop would wait for this step forever */
@@ -281,7 +282,7 @@ static void *worker_main(void *arg)
 
 static int submit_step(negio_econn *c)
 {
-    job *j = calloc(1, sizeof(*j));
+    job *j = negio__calloc(1, sizeof(*j));
     if (j == NULL)
         return NEGIO_ERR_NOMEM;
     negio_econn_ref(c);
@@ -304,11 +305,11 @@ static int submit_step(negio_econn *c)
 static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg, int is_client,
                               int counted)
 {
-    negio_econn *c = calloc(1, sizeof(*c));
+    negio_econn *c = negio__calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     if (negio_conn_new(&c->conn, cfg) != NEGIO_OK) {
-        free(c);
+        negio__free(c);
         return NULL;
     }
     atomic_init(&c->refs, 1); /* the engine's reference, dropped after on_closed */
@@ -464,7 +465,7 @@ static void on_written(uv_write_t *req, int status)
     negio_econn *c = w->c;
     c->inflight -= w->len;
     explicit_bzero(w->data, w->len);
-    free(w);
+    negio__free(w);
     if (status < 0 && status != UV_ECANCELED)
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(status));
     else if (c->state == ST_OPEN)
@@ -478,7 +479,7 @@ static void flush(negio_econn *c)
     const uint8_t *out = negio_conn_send_buf(c->conn, &len);
     if (len == 0 || !c->tcp_ready || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    wreq *w = malloc(sizeof(*w) + len);
+    wreq *w = negio__malloc(sizeof(*w) + len);
     if (w == NULL) {
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_NOMEM, "out of memory for output");
         return;
@@ -490,7 +491,7 @@ static void flush(negio_econn *c)
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (rc < 0) {
-        free(w);
+        negio__free(w);
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(rc));
         return;
     }
@@ -693,11 +694,11 @@ static struct addrinfo *copy_addrs(const struct addrinfo *res)
 {
     struct addrinfo *head = NULL, **tail = &head;
     for (const struct addrinfo *r = res; r != NULL; r = r->ai_next) {
-        struct addrinfo *a = calloc(1, sizeof(*a));
-        void *addr = malloc(r->ai_addrlen);
+        struct addrinfo *a = negio__calloc(1, sizeof(*a));
+        void *addr = negio__malloc(r->ai_addrlen);
         if (a == NULL || addr == NULL) {
-            free(a);
-            free(addr);
+            negio__free(a);
+            negio__free(addr);
             break;
         }
         *a = *r;
@@ -716,8 +717,8 @@ static void free_addrs(negio_econn *c)
     while (c->addrs != NULL) {
         struct addrinfo *a = c->addrs;
         c->addrs = a->ai_next;
-        free(a->ai_addr);
-        free(a);
+        negio__free(a->ai_addr);
+        negio__free(a);
     }
 }
 
@@ -762,8 +763,8 @@ static int try_next_address(negio_econn *c)
         a->ai_next = NULL;
         c->connect_req.data = c;
         rc = uv_tcp_connect(&c->connect_req, &c->tcp, a->ai_addr, on_connected);
-        free(a->ai_addr); /* libuv copied the address */
-        free(a);
+        negio__free(a->ai_addr); /* libuv copied the address */
+        negio__free(a);
         if (rc == 0)
             return 0;
     }
@@ -926,7 +927,7 @@ static void on_async(uv_async_t *a)
     while (m != NULL) {
         cmd *next = m->next;
         run_cmd(l, m);
-        free(m);
+        negio__free(m);
         m = next;
     }
 }
@@ -1014,7 +1015,7 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
         unsigned i = atomic_fetch_add(&e->rr, 1) % e->nloops;
         if (i == 0) {
             adopt(&e->loops[0], m); /* already on loop 0 */
-            free(m);
+            negio__free(m);
         } else {
             post(&e->loops[i], m);
         }
@@ -1080,9 +1081,9 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     if (out_port != NULL)
         *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
-    listener *li = calloc(1, sizeof(*li));
+    listener *li = negio__calloc(1, sizeof(*li));
     if (li == NULL || negio_config_dup(&li->cfg, cfg) < 0) {
-        free(li);
+        negio__free(li);
         close(fd);
         return NEGIO_ERR_NOMEM;
     }
@@ -1129,10 +1130,10 @@ int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
         return NEGIO_ERR_NOMEM;
     c->user = conn_user;
     c->port = port;
-    c->host = strdup(host);
+    c->host = negio__strdup(host);
     cmd *m = new_cmd(CMD_CONNECT, c, 0);
     if (c->host == NULL || m == NULL) {
-        free(m);
+        negio__free(m);
         atomic_fetch_sub(&e->conns, 1);
         negio_econn_unref(c);
         return NEGIO_ERR_NOMEM;
@@ -1211,7 +1212,7 @@ int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
 {
     if (out == NULL || opts == NULL)
         return NEGIO_ERR_INVALID;
-    negio_engine *e = calloc(1, sizeof(*e));
+    negio_engine *e = negio__calloc(1, sizeof(*e));
     if (e == NULL)
         return NEGIO_ERR_NOMEM;
     e->o = *opts;
@@ -1236,12 +1237,12 @@ int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
     pthread_mutex_init(&e->wlock, NULL);
     pthread_cond_init(&e->wcond, NULL);
     e->nloops = e->o.loops;
-    e->loops = calloc(e->nloops, sizeof(loop));
-    e->workers = calloc(e->o.workers, sizeof(pthread_t));
+    e->loops = negio__calloc(e->nloops, sizeof(loop));
+    e->workers = negio__calloc(e->o.workers, sizeof(pthread_t));
     if (e->loops == NULL || e->workers == NULL) {
-        free(e->loops);
-        free(e->workers);
-        free(e);
+        negio__free(e->loops);
+        negio__free(e->workers);
+        negio__free(e);
         return NEGIO_ERR_NOMEM;
     }
     for (unsigned i = 0; i < e->nloops; i++) {
@@ -1335,13 +1336,13 @@ void negio_engine_del(negio_engine *e)
         listener *li = e->listeners;
         e->listeners = li->next;
         negio_config_del(li->cfg);
-        free(li);
+        negio__free(li);
     }
-    free(e->loops);
-    free(e->workers);
+    negio__free(e->loops);
+    negio__free(e->workers);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->done);
     pthread_mutex_destroy(&e->wlock);
     pthread_cond_destroy(&e->wcond);
-    free(e);
+    negio__free(e);
 }

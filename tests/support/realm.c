@@ -27,13 +27,8 @@ static void read_line(const char *path, char *out, size_t cap)
     out[strcspn(out, "\r\n")] = '\0';
 }
 
-static void load_env(void)
+void test_env_parse(FILE *f, test_env_fn set, void *user)
 {
-    char path[300];
-    snprintf(path, sizeof(path), "%s/env", realm.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        die("no env file");
     char line[1024];
     while (fgets(line, sizeof(line), f) != NULL) {
         line[strcspn(line, "\r\n")] = '\0';
@@ -43,8 +38,24 @@ static void load_env(void)
         if (eq == NULL)
             continue;
         *eq = '\0';
-        setenv(line + 7, eq + 1, 1);
+        set(line + 7, eq + 1, user);
     }
+}
+
+static void set_env(const char *name, const char *value, void *user)
+{
+    (void)user;
+    setenv(name, value, 1);
+}
+
+static void load_env(void)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/env", realm.dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        die("no env file");
+    test_env_parse(f, set_env, NULL);
     fclose(f);
 }
 

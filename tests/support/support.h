@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "negio/negio.h"
 
@@ -26,6 +27,10 @@ typedef struct test_realm {
 const test_realm *test_realm_get(void);
 /* Stops and restarts the KDC with a clock offset in seconds (0: normal). */
 void test_realm_restart_kdc(int offset_seconds);
+/* Reads a realm's env file ("export NAME=VALUE" lines; others are skipped) and calls SET for
+ * each variable. Lines are read in pieces of at most 1023 bytes. */
+typedef void (*test_env_fn)(const char *name, const char *value, void *user);
+void test_env_parse(FILE *f, test_env_fn set, void *user);
 
 /* The mechanism paths every conformance test runs over. */
 typedef enum test_path {

@@ -94,8 +94,9 @@ static void ntlm_names_map_only_within_the_configured_domain(void **state)
         sc = test_server_config(PATH_NTLM);
         assert_int_equal(negio_config_set_ntlm_domain(sc, "NEGIO"), 0);
         test_pair q;
-        test_pair_init(&q, password_client(NEGIO_MECH_NTLM, names[i], r->alice_pw), sc,
-                       SPLIT_WHOLE, 1);
+        negio_config *cc = password_client(NEGIO_MECH_NTLM, names[i], r->alice_pw);
+        test_pair_init(&q, cc, sc, SPLIT_WHOLE, 1);
+        negio_config_del(cc);
         negio_config_del(sc);
         if (test_pair_establish(&q)) {
             negio_auth_info si;

@@ -38,6 +38,7 @@ struct negio_conn {
 
     int step_pending;
     int hs_error_sent;
+    int peer_policy_seen; /* the peer sent POLICY: its context is complete, it can verify ours */
     int early_input; /* bytes arrived at a client before it sent its first token */
     int sample;         /* NEGIO_PROFILE_GSS_SAMPLE */
     int sample_started; /* server: the opening NOOP|CONTEXT_NEXT was received */
@@ -73,6 +74,7 @@ static void logf_(negio_conn *c, int level, const char *fmt, ...)
 }
 
 static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const char *reason);
+static void put_close(negio_conn *c, uint32_t status, const char *reason);
 static int sample_put_token(negio_conn *c, uint8_t flags, const uint8_t *tok, size_t len);
 static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress);
 static int sample_put_message(negio_conn *c, const uint8_t *data, size_t len, negio_level level);
@@ -93,10 +95,16 @@ static int fail(negio_conn *c, int code, const char *fmt, ...)
     }
     negio__buf_clear(&c->queue);
     negio__buf_clear(&c->reasm);
-    /* before establishment the peer is still waiting for a token: tell it why it won't come */
-    if (!c->established && !c->hs_error_sent && code != NEGIO_ERR_PEER &&
-        code != NEGIO_ERR_TRUNCATED)
-        put_hs_error(c, NULL, 0, negio_strerror(code));
+    /* Tell the peer why, unless it caused the end itself (its own error report, its close, the
+     * end of the stream). A peer whose context is complete gets a protected CLOSE carrying the
+     * negated error code; one still in the handshake gets a HANDSHAKE_ERROR. */
+    if (code != NEGIO_ERR_PEER && code != NEGIO_ERR_TRUNCATED && code != NEGIO_ERR_REJECTED &&
+        code != NEGIO_ERR_CLOSED && !c->close_sent && !c->closed) {
+        if (c->ctx_complete && (c->established || c->peer_policy_seen) && !c->sample)
+            put_close(c, (uint32_t)-code, negio_strerror(code));
+        else if (!c->established && !c->hs_error_sent)
+            put_hs_error(c, NULL, 0, negio_strerror(code));
+    }
     logf_(c, 0, "%s: %s", negio_err_name(code), c->detail);
     return code;
 }
@@ -242,6 +250,17 @@ static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const ch
         negio__buf_append_u32(&c->out, (uint32_t)len) < 0 ||
         negio__buf_append(&c->out, tok, len) < 0 || negio__buf_append(&c->out, reason, rlen) < 0)
         return; /* best effort: the connection is failing anyway */
+}
+
+/* CLOSE body: [status u32][reason text]. Best effort when failing: the connection ends anyway. */
+static void put_close(negio_conn *c, uint32_t status, const char *reason)
+{
+    size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
+    uint8_t body[4 + NEGIO__REASON_MAX];
+    negio__put_u32(body, status);
+    memcpy(body + 4, reason, rlen);
+    c->close_sent = 1;
+    (void)put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, body, 4 + rlen);
 }
 
 const uint8_t *negio_conn_send_buf(negio_conn *c, size_t *len)
@@ -538,6 +557,13 @@ static int on_close(negio_conn *c, const uint8_t *p, size_t len, negio_event *ev
     if (status != 0)
         return fail(c, NEGIO_ERR_REJECTED, "peer closed with status %u: %s", (unsigned)status,
                     text);
+    /* every side sends CLOSE: answer the peer's unless ours went first */
+    if (!c->close_sent && c->established) {
+        int rc = put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, (const uint8_t *)"\0\0\0\0", 4);
+        if (rc < 0)
+            return rc;
+        c->close_sent = 1;
+    }
     /* the reason lives in the detail buffer, which outlives the event */
     snprintf(c->detail, sizeof(c->detail), "%s", text);
     ev->type = NEGIO_EV_CLOSED;
@@ -641,6 +667,7 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
             return fail(c, NEGIO_ERR_PROTOCOL, "policy frame before the handshake completed");
         if (c->peer_policy)
             return fail(c, NEGIO_ERR_PROTOCOL, "second policy frame");
+        c->peer_policy_seen = 1;
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
             return rc;
         rc = on_policy(c, payload, plen);
@@ -650,8 +677,9 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
         negio__buf_consume(&c->in, total);
         return 0;
     case NEGIO__FT_CLOSE:
-        if (!c->established)
-            return fail(c, NEGIO_ERR_PROTOCOL, "close frame before establishment");
+        /* a peer that found our POLICY unacceptable closes before we are established */
+        if (!c->ctx_complete)
+            return fail(c, NEGIO_ERR_PROTOCOL, "close frame before the context was complete");
         if (c->reasm_active == 1)
             return fail(c, NEGIO_ERR_PROTOCOL, "close frame inside a fragmented message");
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
@@ -788,7 +816,6 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
         return c->err;
     if (reason == NULL)
         reason = "";
-    size_t rlen = strnlen(reason, NEGIO__REASON_MAX);
     c->close_sent = 1;
     if (!c->established) {
         /* no context to protect a close with: tell the peer and stop the handshake here */
@@ -803,10 +830,8 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
                                                           : NEGIO_OK;
         return NEGIO_OK; /* gss-server just closes */
     }
-    uint8_t body[4 + NEGIO__REASON_MAX];
-    negio__put_u32(body, status);
-    memcpy(body + 4, reason, rlen);
-    return put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, body, 4 + rlen);
+    put_close(c, status, reason);
+    return c->err;
 }
 
 /* ---- queries --------------------------------------------------------------------------- */

@@ -100,6 +100,7 @@ struct negio_econn {
     int step_running;
     int processing;      /* inside econn_process: callbacks must not re-enter it */
     int read_paused;     /* by backpressure */
+    int local_closing;   /* our CLOSE is out; waiting for the peer's */
     int reading;
     int established;
     int above_hw;
@@ -515,8 +516,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (n > 0) {
         negio_conn_recv_done(c->conn, (size_t)n);
-        if (c->established && c->e->o.idle_timeout_ms) /* activity resets the idle timer */
-            uv_timer_again(&c->timer);
+        if (c->established && c->e->o.idle_timeout_ms && !c->local_closing)
+            uv_timer_again(&c->timer); /* activity resets the idle timer */
     } else if (n == UV_EOF) {
         negio_conn_recv_done(c->conn, 0);
         negio_conn_feed_eof(c->conn);
@@ -618,9 +619,12 @@ static void econn_process_loop(negio_econn *c)
             if (e->o.callbacks.on_message)
                 e->o.callbacks.on_message(c, ev.data, ev.len, ev.level, e->o.user);
         } else if (ev.type == NEGIO_EV_CLOSED) {
-            flush(c);
-            econn_close(c, NEGIO_CLOSE_CLEAN, 0, "peer closed: %s",
-                        ev.reason && ev.reason[0] ? ev.reason : "normal close");
+            flush(c); /* our answering CLOSE */
+            if (c->local_closing)
+                econn_close(c, NEGIO_CLOSE_CLEAN, 0, "closed; the peer answered");
+            else
+                econn_close(c, NEGIO_CLOSE_CLEAN, 0, "peer closed: %s",
+                            ev.reason && ev.reason[0] ? ev.reason : "normal close");
             return;
         }
     }
@@ -839,17 +843,37 @@ static void do_write(negio_econn *c, const uint8_t *data, size_t len, negio_leve
         econn_process(c);
 }
 
+static void on_close_unanswered(uv_timer_t *t)
+{
+    negio_econn *c = t->data;
+    econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "the peer did not answer the close within %u ms",
+                (unsigned)c->e->o.shutdown_timeout_ms);
+}
+
+/* A normal close sends CLOSE and keeps reading until the peer's own CLOSE (every side sends one;
+ * a rejection that crossed ours arrives this way), the end of the stream, or the close deadline;
+ * what arrives decides how the connection is reported. A rejection, or a connection not yet
+ * established, ends at once. */
 static void do_graceful_close(negio_econn *c, uint32_t status)
 {
-    if (c->close_started || c->state == ST_DONE)
+    if (c->close_started || c->state == ST_DONE || c->local_closing)
         return;
     if (c->step_running || c->state != ST_OPEN) {
         econn_close(c, NEGIO_CLOSE_REFUSED, 0, "closed locally");
         return;
     }
-    negio_conn_close(c->conn, status, status ? "closed by the application" : "");
-    flush(c);
-    econn_close(c, status ? NEGIO_CLOSE_REFUSED : NEGIO_CLOSE_CLEAN, 0, "closed locally");
+    if (status != 0 || !c->established) {
+        negio_conn_close(c->conn, status, status ? "closed by the application" : "");
+        flush(c);
+        econn_close(c, status ? NEGIO_CLOSE_REFUSED : NEGIO_CLOSE_CLEAN, 0, "closed locally");
+        return;
+    }
+    negio_conn_close(c->conn, 0, "");
+    atomic_store(&c->closed, 1); /* no more application writes */
+    c->local_closing = 1;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_close_unanswered, c->e->o.shutdown_timeout_ms, 0);
+    econn_process(c); /* flushes the CLOSE, keeps reading */
 }
 
 static void listener_stop_all(negio_engine *e);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway realm, a negio server, and negio clients over every mechanism path,
-# then the refused cases; everything started here is stopped at the end.
+# then the refused cases, impersonation (as root) and a delegation double hop; everything
+# started here is stopped at the end.
 set -euo pipefail
 build=${BUILD:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +19,10 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 # start a server in the background; sets PORT and LOG
-serve() {
+serve() { serve_plain --echo "$@"; }
+serve_plain() {
   LOG=$(mktemp "$dir/server-XXXX.log")
-  "$negio" server --listen 127.0.0.1:0 --echo "$@" >"$LOG" 2>&1 &
+  "$negio" server --listen 127.0.0.1:0 "$@" >"$LOG" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do
     PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG")
@@ -70,5 +72,34 @@ say "refused: an NTLM client that requires server authentication"
 if client --mech ntlm --require-mutual "hello"; then
   echo "demo: the NTLM client was not refused" >&2; exit 1
 fi
+
+if [ "$(id -u)" = 0 ]; then
+  say "impersonation: a file service acting as each client's local account (alice -> nobody)"
+  files=$dir/files
+  chmod 711 "$dir"   # nobody may pass through to the files directory, and no further
+  mkdir -m 777 "$files"
+  echo "for root's eyes only" >"$files/secret"
+  chmod 600 "$files/secret"
+  serve_plain --files "$files" --impersonate --map alice@NEGIO.TEST=nobody
+  SEEN=1
+  client --mech kerberos "write hello.txt written as alice's local account" "read hello.txt" \
+    "read secret" "write ../escape nope"
+  sleep 0.2; server_saw
+  echo "    \$ ls -l $files"
+  ls -l "$files" | sed 's/^/    /'
+else
+  say "impersonation: skipped (it needs root; run make demo as root to see it)"
+fi
+
+say "delegation: client -> middle server -> backend (other/localhost), with alice's credentials"
+serve --spn other@localhost --keytab "$dir/other.keytab" --mech kerberos
+BACKEND_PORT=$PORT BACKEND_LOG=$LOG
+serve_plain --forward "127.0.0.1:$BACKEND_PORT" --forward-spn other@localhost
+SEEN=1
+client --mech kerberos --delegate "hello through two hops" "sign:signed, both ways"
+sleep 0.2; server_saw | sed 's/server:/middle:/'
+sed -n '2,$p' "$BACKEND_LOG" | sed 's/^/    backend: /'
+say "delegation refused: a client that did not delegate gets an error reply, not a crash"
+client --mech kerberos "hello without --delegate"
 
 say "done: everything started here is stopped"

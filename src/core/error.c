@@ -3,6 +3,7 @@
 
 #include "core/internal.h"
 #include "negio/engine.h"
+#include "negio/identity.h"
 
 #define CODES(X)                                                                                   \
     X(NEGIO_OK, "success")                                                                         \
@@ -13,6 +14,8 @@
     X(NEGIO_ERR_BUSY, "send queue full; retry later")                                              \
     X(NEGIO_ERR_ADDRESS, "address could not be parsed, resolved, bound or reached")                \
     X(NEGIO_ERR_SYSTEM, "a system call failed")                                                    \
+    X(NEGIO_ERR_IDENTITY, "no acceptable local account for this peer")                           \
+    X(NEGIO_ERR_PERMISSION, "this process may not switch identities")                            \
     X(NEGIO_ERR_FATAL, "fatal error")                                                              \
     X(NEGIO_ERR_NOMEM, "out of memory")                                                            \
     X(NEGIO_ERR_PROTOCOL, "protocol violation by the peer")                                        \

@@ -771,7 +771,8 @@ void negio__gss_info(const negio__gss *g, negio_auth_info *info)
     info->server_authenticated =
         g->won == NEGIO_MECH_KERBEROS && (g->flags & GSS_C_MUTUAL_FLAG) != 0;
     unsigned f = 0;
-    if (g->flags & GSS_C_DELEG_FLAG)
+    /* gss-ntlmssp grants DELEG (like MUTUAL) to an NTLM client that asks; NTLM cannot delegate */
+    if ((g->flags & GSS_C_DELEG_FLAG) && g->won == NEGIO_MECH_KERBEROS)
         f |= NEGIO_FLAG_DELEG;
     /* gss-ntlmssp grants MUTUAL to the initiator, but NTLM never authenticates the server */
     if ((g->flags & GSS_C_MUTUAL_FLAG) && g->won == NEGIO_MECH_KERBEROS)

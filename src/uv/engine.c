@@ -413,8 +413,11 @@ static void econn_close(negio_econn *c, negio_close_reason reason, int code, con
         vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
         va_end(ap);
     }
+    int connected = c->state != ST_CONNECTING;
     c->state = ST_CLOSING;
-    if (!c->tcp_ready) {
+    /* a socket still resolving or connecting has nothing to flush: uv_shutdown would never
+     * complete on it */
+    if (!c->tcp_ready || !connected) {
         close_handles(c);
         return;
     }

@@ -27,10 +27,11 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# start_realm: a realm in $tmp/realm, its environment loaded into this shell
+# start_realm [OPTIONS...]: a realm in $tmp/realm (negio realm start OPTIONS), its environment
+# loaded into this shell
 start_realm() {
   realm_dir=$tmp/realm
-  "$negio" realm start "$realm_dir" >"$tmp/realm.out" || fail "negio realm start"
+  "$negio" realm start "$realm_dir" "$@" >"$tmp/realm.out" || fail "negio realm start $*"
   . "$realm_dir/env"
 }
 

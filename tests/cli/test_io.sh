@@ -75,7 +75,8 @@ run_status 0 client --mech ntlm hi
 run_status 1 "$negio" server --listen "127.0.0.1:$port"
 grep -q "cannot listen on 127.0.0.1:$port" "$tmp/last.err" || fail "listen failure: $(cat "$tmp/last.err")"
 stop_server "$text"
-grep -q '^127\.0\.0\.1:[0-9]*: authenticated "NEGIO\\\\alice" with ntlm$' "$tmp/text.out" ||
+# NTLM NEGIO\alice maps to alice: --ntlm-domain defaults to NETBIOS_DOMAIN_NAME (NEGIO)
+grep -q '^127\.0\.0\.1:[0-9]*: authenticated "NEGIO\\\\alice" with ntlm, local user "alice"$' "$tmp/text.out" ||
   fail "server text: $(cat "$tmp/text.out")"
 grep -q '^127\.0\.0\.1:[0-9]*: message, seal, 2 bytes: "hi"$' "$tmp/text.out" ||
   fail "server text: $(cat "$tmp/text.out")"

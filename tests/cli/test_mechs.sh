@@ -50,7 +50,9 @@ assert [(e['peer'], e['mech'], e['negotiated']) for e in auth] == [
     ('NEGIO\\\\alice', 'ntlm', True), ('NEGIO\\\\alice', 'ntlm', False),
     ('bob@NEGIO.TEST', 'kerberos', False), ('NEGIO\\\\bob', 'ntlm', False),
     ('alice@NEGIO.TEST', 'kerberos', False), ('alice@NEGIO.TEST', 'kerberos', False)], auth
-assert auth[0]['local_name'] == 'alice' and auth[2]['local_name'] is None, auth
+# NTLM names map within the NTLM domain, by default NETBIOS_DOMAIN_NAME (NEGIO in the realm)
+assert auth[0]['local_name'] == 'alice' and auth[2]['local_name'] == 'alice', auth
+assert auth[5]['local_name'] == 'bob', auth
 msgs = [e for e in lines if e['event'] == 'message']
 assert len(msgs) == 6 * 6 + 1, msgs
 assert [(e['level'], e['bytes']) for e in msgs[:6]] == [

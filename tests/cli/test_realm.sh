@@ -19,7 +19,7 @@ grep -qF ". $d/env" "$tmp/realm.out" || fail "no '. DIR/env' hint"
   [ -n "$NEGIO_KDC_PORT" ] || fail "env file: $(cat "$d/env")"
 
 # secrets are the user's alone
-for f in alice.password bob.password ntlm_users service.keytab cc env; do
+for f in alice.password bob.password root.password ntlm_users service.keytab other.keytab cc env; do
   [ "$(stat -c %a "$d/$f")" = 600 ] || fail "$f has mode $(stat -c %a "$d/$f")"
 done
 alice_pw=$(cat "$d/alice.password"); bob_pw=$(cat "$d/bob.password")
@@ -40,6 +40,11 @@ kvno negio/localhost@NEGIO.TEST >/dev/null || fail "no service ticket for negio/
 klist -k "$d/service.keytab" | grep -q "negio/localhost@NEGIO.TEST" || fail "keytab lacks the service"
 # bob's password is the one in his file
 kinit -c "FILE:$tmp/bob.cc" bob <"$d/bob.password" >/dev/null || fail "kinit bob"
+# root@REALM (for tests that it is never impersonated) and a second service for double hops
+kinit -c "FILE:$tmp/root.cc" root <"$d/root.password" >/dev/null || fail "kinit root"
+kvno other/localhost@NEGIO.TEST >/dev/null || fail "no service ticket for other/localhost"
+klist -k "$d/other.keytab" | grep -q "other/localhost@NEGIO.TEST" || fail "other.keytab lacks the service"
+! grep -q auth_to_local "$d/krb5.conf" || fail "auth_to_local rules without --map"
 
 # a directory that holds a realm is not reused
 run_status 1 "$negio" realm start "$d"
@@ -59,8 +64,12 @@ grep -q "not running" "$tmp/last.out" || fail "second stop: $(cat "$tmp/last.out
 # --realm and --port, in a directory that does not exist yet
 free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 d2=$tmp/deeper/realm2
-run_status 0 "$negio" realm start "$d2" --realm EXAMPLE.ORG --port "$free_port"
+run_status 0 "$negio" realm start "$d2" --map carol/admin@EXAMPLE.ORG=nobody --map alice=bob \
+  --realm EXAMPLE.ORG --port "$free_port"
 realm_dir=$d2
+grep -qF 'auth_to_local = RULE:[2:$1/$2@$0](^carol/admin@EXAMPLE\.ORG$)s/^.*$/nobody/' "$d2/krb5.conf" &&
+  grep -qF 'auth_to_local = RULE:[1:$1@$0](^alice@EXAMPLE\.ORG$)s/^.*$/bob/' "$d2/krb5.conf" &&
+  [ "$(grep -c 'auth_to_local = DEFAULT' "$d2/krb5.conf")" = 1 ] || fail "--map rules: $(cat "$d2/krb5.conf")"
 grep -q "^realm EXAMPLE.ORG in $d2, KDC on 127.0.0.1:$free_port\$" "$tmp/last.out" ||
   fail "custom realm line: $(cat "$tmp/last.out")"
 (. "$d2/env"
@@ -82,6 +91,17 @@ run_status 2 "$negio" realm start "$tmp/x" --port 70000
 run_status 2 "$negio" realm start "$tmp/x" --realm 'BAD NAME'
 run_status 2 "$negio" realm stop "$tmp/x" --port 5
 run_status 1 "$negio" realm stop "$tmp/no-such-dir"
+# --map: PRINCIPAL of this realm, LOCALUSER a plain account name; refused before anything starts
+for bad in alice alice= =nobody alice=-x 'alice=a b' 'alice=x}' 'alice={x' 'alice=a/b' alice=a:b \
+           alice=.. 'a b=x' 'al{ice=x' 'alice@OTHER.REALM=x' 'negio//localhost=x' '/x=y' \
+           "alice=$(printf 'u%.0s' $(seq 1 256))" 'a=b=c' 'alice\x=y'; do
+  run_status 2 "$negio" realm start "$tmp/x" --map "$bad"
+  grep -q "usage: negio realm" "$tmp/last.err" || fail "--map '$bad': no usage on stderr"
+done
+run_status 2 "$negio" realm start "$tmp/x" --map alice=x --map alice@NEGIO.TEST=y
+grep -q "mapped twice" "$tmp/last.err" || fail "duplicate --map: $(cat "$tmp/last.err")"
+run_status 2 "$negio" realm stop "$tmp/x" --map alice=x
+[ ! -e "$tmp/x" ] || fail "a refused start created its directory"
 run_status 1 "$negio" realm start "$tmp/with space"
 [ ! -e "$tmp/with space" ] || fail "a refused directory was created"
 run_status 0 "$negio" realm --help

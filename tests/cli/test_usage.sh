@@ -28,6 +28,28 @@ run_status 2 "$negio" server --listen 127.0.0.1
 run_status 2 "$negio" server --listen 127.0.0.1:99999
 run_status 2 "$negio" server --spn negio
 run_status 2 "$negio" server extra-argument
+# server: what to do with messages, and the identity options
+for args in "--echo --files $tmp" "--files $tmp --forward 127.0.0.1:1 --forward-spn a@b" \
+            "--echo --forward 127.0.0.1:1 --forward-spn a@b" "--impersonate" "--allow-root" \
+            "--files $tmp --allow-system" "--forward 127.0.0.1:1" "--forward-spn a@b" \
+            "--forward 127.0.0.1 --forward-spn a@b" "--forward :1 --forward-spn a@b" \
+            "--forward 127.0.0.1:0 --forward-spn a@b" "--forward 127.0.0.1:1 --forward-spn ab" \
+            "--map alice" "--map alice=" "--map =alice" "--map alice=a/b" "--map alice=-x" \
+            "--map alice={x}"; do
+  # shellcheck disable=SC2086  # word splitting is the point
+  run_status 2 "$negio" server $args
+  grep -q "usage: negio server" "$tmp/last.err" || fail "server $args: no usage on stderr"
+done
+run_status 2 "$negio" server --map 'a b=x'
+run_status 2 "$negio" server --ntlm-domain ''
+# a --files directory that cannot be opened: a failure to start, not a usage error
+run_status 1 "$negio" server --listen 127.0.0.1:0 --files "$tmp/missing"
+grep -q -- "--files $tmp/missing: No such file or directory" "$tmp/last.err" ||
+  fail "--files missing: $(cat "$tmp/last.err")"
+run_status 0 "$negio" server --help
+grep -q "own identity" "$tmp/last.out" || fail "server --help does not say whose identity --files uses"
+run_status 0 "$negio" client --help
+grep -q -- "--delegate" "$tmp/last.out" || fail "client --help lacks --delegate"
 
 # client: missing or bad values
 run_status 2 "$negio" client

@@ -30,4 +30,21 @@ int cli_parse_level(const char *cmd, const char *usage, const char *opt, const c
  * number (0..65535). Returns 0, or -1 if malformed or HOST does not fit in CAP bytes. */
 int cli_split_hostport(const char *arg, char *host, size_t cap, uint16_t *port);
 
+/* A --map PRINCIPAL=LOCALUSER argument (realm and server), split at its last '='. */
+#define CLI_MAX_NAME 255 /* bytes of a principal or a local user name */
+#define CLI_MAX_MAPS 32  /* --map options per command */
+struct cli_map {
+    char principal[CLI_MAX_NAME + 1];
+    char local[CLI_MAX_NAME + 1];
+};
+/* Whether NAME can be a local account's name: 1..CLI_MAX_NAME bytes of letters, digits, '.',
+ * '_' and '-', not starting with '-' and not "." or ".." (so nothing that krb5.conf, a path or
+ * a shell would read specially). */
+int cli_valid_local_user(const char *name);
+/* Parses ARG for option OPT into *OUT: PRINCIPAL non-empty, at most CLI_MAX_NAME bytes, without
+ * white space, control characters or braces; LOCALUSER as cli_valid_local_user(). Prints a
+ * usage error and returns -1 if invalid. */
+int cli_parse_map(const char *cmd, const char *usage, const char *opt, const char *arg,
+                  struct cli_map *out);
+
 #endif /* NEGIO_CLI_H */

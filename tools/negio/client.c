@@ -28,8 +28,8 @@
 static const char usage_text[] =
     "usage: negio client --connect HOST:PORT [--spn SERVICE@HOST] [--mech MECH]\n"
     "                    [--user NAME --password-file FILE] [--protect LEVEL]\n"
-    "                    [--min-protect LEVEL] [--require-mutual] [--timeout SECONDS] [--json]\n"
-    "                    [MESSAGE ...]\n"
+    "                    [--min-protect LEVEL] [--require-mutual] [--delegate]\n"
+    "                    [--timeout SECONDS] [--json] [MESSAGE ...]\n"
     "\n"
     "Authenticates to a negio server, sends each MESSAGE and waits for its reply before the\n"
     "next, then closes. A MESSAGE starting with none:, sign: or seal: is sent at that level\n"
@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --min-protect LEVEL    the lowest level accepted in replies (default: sign, or the\n"
     "                         lowest level among --protect and the MESSAGE prefixes if lower)\n"
     "  --require-mutual       fail unless the server is authenticated (Kerberos only)\n"
+    "  --delegate             delegate this client's credentials to the server (Kerberos\n"
+    "                         with a forwardable ticket; NTLM cannot delegate)\n"
     "  --timeout SECONDS      give up after this long in all (default 30; 0: never)\n"
     "  --json                 print one JSON object with the outcome\n"
     "  -h, --help             this text\n"
@@ -70,6 +72,7 @@ struct shared {
     int authenticated;
     negio_mech mech;
     int negotiated, server_authenticated;
+    unsigned flags;
     negio_level peer_min;
     char *peer;
     struct reply *replies, **tail;
@@ -97,6 +100,7 @@ struct run {
     negio_econn *conn;
     long long deadline; /* monotonic ms; -1: none */
     int json;
+    int delegate; /* --delegate */
     negio_level protect;
     struct exchange *ex;
     size_t nex, capex;
@@ -138,6 +142,7 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     sh->mech = info->mech;
     sh->negotiated = info->negotiated;
     sh->server_authenticated = info->server_authenticated;
+    sh->flags = info->flags;
     sh->peer_min = info->peer_min_level;
     sh->peer = dup_or_null(info->peer);
     if (info->peer != NULL && sh->peer == NULL)
@@ -187,6 +192,14 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
 }
 
 /* ---- the main thread --------------------------------------------------------------------- */
+
+/* Whether the credentials went to the server, as the mechanism reports it (with SH->mu held).
+ * Kerberos grants the flag once a forwarded ticket went along; gss-ntlmssp grants whatever the
+ * initiator asked for, though NTLM cannot delegate, so NTLM never counts. */
+static int delegated(const struct shared *sh)
+{
+    return sh->mech == NEGIO_MECH_KERBEROS && (sh->flags & NEGIO_FLAG_DELEG) != 0;
+}
 
 static int fail(struct run *r, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -448,9 +461,12 @@ static int run_client(struct run *r, char **messages, int nmessages)
         return -1;
     if (!r->json) {
         pthread_mutex_lock(&r->sh.mu);
-        printf("authenticated to %s with %s%s, server %sauthenticated\n",
+        printf("authenticated to %s with %s%s, server %sauthenticated%s\n",
                r->sh.peer ? r->sh.peer : "?", negio_mech_name(r->sh.mech),
-               r->sh.negotiated ? " (negotiated)" : "", r->sh.server_authenticated ? "" : "not ");
+               r->sh.negotiated ? " (negotiated)" : "", r->sh.server_authenticated ? "" : "not ",
+               !r->delegate        ? ""
+               : delegated(&r->sh) ? ", credentials delegated"
+                                   : ", delegation asked for but not granted");
         pthread_mutex_unlock(&r->sh.mu);
         fflush(stdout);
     }
@@ -487,12 +503,14 @@ static void print_json(struct run *r)
         json_kv_string(&w, "error", r->error);
         json_kv_string(&w, "detail", r->detail != NULL ? r->detail : "");
     }
+    json_kv_bool(&w, "delegate", r->delegate);
     pthread_mutex_lock(&r->sh.mu);
     if (r->sh.authenticated) {
         json_kv_string(&w, "mech", negio_mech_name(r->sh.mech));
         json_kv_bool(&w, "negotiated", r->sh.negotiated);
         json_kv_string(&w, "peer", r->sh.peer);
         json_kv_bool(&w, "server_authenticated", r->sh.server_authenticated);
+        json_kv_bool(&w, "delegated", delegated(&r->sh));
     }
     pthread_mutex_unlock(&r->sh.mu);
     json_key(&w, "messages");
@@ -577,6 +595,7 @@ int cli_client(int argc, char **argv)
         {"protect", required_argument, NULL, 'p'},
         {"min-protect", required_argument, NULL, 'n'},
         {"require-mutual", no_argument, NULL, 'M'},
+        {"delegate", no_argument, NULL, 'd'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -585,7 +604,7 @@ int cli_client(int argc, char **argv)
     const char *connect = NULL, *spn = "negio@localhost", *user = NULL, *pwfile = NULL;
     negio_mech mech = NEGIO_MECH_NEGOTIATE;
     negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
-    int have_min = 0, require_mutual = 0, json = 0;
+    int have_min = 0, require_mutual = 0, json = 0, delegate = 0;
     long timeout = DEFAULT_TIMEOUT_S;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -619,6 +638,9 @@ int cli_client(int argc, char **argv)
             break;
         case 'M':
             require_mutual = 1;
+            break;
+        case 'd':
+            delegate = 1;
             break;
         case 't': {
             char *end;
@@ -666,7 +688,8 @@ int cli_client(int argc, char **argv)
         (rc = negio_config_set_service(cfg, spn)) == 0 &&
         (rc = negio_config_set_default_level(cfg, protect)) == 0 &&
         (rc = negio_config_set_min_level(cfg, min)) == 0 &&
-        (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 && user != NULL) {
+        (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 &&
+        (rc = negio_config_set_delegate(cfg, delegate)) == 0 && user != NULL) {
         if (read_password(pwfile, password, sizeof(password)) < 0) {
             explicit_bzero(password, sizeof(password));
             negio_config_del(cfg);
@@ -685,6 +708,7 @@ int cli_client(int argc, char **argv)
     struct run r;
     memset(&r, 0, sizeof(r));
     r.json = json;
+    r.delegate = delegate;
     r.protect = protect;
     r.deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
     r.sh.tail = &r.sh.replies;

@@ -92,6 +92,51 @@ int cli_split_hostport(const char *arg, char *host, size_t cap, uint16_t *port)
     return 0;
 }
 
+int cli_valid_local_user(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= CLI_MAX_NAME && name[0] != '-' && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+int cli_parse_map(const char *cmd, const char *usage, const char *opt, const char *arg,
+                  struct cli_map *out)
+{
+    const char *eq = strrchr(arg, '=');
+    if (eq == NULL) {
+        cli_usage_error(cmd, usage, "%s: expected PRINCIPAL=LOCALUSER, got '%s'", opt, arg);
+        return -1;
+    }
+    size_t plen = (size_t)(eq - arg);
+    if (plen == 0 || plen > CLI_MAX_NAME) {
+        cli_usage_error(cmd, usage, "%s: the principal in '%s' is empty or over %d bytes", opt, arg,
+                        CLI_MAX_NAME);
+        return -1;
+    }
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char ch = (unsigned char)arg[i];
+        if (ch <= ' ' || ch == 0x7f || ch == '{' || ch == '}') {
+            cli_usage_error(cmd, usage,
+                            "%s: the principal in '%s' holds white space, a control character "
+                            "or a brace",
+                            opt, arg);
+            return -1;
+        }
+    }
+    if (!cli_valid_local_user(eq + 1)) {
+        cli_usage_error(cmd, usage,
+                        "%s: '%s' is not a local user name (1..%d letters, digits, '.', '_' or "
+                        "'-', not starting with '-')",
+                        opt, eq + 1, CLI_MAX_NAME);
+        return -1;
+    }
+    memcpy(out->principal, arg, plen);
+    out->principal[plen] = '\0';
+    snprintf(out->local, sizeof(out->local), "%s", eq + 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* peers and children may go away while we write to them: report, do not die */

@@ -32,6 +32,8 @@
 #define DEFAULT_REALM "NEGIO.TEST"
 #define NTLM_DOMAIN "NEGIO"
 #define SERVICE_PRINCIPAL "negio/localhost"
+#define OTHER_PRINCIPAL "other/localhost" /* a second service: the far end of a double hop */
+#define MAX_MAP_COMPONENTS 8
 #define NTLM_MECH_LINE                                                                             \
     "gssntlmssp_v1 1.3.6.1.4.1.311.2.2.10 /usr/lib/x86_64-linux-gnu/gssntlmssp/gssntlmssp.so"
 #define PASSWORD_LEN 24
@@ -41,13 +43,15 @@
 #define MAX_DIR_LEN (PATH_MAX - 64)
 
 static const char usage_text[] =
-    "usage: negio realm start DIR [--port N] [--realm NAME]\n"
+    "usage: negio realm start DIR [--port N] [--realm NAME] [--map PRINCIPAL=LOCALUSER ...]\n"
     "       negio realm stop DIR\n"
     "\n"
     "start creates DIR if needed and sets up a throwaway realm in it:\n"
     "  a KDC on 127.0.0.1:N (a free port unless --port), realm NAME (default " DEFAULT_REALM ")\n"
-    "  service principal " SERVICE_PRINCIPAL " in DIR/service.keytab\n"
-    "  users alice and bob, passwords in DIR/alice.password and DIR/bob.password\n"
+    "  service principal " SERVICE_PRINCIPAL " in DIR/service.keytab, and a second one,\n"
+    "  " OTHER_PRINCIPAL ", in DIR/other.keytab (the backend of a delegation double hop)\n"
+    "  users alice and bob, passwords in DIR/alice.password and DIR/bob.password, and root\n"
+    "  (DIR/root.password: a principal that maps to uid 0, for tests that it is refused)\n"
     "  NTLM accounts " NTLM_DOMAIN "\\alice and " NTLM_DOMAIN "\\bob in DIR/ntlm_users\n"
     "  a ticket for alice in FILE:DIR/cc\n"
     "  DIR/env: export lines for every Kerberos and NTLM variable; '. DIR/env' makes\n"
@@ -57,12 +61,19 @@ static const char usage_text[] =
     "options:\n"
     "  --port N       the KDC's port (TCP and UDP) on 127.0.0.1\n"
     "  --realm NAME   the realm name (letters, digits, '.', '-', '_')\n"
+    "  --map PRINCIPAL=LOCALUSER\n"
+    "                 map PRINCIPAL (name[/instance][@NAME]) to the local account LOCALUSER\n"
+    "                 (an auth_to_local rule in DIR/krb5.conf; repeatable); every other\n"
+    "                 principal of the realm maps by the default rule (its name)\n"
     "  -h, --help     this text\n";
 
 struct realm_spec {
     char dir[PATH_MAX]; /* absolute */
     char name[256];     /* the realm */
     unsigned port;      /* the KDC's TCP and UDP port on 127.0.0.1 */
+    /* --map: principals (without the realm) and their local users */
+    struct cli_map maps[CLI_MAX_MAPS];
+    size_t nmaps;
 };
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -169,6 +180,37 @@ static void text_free(struct text *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* Appends S to T as a POSIX extended regular expression matching S literally (S holds only
+ * letters, digits and "._-/@": only '.' is special). */
+static void regex_literal(struct text *t, const char *s)
+{
+    for (; *s; s++)
+        text_add(t, *s == '.' ? "\\." : "%c", *s);
+}
+
+/* One auth_to_local rule per --map: it matches exactly PRINCIPAL@REALM (unlike
+ * auth_to_local_names, whose tag is looked up without the realm, so that it would also map a
+ * principal of the same name from any other realm) and replaces it with the local user. */
+static void add_map_rules(struct text *t, const struct realm_spec *r)
+{
+    for (size_t i = 0; i < r->nmaps; i++) {
+        const struct cli_map *m = &r->maps[i];
+        size_t n = 1;
+        for (const char *p = m->principal; *p; p++)
+            n += *p == '/';
+        text_add(t, "    auth_to_local = RULE:[%zu:", n);
+        for (size_t c = 1; c <= n; c++)
+            text_add(t, "%s$%zu", c > 1 ? "/" : "", c);
+        text_add(t, "@$0](^");
+        regex_literal(t, m->principal);
+        text_add(t, "@");
+        regex_literal(t, r->name);
+        text_add(t, "$)s/^.*$/%s/\n", m->local);
+    }
+    if (r->nmaps > 0)
+        text_add(t, "    auth_to_local = DEFAULT\n");
+}
+
 /* The same settings as scripts/realm.sh: no DNS, no reverse lookups, TCP to the KDC. */
 static int write_krb5_conf(const struct realm_spec *r)
 {
@@ -187,9 +229,10 @@ static int write_krb5_conf(const struct realm_spec *r)
     text_add(&t,
              "[realms]\n"
              "  %s = {\n"
-             "    kdc = 127.0.0.1:%u\n"
-             "  }\n",
+             "    kdc = 127.0.0.1:%u\n",
              r->name, r->port);
+    add_map_rules(&t, r);
+    text_add(&t, "  }\n");
     text_add(&t,
              "[domain_realm]\n"
              "  localhost = %s\n",
@@ -466,13 +509,32 @@ static int create_user(const struct realm_spec *r, const char *user, const char 
     return rc;
 }
 
-/* Creates the database, the users and the service principal with its keytab, and the NTLM
+/* addprinc -randkey SERVICE, then its key into DIR/LEAF. */
+static int create_service(const struct realm_spec *r, const char *service, const char *leaf)
+{
+    struct text q = {0};
+    text_add(&q, "addprinc -randkey %s", service);
+    int rc = kadmin(r, q.s, q.s);
+    text_free(&q);
+    if (rc < 0)
+        return rc;
+    char keytab[PATH_MAX];
+    path_in(keytab, r, leaf);
+    text_add(&q, "ktadd -k %s %s", keytab, service);
+    rc = kadmin(r, q.s, q.s);
+    text_free(&q);
+    return rc;
+}
+
+/* Creates the database, the users and the service principals with their keytabs, and the NTLM
  * accounts (the same passwords). */
 static int populate(const struct realm_spec *r)
 {
-    char master[PASSWORD_LEN + 1], alice[PASSWORD_LEN + 1], bob[PASSWORD_LEN + 1];
+    char master[PASSWORD_LEN + 1], alice[PASSWORD_LEN + 1], bob[PASSWORD_LEN + 1],
+        root[PASSWORD_LEN + 1];
     int rc = -1;
-    if (random_password(master) < 0 || random_password(alice) < 0 || random_password(bob) < 0)
+    if (random_password(master) < 0 || random_password(alice) < 0 || random_password(bob) < 0 ||
+        random_password(root) < 0)
         goto out;
     const char *create[] = {"kdb5_util", "create", "-s", "-r", r->name, "-P", master, NULL};
     struct text shown = {0};
@@ -481,18 +543,12 @@ static int populate(const struct realm_spec *r)
     text_free(&shown);
     if (rc < 0)
         goto out;
-    if ((rc = create_user(r, "alice", alice)) < 0 || (rc = create_user(r, "bob", bob)) < 0)
+    /* root@REALM exists so that tests can show it is never impersonated as uid 0 */
+    if ((rc = create_user(r, "alice", alice)) < 0 || (rc = create_user(r, "bob", bob)) < 0 ||
+        (rc = create_user(r, "root", root)) < 0)
         goto out;
-    if ((rc = kadmin(r, "addprinc -randkey " SERVICE_PRINCIPAL,
-                     "addprinc -randkey " SERVICE_PRINCIPAL)) < 0)
-        goto out;
-    char keytab[PATH_MAX];
-    path_in(keytab, r, "service.keytab");
-    struct text q = {0};
-    text_add(&q, "ktadd -k %s " SERVICE_PRINCIPAL, keytab);
-    rc = kadmin(r, q.s, q.s);
-    text_free(&q);
-    if (rc < 0)
+    if ((rc = create_service(r, SERVICE_PRINCIPAL, "service.keytab")) < 0 ||
+        (rc = create_service(r, OTHER_PRINCIPAL, "other.keytab")) < 0)
         goto out;
     struct text ntlm = {0};
     text_add(&ntlm, NTLM_DOMAIN ":alice:%s\n" NTLM_DOMAIN ":bob:%s\n", alice, bob);
@@ -502,6 +558,7 @@ out:
     explicit_bzero(master, sizeof(master));
     explicit_bzero(alice, sizeof(alice));
     explicit_bzero(bob, sizeof(bob));
+    explicit_bzero(root, sizeof(root));
     return rc;
 }
 
@@ -709,6 +766,39 @@ static int valid_realm_name(const char *name)
            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") == n;
 }
 
+/* Checks a --map principal (name[/instance...][@REALM], the realm being R's) and strips the
+ * realm from it; the rules in krb5.conf are built from it unquoted. Returns 0, or -1 after a
+ * usage error. */
+static int check_map_principal(const struct realm_spec *r, struct cli_map *m)
+{
+    char *at = strchr(m->principal, '@');
+    if (at != NULL && strcmp(at + 1, r->name) != 0) {
+        cli_usage_error("realm", usage_text,
+                        "--map: %s is not a principal of the realm %s (only this realm's "
+                        "principals can be mapped)",
+                        m->principal, r->name);
+        return -1;
+    }
+    if (at != NULL)
+        *at = '\0';
+    size_t n = strlen(m->principal), components = 1;
+    int ok = n > 0 && m->principal[0] != '/' && m->principal[n - 1] != '/' &&
+             strstr(m->principal, "//") == NULL &&
+             strspn(m->principal, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789._-/") == n;
+    for (const char *p = m->principal; *p; p++)
+        components += *p == '/';
+    if (!ok || components > MAX_MAP_COMPONENTS) {
+        cli_usage_error("realm", usage_text,
+                        "--map: '%s' is not a principal name this command maps (up to %d "
+                        "components of letters, digits, '.', '_' or '-' separated by '/', then "
+                        "optionally @%s)",
+                        m->principal, MAX_MAP_COMPONENTS, r->name);
+        return -1;
+    }
+    return 0;
+}
+
 static int valid_dir_chars(const char *dir)
 {
     for (const unsigned char *p = (const unsigned char *)dir; *p; p++)
@@ -855,10 +945,11 @@ int cli_realm(int argc, char **argv)
     static const struct option options[] = {
         {"port", required_argument, NULL, 'p'},
         {"realm", required_argument, NULL, 'r'},
+        {"map", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct realm_spec r;
+    static struct realm_spec r; /* large: not on the stack */
     memset(&r, 0, sizeof(r));
     snprintf(r.name, sizeof(r.name), "%s", DEFAULT_REALM);
     int have_port = 0, have_realm = 0, opt;
@@ -883,6 +974,14 @@ int cli_realm(int argc, char **argv)
             snprintf(r.name, sizeof(r.name), "%s", optarg);
             have_realm = 1;
             break;
+        case 'M':
+            if (r.nmaps == CLI_MAX_MAPS)
+                return cli_usage_error("realm", usage_text, "--map: at most %d mappings",
+                                       CLI_MAX_MAPS);
+            if (cli_parse_map("realm", usage_text, "--map", optarg, &r.maps[r.nmaps]) < 0)
+                return CLI_EXIT_USAGE;
+            r.nmaps++;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return CLI_EXIT_OK;
@@ -901,8 +1000,17 @@ int cli_realm(int argc, char **argv)
         return cli_usage_error("realm", usage_text,
                                nargs < 2 ? "missing DIR" : "too many arguments");
     int start = strcmp(verb, "start") == 0;
-    if (!start && (have_port || have_realm))
-        return cli_usage_error("realm", usage_text, "--port and --realm are options of start");
+    if (!start && (have_port || have_realm || r.nmaps > 0))
+        return cli_usage_error("realm", usage_text,
+                               "--port, --realm and --map are options of start");
+    for (size_t i = 0; i < r.nmaps; i++) {
+        if (check_map_principal(&r, &r.maps[i]) < 0)
+            return CLI_EXIT_USAGE;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r.maps[i].principal, r.maps[j].principal) == 0)
+                return cli_usage_error("realm", usage_text, "--map: %s@%s is mapped twice",
+                                       r.maps[i].principal, r.name);
+    }
 
     umask(077); /* passwords, keys and the ticket are for this user only */
     if (resolve_dir(argv[optind + 1], &r, start) < 0)

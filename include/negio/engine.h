@@ -63,6 +63,10 @@ typedef struct negio_engine_callbacks {
     /* Both (optional): the connection's queued output crossed the high-water mark (ABOVE=1) or
      * fell back under the low-water mark (ABOVE=0). */
     void (*on_backpressure)(negio_econn *c, int above, void *user);
+    /* Client, gss-sample profile (optional): the server returned a verified MIC of the message
+     * in DATA (LEVEL sign), or a NOOP where none was asked for (LEVEL none). */
+    void (*on_acknowledged)(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
+                            void *user);
 } negio_engine_callbacks;
 
 typedef struct negio_engine_options {

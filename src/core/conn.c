@@ -1046,6 +1046,14 @@ static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
         c->sample_ack = 0;
     }
     size_t avail = negio__buf_size(&c->in);
+    if (avail < 5 && c->eof && avail == 0 && c->close_sent && !c->closed) {
+        /* the client's closing NOOP went out and gss-server closed: the normal end */
+        c->closed = 1;
+        snprintf(c->detail, sizeof(c->detail), "end of the gss-sample conversation");
+        ev->type = NEGIO_EV_CLOSED;
+        ev->reason = c->detail;
+        return 1;
+    }
     if (avail < 5) {
         if (c->eof && !c->closed)
             return fail(c, NEGIO_ERR_TRUNCATED,

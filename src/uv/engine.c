@@ -621,6 +621,9 @@ static void econn_process_loop(negio_econn *c)
         } else if (ev.type == NEGIO_EV_MESSAGE) {
             if (e->o.callbacks.on_message)
                 e->o.callbacks.on_message(c, ev.data, ev.len, ev.level, e->o.user);
+        } else if (ev.type == NEGIO_EV_ACKNOWLEDGED) {
+            if (e->o.callbacks.on_acknowledged)
+                e->o.callbacks.on_acknowledged(c, ev.data, ev.len, ev.level, e->o.user);
         } else if (ev.type == NEGIO_EV_CLOSED) {
             flush(c); /* our answering CLOSE */
             if (c->local_closing)

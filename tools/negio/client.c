@@ -29,6 +29,7 @@ static const char usage_text[] =
     "usage: negio client --connect HOST:PORT [--spn SERVICE@HOST] [--mech MECH]\n"
     "                    [--user NAME --password-file FILE] [--protect LEVEL]\n"
     "                    [--min-protect LEVEL] [--require-mutual] [--delegate]\n"
+    "                    [--profile native|gss-sample]\n"
     "                    [--timeout SECONDS] [--json] [MESSAGE ...]\n"
     "\n"
     "Authenticates to a negio server, sends each MESSAGE and waits for its reply before the\n"
@@ -49,6 +50,8 @@ static const char usage_text[] =
     "  --min-protect LEVEL    the lowest level accepted in replies (default: sign, or the\n"
     "                         lowest level among --protect and the MESSAGE prefixes if lower)\n"
     "  --require-mutual       fail unless the server is authenticated (Kerberos only)\n"
+    "  --profile PROFILE      native (default) or gss-sample: talk to MIT's gss-server; each\n"
+    "                         message's reply is the server's verified MIC of it (level sign)\n"
     "  --delegate             delegate this client's credentials to the server (Kerberos\n"
     "                         with a forwardable ticket; NTLM cannot delegate)\n"
     "  --timeout SECONDS      give up after this long in all (default 30; 0: never)\n"
@@ -596,6 +599,7 @@ int cli_client(int argc, char **argv)
         {"min-protect", required_argument, NULL, 'n'},
         {"require-mutual", no_argument, NULL, 'M'},
         {"delegate", no_argument, NULL, 'd'},
+        {"profile", required_argument, NULL, 'R'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
@@ -605,12 +609,21 @@ int cli_client(int argc, char **argv)
     negio_mech mech = NEGIO_MECH_NEGOTIATE;
     negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
     int have_min = 0, require_mutual = 0, json = 0, delegate = 0;
+    negio_profile profile = NEGIO_PROFILE_NATIVE;
     long timeout = DEFAULT_TIMEOUT_S;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             connect = optarg;
+            break;
+        case 'R':
+            if (strcmp(optarg, "native") == 0)
+                profile = NEGIO_PROFILE_NATIVE;
+            else if (strcmp(optarg, "gss-sample") == 0)
+                profile = NEGIO_PROFILE_GSS_SAMPLE;
+            else
+                return cli_usage_error("client", usage_text, "--profile must be native or gss-sample");
             break;
         case 's':
             spn = optarg;
@@ -689,7 +702,8 @@ int cli_client(int argc, char **argv)
         (rc = negio_config_set_default_level(cfg, protect)) == 0 &&
         (rc = negio_config_set_min_level(cfg, min)) == 0 &&
         (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 &&
-        (rc = negio_config_set_delegate(cfg, delegate)) == 0 && user != NULL) {
+        (rc = negio_config_set_delegate(cfg, delegate)) == 0 &&
+        (rc = negio_config_set_profile(cfg, profile)) == 0 && user != NULL) {
         if (read_password(pwfile, password, sizeof(password)) < 0) {
             explicit_bzero(password, sizeof(password));
             negio_config_del(cfg);
@@ -730,6 +744,8 @@ int cli_client(int argc, char **argv)
     eo.shutdown_timeout_ms = CLOSE_GRACE_MS;
     eo.callbacks.on_authenticated = on_authenticated;
     eo.callbacks.on_message = on_message;
+    /* gss-sample: the server's verified MIC of a message is that message's reply */
+    eo.callbacks.on_acknowledged = on_message;
     eo.callbacks.on_closed = on_closed;
     eo.user = &r.sh;
     rc = negio_engine_new(&r.engine, &eo);

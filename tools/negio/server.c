@@ -34,10 +34,14 @@
 #include "negio/engine.h"
 #include "negio/identity.h"
 
+/* --profile: the wire profile of every connection (a gss-sample server answers by itself) */
+static negio_profile server_profile = NEGIO_PROFILE_NATIVE;
+
 static const char usage_text[] =
     "usage: negio server [--listen ADDR:PORT] [--mech negotiate|kerberos|ntlm] [--keytab FILE]\n"
     "                    [--spn SERVICE@HOST] [--protect LEVEL] [--min-protect LEVEL]\n"
     "                    [--map PRINCIPAL=LOCALUSER ...] [--ntlm-domain DOMAIN] [--json]\n"
+    "                    [--profile native|gss-sample]\n"
     "                    [--echo | --files DIR [--impersonate [--allow-root] [--allow-system]]\n"
     "                     | --forward HOST:PORT --forward-spn SERVICE@HOST]\n"
     "\n"
@@ -58,6 +62,9 @@ static const char usage_text[] =
     "                       account, before the realm's auth_to_local rules (repeatable)\n"
     "  --ntlm-domain DOMAIN NTLM clients DOMAIN\\user map to the local account user (default:\n"
     "                       $NETBIOS_DOMAIN_NAME; other NTLM names map to nothing)\n"
+    "  --profile PROFILE    native (default) or gss-sample: serve MIT's gss-client, which gets\n"
+    "                       a MIC of each message as its answer (no --echo, --files or\n"
+    "                       --forward then)\n"
     "  --json               one JSON object per line: listening, authenticated, message,\n"
     "                       closed, and request / forwarded / forward_closed\n"
     "  -h, --help           this text\n"
@@ -803,6 +810,7 @@ static int make_config(negio_config **out, unsigned allowed, const char *keytab,
     /* a service name is always set: with an explicit keytab and NTLM allowed, gss-ntlmssp 1.2.0
      * needs one (see README, known limitations) */
     if ((rc = negio_config_set_allowed(cfg, allowed)) < 0 ||
+        (rc = negio_config_set_profile(cfg, server_profile)) < 0 ||
         (rc = negio_config_set_service(cfg, spn)) < 0 ||
         (keytab != NULL && (rc = negio_config_set_keytab(cfg, keytab)) < 0) ||
         (rc = negio_config_set_default_level(cfg, protect)) < 0 ||
@@ -895,7 +903,8 @@ int cli_server(int argc, char **argv)
         {"allow-root", no_argument, NULL, 'R'},    {"allow-system", no_argument, NULL, 'S'},
         {"map", required_argument, NULL, 'M'},     {"ntlm-domain", required_argument, NULL, 'D'},
         {"forward", required_argument, NULL, 'F'}, {"forward-spn", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"profile", required_argument, NULL, 'Q'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static struct cli_map maps[CLI_MAX_MAPS];
     size_t nmaps = 0;
@@ -934,6 +943,15 @@ int cli_server(int argc, char **argv)
             break;
         case 'e':
             s.echo = 1;
+            break;
+        case 'Q':
+            if (strcmp(optarg, "native") == 0)
+                server_profile = NEGIO_PROFILE_NATIVE;
+            else if (strcmp(optarg, "gss-sample") == 0)
+                server_profile = NEGIO_PROFILE_GSS_SAMPLE;
+            else
+                return cli_usage_error("server", usage_text,
+                                       "--profile must be native or gss-sample");
             break;
         case 'j':
             s.json = 1;
@@ -987,6 +1005,10 @@ int cli_server(int argc, char **argv)
                                listen);
     if (strchr(spn, '@') == NULL)
         return cli_usage_error("server", usage_text, "--spn: expected SERVICE@HOST, got '%s'", spn);
+    if (server_profile == NEGIO_PROFILE_GSS_SAMPLE && (s.echo || files != NULL || s.forward != NULL))
+        return cli_usage_error("server", usage_text,
+                               "--profile gss-sample answers by itself: no --echo, --files or "
+                               "--forward");
     if (s.echo + (files != NULL) + (s.forward != NULL) > 1)
         return cli_usage_error("server", usage_text,
                                "--echo, --files and --forward exclude each other");

@@ -513,6 +513,29 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
                       flag_names(need & ~g->flags, names, sizeof(names)));
         return NEGIO_ERR_POLICY;
     }
+    /* The strength of the session keys (RFC 4752's SASL SSF). NTLM's NEGOTIATE message is not
+     * protected outside SPNEGO: someone on the path can clear NEGOTIATE_128 and _56 and have
+     * both sides seal with 40-bit keys; gss-ntlmssp then reports 40 (64 for 128-bit RC4). */
+    OM_uint32 ssf = 0;
+    gss_buffer_set_t ssf_set = GSS_C_NO_BUFFER_SET;
+    OM_uint32 smaj = gss_inquire_sec_context_by_oid(&min, g->ctx, GSS_C_SEC_CONTEXT_SASL_SSF,
+                                                    &ssf_set);
+    if (!GSS_ERROR(smaj) && ssf_set != GSS_C_NO_BUFFER_SET && ssf_set->count == 1 &&
+        ssf_set->elements[0].length == 4) {
+        const uint8_t *b = ssf_set->elements[0].value;
+        ssf = (OM_uint32)b[0] << 24 | (OM_uint32)b[1] << 16 | (OM_uint32)b[2] << 8 | b[3];
+    } else if (g->won == NEGIO_MECH_NTLM) {
+        ssf = 0; /* gss-ntlmssp always answers: not knowing is refusing */
+    } else {
+        ssf = 64; /* a Kerberos mechanism that cannot say: its enctypes are the KDC's policy */
+    }
+    gss_release_buffer_set(&min, &ssf_set);
+    if (ssf < 64) {
+        negio__detail(detail, "%s negotiated weak session keys (strength %u, at least 64 "
+                              "required)",
+                      negio_mech_name(g->won), (unsigned)ssf);
+        return NEGIO_ERR_POLICY;
+    }
     if (g->require_server_auth && g->won != NEGIO_MECH_KERBEROS) {
         negio__detail(detail, "server authentication required, but %s cannot authenticate the "
                               "server",

@@ -36,6 +36,7 @@ enum cmd_type {
     CMD_SHUTDOWN, /* close everything gracefully */
     CMD_FORCE,    /* close everything now */
     CMD_RESUME,   /* loop 0: resume accepting */
+    CMD_LISTEN,   /* loop 0: a new listener to set up and start */
     CMD_STOP,     /* end the loop thread */
 };
 
@@ -445,6 +446,10 @@ static void update_backpressure(negio_econn *c)
     atomic_store(&c->unsent, unsent);
     size_t pending = unsent + atomic_load(&c->queued);
     negio_engine *e = c->e;
+    /* Before establishment the connector holds early writes (bounded by its max_queued and the
+     * hard limit): pausing reads then would stall the very handshake they wait for. */
+    if (!c->established)
+        return;
     if (!c->above_hw && pending > e->o.high_water) {
         c->above_hw = 1;
         c->read_paused = 1;
@@ -940,6 +945,20 @@ static void run_cmd(loop *l, cmd *m)
             }
         }
         break;
+    case CMD_LISTEN: {
+        listener *li = m->listener;
+        li->next = l->e->listeners;
+        l->e->listeners = li; /* freed by negio_engine_del */
+        if (atomic_load(&l->e->shutting_down) || uv_poll_init_socket(&l->uv, &li->poll, li->fd) != 0) {
+            close(li->fd);
+            li->fd = -1;
+            break;
+        }
+        li->poll.data = li;
+        if (!atomic_load(&l->e->accept_paused))
+            listener_start(li);
+        break;
+    }
     case CMD_STOP:
         l->stopping = 1;
         uv_close((uv_handle_t *)&l->async, NULL);
@@ -1122,18 +1141,16 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     li->e = e;
     li->fd = fd;
     li->poll.data = li;
-    /* the listener's handles belong to loop 0; hand it over through the queue so that loop 0's
-     * thread is the only one touching them */
-    pthread_mutex_lock(&e->lock);
-    li->next = e->listeners;
-    e->listeners = li;
-    pthread_mutex_unlock(&e->lock);
-    if (uv_poll_init_socket(&e->loops[0].uv, &li->poll, fd) != 0)
-        return NEGIO_ERR_SYSTEM;
-    li->poll.data = li;
-    cmd *m = new_cmd(CMD_RESUME, NULL, 0);
-    if (m == NULL)
+    /* the listener's handle and the list belong to loop 0: its thread sets them up
+     * (CMD_LISTEN), so no other thread ever touches a handle of a running loop */
+    cmd *m = new_cmd(CMD_LISTEN, NULL, 0);
+    if (m == NULL) {
+        negio_config_del(li->cfg);
+        negio__free(li);
+        close(fd);
         return NEGIO_ERR_NOMEM;
+    }
+    m->listener = li;
     post(&e->loops[0], m);
     return NEGIO_OK;
 }

@@ -1,0 +1,628 @@
+/* Resources under load (CHECKLIST "Slowloris", "Handshake failing ... 1,000 times: memory flat"):
+ *
+ *  1. 10,000 half-open TCP connections (connect, never send) and 100 slowloris peers (a frame
+ *     header trickled one byte per 250 ms) against one engine server with a 2 s handshake
+ *     deadline, while real clients on every mechanism path are served within a few seconds: 20
+ *     once all the peers are connected, 20 more while the deadlines close them by thousands.
+ *     The peers live in a child process (each process may hold at most RLIMIT_NOFILE
+ *     descriptors, and the server needs one per connection too).
+ *  2. 1,000 handshakes abandoned after each round k = 0..3 (the client vanishes after sending its
+ *     k-th batch of frames) against one server, per mechanism, with the server's heap measured
+ *     (mallinfo2, or the sanitizer allocator's count under ASan) after a warm-up of 100. The
+ *     clients run in a child process so that only the server's allocations are in the parent's
+ *     heap. Kerberos must stay flat. gss-ntlmssp 1.2.0 leaks an OpenSSL library context per NT
+ *     hash it computes (README "Known limitations"): the NTLM growth per round is measured and
+ *     must stay within that leak's size (NTLM_LEAK_BOUND, below) for the rounds where the server
+ *     checks an AUTHENTICATE message, and flat for the others.
+ *
+ * A slow reader with bounded server memory is tested in tests/engine/test_engine_adversarial.c
+ * (slow_reader_keeps_server_memory_bounded*), not repeated here. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/engine_support.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#define SANITIZED 0
+#endif
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Bytes the process has allocated and not freed. */
+static size_t heap_in_use(void)
+{
+#if SANITIZED
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+static int connect_to(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, int ms)
+{
+    uint8_t *b = p;
+    int64_t until = now_ms() + ms;
+    while (n > 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int left = (int)(until - now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            return -1;
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* ---- 1. half-open connections and slowloris peers -------------------------------------------- */
+
+#define N_HALF 10000
+#define N_SLOW 100
+#define N_PEERS (N_HALF + N_SLOW)
+/* real clients per wave: one wave as soon as the peers are open, one while their deadlines fire */
+#define N_REAL 20
+#define DEADLINE_MS 2000
+
+/* What the child saw, sent back through a pipe. */
+typedef struct peer_report {
+    int opened, connect_failed, closed, still_open;
+    long unexpected;            /* bytes the server sent to a peer that never completed a frame */
+    int64_t open_ms;            /* time to open all of them */
+    int64_t min_life, max_life; /* ms from connect to the server's close, silent */
+    int64_t slow_min_life, slow_max_life; /* the same for slowloris peers */
+    int slow_min_sent;                    /* fewest bytes a slowloris peer got out */
+} peer_report;
+
+/* The peers' process: system calls only (the parent has threads), no allocation. */
+static int peer_fd[N_PEERS];
+static int64_t peer_open[N_PEERS], peer_closed[N_PEERS];
+static int peer_sent[N_PEERS];
+static struct pollfd peer_pfd[N_PEERS];
+static int peer_idx[N_PEERS];
+
+static void peers_main(uint16_t port, int ready_fd, int report_fd)
+{
+    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
+    peer_report rep;
+    memset(&rep, 0, sizeof(rep));
+    int64_t t0 = now_ms();
+    for (int i = 0; i < N_PEERS; i++) {
+        peer_fd[i] = connect_to(port);
+        if (peer_fd[i] < 0) {
+            rep.connect_failed++;
+            continue;
+        }
+        fcntl(peer_fd[i], F_SETFL, fcntl(peer_fd[i], F_GETFL) | O_NONBLOCK);
+        peer_open[i] = now_ms();
+        rep.opened++;
+    }
+    rep.open_ms = now_ms() - t0;
+    (void)!write(ready_fd, "r", 1); /* the parent starts its real clients now */
+    int open = rep.opened;
+    int64_t next_trickle = now_ms(), until = now_ms() + DEADLINE_MS + 15000;
+    while (open > 0 && now_ms() < until) {
+        if (now_ms() >= next_trickle) {
+            for (int i = N_HALF; i < N_PEERS; i++) {
+                if (peer_fd[i] >= 0 && peer_closed[i] == 0 &&
+                    send(peer_fd[i], &hdr[peer_sent[i] % 8], 1, MSG_NOSIGNAL) == 1)
+                    peer_sent[i]++;
+            }
+            next_trickle += 250;
+        }
+        int np = 0;
+        for (int i = 0; i < N_PEERS; i++) {
+            if (peer_fd[i] >= 0 && peer_closed[i] == 0) {
+                peer_pfd[np] = (struct pollfd){.fd = peer_fd[i], .events = POLLIN};
+                peer_idx[np++] = i;
+            }
+        }
+        (void)poll(peer_pfd, (nfds_t)np, 50);
+        for (int k = 0; k < np; k++) {
+            if (peer_pfd[k].revents == 0)
+                continue;
+            int i = peer_idx[k];
+            uint8_t b[256];
+            ssize_t n = recv(peer_fd[i], b, sizeof(b), 0);
+            if (n > 0) {
+                rep.unexpected += n;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                peer_closed[i] = now_ms();
+                close(peer_fd[i]);
+                open--;
+            }
+        }
+    }
+    rep.min_life = rep.slow_min_life = INT64_MAX;
+    rep.slow_min_sent = INT32_MAX;
+    for (int i = 0; i < N_PEERS; i++) {
+        if (peer_fd[i] < 0)
+            continue;
+        if (peer_closed[i] == 0) {
+            rep.still_open++;
+            continue;
+        }
+        rep.closed++;
+        int64_t life = peer_closed[i] - peer_open[i];
+        int64_t *mn = i < N_HALF ? &rep.min_life : &rep.slow_min_life;
+        int64_t *mx = i < N_HALF ? &rep.max_life : &rep.slow_max_life;
+        if (life < *mn)
+            *mn = life;
+        if (life > *mx)
+            *mx = life;
+        if (i >= N_HALF && peer_sent[i] < rep.slow_min_sent)
+            rep.slow_min_sent = peer_sent[i];
+    }
+    (void)!write(report_fd, &rep, sizeof(rep));
+    _exit(0); /* not exit(): the parent's atexit handlers (the realm) are not ours to run */
+}
+
+/* Raises the soft descriptor limit to at least NEED; returns 0, or -1 if the hard limit is
+ * lower. */
+static int raise_nofile(rlim_t need, rlim_t *hard)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    *hard = rl.rlim_max;
+    if (rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+        return -1;
+    rl.rlim_cur = need;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void half_open_and_slowloris_peers_do_not_starve_real_clients(void **state)
+{
+    (void)state;
+    rlim_t hard = 0, need = N_PEERS + 4 * N_REAL + 512;
+    if (raise_nofile(need, &hard) != 0) {
+        print_message("SKIPPED: %d half-open connections need RLIMIT_NOFILE >= %lu in each of two "
+                      "processes; the hard limit is %lu\n",
+                      N_PEERS, (unsigned long)need, (unsigned long)hard);
+        skip();
+    }
+    recorder srv;
+    negio_engine_options so = {.loops = 2, .workers = 4, .handshake_timeout_ms = DEADLINE_MS};
+    recorder_init(&srv, &so);
+    srv.echo = 1;
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    uint16_t port;
+    assert_int_equal(negio_engine_listen(srv.e, "127.0.0.1:0", sc, &port), 0);
+    negio_config_del(sc);
+
+    int ready[2], report[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+    int64_t t0 = now_ms();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        peers_main(port, ready[1], report[1]);
+    close(ready[1]);
+    close(report[1]);
+    char r;
+    assert_int_equal(read_all(ready[0], &r, 1, 60000), 0);
+
+    /* the real clients, on every mechanism path: a first wave while the server holds 10,100
+     * connections that will never authenticate, a second one while their deadlines fire */
+    recorder cli;
+    negio_engine_options co = {.loops = 2};
+    recorder_init(&cli, &co);
+    static rec_conn rc[2 * N_REAL];
+    memset(rc, 0, sizeof(rc));
+    negio_econn *conns[2 * N_REAL];
+    int served[2];
+    int64_t served_ms[2], wave_at[2];
+    int at_conns[2];
+    for (int w = 0; w < 2; w++) {
+        if (w == 1) {
+            /* the first peers' deadlines fire from t0 + 2 s on, the last ones' when all were
+             * open + 2 s (opening takes about 1.5 s) */
+            int64_t storm = t0 + DEADLINE_MS + 200;
+            while (now_ms() < storm)
+                sleep_ms(5);
+        }
+        wave_at[w] = now_ms();
+        at_conns[w] = (int)negio_engine_connections(srv.e);
+        for (int j = 0; j < N_REAL; j++) {
+            int i = w * N_REAL + j;
+            negio_config *cc = test_client_config((test_path)(i % PATH_COUNT));
+            assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[i], &conns[i]),
+                             0);
+            negio_config_del(cc);
+            char text[32];
+            int len = snprintf(text, sizeof(text), "real client %d", i);
+            assert_int_equal(negio_engine_write(conns[i], text, (size_t)len), 0);
+        }
+        served[w] = recorder_wait(&cli, &cli.messages, (w + 1) * N_REAL, 30000) - w * N_REAL;
+        served_ms[w] = now_ms() - wave_at[w];
+    }
+
+    peer_report rep;
+    int got = read_all(report[0], &rep, sizeof(rep), DEADLINE_MS + 30000);
+    int st = 0;
+    if (got != 0)
+        kill(pid, SIGKILL);
+    (void)waitpid(pid, &st, 0);
+    close(ready[0]);
+    close(report[0]);
+    assert_int_equal(got, 0);
+    print_message("%d peers opened in %lld ms (%d failed); silent peers closed %lld..%lld ms "
+                  "after connecting, slowloris %lld..%lld ms (at least %d bytes trickled); %d "
+                  "still open, %ld unexpected bytes; %lld ms in all\n",
+                  rep.opened, (long long)rep.open_ms, rep.connect_failed, (long long)rep.min_life,
+                  (long long)rep.max_life, (long long)rep.slow_min_life,
+                  (long long)rep.slow_max_life, rep.slow_min_sent, rep.still_open, rep.unexpected,
+                  (long long)(now_ms() - t0));
+    for (int w = 0; w < 2; w++)
+        print_message("real clients, wave %d (started %lld ms after the first peer, server at %d "
+                      "connections): %d of %d served in %lld ms\n",
+                      w + 1, (long long)(wave_at[w] - t0), at_conns[w], served[w], N_REAL,
+                      (long long)served_ms[w]);
+
+    for (int i = 0; i < 2 * N_REAL; i++) {
+        assert_int_equal(negio_engine_close(conns[i], 0), 0);
+        negio_econn_unref(conns[i]);
+    }
+    assert_int_equal(recorder_wait(&cli, &cli.closed, 2 * N_REAL, 10000), 2 * N_REAL);
+    int closed = recorder_wait(&srv, &srv.closed, N_PEERS + 2 * N_REAL, 20000);
+    pthread_mutex_lock(&srv.lock);
+    int timeouts = srv.closed_by_reason[NEGIO_CLOSE_TIMEOUT];
+    int clean = srv.closed_by_reason[NEGIO_CLOSE_CLEAN];
+    pthread_mutex_unlock(&srv.lock);
+    recorder_free(&cli);
+    recorder_free(&srv);
+
+    assert_int_equal(rep.connect_failed, 0);
+    assert_int_equal(rep.opened, N_PEERS);
+    /* every real client authenticated and was answered, within a few seconds */
+    for (int w = 0; w < 2; w++) {
+        assert_int_equal(served[w], N_REAL);
+        assert_true(served_ms[w] <= (SANITIZED ? 10000 : 5000));
+    }
+    /* the first wave met thousands of them (all, unless opening them took longer than the
+     * deadline on a loaded machine: then the first ones are already gone) */
+    assert_true(at_conns[0] >= N_PEERS / 2);
+    for (int i = 0; i < 2 * N_REAL; i++) {
+        assert_true(rc[i].authenticated);
+        assert_int_equal(rc[i].mech, test_path_mech((test_path)(i % PATH_COUNT)));
+        assert_int_equal(rc[i].nmsgs, 1);
+        assert_int_equal(rc[i].reason, NEGIO_CLOSE_CLEAN);
+    }
+    /* every peer was closed by the deadline, not before it, not long after, silently */
+    assert_int_equal(rep.still_open, 0);
+    assert_int_equal(rep.closed, N_PEERS);
+    assert_int_equal(rep.unexpected, 0);
+    /* (the lower bound leaves room for the peers' process being descheduled between its
+     * connect() and reading the clock, on a loaded machine) */
+    assert_true(rep.min_life >= DEADLINE_MS * 3 / 4 && rep.slow_min_life >= DEADLINE_MS * 3 / 4);
+    assert_true(rep.max_life <= DEADLINE_MS + 8000 && rep.slow_max_life <= DEADLINE_MS + 8000);
+    assert_true(rep.slow_min_sent >= 4); /* they kept trickling while the deadline ran */
+    assert_int_equal(closed, N_PEERS + 2 * N_REAL);
+    assert_int_equal(timeouts, N_PEERS);
+    assert_int_equal(clean, 2 * N_REAL);
+}
+
+/* ---- 2. abandoned handshakes, memory flat ---------------------------------------------------- */
+
+/* The clients' process: runs batches of abandoned handshakes on command. */
+
+/* One client that vanishes (closes its socket without a protected close) after round K:
+ * 0 = at once, having sent nothing; 1 = after sending its first token; 2 = after sending its
+ * answer to the server's first reply (Kerberos: its POLICY; NTLM: AUTHENTICATE and POLICY);
+ * 3 = established, after one sealed message went to the server and its echo came back.
+ * Returns 0 if the client got as far as K. */
+static int abandon_once(uint16_t port, test_path path, int k, const negio_config *cfg)
+{
+    int fd = connect_to(port);
+    if (fd < 0)
+        return -1;
+    if (k == 0) {
+        close(fd);
+        return 0;
+    }
+    negio_conn *c;
+    if (negio_conn_new(&c, cfg) != NEGIO_OK) {
+        close(fd);
+        return -1;
+    }
+    (void)path;
+    int batches = 0, rc = -1;
+    for (int iter = 0; iter < 64; iter++) {
+        negio_event ev;
+        int r;
+        while ((r = negio_conn_next_event(c, &ev)) > 0) {
+            if (ev.type == NEGIO_EV_ESTABLISHED && k == 3 &&
+                negio_conn_write(c, "abandoned", 9, NEGIO_LEVEL_SEAL) != NEGIO_OK)
+                goto out;
+            if (ev.type == NEGIO_EV_MESSAGE && k == 3) {
+                rc = 0;
+                goto out;
+            }
+        }
+        if (r < 0)
+            goto out;
+        size_t len;
+        const uint8_t *out = negio_conn_send_buf(c, &len);
+        if (len > 0) {
+            if (write_all(fd, out, len) != 0)
+                goto out;
+            negio_conn_send_done(c, len);
+            if (++batches == k && k < 3) {
+                rc = 0;
+                goto out;
+            }
+        }
+        uint8_t buf[16384];
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10000) <= 0)
+            goto out;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            goto out;
+        if (negio_conn_feed(c, buf, (size_t)n) != NEGIO_OK)
+            goto out;
+    }
+out:
+    close(fd);
+    negio_conn_del(c);
+    return rc;
+}
+
+/* Commands: "port P", "run PATH K N" (answers "ok FAILURES"), "quit". */
+static void clients_main(int cmd_fd, int ans_fd)
+{
+    FILE *in = fdopen(cmd_fd, "r");
+    char line[128];
+    uint16_t port = 0;
+    negio_config *cfg[PATH_COUNT] = {0};
+    while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
+        unsigned p, path, k, n;
+        if (sscanf(line, "port %u", &p) == 1) {
+            port = (uint16_t)p;
+        } else if (sscanf(line, "run %u %u %u", &path, &k, &n) == 3 && path < PATH_COUNT) {
+            if (cfg[path] == NULL)
+                cfg[path] = test_client_config((test_path)path);
+            unsigned failed = 0;
+            for (unsigned i = 0; i < n; i++)
+                failed += abandon_once(port, (test_path)path, (int)k, cfg[path]) != 0;
+            char ans[64];
+            int len = snprintf(ans, sizeof(ans), "ok %u\n", failed);
+            (void)!write(ans_fd, ans, (size_t)len);
+        } else {
+            break;
+        }
+    }
+    _exit(0); /* leaves the parent's realm alone */
+}
+
+typedef struct clients {
+    pid_t pid;
+    int cmd, ans;
+} clients;
+
+static unsigned clients_run(clients *cl, test_path path, int k, int n)
+{
+    char cmd[64];
+    int len = snprintf(cmd, sizeof(cmd), "run %d %d %d\n", (int)path, k, n);
+    assert_int_equal(write_all(cl->cmd, cmd, (size_t)len), 0);
+    char ans[64];
+    size_t got = 0;
+    while (got < sizeof(ans) - 1) {
+        assert_int_equal(read_all(cl->ans, ans + got, 1, 300000), 0);
+        if (ans[got++] == '\n')
+            break;
+    }
+    ans[got] = '\0';
+    unsigned failed;
+    assert_int_equal(sscanf(ans, "ok %u", &failed), 1);
+    return failed;
+}
+
+/* Waits until the server has reported every connection closed and freed them. */
+static void server_settle(recorder *srv, int total)
+{
+    assert_int_equal(recorder_wait(srv, &srv->closed, total, 60000), total);
+    int64_t until = now_ms() + 10000;
+    while (negio_engine_connections(srv->e) > 0 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(negio_engine_connections(srv->e), 0);
+    sleep_ms(100); /* a worker may still hold its reference for a moment */
+}
+
+#define WARMUP 100
+#define ROUNDS 1000
+/* "Flat": under 64 bytes per handshake on average over 1,000 (64 KiB), where a leak of a single
+ * small allocation per handshake would show. Measured: 0 to 8 KiB of noise per 1,000 (glibc
+ * with tcache off, see main; ASan). */
+#define FLAT_BOUND (64u * 1024)
+/* gss-ntlmssp 1.2.0's leak per NTLM authentication an acceptor checks: one OpenSSL library
+ * context (legacy provider loaded, MD4 fetched), never freed. Measured here per authentication:
+ * 6,296 bytes requested (ASan's count), 7,640 bytes of glibc 2.36 heap without tcache (7,850
+ * with it), OpenSSL 3.0, x86-64. The bound leaves room for allocator differences, not for a
+ * second leak of the same size. */
+#define NTLM_LEAK_BOUND (10u * 1024)
+
+static void abandoned_handshakes(test_path path, clients *cl, recorder *srv, int *total,
+                                 double growth_per[4])
+{
+    for (int k = 0; k < 4; k++) { /* warm-up: caches, replay cache, worker arenas */
+        (void)clients_run(cl, path, k, WARMUP / 4);
+        *total += WARMUP / 4;
+    }
+    server_settle(srv, *total);
+    size_t before = heap_in_use();
+    for (int k = 0; k < 4; k++) {
+        unsigned failed = clients_run(cl, path, k, ROUNDS);
+        *total += ROUNDS;
+        server_settle(srv, *total);
+        size_t after = heap_in_use();
+        growth_per[k] = ((double)after - (double)before) / ROUNDS;
+        print_message("%s, abandoned after round %d: %d handshakes (%u clients stopped early), "
+                      "server heap %zu -> %zu bytes (%+.1f per handshake)\n",
+                      test_path_name(path), k, ROUNDS, failed, before, after, growth_per[k]);
+        assert_int_equal(failed, 0);
+        before = after;
+    }
+}
+
+static void abandoned_handshakes_leave_server_memory_flat(void **state)
+{
+    (void)state;
+    /* the clients' process first, while this one has no threads of its own */
+    int cmd[2], ans[2];
+    assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(ans, O_CLOEXEC), 0);
+    (void)test_realm_get();
+    clients cl;
+    cl.pid = fork();
+    assert_true(cl.pid >= 0);
+    if (cl.pid == 0) {
+        close(cmd[1]);
+        close(ans[0]);
+        clients_main(cmd[0], ans[1]);
+    }
+    close(cmd[0]);
+    close(ans[1]);
+    cl.cmd = cmd[1];
+    cl.ans = ans[0];
+
+    recorder srv;
+    negio_engine_options so = {.loops = 2, .workers = 4};
+    recorder_init(&srv, &so);
+    srv.echo = 1;
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    uint16_t port;
+    assert_int_equal(negio_engine_listen(srv.e, "127.0.0.1:0", sc, &port), 0);
+    negio_config_del(sc);
+    char line[32];
+    int len = snprintf(line, sizeof(line), "port %u\n", port);
+    assert_int_equal(write_all(cl.cmd, line, (size_t)len), 0);
+
+    int64_t t0 = now_ms();
+    int total = 0;
+    double krb[4], ntlm[4];
+    abandoned_handshakes(PATH_KERBEROS, &cl, &srv, &total, krb);
+    int64_t t1 = now_ms();
+    abandoned_handshakes(PATH_NTLM, &cl, &srv, &total, ntlm);
+    int64_t t2 = now_ms();
+    print_message("kerberos: %lld ms, ntlm: %lld ms for %d handshakes each\n", (long long)(t1 - t0),
+                  (long long)(t2 - t1), WARMUP + 4 * ROUNDS);
+
+    assert_int_equal(write_all(cl.cmd, "quit\n", 5), 0);
+    int st;
+    (void)waitpid(cl.pid, &st, 0);
+    close(cl.cmd);
+    close(cl.ans);
+    recorder_free(&srv);
+
+    for (int k = 0; k < 4; k++)
+        assert_true(krb[k] * ROUNDS < FLAT_BOUND);
+    /* NTLM: the server checks no AUTHENTICATE message in rounds 0 and 1 (nothing, NEGOTIATE) */
+    assert_true(ntlm[0] * ROUNDS < FLAT_BOUND);
+    assert_true(ntlm[1] * ROUNDS < FLAT_BOUND);
+    /* rounds 2 and 3: one leaked library context per handshake, and nothing more */
+    assert_true(ntlm[2] <= NTLM_LEAK_BOUND);
+    assert_true(ntlm[3] <= NTLM_LEAK_BOUND);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+#if !SANITIZED
+    /* glibc's per-thread caches (tcache) hold freed chunks that mallinfo2 still counts as in
+     * use, hundreds of KiB across the engine's threads and varying from run to run: measure
+     * without them. Tunables are read at start-up, hence the exec. */
+    const char *tun = getenv("GLIBC_TUNABLES");
+    if (tun == NULL || strstr(tun, "glibc.malloc.tcache_count=0") == NULL) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s%sglibc.malloc.tcache_count=0", tun ? tun : "",
+                 tun ? ":" : "");
+        setenv("GLIBC_TUNABLES", buf, 1);
+        execv("/proc/self/exe", argv);
+        perror("execv /proc/self/exe"); /* go on with the caches */
+    }
+#endif
+    test_realm_get();
+    if (getenv("NEGIO_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("NEGIO_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(half_open_and_slowloris_peers_do_not_starve_real_clients),
+        cmocka_unit_test(abandoned_handshakes_leave_server_memory_flat),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -987,7 +987,9 @@ static int sample_on_data(negio_conn *c, uint8_t flags, const uint8_t *tok, size
             return fail(c, NEGIO_ERR_INTEGRITY,
                         "message flagged ENCRYPTED arrived in an integrity-only wrap token");
         msg = plain;
-        level = conf ? NEGIO_LEVEL_SEAL : NEGIO_LEVEL_SIGN;
+        /* confidentiality is claimed only where the context negotiated it (its keys were then
+         * checked for strength); gss-ntlmssp reports conf_state 1 regardless */
+        level = conf && negio__gss_has_conf(c->gss) ? NEGIO_LEVEL_SEAL : NEGIO_LEVEL_SIGN;
     }
     /* gss-client -nw leaves ENCRYPTED set on a plaintext message: the flag proves nothing and
      * cannot raise the level, which comes from the token alone */

@@ -530,7 +530,10 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
         ssf = 64; /* a Kerberos mechanism that cannot say: its enctypes are the KDC's policy */
     }
     gss_release_buffer_set(&min, &ssf_set);
-    if (ssf < 64) {
+    /* The weakness is in the sealing keys (NTLMv2 signing keys are full length either way): it
+     * matters when confidentiality was negotiated. Without it (only the gss-sample profile
+     * allows that) the strength is 1 and no message is ever reported as sealed. */
+    if ((g->flags & GSS_C_CONF_FLAG) && ssf < 64) {
         negio__detail(detail, "%s negotiated weak session keys (strength %u, at least 64 "
                               "required)",
                       negio_mech_name(g->won), (unsigned)ssf);
@@ -812,4 +815,9 @@ void negio__gss_info(const negio__gss *g, negio_auth_info *info)
         f |= NEGIO_FLAG_ANON;
     info->flags = f;
     info->lifetime = g->lifetime;
+}
+
+int negio__gss_has_conf(const negio__gss *g)
+{
+    return (g->flags & GSS_C_CONF_FLAG) != 0;
 }

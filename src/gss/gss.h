@@ -47,6 +47,9 @@ void negio__gss_release(void **handle);
 /* Server: the credentials the client delegated, or NULL (owned by G; take a reference). */
 struct negio_delegated *negio__gss_delegated(const negio__gss *g);
 
+/* Whether the established context negotiated confidentiality. */
+int negio__gss_has_conf(const negio__gss *g);
+
 /* The facts of the established context; strings stay owned by G. */
 void negio__gss_info(const negio__gss *g, negio_auth_info *info);
 

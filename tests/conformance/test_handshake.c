@@ -613,6 +613,29 @@ static void server_without_a_name_accepts_any_key_in_its_keytab(void **state)
     test_pair_free(&p);
 }
 
+/* A ticket that has expired: the client fails with the mechanism's reason. */
+static void an_expired_ticket_fails_with_the_reason(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    char ccache[400], cmd[1200];
+    snprintf(ccache, sizeof(ccache), "FILE:%s/cc-short", r->dir);
+    snprintf(cmd, sizeof(cmd), "kinit -l 3s -c '%s' alice < '%s/alice.password' >/dev/null 2>&1",
+             ccache, r->dir);
+    assert_int_equal(system(cmd), 0);
+    sleep(5);
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    negio_config_set_ccache(cc, ccache);
+    test_pair p;
+    run(&p, cc, test_server_config(PATH_KERBEROS), "expired ticket");
+    assert_true(p.client.err == NEGIO_ERR_CREDENTIALS || p.client.err == NEGIO_ERR_HANDSHAKE);
+    const char *d = negio_conn_error_detail(p.client.conn);
+    if (strstr(d, "xpired") == NULL)
+        fail_msg("detail does not name the expiry: %s", d);
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -631,6 +654,7 @@ int main(void)
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
         cmocka_unit_test(corrupted_handshake_tokens_are_fatal_in_both_directions),
         cmocka_unit_test(client_keytab_credentials_authenticate),
+        cmocka_unit_test(an_expired_ticket_fails_with_the_reason),
         cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
     };

@@ -29,7 +29,7 @@ else failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]
      echo $$((total - failed)); fi
 endef
 
-.PHONY: all deps configure check check-plain check-asan check-tsan demo install clean format
+.PHONY: all deps configure check check-plain check-asan check-tsan bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -63,6 +63,22 @@ check-tsan: deps
 	cmake --build $(TSAN_BUILD) -j2
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 NEGIO_TEST_CONNECTIONS=300 \
 	  ctest -L engine --output-on-failure -j1 2>&1 | tee ctest.log
+
+# negio bench (docs/PERFORMANCE.md): quick mode by default, under a minute; BENCH_ARGS=--full
+# for the documented run. Starts and removes a throwaway realm unless one is in the environment.
+BENCH_ARGS ?= --quick
+bench: all
+	$(BUILD)/negio bench $(BENCH_ARGS)
+
+# The run behind docs/PERFORMANCE.md (full mode, a few minutes): its table, JSON and CSV in
+# $(BUILD)/bench/, and the throughput plot docs/performance-throughput.png (gnuplot-nox).
+BENCH_PLOT_ARGS ?= --full
+bench-plot: all
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/negio bench $(BENCH_PLOT_ARGS) --csv=$(BUILD)/bench/bench.csv \
+	  --json=$(BUILD)/bench/bench.json | tee $(BUILD)/bench/bench.txt
+	gnuplot -e "csv='$(BUILD)/bench/bench.csv'; png='docs/performance-throughput.png'" \
+	  scripts/bench-plot.gp
 
 demo: all
 	@if [ -f scripts/demo.sh ]; then BUILD=$(BUILD) bash scripts/demo.sh; \

@@ -660,6 +660,11 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         return rc;
     g->complete = 1;
     *complete = 1;
+    /* An established context no longer needs the credential it was made with, and an idle
+     * connection would otherwise keep it (with its open keytab) for its lifetime: about half
+     * of an idle connection's memory (docs/PERFORMANCE.md). */
+    if (g->cred != GSS_C_NO_CREDENTIAL)
+        gss_release_cred(&min2, &g->cred);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "cli.h"
 
 #ifndef NEGIO_VERSION
@@ -23,6 +24,7 @@ static const char usage_text[] =
     "  realm stop DIR    stop it\n"
     "  server            serve authenticated connections (optionally echoing messages)\n"
     "  client            authenticate to a server, send messages, print the replies\n"
+    "  bench             measure negio against its limits (GSS, plain TCP, handshakes, memory)\n"
     "\n"
     "  negio COMMAND --help   options of one command\n"
     "  negio --version        the version\n"
@@ -158,6 +160,10 @@ int main(int argc, char **argv)
         return argv[1] = realm_name, cli_realm(argc - 1, argv + 1);
     if (strcmp(cmd, "server") == 0)
         return argv[1] = server_name, cli_server(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) {
+        static char bench_name[] = "negio bench";
+        return argv[1] = bench_name, cmd_bench(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "client") == 0)
         return argv[1] = client_name, cli_client(argc - 1, argv + 1);
     fprintf(stderr, "negio: unknown command '%s'\n%s", cmd, usage_text);

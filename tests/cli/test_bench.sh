@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# negio bench, small: every section runs and reports what docs/PERFORMANCE.md describes (the
+# table; --json with its "ratios" and "connections" members; --csv), usage errors give status 2,
+# the replay cache is left on. No figure is compared with a threshold: this tests the tool, not
+# the machine.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+run_status 0 "$negio" bench --help
+grep -q "usage: negio bench" "$tmp/last.out" || fail "negio bench --help"
+[ ! -s "$tmp/last.err" ] || fail "negio bench --help wrote to stderr"
+for args in "--no-such-option" "--only nothing" "--only gss,nothing" "--seconds 0" \
+            "--seconds x" "--repeat 0" "--repeat 10" "--connections 10" "--json --csv" \
+            "extra-argument"; do
+  # shellcheck disable=SC2086  # word splitting is the point
+  run_status 2 "$negio" bench $args
+  grep -q "usage: negio bench" "$tmp/last.err" || fail "negio bench $args: no usage on stderr"
+done
+
+start_realm
+# every section, as short as it goes; --repeat 2 exercises the medians
+run_status 0 "$negio" bench --seconds 0.05 --repeat 2 --connections 200 --no-progress \
+  --json="$tmp/bench.json" --csv="$tmp/bench.csv"
+for text in "negio bench, quick mode" "1. In-process GSS limit" "2. negio end to end" \
+            "3. Plain TCP" "4. TLS and Kerberos inside TLS: n/a (TLS provider not implemented)" \
+            "5. Handshakes" "6. Concurrent idle connections" "7. Latency" "Targets"; do
+  grep -qF "$text" "$tmp/last.out" || fail "the table has no '$text'"
+done
+check_json "$tmp/bench.json" '
+r = j["ratios"]
+for k in ("seal_vs_gss", "sign_vs_gss", "none_vs_tcp", "handshake_vs_inprocess"):
+    assert isinstance(r[k], (int, float)) and r[k] > 0, k
+assert r["tls_negotiate_vs_seal"] is None
+assert j["tls"] == "n/a (TLS provider not implemented)"
+assert j["connections"]["count"] == 200 and j["connections"]["rss_per_connection_bytes"] > 0
+assert j["replay_cache"] is True
+assert j["repeats_per_point"] == 2
+sizes = {64, 1024, 16384, 65536, 1048576}
+e2e = [(e["mech"], e["level"], e["size"]) for e in j["end_to_end"] if e["mb_s"] is not None]
+assert sorted(e2e) == sorted((m, l, s) for m in ("kerberos", "ntlm")
+                             for l in ("none", "sign", "seal") for s in sizes), e2e
+assert all(e["repeats"] == 2 for e in j["end_to_end"] + j["gss_limit"] + j["plain_tcp"])
+assert {(h["path"], h["over_tcp"]["failed"]) for h in j["handshakes"]} == \
+       {("kerberos", 0), ("negotiate-ntlm", 0)}
+assert all(h["over_tcp"]["handshakes"] > 0 and h["gss_creds_once"]["handshakes"] > 0
+           for h in j["handshakes"])
+assert j["latency_us"]["idle"]["n"] > 0 and j["latency_us"]["under_load"]["n"] > 0
+assert len(j["targets"]) == 7
+'
+head -n 1 "$tmp/bench.csv" | grep -qx "section,mech,level,size_bytes,metric,value,unit,limit,ratio" ||
+  fail "CSV header"
+grep -q "^e2e,ntlm,seal,16384,cpu_per_gb," "$tmp/bench.csv" || fail "CSV: no ntlm seal row"
+grep -q "^connections,kerberos,seal,,rss_per_connection," "$tmp/bench.csv" || fail "CSV: no RSS row"
+
+# the JSON alone on stdout
+run_status 0 "$negio" bench --only gss,tls --seconds 0.05 --json
+check_json "$tmp/last.out" 'assert j["mode"] == "quick" and "ratios" in j'
+echo "ok"

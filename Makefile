@@ -2,6 +2,11 @@
 BUILD  ?= build
 ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
+FUZZ_BUILD := build-fuzz
+FUZZ_CC ?= clang-14
+# make fuzz: each fuzz target this long; make check: this long (docs/FUZZING.md says why 30 s)
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 30
 PREFIX ?= /usr/local
 
 SHELL := /bin/bash
@@ -29,7 +34,8 @@ else failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]
      echo $$((total - failed)); fi
 endef
 
-.PHONY: all deps configure check check-plain check-asan check-tsan bench bench-plot demo install clean format
+.PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
+        fuzz fuzz-build bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -38,6 +44,8 @@ all: deps
 deps:
 	@bash scripts/deps.sh
 
+# check-valgrind and check-fuzz are not part of check yet: they join it once a fresh-clone CI
+# run with them has been timed (issue 7).
 check: check-plain check-asan check-tsan
 	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
@@ -64,6 +72,25 @@ check-tsan: deps
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 NEGIO_TEST_CONNECTIONS=300 \
 	  ctest -L engine --output-on-failure -j1 2>&1 | tee ctest.log
 
+# The conformance and engine tests of the plain build under valgrind (memcheck, leaks of every
+# kind, file descriptors), after proving that this configuration reports a leak.
+check-valgrind: all
+	bash scripts/valgrind.sh --self-test $(BUILD)
+	bash scripts/valgrind.sh $(BUILD)
+
+# libFuzzer targets (tests/fuzz, docs/FUZZING.md) in their own clang build.
+fuzz-build: deps
+	@test -f $(FUZZ_BUILD)/CMakeCache.txt || \
+	  CC=$(FUZZ_CC) cmake -S . -B $(FUZZ_BUILD) -DNEGIO_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j2
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+check-fuzz: fuzz-build
+	bash scripts/fuzz.sh --self-test $(FUZZ_BUILD)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CHECK_SECONDS)
+
 # negio bench (docs/PERFORMANCE.md): quick mode by default, under a minute; BENCH_ARGS=--full
 # for the documented run. Starts and removes a throwaway realm unless one is in the environment.
 BENCH_ARGS ?= --quick
@@ -88,7 +115,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(sort build build-asan build-tsan $(BUILD))
+	rm -rf $(sort build build-asan build-tsan build-fuzz $(BUILD))
 
 format:
 	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \

@@ -9,7 +9,8 @@ pkgs=(
   libuv1-dev libssl-dev libcmocka-dev
   clang-14 libclang-rt-14-dev valgrind python3
   libuid-wrapper libnss-wrapper
-  openjdk-17-jdk-headless gnuplot-nox
+  openjdk-17-jdk-headless
+  gnuplot-nox
 )
 
 missing=()

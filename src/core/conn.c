@@ -92,6 +92,9 @@ static int fail(negio_conn *c, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
         va_end(ap);
+    } else if (c->detail[0] == '\0') {
+        /* the callee had no words of its own (an allocation that failed): name the code */
+        snprintf(c->detail, sizeof(c->detail), "%s", negio_strerror(code));
     }
     negio__buf_clear(&c->queue);
     negio__buf_clear(&c->reasm);
@@ -159,8 +162,23 @@ static int put_header(negio_conn *c, uint8_t type, negio_level level, uint8_t fl
 /* Appends one frame of TYPE at LEVEL carrying PAYLOAD, protected as the level says
  * (PROTOCOL.md section 5): sign = [mic length][MIC(PH || payload)][payload],
  * seal = Wrap(PH || payload). */
+static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
+                          const uint8_t *payload, size_t len);
+
+/* A frame that cannot be completed is taken back out of the output: the peer must never see
+ * half a frame (it would report a malformed frame instead of the real cause). */
 static int put_frame(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
                      const uint8_t *payload, size_t len)
+{
+    size_t start = negio__buf_size(&c->out);
+    int rc = put_frame_body(c, type, level, flags, payload, len);
+    if (rc < 0 && negio__buf_size(&c->out) > start)
+        c->out.len = c->out.off + start;
+    return rc;
+}
+
+static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
+                          const uint8_t *payload, size_t len)
 {
     int rc;
     if (level == NEGIO_LEVEL_NONE) {

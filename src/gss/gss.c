@@ -444,9 +444,12 @@ static int map_local_name(negio__gss *g)
         OM_uint32 min;
         gss_buffer_desc ln = GSS_C_EMPTY_BUFFER;
         if (!GSS_ERROR(gss_localname(&min, g->peer, GSS_C_NO_OID, &ln))) {
-            if (negio__local_name_ok(ln.value, ln.length))
+            int ok = negio__local_name_ok(ln.value, ln.length);
+            if (ok)
                 name = negio__strndup(ln.value, ln.length);
             gss_release_buffer(&min, &ln);
+            if (ok && name == NULL)
+                return -1;
         }
     } else if (name == NULL && g->won == NEGIO_MECH_NTLM && cfg->ntlm_domain != NULL) {
         const char *sep = strchr(peer, '\\');

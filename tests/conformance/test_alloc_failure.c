@@ -1,0 +1,402 @@
+/* Allocation failure at every allocation negio makes during a handshake plus a message exchange
+ * (CHECKLIST "Resources"): for each mechanism path and N = 1, 2, ..., the Nth allocation fails
+ * (src/core/alloc.h hook, this test links the test-only library negio_hook_static), until a run
+ * makes fewer than N allocations. Every run must end either fully successful, with the same
+ * authentication facts as a run where nothing fails and every byte echoed back, or with a fatal
+ * NEGIO_ERR_NOMEM (and a detail) on the side that could not allocate and at most a consequence of
+ * it on the other side (see consequence()); never a crash, a leak (ASan and valgrind passes) or a
+ * message delivered wrong. Allocations inside GSS-API, the mechanisms and OpenSSL are not
+ * counted: the hook covers negio's own (docs/FUZZING.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/alloc.h"
+#include "support/support.h"
+
+#ifndef NEGIO_ALLOC_HOOK
+#error "test_alloc_failure needs the allocation hook (negio_hook_static)"
+#endif
+
+#define MAX_RUNS 100000
+
+/* What the client sends; the server echoes each message back at its level. A pre-established
+ * write exercises the queue, the 10,000-byte ones are split into 4096-byte frames. */
+static const struct {
+    negio_level level;
+    size_t len;
+} script[] = {
+    {NEGIO_LEVEL_SEAL, 40}, /* written before establishment */
+    {NEGIO_LEVEL_NONE, 0},     {NEGIO_LEVEL_SIGN, 1},     {NEGIO_LEVEL_SEAL, 300},
+    {NEGIO_LEVEL_NONE, 10000}, {NEGIO_LEVEL_SIGN, 10000}, {NEGIO_LEVEL_SEAL, 10000},
+};
+#define NSCRIPT (sizeof(script) / sizeof(script[0]))
+
+static uint8_t payload[10000];
+
+typedef struct side {
+    negio_conn *conn;
+    int err;         /* fatal error seen, 0 if none */
+    int established; /* ESTABLISHED events */
+    int closed;      /* CLOSED events */
+    int created;     /* negio_conn_new succeeded */
+} side;
+
+typedef struct run {
+    side client, server;
+    int create_err; /* negio_conn_new failed with this */
+    size_t sent;    /* script entries the client has written */
+    size_t echoed;  /* echoes the client received and checked */
+    int wrong;      /* a message arrived with the wrong level or bytes */
+    negio_auth_info client_info, server_info;
+    char client_peer[256], server_peer[256], local_name[256];
+} run;
+
+static void set_limits(negio_config *cfg)
+{
+    negio_limits l = {0};
+    l.max_frame = 4096; /* the peer splits long messages into several frames */
+    assert_int_equal(negio_config_set_limits(cfg, &l), 0);
+    assert_int_equal(negio_config_set_min_level(cfg, NEGIO_LEVEL_NONE), 0);
+}
+
+static void note_facts(run *r)
+{
+    if (negio_conn_auth_info(r->client.conn, &r->client_info) == 0)
+        snprintf(r->client_peer, sizeof(r->client_peer), "%s",
+                 r->client_info.peer ? r->client_info.peer : "(null)");
+    if (negio_conn_auth_info(r->server.conn, &r->server_info) == 0) {
+        snprintf(r->server_peer, sizeof(r->server_peer), "%s",
+                 r->server_info.peer ? r->server_info.peer : "(null)");
+        snprintf(r->local_name, sizeof(r->local_name), "%s",
+                 r->server_info.local_name ? r->server_info.local_name : "(null)");
+    }
+}
+
+/* A write that fails is fatal here: each write in the script is valid, so the only way for it to
+ * fail is the injected allocation failure (NOMEM), which the connector also records. */
+static void client_write_next(run *r)
+{
+    size_t i = r->sent;
+    if (r->client.err != 0 || i >= NSCRIPT)
+        return;
+    int rc = negio_conn_write(r->client.conn, payload, script[i].len, script[i].level);
+    if (rc < 0) {
+        r->client.err = rc;
+        return;
+    }
+    r->sent++;
+}
+
+static void on_event(run *r, side *s, const negio_event *ev)
+{
+    if (ev->type == NEGIO_EV_ESTABLISHED) {
+        s->established++;
+        if (s == &r->client)
+            while (r->sent < NSCRIPT && r->client.err == 0)
+                client_write_next(r);
+        return;
+    }
+    if (ev->type == NEGIO_EV_CLOSED) { /* the server answers the client's close by itself */
+        s->closed++;
+        return;
+    }
+    if (s == &r->server) {
+        /* the echo goes back at the level the message came in */
+        int rc = negio_conn_write(r->server.conn, ev->data, ev->len, ev->level);
+        if (rc < 0)
+            r->server.err = rc;
+        return;
+    }
+    size_t i = r->echoed++;
+    if (i >= NSCRIPT || ev->level != script[i].level || ev->len != script[i].len ||
+        (ev->len > 0 && memcmp(ev->data, payload, ev->len) != 0)) {
+        r->wrong = 1;
+        return;
+    }
+    if (r->echoed == NSCRIPT) {
+        int rc = negio_conn_close(r->client.conn, 0, "done");
+        if (rc < 0)
+            r->client.err = rc;
+    }
+}
+
+static int drain(run *r, side *s)
+{
+    int events = 0;
+    while (s->err == 0) {
+        negio_event ev;
+        int rc = negio_conn_next_event(s->conn, &ev);
+        if (rc < 0) {
+            s->err = rc;
+            break;
+        }
+        if (rc == 0)
+            break;
+        events++;
+        on_event(r, s, &ev);
+    }
+    return events;
+}
+
+/* Moves everything FROM has for the wire into TO through TO's zero-copy region
+ * (negio_conn_recv_buf); feed() below uses negio_conn_feed(). The client reads one way and the
+ * server the other, so that both input paths allocate. */
+static size_t move_zero_copy(side *from, side *to)
+{
+    size_t n;
+    const uint8_t *out = negio_conn_send_buf(from->conn, &n);
+    if (n == 0)
+        return 0;
+    if (to->err != 0) {
+        negio_conn_send_done(from->conn, n); /* nobody reads any more */
+        return n;
+    }
+    size_t done = 0;
+    while (done < n) {
+        size_t cap;
+        uint8_t *region = negio_conn_recv_buf(to->conn, &cap);
+        if (region == NULL) { /* the connector failed (out of memory) */
+            to->err = negio_conn_error(to->conn);
+            assert_true(to->err < 0);
+            break;
+        }
+        size_t k = n - done < cap ? n - done : cap;
+        memcpy(region, out + done, k);
+        assert_int_equal(negio_conn_recv_done(to->conn, k), 0);
+        done += k;
+    }
+    negio_conn_send_done(from->conn, n);
+    return n;
+}
+
+static size_t feed(side *from, side *to)
+{
+    size_t n;
+    const uint8_t *out = negio_conn_send_buf(from->conn, &n);
+    if (n == 0)
+        return 0;
+    if (to->err == 0) {
+        int rc = negio_conn_feed(to->conn, out, n);
+        if (rc < 0)
+            to->err = rc;
+    }
+    negio_conn_send_done(from->conn, n);
+    return n;
+}
+
+/* One handshake and exchange with the Nth allocation failing (0: none fails). */
+static void run_once(run *r, const negio_config *cc, const negio_config *sc, long n)
+{
+    memset(r, 0, sizeof(*r));
+    negio__alloc_fail_after(n);
+    int rc = negio_conn_new(&r->client.conn, cc);
+    if (rc == 0) {
+        r->client.created = 1;
+        rc = negio_conn_new(&r->server.conn, sc);
+        if (rc == 0)
+            r->server.created = 1;
+    }
+    if (rc < 0) {
+        r->create_err = rc;
+        return;
+    }
+    client_write_next(r); /* queued until established */
+    for (int guard = 0; guard < 10000; guard++) {
+        int progress = drain(r, &r->client) + drain(r, &r->server);
+        progress += feed(&r->client, &r->server) > 0;
+        progress += drain(r, &r->server);
+        progress += move_zero_copy(&r->server, &r->client) > 0;
+        if (progress == 0)
+            break;
+    }
+    /* a side that failed in silence leaves its peer waiting: the application would close the
+     * socket, which the peer sees as the end of the stream */
+    if (r->client.err != 0 || r->server.err != 0) {
+        if (r->client.err == 0) {
+            negio_conn_feed_eof(r->client.conn);
+            drain(r, &r->client);
+        }
+        if (r->server.err == 0) {
+            negio_conn_feed_eof(r->server.conn);
+            drain(r, &r->server);
+        }
+    }
+    note_facts(r);
+}
+
+static void free_run(run *r)
+{
+    negio_conn_del(r->client.conn);
+    negio_conn_del(r->server.conn);
+    r->client.conn = r->server.conn = NULL;
+}
+
+static int fully_successful(const run *r)
+{
+    return r->create_err == 0 && r->client.err == 0 && r->server.err == 0 &&
+           r->client.established == 1 && r->server.established == 1 && !r->wrong &&
+           r->echoed == NSCRIPT && r->client.closed == 1 && r->server.closed == 1;
+}
+
+/* What the other side may report when one side ran out of memory: nothing, the peer's handshake
+ * error, its protected CLOSE carrying the negated NEGIO_ERR_NOMEM, the end of the stream, or
+ * (PROTOCOL.md 6.7) the fatal protocol error of an established side that receives the
+ * HANDSHAKE_ERROR of a peer that failed before it was established itself. */
+static int consequence(const side *s)
+{
+    int err = s->err;
+    const char *detail = negio_conn_error_detail(s->conn);
+    char nomem[32];
+    snprintf(nomem, sizeof(nomem), "status %d:", -NEGIO_ERR_NOMEM);
+    if (err == NEGIO_ERR_PROTOCOL)
+        return s->established == 1 &&
+               strcmp(detail, "handshake error frame after establishment") == 0;
+    if (err == NEGIO_ERR_REJECTED)
+        return strstr(detail, nomem) != NULL;
+    return err == 0 || err == NEGIO_ERR_NOMEM || err == NEGIO_ERR_PEER ||
+           err == NEGIO_ERR_TRUNCATED;
+}
+
+static void describe(const char *path, long n, const run *r)
+{
+    fprintf(stderr,
+            "%s, allocation %ld failed: create %s, client %s (%s), server %s (%s), established "
+            "%d/%d, echoed %zu/%zu, closed %d/%d, wrong %d\n",
+            path, n, negio_err_name(r->create_err), negio_err_name(r->client.err),
+            negio_conn_error_detail(r->client.conn), negio_err_name(r->server.err),
+            negio_conn_error_detail(r->server.conn), r->client.established, r->server.established,
+            r->echoed, NSCRIPT, r->client.closed, r->server.closed, r->wrong);
+}
+
+static void every_allocation_failure_ends_cleanly(test_path path)
+{
+    negio_config *cc = test_client_config(path), *sc = test_server_config(path);
+    set_limits(cc);
+    set_limits(sc);
+    const char *name = test_path_name(path);
+
+    /* the reference: nothing fails */
+    run ref;
+    run_once(&ref, cc, sc, 0);
+    long total = negio__alloc_count();
+    int ok = fully_successful(&ref);
+    if (!ok)
+        describe(name, 0, &ref);
+    free_run(&ref);
+    if (!ok) {
+        negio_config_del(cc);
+        negio_config_del(sc);
+        fail_msg("the reference run failed");
+    }
+
+    long n;
+    int failed_runs = 0, silent = 0, violations = 0;
+    for (n = 1; n <= MAX_RUNS; n++) {
+        run r;
+        run_once(&r, cc, sc, n);
+        long injected = negio__alloc_injected();
+        negio__alloc_fail_after(0);
+        if (injected == 0) {
+            /* past the last allocation: this run is the reference again */
+            if (!fully_successful(&r)) {
+                describe(name, n, &r);
+                violations++;
+            }
+            free_run(&r);
+            break;
+        }
+        if (r.wrong) {
+            describe(name, n, &r);
+            fprintf(stderr, "%s, allocation %ld failed: a message was delivered wrong\n", name, n);
+            violations++;
+        }
+        if (fully_successful(&r)) {
+            /* the failure was absorbed: then nothing may differ from the reference */
+            silent++;
+            if (strcmp(r.client_peer, ref.client_peer) != 0 ||
+                strcmp(r.server_peer, ref.server_peer) != 0 ||
+                strcmp(r.local_name, ref.local_name) != 0 ||
+                r.server_info.mech != ref.server_info.mech ||
+                r.server_info.flags != ref.server_info.flags) {
+                fprintf(stderr,
+                        "%s, allocation %ld failed silently and changed the facts: peer "
+                        "'%s'/'%s' (reference '%s'/'%s'), local name '%s' (reference '%s')\n",
+                        name, n, r.client_peer, r.server_peer, ref.client_peer, ref.server_peer,
+                        r.local_name, ref.local_name);
+                violations++;
+            }
+        } else {
+            failed_runs++;
+            int nomem = r.create_err == NEGIO_ERR_NOMEM || r.client.err == NEGIO_ERR_NOMEM ||
+                        r.server.err == NEGIO_ERR_NOMEM;
+            /* never reported established after its own failure */
+            int still_up =
+                (r.client.err == NEGIO_ERR_NOMEM && negio_conn_is_established(r.client.conn)) ||
+                (r.server.err == NEGIO_ERR_NOMEM && negio_conn_is_established(r.server.conn));
+            /* the error names its cause */
+            int no_detail = (r.client.err == NEGIO_ERR_NOMEM &&
+                             negio_conn_error_detail(r.client.conn)[0] == '\0') ||
+                            (r.server.err == NEGIO_ERR_NOMEM &&
+                             negio_conn_error_detail(r.server.conn)[0] == '\0');
+            if (!nomem || !consequence(&r.client) || !consequence(&r.server) || no_detail ||
+                (r.create_err != 0 && r.create_err != NEGIO_ERR_NOMEM) || still_up) {
+                describe(name, n, &r);
+                violations++;
+            }
+        }
+        free_run(&r);
+    }
+    if (n > MAX_RUNS)
+        violations++;
+    fprintf(stderr,
+            "%s: %ld allocations in the reference run, %ld runs, %d failed cleanly, %d "
+            "absorbed the failure, %d violations\n",
+            name, total, n, failed_runs, silent, violations);
+    negio_config_del(cc);
+    negio_config_del(sc);
+    assert_int_equal(violations, 0);
+}
+
+static void kerberos(void **state)
+{
+    (void)state;
+    every_allocation_failure_ends_cleanly(PATH_KERBEROS);
+}
+
+static void negotiate_kerberos(void **state)
+{
+    (void)state;
+    every_allocation_failure_ends_cleanly(PATH_NEG_KERBEROS);
+}
+
+static void negotiate_ntlm(void **state)
+{
+    (void)state;
+    every_allocation_failure_ends_cleanly(PATH_NEG_NTLM);
+}
+
+static void ntlm(void **state)
+{
+    (void)state;
+    every_allocation_failure_ends_cleanly(PATH_NTLM);
+}
+
+int main(void)
+{
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 31 + 7);
+    test_realm_get();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kerberos),
+        cmocka_unit_test(negotiate_kerberos),
+        cmocka_unit_test(negotiate_ntlm),
+        cmocka_unit_test(ntlm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

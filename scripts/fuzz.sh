@@ -77,10 +77,18 @@ run_one() {
   units=$(sed -n 's/^stat::new_units_added: *//p' "$log" | tail -n1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n1)
-  if [ -z "$execs" ]; then
-    # -fork=N (FUZZ_FLAGS) prints "#EXECS: cov: ... exec/s N ..." per job instead of stat:: lines
-    execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -n1)
-    [ -n "$execs" ] && [ "$seconds" -gt 0 ] && rate=$((execs / seconds))
+  # -fork=N (FUZZ_FLAGS) prints "#EXECS: cov: ... corp: N ... time: Ss job: J" per job; stat::
+  # lines there come from a crashing job only and count that job alone
+  local forked
+  forked=$(grep -E '^#[0-9]+: cov:' "$log" | tail -n1)
+  if [ -n "$forked" ]; then
+    execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$forked")
+    local secs
+    secs=$(sed -nE 's/.* time: ([0-9]+)s.*/\1/p' <<<"$forked")
+    rate=$((${secs:-0} > 0 ? execs / secs : 0))
+    units=$(sed -nE 's/.* corp: ([0-9]+) .*/\1 (corpus)/p' <<<"$forked")
+    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' <<<"$forked")
+    rss=?
   fi
   printf '%-22s %s  executions %s, %s exec/s, %s new inputs, %s, peak RSS %s MB\n' \
     "$t" "$([ $rc -eq 0 ] && echo ok || echo FAILED)" "${execs:-?}" "${rate:-?}" \

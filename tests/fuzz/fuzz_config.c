@@ -20,29 +20,6 @@
 
 #define MAX_OPS 64
 
-/* tools/negio/main.c is linked in for its parsers; its renamed main() dispatches to these,
- * and is never called here. */
-int cli_realm(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    abort();
-}
-
-int cli_server(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    abort();
-}
-
-int cli_client(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    abort();
-}
-
 typedef struct reader {
     const uint8_t *p;
     size_t n;

@@ -353,7 +353,8 @@ static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
 
 /* Feeds TOKEN as the server's reply to a fresh client of PATH in a child process; returns the
  * child's wait status: exit 0 means the client failed cleanly with NEGIO_ERR_HANDSHAKE. */
-static int hostile_server_reply(test_path path, const uint8_t *token, size_t len)
+static int hostile_server_reply(test_path path, const uint8_t *token, size_t len,
+                                const char *why)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -377,7 +378,7 @@ static int hostile_server_reply(test_path path, const uint8_t *token, size_t len
         fprintf(stderr, "hostile challenge (%s): %s: %s\n", test_path_name(path),
                 negio_err_name(rc), negio_conn_error_detail(c));
         int ok = rc == NEGIO_ERR_HANDSHAKE &&
-                 strstr(negio_conn_error_detail(c), "target but its name is empty") != NULL;
+                 strstr(negio_conn_error_detail(c), why) != NULL;
         negio_conn_del(c);
         negio_config_del(cc);
         _exit(ok ? 0 : 12);
@@ -397,11 +398,11 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
     uint8_t chal[128], spnego[256];
     size_t n = make_challenge(chal, 0);
     assert_non_null(negio__ntlm_check_challenge(chal, n));
-    int st = hostile_server_reply(PATH_NTLM, chal, n);
+    int st = hostile_server_reply(PATH_NTLM, chal, n, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     size_t m = wrap_negtokenresp(spnego, chal, n);
     assert_non_null(negio__ntlm_check_token(spnego, m));
-    st = hostile_server_reply(PATH_NEG_NTLM, spnego, m);
+    st = hostile_server_reply(PATH_NEG_NTLM, spnego, m, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* control: the same message with a target name passes the check */
     n = make_challenge(chal, 10);
@@ -411,6 +412,63 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
     /* fields pointing outside the message are refused too */
     chal[16] = 200;
     assert_non_null(negio__ntlm_check_challenge(chal, n));
+}
+
+/* Found by fuzz_client_handshake: a NegTokenResp whose supportedMech [1] claims 0x4c bytes for a
+ * 12-byte OID. A DER walk by element lengths skips the responseToken; MIT's parser reads the OID
+ * by its own length and hands the CHALLENGE inside (empty target name) to gss-ntlmssp, which
+ * crashed the client. Such a token must be refused as malformed. */
+static const uint8_t hostile_supportedmech_length[] = {
+    0xa1, 0x81, 0xd4, 0x30, 0x81, 0xd1, 0xa0, 0x03, 0x0a, 0x01, 0x01, 0xa1, 0x4c, 0x06, 0x0a, 0x2b,
+    0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a, 0xa2, 0x81, 0xbb, 0x04, 0x81, 0xb8, 0x4e,
+    0x54, 0x4c, 0x4d, 0x53, 0x53, 0x50, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xeb, 0x00, 0x38,
+    0x00, 0x00, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb,
+    0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xeb, 0xf1,
+    0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1,
+    0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1,
+    0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1,
+    0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0xf1, 0x00, 0x35, 0x82, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x01, 0x0f, 0x35, 0x62, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x76, 0x00, 0x00, 0x42,
+    0x00, 0x76, 0x6d, 0x61, 0x78, 0x5f, 0x70, 0x65, 0x72, 0x73, 0x6c, 0x65, 0x6e, 0x00, 0x00, 0x00,
+    0x06, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x4e, 0x00, 0x45, 0x00, 0x47, 0x00, 0x49, 0x00,
+    0x4f, 0x00, 0x01, 0x00, 0x14, 0x00, 0x4e, 0x00, 0x45, 0x00, 0x47, 0x00, 0x49, 0x00, 0x4f, 0x00,
+    0x2d, 0x00, 0xb2, 0x48, 0x00, 0x4f, 0x00,
+};
+
+static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(void **state)
+{
+    (void)state;
+    const uint8_t *t = hostile_supportedmech_length;
+    size_t n = sizeof(hostile_supportedmech_length);
+    assert_non_null(negio__ntlm_check_token(t, n));
+    int st = hostile_server_reply(PATH_NEG_NTLM, t, n, "malformed SPNEGO response");
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* a CHALLENGE anywhere in a token is checked, whatever the framing around it */
+    uint8_t chal[128], junk[200] = {0x30, 0x82};
+    size_t c = make_challenge(chal, 0);
+    memcpy(junk + 7, chal, c);
+    assert_non_null(negio__ntlm_check_token(junk, 7 + c));
+    /* each element must be exactly the length of its content */
+    uint8_t spnego[256];
+    c = make_challenge(chal, 10);
+    size_t m = wrap_negtokenresp(spnego, chal, c);
+    assert_null(negio__ntlm_check_token(spnego, m));
+    for (size_t i = 0; i < m && i < 30; i++) {
+        uint8_t save = spnego[i];
+        for (int d = -1; d <= 1; d += 2) {
+            spnego[i] = (uint8_t)(save + d);
+            const char *why = negio__ntlm_check_token(spnego, m);
+            /* a changed length or tag is refused; only value bytes may change freely */
+            static const uint8_t framing[30] = {[1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1,
+                                                [6] = 1, [7] = 1, [9] = 1, [10] = 1, [11] = 1,
+                                                [12] = 1, [24] = 1, [25] = 1, [26] = 1};
+            if (framing[i])
+                assert_non_null(why);
+            else if (i >= 13 && i < 23)
+                assert_null(why); /* OID bytes: not this check's business */
+        }
+        spnego[i] = save;
+    }
 }
 
 /* A Kerberos client whose AP-REQ does not grant integrity and confidentiality (MIT's
@@ -657,6 +715,7 @@ int main(void)
         cmocka_unit_test(an_expired_ticket_fails_with_the_reason),
         cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
+        cmocka_unit_test(negtokenresp_with_inconsistent_lengths_does_not_crash_the_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,9 +18,9 @@ MAKEFLAGS += --no-print-directory
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ifneq ($(wildcard tests/lsan.supp),)
-ASAN_ENV += LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
-endif
+# LeakSanitizer with the fast unwinder: tests/lsan.supp plus tests/lsan-fast-unwind.supp (made
+# into one file by check-asan); test_tls sets its own, stricter, options (tests/CMakeLists.txt)
+ASAN_ENV += LSAN_OPTIONS=suppressions=$(CURDIR)/$(ASAN_BUILD)/lsan.supp
 
 # $(call ctest_count,LOG): print the number of passed tests found in a ctest log,
 # fail if the log is missing or reports failures.
@@ -34,6 +34,17 @@ else failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]
      echo $$((total - failed)); fi
 endef
 
+# $(call results_count,DIR): print the number of checks scripts/valgrind.sh or scripts/fuzz.sh
+# recorded as passed in DIR/results.txt and DIR/results-self-test.txt (one "NAME ok" or
+# "NAME FAILED" line per check); fail if a file is missing or empty or a line is not "ok".
+define results_count
+for f in $(1)/results.txt $(1)/results-self-test.txt; do \
+  test -s $$f || { echo "missing or empty $$f" >&2; exit 1; }; done; \
+bad=$$(grep -hv ' ok$$' $(1)/results.txt $(1)/results-self-test.txt || true); \
+[ -z "$$bad" ] || { echo "$(1): not ok: $$bad" >&2; exit 1; }; \
+cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
+endef
+
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
         fuzz fuzz-build bench bench-plot demo install clean format
 
@@ -44,13 +55,16 @@ all: deps
 deps:
 	@bash scripts/deps.sh
 
-# check-valgrind and check-fuzz are not part of check yet: they join it once a fresh-clone CI
-# run with them has been timed (issue 7).
-check: check-plain check-asan check-tsan
+# Everything, one pass after the other: plain, ASan+UBSan, TSan (engine), valgrind (conformance
+# and engine), then each fuzz target for FUZZ_CHECK_SECONDS. The last line sums every passed
+# ctest test and every check the valgrind and fuzz scripts recorded (their self-tests included).
+check: check-plain check-asan check-tsan check-valgrind check-fuzz
 	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
 	p3=$$($(call ctest_count,$(TSAN_BUILD)/ctest.log)); \
-	echo "$$((p1 + p2 + p3)) passed, 0 failed"
+	p4=$$($(call results_count,$(BUILD)/valgrind)); \
+	p5=$$($(call results_count,$(FUZZ_BUILD)/fuzz)); \
+	echo "$$((p1 + p2 + p3 + p4 + p5)) passed, 0 failed"
 
 check-plain: all
 	@rm -f $(BUILD)/ctest.log
@@ -61,6 +75,7 @@ check-asan: deps
 	@test -f $(ASAN_BUILD)/CMakeCache.txt || \
 	  cmake -S . -B $(ASAN_BUILD) -DNEGIO_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(ASAN_BUILD) -j2
+	cat tests/lsan.supp tests/lsan-fast-unwind.supp > $(ASAN_BUILD)/lsan.supp
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j2 2>&1 | tee ctest.log
 
 # The engine's tests again under ThreadSanitizer (fewer connections: TSan is slow).
@@ -69,7 +84,8 @@ check-tsan: deps
 	@test -f $(TSAN_BUILD)/CMakeCache.txt || \
 	  cmake -S . -B $(TSAN_BUILD) -DNEGIO_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(TSAN_BUILD) -j2
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 NEGIO_TEST_CONNECTIONS=300 \
+	cd $(TSAN_BUILD) && \
+	  TSAN_OPTIONS=halt_on_error=1:suppressions=$(CURDIR)/tests/tsan.supp NEGIO_TEST_CONNECTIONS=300 \
 	  ctest -L engine --output-on-failure -j1 2>&1 | tee ctest.log
 
 # The conformance and engine tests of the plain build under valgrind (memcheck, leaks of every

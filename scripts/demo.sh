@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway realm, a negio server, and negio clients over every mechanism path,
-# then the refused cases, impersonation (as root) and a delegation double hop; everything
-# started here is stopped at the end.
+# then the refused cases, impersonation (as root), a delegation double hop and Kerberos inside
+# TLS; everything started here is stopped at the end.
 set -euo pipefail
 build=${BUILD:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,5 +101,26 @@ sleep 0.2; server_saw | sed 's/server:/middle:/'
 sed -n '2,$p' "$BACKEND_LOG" | sed 's/^/    backend: /'
 say "delegation refused: a client that did not delegate gets an error reply, not a crash"
 client --mech kerberos "hello without --delegate"
+
+say "Kerberos inside TLS, certificate-free (--tls-negotiate on both sides, no certificates)"
+echo "    (the server's certificate is ephemeral and unchecked: Kerberos mutual authentication,"
+echo "     bound to that TLS channel, proves the server instead)"
+serve --tls-negotiate
+SEEN=1
+client --tls-negotiate "inside TLS (level none: TLS protects it)" "seal:sealed inside TLS as well"
+"$negio" client --connect "127.0.0.1:$PORT" --tls-negotiate --json "once more, as JSON" |
+  python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+for k in ("transport", "tls_version", "mech", "channel_bound", "server_authenticated",
+          "tls_peer_verified"):
+    print("    client --json: %s: %s" % (k, json.dumps(j[k])))
+if not (j["ok"] and j["channel_bound"] and j["server_authenticated"]):
+    sys.exit("demo: not bound to the channel, or the server not authenticated")'
+sleep 0.2; server_saw
+say "refused: NTLM inside certificate-free TLS (it cannot authenticate the server)"
+if client --tls-negotiate --mech ntlm "hello"; then
+  echo "demo: NTLM was not refused in certificate-free TLS" >&2; exit 1
+fi
 
 say "done: everything started here is stopped"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages needed to build and test negio (idempotent).
+# make check needs all of them: clang-14 and libclang-rt-14-dev (libFuzzer and the sanitizer
+# runtimes) build the fuzz targets of check-fuzz; llvm-14 brings llvm-symbolizer-14, which clang's
+# sanitizers use to name the functions in a report (scripts/fuzz.sh --self-test looks for
+# negio_config_new in a leak report; clang-14 only recommends it, through llvm-14-dev); valgrind
+# (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there.
 set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user krb5-gss-samples
   gss-ntlmssp gss-ntlmssp-dev
-  libuv1-dev libssl-dev libcmocka-dev
-  clang-14 libclang-rt-14-dev valgrind python3
+  libuv1-dev libssl-dev openssl libcmocka-dev
+  clang-14 libclang-rt-14-dev llvm-14 valgrind python3
   libuid-wrapper libnss-wrapper
   openjdk-17-jdk-headless
   gnuplot-nox

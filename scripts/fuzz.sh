@@ -46,7 +46,8 @@ rm -f "$results"
 # the sanitizers as in `make check-asan`: leaks fatal, known system-library leaks suppressed
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$src/tests/lsan.supp
+cat "$src/tests/lsan.supp" "$src/tests/lsan-fast-unwind.supp" > "$work/lsan.supp"
+export LSAN_OPTIONS=suppressions=$work/lsan.supp
 export NEGIO_TEST_REALM_SCRIPT=$src/scripts/realm.sh
 
 # Leak checks. libFuzzer scans for leaks after every input that allocated more than it freed; on

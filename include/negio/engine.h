@@ -105,7 +105,8 @@ NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t p
 
 /* Sends one message on C at its default level (write) or at an explicit LEVEL (send). Writes
  * keep their order per connection; made before authentication completes, they go out after it.
- * Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_BUSY (over the hard
+ * Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID (also: sign or seal on a
+ * NEGIO_TRANSPORT_TLS connection, which has level none only), NEGIO_ERR_BUSY (over the hard
  * limit), NEGIO_ERR_MSG_SIZE, NEGIO_ERR_CLOSED (the connection has ended or is closing),
  * NEGIO_ERR_LEVEL (established, and LEVEL is below the peer's announced minimum; not sent).
  * A write made before establishment whose level turns out to be below the peer's minimum ends

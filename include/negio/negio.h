@@ -57,6 +57,8 @@ enum {
     NEGIO_ERR_CREDENTIALS = -110, /* credentials could not be acquired */
     NEGIO_ERR_CLOSED = -111,    /* the connection was closed; no more traffic */
     NEGIO_ERR_REJECTED = -112,  /* the peer closed with a non-zero status after authentication */
+    NEGIO_ERR_BINDING = -113,   /* the authentication is not bound to this TLS channel: a man
+                                   in the middle, or a proxy terminating TLS */
 };
 
 /* Returns a static English description of an error code ("unknown error" for others). */
@@ -193,6 +195,62 @@ typedef enum negio_profile {
     NEGIO_PROFILE_GSS_SAMPLE = 1,
 } negio_profile;
 NEGIO_API int negio_config_set_profile(negio_config *cfg, negio_profile profile);
+/* Both: the transport under negio's frames.
+ * NEGIO_TRANSPORT_PLAIN: negio's frames directly on the stream (docs/PROTOCOL.md), the default.
+ * NEGIO_TRANSPORT_TLS: TLS only (OpenSSL; TLS 1.3 by default, 1.2 allowed, older refused, no
+ *   renegotiation). No GSS-API: the server is authenticated by its certificate, the client by
+ *   its certificate if one is required. Messages travel inside TLS at level none; sign and seal
+ *   do not exist here (negio_conn_new() refuses such levels with NEGIO_ERR_INVALID).
+ * NEGIO_TRANSPORT_TLS_NEGOTIATE: TLS, then negio's whole GSS conversation inside it, with GSS
+ *   channel bindings taken from that TLS session (RFC 9266 tls-exporter with TLS 1.3, RFC 5929
+ *   tls-server-end-point with TLS 1.2): the Kerberos or NTLM authentication holds for that one
+ *   TLS session, and a man in the middle terminating TLS is NEGIO_ERR_BINDING. Sign and seal
+ *   remain available per message.
+ *   Certificate-free mode: a server given no certificate presents an ephemeral self-signed one,
+ *   and a client given no CA file does not check the certificate; it relies on Kerberos mutual
+ *   authentication bound to the channel instead, so in this mode NTLM (which cannot
+ *   authenticate a server) is refused on both sides unless negio_config_set_tls_allow_ntlm().
+ * Choosing a TLS transport sets the default and minimum levels to none (TLS protects every
+ * byte); set them again afterwards to sign or seal messages inside TLS as well.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+typedef enum negio_transport {
+    NEGIO_TRANSPORT_PLAIN = 0,
+    NEGIO_TRANSPORT_TLS = 1,
+    NEGIO_TRANSPORT_TLS_NEGOTIATE = 2,
+} negio_transport;
+NEGIO_API int negio_config_set_transport(negio_config *cfg, negio_transport transport);
+/* TLS, both roles: this side's certificate chain and private key (PEM files). Required for a
+ * server with NEGIO_TRANSPORT_TLS; optional for a client (presented when the server asks).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM (files are read by negio_config_tls_check()
+ * or at the first connection). */
+NEGIO_API int negio_config_set_tls_cert(negio_config *cfg, const char *cert_file,
+                                        const char *key_file);
+/* TLS, both roles: the CA certificates (PEM file) that verify the peer's certificate. Client:
+ * without one, NEGIO_TRANSPORT_TLS uses the system's trust store and TLS_NEGOTIATE runs
+ * certificate-free. Server: client certificates are asked for and verified against it.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_tls_ca(negio_config *cfg, const char *ca_file);
+/* TLS client: the host name the server's certificate must hold (default: the host part of
+ * negio_config_set_service()). Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_set_tls_host(negio_config *cfg, const char *host);
+/* TLS server: fail the handshake unless the client presents a certificate that verifies against
+ * the CA file. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_tls_require_client_cert(negio_config *cfg, int on);
+/* TLS_NEGOTIATE in certificate-free mode: allow NTLM anyway (the server is then authenticated
+ * by nothing at all). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_tls_allow_ntlm(negio_config *cfg, int on);
+/* TLS, both roles: the highest version offered or accepted, 13 (TLS 1.3, the default) or 12
+ * (TLS 1.2, for peers or tests that need it). Nothing below TLS 1.2 is ever accepted.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
+/* Loads the TLS certificate, key and CA files now (or makes the ephemeral certificate) instead
+ * of at the first connection, to report a bad file at start-up. Writes the cause into DETAIL
+ * (CAP bytes, may be 0). Connections made from this configuration, or from copies of it, share
+ * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_CREDENTIALS,
+ * NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap);
+NEGIO_API negio_transport negio_config_get_transport(const negio_config *cfg);
+
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_limits(negio_config *cfg, const negio_limits *limits);
 /* Both: run blocking handshake steps inside negio_conn_next_event() (inline, the default) or
@@ -306,18 +364,29 @@ NEGIO_API int negio_conn_step(negio_conn *conn);
 
 /* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
 typedef struct negio_auth_info {
-    negio_mech mech;          /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won */
+    negio_mech mech;          /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won
+                                 (NEGIO_MECH_NONE with NEGIO_TRANSPORT_TLS) */
     int negotiated;           /* 1 if it was chosen through SPNEGO */
-    const char *peer;         /* server: the client's principal; client: the target's name */
+    const char *peer;         /* server: the client's principal; client: the target's name
+                                 (NEGIO_TRANSPORT_TLS: tls_peer) */
     const char *local_name;   /* server: the local account the peer maps to (see
                                  negio_config_add_user_map), or NULL */
-    int server_authenticated; /* 1 only for Kerberos with mutual authentication */
+    int server_authenticated; /* 1 for Kerberos with mutual authentication, or (client) for a
+                                 TLS server certificate verified with its host name */
     unsigned flags;           /* NEGIO_FLAG_* as granted */
     uint32_t lifetime;        /* seconds the context remains valid (0xffffffff: indefinite) */
     int delegated;            /* server: the client delegated its credentials (identity.h) */
     negio_level peer_min_level;     /* the peer's announced minimum */
     negio_level peer_default_level; /* the peer's announced default */
     uint32_t peer_max_message;      /* the peer's announced message limit */
+    int client_authenticated; /* the client proved an identity: always with GSS-API; with
+                                 NEGIO_TRANSPORT_TLS only by a verified client certificate */
+    /* With a TLS transport (NULL / 0 otherwise): */
+    const char *tls_version;  /* "TLSv1.3" or "TLSv1.2" */
+    const char *tls_cipher;   /* the cipher suite's IANA name */
+    const char *tls_peer;     /* the subject of the peer's verified certificate, or NULL */
+    int tls_peer_verified;    /* the peer's certificate verified (chain, and host for a client) */
+    int channel_bound;        /* TLS_NEGOTIATE: the GSS context is bound to this TLS session */
 } negio_auth_info;
 
 /* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */

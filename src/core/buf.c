@@ -6,9 +6,10 @@
 
 #include "negio/negio.h"
 
-static void wipe(void *p, size_t n)
+/* Wipes N bytes at P of B's memory unless B holds only public bytes. */
+static void wipe(const negio__buf *b, void *p, size_t n)
 {
-    if (p != NULL && n > 0)
+    if (!b->public_bytes && p != NULL && n > 0)
         explicit_bzero(p, n);
 }
 
@@ -17,7 +18,7 @@ int negio__buf_reserve(negio__buf *b, size_t n)
     if (b->off > 0 && b->cap - b->len < n) {
         size_t live = b->len - b->off;
         memmove(b->p, b->p + b->off, live);
-        wipe(b->p + live, b->len - live);
+        wipe(b, b->p + live, b->len - live);
         b->off = 0;
         b->len = live;
     }
@@ -35,7 +36,7 @@ int negio__buf_reserve(negio__buf *b, size_t n)
         return NEGIO_ERR_NOMEM;
     if (b->p != NULL) {
         memcpy(np, b->p, b->len);
-        wipe(b->p, b->cap);
+        wipe(b, b->p, b->cap);
         negio__free(b->p);
     }
     b->p = np;
@@ -66,21 +67,21 @@ void negio__buf_consume(negio__buf *b, size_t n)
 {
     b->off += n;
     if (b->off >= b->len) {
-        wipe(b->p, b->len);
+        wipe(b, b->p, b->len);
         b->off = b->len = 0;
     }
 }
 
 void negio__buf_clear(negio__buf *b)
 {
-    wipe(b->p, b->len);
+    wipe(b, b->p, b->len);
     b->off = b->len = 0;
 }
 
 void negio__buf_free(negio__buf *b)
 {
     if (b->p != NULL) {
-        wipe(b->p, b->cap);
+        wipe(b, b->p, b->cap);
         negio__free(b->p);
     }
     b->p = NULL;

@@ -1,8 +1,11 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
 #include "core/alloc.h"
+#include "core/internal.h"
+#include "gss/gss.h"
+#include "tls/tls.h"
 #include "negio/identity.h"
 
 static const negio_limits default_limits = {
@@ -101,6 +104,12 @@ void negio__config_clear(negio_config *cfg)
     negio__free(cfg->user_map);
     negio__free(cfg->ntlm_domain);
     negio__delegated_unref(cfg->delegated);
+    negio__tls_shared_unref(cfg->tls_shared);
+    negio__cred_cache_unref(cfg->creds);
+    negio__free(cfg->tls_cert);
+    negio__free(cfg->tls_key);
+    negio__free(cfg->tls_ca);
+    negio__free(cfg->tls_host);
     negio__free(cfg->service);
     negio__free(cfg->keytab);
     negio__free(cfg->ccache);
@@ -134,11 +143,17 @@ int negio__config_copy(negio_config *dst, const negio_config *src)
     dst->ntlm_domain = NULL;
     dst->user_map = NULL;
     dst->user_map_len = 0;
+    dst->tls_cert = dst->tls_key = dst->tls_ca = dst->tls_host = NULL;
     negio__delegated_ref(dst->delegated);
+    negio__tls_shared_ref(dst->tls_shared);
+    dst->creds = __atomic_load_n(&src->creds, __ATOMIC_ACQUIRE);
+    negio__cred_cache_ref(dst->creds);
     if (dup_opt(&dst->service, src->service) < 0 || dup_opt(&dst->keytab, src->keytab) < 0 ||
         dup_opt(&dst->ccache, src->ccache) < 0 || dup_opt(&dst->ntlm_file, src->ntlm_file) < 0 ||
         dup_opt(&dst->user, src->user) < 0 || dup_opt(&dst->password, src->password) < 0 ||
-        dup_opt(&dst->ntlm_domain, src->ntlm_domain) < 0)
+        dup_opt(&dst->ntlm_domain, src->ntlm_domain) < 0 ||
+        dup_opt(&dst->tls_cert, src->tls_cert) < 0 || dup_opt(&dst->tls_key, src->tls_key) < 0 ||
+        dup_opt(&dst->tls_ca, src->tls_ca) < 0 || dup_opt(&dst->tls_host, src->tls_host) < 0)
         goto nomem;
     if (src->user_map_len > 0) {
         dst->user_map = negio__calloc(2 * src->user_map_len, sizeof(char *));
@@ -156,6 +171,33 @@ nomem:
     return NEGIO_ERR_NOMEM;
 }
 
+/* A setting that changes which credentials a connector acquires: this configuration stops
+ * sharing the credentials acquired so far (copies made before keep them, and they match their
+ * settings); the next connector made from it acquires anew. */
+static void creds_changed(negio_config *cfg)
+{
+    negio__cred_cache_unref(cfg->creds);
+    cfg->creds = NULL;
+}
+
+struct negio__cred_cache *negio__config_creds(const negio_config *cfg)
+{
+    /* a cache is logically not part of the configuration's value: made on first use, also
+     * through a const configuration, by whichever thread gets there first */
+    negio_config *mut = (negio_config *)cfg;
+    negio__cred_cache *cc = __atomic_load_n(&mut->creds, __ATOMIC_ACQUIRE);
+    if (cc != NULL)
+        return cc;
+    negio__cred_cache *fresh = negio__cred_cache_new();
+    if (fresh == NULL)
+        return NULL; /* connectors then acquire their own */
+    if (__atomic_compare_exchange_n(&mut->creds, &cc, fresh, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return fresh;
+    negio__cred_cache_unref(fresh); /* another thread was first: CC holds its cache */
+    return cc;
+}
+
 static int set_string(negio_config *cfg, char **field, const char *value)
 {
     if (cfg == NULL || (value != NULL && value[0] == '\0'))
@@ -165,6 +207,7 @@ static int set_string(negio_config *cfg, char **field, const char *value)
         return NEGIO_ERR_NOMEM;
     negio__free(*field);
     *field = copy;
+    creds_changed(cfg);
     return NEGIO_OK;
 }
 
@@ -173,6 +216,7 @@ int negio_config_set_mech(negio_config *cfg, negio_mech mech)
     if (cfg == NULL || mech < NEGIO_MECH_NEGOTIATE || mech > NEGIO_MECH_NTLM)
         return NEGIO_ERR_INVALID;
     cfg->mech = mech;
+    creds_changed(cfg);
     return NEGIO_OK;
 }
 
@@ -181,6 +225,7 @@ int negio_config_set_allowed(negio_config *cfg, unsigned allowed)
     if (cfg == NULL || allowed == 0 || (allowed & ~NEGIO_ALLOW_ALL))
         return NEGIO_ERR_INVALID;
     cfg->allowed = allowed;
+    creds_changed(cfg);
     return NEGIO_OK;
 }
 
@@ -227,6 +272,7 @@ int negio_config_set_password(negio_config *cfg, const char *user, const char *p
     free_secret(&cfg->password);
     cfg->user = u;
     cfg->password = p;
+    creds_changed(cfg);
     return NEGIO_OK;
 }
 
@@ -256,6 +302,7 @@ int negio_config_set_require_server_auth(negio_config *cfg, int on)
     if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
         return NEGIO_ERR_INVALID;
     cfg->require_server_auth = on != 0;
+    creds_changed(cfg);
     return NEGIO_OK;
 }
 
@@ -393,4 +440,116 @@ int negio_config_set_profile(negio_config *cfg, negio_profile profile)
         return NEGIO_ERR_INVALID;
     cfg->profile = profile;
     return NEGIO_OK;
+}
+
+/* ---- TLS ------------------------------------------------------------------------------- */
+
+/* A change to the TLS settings: the configuration gets its own, not yet built, SSL_CTX holder
+ * (copies made before keep the old one, which matches their settings). */
+static int tls_changed(negio_config *cfg)
+{
+    negio__tls_shared *fresh = NULL;
+    if (cfg->transport != NEGIO_TRANSPORT_PLAIN && (fresh = negio__tls_shared_new()) == NULL)
+        return NEGIO_ERR_NOMEM;
+    negio__tls_shared_unref(cfg->tls_shared);
+    cfg->tls_shared = fresh;
+    return NEGIO_OK;
+}
+
+int negio_config_set_transport(negio_config *cfg, negio_transport transport)
+{
+    if (cfg == NULL || (transport != NEGIO_TRANSPORT_PLAIN && transport != NEGIO_TRANSPORT_TLS &&
+                        transport != NEGIO_TRANSPORT_TLS_NEGOTIATE))
+        return NEGIO_ERR_INVALID;
+    int old = cfg->transport;
+    cfg->transport = transport;
+    if (tls_changed(cfg) < 0) {
+        cfg->transport = old;
+        return NEGIO_ERR_NOMEM;
+    }
+    if (transport != NEGIO_TRANSPORT_PLAIN)
+        cfg->default_level = cfg->min_level = NEGIO_LEVEL_NONE;
+    return NEGIO_OK;
+}
+
+negio_transport negio_config_get_transport(const negio_config *cfg)
+{
+    return cfg == NULL ? NEGIO_TRANSPORT_PLAIN : (negio_transport)cfg->transport;
+}
+
+static int set_tls_string(negio_config *cfg, char **field, const char *value)
+{
+    int rc = set_string(cfg, field, value);
+    return rc < 0 ? rc : tls_changed(cfg);
+}
+
+int negio_config_set_tls_cert(negio_config *cfg, const char *cert_file, const char *key_file)
+{
+    if (cfg == NULL || (cert_file == NULL && key_file != NULL) ||
+        (cert_file != NULL && cert_file[0] == '\0') || (key_file != NULL && key_file[0] == '\0'))
+        return NEGIO_ERR_INVALID;
+    char *cert = NULL, *key = NULL;
+    if (dup_opt(&cert, cert_file) < 0 || dup_opt(&key, key_file) < 0) {
+        negio__free(cert);
+        return NEGIO_ERR_NOMEM;
+    }
+    negio__free(cfg->tls_cert);
+    negio__free(cfg->tls_key);
+    cfg->tls_cert = cert;
+    cfg->tls_key = key;
+    return tls_changed(cfg);
+}
+
+int negio_config_set_tls_ca(negio_config *cfg, const char *ca_file)
+{
+    if (cfg == NULL || (ca_file != NULL && ca_file[0] == '\0'))
+        return NEGIO_ERR_INVALID;
+    return set_tls_string(cfg, &cfg->tls_ca, ca_file);
+}
+
+int negio_config_set_tls_host(negio_config *cfg, const char *host)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT || (host != NULL && host[0] == '\0'))
+        return NEGIO_ERR_INVALID;
+    return set_tls_string(cfg, &cfg->tls_host, host);
+}
+
+int negio_config_set_tls_require_client_cert(negio_config *cfg, int on)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_SERVER)
+        return NEGIO_ERR_INVALID;
+    cfg->tls_require_client_cert = on != 0;
+    return tls_changed(cfg);
+}
+
+int negio_config_set_tls_max_version(negio_config *cfg, int version)
+{
+    if (cfg == NULL || (version != 12 && version != 13))
+        return NEGIO_ERR_INVALID;
+    cfg->tls_max_version = version;
+    return tls_changed(cfg);
+}
+
+int negio_config_set_tls_allow_ntlm(negio_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    cfg->tls_allow_ntlm = on != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap)
+{
+    char text[NEGIO__DETAIL_MAX] = "";
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    int rc = NEGIO_OK;
+    if (cfg->transport != NEGIO_TRANSPORT_PLAIN) {
+        if (cfg->tls_shared == NULL && tls_changed(cfg) < 0)
+            return NEGIO_ERR_NOMEM;
+        rc = negio__tls_shared_build(cfg->tls_shared, cfg, text);
+    }
+    if (detail != NULL && cap > 0)
+        snprintf(detail, cap, "%s", text);
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include "core/internal.h"
 #include "gss/gss.h"
 #include "negio/identity.h"
+#include "tls/tls.h"
 
 #define POLICY_LEN 16
 #define POLICY_VERSION 1
@@ -52,6 +53,16 @@ struct negio_conn {
     int close_sent;
     int closed;
     unsigned rounds;
+
+    /* TLS transports: the wire is TLS; IN and OUT above hold the plaintext frames inside it */
+    negio__tls *tls;
+    negio__buf tin;  /* received TLS bytes, not yet decrypted */
+    negio__buf tout; /* TLS bytes for the wire */
+    int tls_ready;   /* the TLS handshake completed and its facts were applied */
+    int plain_eof;   /* no more plaintext will come: close_notify, or the wire ended */
+    int tls_cut;     /* the wire ended without close_notify */
+    uint8_t cb[NEGIO__TLS_CB_MAX]; /* TLS_NEGOTIATE: the channel bindings of the TLS session */
+    size_t cb_len;
 
     negio_level peer_min;
     negio_level peer_default;
@@ -121,14 +132,36 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
     negio_conn *c = negio__calloc(1, sizeof(*c));
     if (c == NULL)
         return NEGIO_ERR_NOMEM;
+    (void)negio__config_creds(cfg); /* the copy then shares the configuration's credentials */
     if (negio__config_copy(&c->cfg, cfg) < 0) {
         negio__free(c);
         return NEGIO_ERR_NOMEM;
     }
     c->sample = cfg->profile == NEGIO_PROFILE_GSS_SAMPLE;
-    /* the client speaks first: its first step needs no input */
-    c->step_pending = cfg->role == NEGIO_ROLE_CLIENT;
+    if (cfg->transport != NEGIO_TRANSPORT_PLAIN &&
+        (c->sample || (cfg->transport == NEGIO_TRANSPORT_TLS &&
+                       (cfg->min_level != NEGIO_LEVEL_NONE ||
+                        cfg->default_level != NEGIO_LEVEL_NONE)))) {
+        /* gss-sample has no TLS form; plain TLS has no GSS context to sign or seal with */
+        negio__config_clear(&c->cfg);
+        negio__free(c);
+        return NEGIO_ERR_INVALID;
+    }
+    /* What crosses the wire as it is needs no wiping: TLS records, and on a bare stream the
+     * frames themselves (sealed payloads are ciphertext, none and sign payloads travel in the
+     * clear). Inside TLS, IN and OUT hold the plaintext TLS protects, and are wiped. */
+    c->tin.public_bytes = c->tout.public_bytes = 1;
+    c->in.public_bytes = c->out.public_bytes = cfg->transport == NEGIO_TRANSPORT_PLAIN;
+    /* the client speaks first: its first step needs no input (inside TLS: once TLS is up) */
+    c->step_pending = cfg->role == NEGIO_ROLE_CLIENT && cfg->transport == NEGIO_TRANSPORT_PLAIN;
     *out = c;
+    if (cfg->transport != NEGIO_TRANSPORT_PLAIN) {
+        int rc = negio__tls_new(&c->tls, &c->cfg, &c->tout, c->detail);
+        if (rc < 0) {
+            c->hs_error_sent = 1; /* nothing can reach the peer without TLS */
+            fail(c, rc, NULL);
+        }
+    }
     return NEGIO_OK;
 }
 
@@ -145,6 +178,9 @@ void negio_conn_del(negio_conn *c)
     negio__buf_free(&c->reasm);
     negio__buf_free(&c->scratch);
     negio__buf_free(&c->sample_sent);
+    negio__tls_del(c->tls);
+    negio__buf_free(&c->tin);
+    negio__buf_free(&c->tout);
     negio__config_clear(&c->cfg);
     negio__free(c);
 }
@@ -163,7 +199,7 @@ static int put_header(negio_conn *c, uint8_t type, negio_level level, uint8_t fl
  * (PROTOCOL.md section 5): sign = [mic length][MIC(PH || payload)][payload],
  * seal = Wrap(PH || payload). */
 static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
-                          const uint8_t *payload, size_t len);
+                          const uint8_t *payload, size_t len, char *detail);
 
 /* A frame that cannot be completed is taken back out of the output: the peer must never see
  * half a frame (it would report a malformed frame instead of the real cause). */
@@ -171,20 +207,34 @@ static int put_frame(negio_conn *c, uint8_t type, negio_level level, uint8_t fla
                      const uint8_t *payload, size_t len)
 {
     size_t start = negio__buf_size(&c->out);
-    int rc = put_frame_body(c, type, level, flags, payload, len);
-    if (rc < 0 && negio__buf_size(&c->out) > start)
-        c->out.len = c->out.off + start;
+    /* a CLOSE sent after a failure must not overwrite the first error's detail */
+    char spare[NEGIO__DETAIL_MAX];
+    int rc = put_frame_body(c, type, level, flags, payload, len, c->err ? spare : c->detail);
+    if (rc < 0) {
+        negio__buf_clear(&c->scratch);
+        if (negio__buf_size(&c->out) > start)
+            c->out.len = c->out.off + start;
+        /* only now: what fail() appends for the peer (a CLOSE or HANDSHAKE_ERROR saying why)
+         * must not be taken back with the half-written frame */
+        return fail(c, rc, NULL);
+    }
+    return 0;
+}
+
+static int frame_nomem(char *detail, int rc)
+{
+    snprintf(detail, NEGIO__DETAIL_MAX, "out of memory");
     return rc;
 }
 
 static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_t flags,
-                          const uint8_t *payload, size_t len)
+                          const uint8_t *payload, size_t len, char *detail)
 {
     int rc;
     if (level == NEGIO_LEVEL_NONE) {
         if ((rc = put_header(c, type, level, flags, len)) < 0 ||
             (rc = negio__buf_append(&c->out, payload, len)) < 0)
-            return fail(c, rc, "out of memory");
+            return frame_nomem(detail, rc);
         return 0;
     }
     negio__frame_hdr hdr = {NEGIO_PROTOCOL_VERSION, type, (uint8_t)level, flags, 0};
@@ -193,29 +243,29 @@ static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_
     negio__buf_clear(&c->scratch);
     if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
         (rc = negio__buf_append(&c->scratch, payload, len)) < 0)
-        return fail(c, rc, "out of memory");
+        return frame_nomem(detail, rc);
     /* reserve the header, produce the token behind it, then fill in the length; positions are
      * kept relative to the unsent data because appending may compact the buffer */
     size_t at = negio__buf_size(&c->out);
     if ((rc = put_header(c, type, level, flags, 0)) < 0)
-        return fail(c, rc, "out of memory");
+        return frame_nomem(detail, rc);
     if (level == NEGIO_LEVEL_SIGN) {
         size_t mic_at = negio__buf_size(&c->out);
         if ((rc = negio__buf_append_u32(&c->out, 0)) < 0)
-            return fail(c, rc, "out of memory");
+            return frame_nomem(detail, rc);
         rc = negio__gss_sign(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
-                             &c->out, c->detail);
+                             &c->out, detail);
         if (rc < 0)
-            return fail(c, rc, NULL);
+            return rc; /* the GSS provider wrote the detail */
         negio__put_u32(c->out.p + c->out.off + mic_at,
                        (uint32_t)(negio__buf_size(&c->out) - mic_at - 4));
         if ((rc = negio__buf_append(&c->out, payload, len)) < 0)
-            return fail(c, rc, "out of memory");
+            return frame_nomem(detail, rc);
     } else {
         rc = negio__gss_seal(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
-                             &c->out, c->detail);
+                             &c->out, detail);
         if (rc < 0)
-            return fail(c, rc, NULL);
+            return rc; /* the GSS provider wrote the detail */
     }
     negio__buf_clear(&c->scratch);
     negio__put_u32(c->out.p + c->out.off + at + 4,
@@ -234,6 +284,15 @@ static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_lev
     if (c->sample)
         return sample_put_message(c, data, len, level);
     size_t chunk = chunk_size(c);
+    /* Room for every frame of the message first: an allocation failing half-way would leave
+     * frames flagged MORE in the output, and the CLOSE that reports the failure would then
+     * arrive inside a fragmented message, which the peer must refuse. */
+    size_t frames = len / chunk + 1;
+    if (negio__buf_reserve(&c->out, len + frames * (NEGIO__HDR_LEN + 4 + NEGIO__FRAME_OVERHEAD)) <
+            0 ||
+        (level != NEGIO_LEVEL_NONE &&
+         negio__buf_reserve(&c->scratch, NEGIO__PH_LEN + (len < chunk ? len : chunk)) < 0))
+        return fail(c, NEGIO_ERR_NOMEM, "out of memory");
     do {
         size_t n = len < chunk ? len : chunk;
         int rc = put_frame(c, NEGIO__FT_DATA, level, n < len ? NEGIO__FLAG_MORE : 0, data, n);
@@ -245,13 +304,20 @@ static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_lev
     return 0;
 }
 
+/* POLICY and CLOSE are signed with the GSS context; inside plain TLS, which has none, they
+ * travel at level none and TLS protects them. */
+static negio_level control_level(const negio_conn *c)
+{
+    return c->cfg.transport == NEGIO_TRANSPORT_TLS ? NEGIO_LEVEL_NONE : NEGIO_LEVEL_SIGN;
+}
+
 static int put_policy(negio_conn *c)
 {
     uint8_t p[POLICY_LEN] = {POLICY_VERSION, (uint8_t)c->cfg.min_level,
                              (uint8_t)c->cfg.default_level, 0};
     negio__put_u32(p + 4, c->cfg.limits.max_frame);
     negio__put_u32(p + 8, c->cfg.limits.max_message);
-    return put_frame(c, NEGIO__FT_POLICY, NEGIO_LEVEL_SIGN, 0, p, sizeof(p));
+    return put_frame(c, NEGIO__FT_POLICY, control_level(c), 0, p, sizeof(p));
 }
 
 /* HANDSHAKE_ERROR body: [token length u32][token][reason text]. */
@@ -278,22 +344,52 @@ static void put_close(negio_conn *c, uint32_t status, const char *reason)
     negio__put_u32(body, status);
     memcpy(body + 4, reason, rlen);
     c->close_sent = 1;
-    (void)put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, body, 4 + rlen);
+    (void)put_frame(c, NEGIO__FT_CLOSE, control_level(c), 0, body, 4 + rlen);
+}
+
+/* The connection is over on this side: after its last frame, TLS says so with close_notify. */
+static int tls_finished(const negio_conn *c)
+{
+    return c->err != 0 || (c->close_sent && !c->sample);
+}
+
+/* Encrypts the frames waiting in OUT into TOUT (TLS transports). */
+static void tls_pump_out(negio_conn *c)
+{
+    if (c->tls == NULL || !negio__tls_done(c->tls))
+        return;
+    if (negio__buf_size(&c->out) > 0) {
+        int rc = negio__tls_send(c->tls, &c->out, &c->tout, c->detail);
+        if (rc < 0) {
+            negio__buf_clear(&c->out);
+            fail(c, rc, NULL);
+            negio__buf_clear(&c->out); /* whatever fail() added cannot be encrypted either */
+        }
+    }
+    if (tls_finished(c) && negio__buf_size(&c->out) == 0)
+        negio__tls_shutdown(c->tls, &c->tout);
+}
+
+static negio__buf *wire_out(negio_conn *c)
+{
+    return c->tls != NULL ? &c->tout : &c->out;
 }
 
 const uint8_t *negio_conn_send_buf(negio_conn *c, size_t *len)
 {
     if (c == NULL || len == NULL)
         return NULL;
-    *len = negio__buf_size(&c->out);
-    return *len ? negio__buf_data(&c->out) : NULL;
+    tls_pump_out(c);
+    negio__buf *w = wire_out(c);
+    *len = negio__buf_size(w);
+    return *len ? negio__buf_data(w) : NULL;
 }
 
 int negio_conn_send_done(negio_conn *c, size_t n)
 {
-    if (c == NULL || n > negio__buf_size(&c->out))
+    if (c == NULL || n > negio__buf_size(wire_out(c)))
         return NEGIO_ERR_INVALID;
-    negio__buf_consume(&c->out, n);
+    negio__buf_consume(wire_out(c), n);
     return NEGIO_OK;
 }
 
@@ -312,6 +408,11 @@ static void release_event(negio_conn *c)
     }
 }
 
+static negio__buf *wire_in(negio_conn *c)
+{
+    return c->tls != NULL ? &c->tin : &c->in;
+}
+
 uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
 {
     if (c == NULL || len == NULL)
@@ -320,13 +421,14 @@ uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
     if (c->err != 0 || c->eof)
         return NULL;
     release_event(c);
-    if (negio__buf_reserve(&c->in, RECV_CHUNK) < 0) {
+    negio__buf *w = wire_in(c);
+    if (negio__buf_reserve(w, RECV_CHUNK) < 0) {
         fail(c, NEGIO_ERR_NOMEM, "out of memory buffering input");
         return NULL;
     }
-    c->recv_granted = c->in.cap - c->in.len;
+    c->recv_granted = w->cap - w->len;
     *len = c->recv_granted;
-    return c->in.p + c->in.len;
+    return w->p + w->len;
 }
 
 static void note_input(negio_conn *c, size_t n)
@@ -335,7 +437,8 @@ static void note_input(negio_conn *c, size_t n)
         c->received_any = 1;
     /* the server cannot answer a token it has not seen: anything arriving at a client before its
      * first step ran was not sent in reply to us */
-    if (n > 0 && c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL)
+    if (n > 0 && c->cfg.role == NEGIO_ROLE_CLIENT && c->gss == NULL &&
+        c->cfg.transport == NEGIO_TRANSPORT_PLAIN)
         c->early_input = 1;
 }
 
@@ -343,7 +446,7 @@ int negio_conn_recv_done(negio_conn *c, size_t n)
 {
     if (c == NULL || n > c->recv_granted)
         return NEGIO_ERR_INVALID;
-    c->in.len += n;
+    wire_in(c)->len += n;
     c->recv_granted = 0;
     note_input(c, n);
     return NEGIO_OK;
@@ -358,7 +461,7 @@ int negio_conn_feed(negio_conn *c, const void *data, size_t len)
     if (c->eof || c->recv_granted > 0)
         return NEGIO_ERR_STATE;
     release_event(c);
-    int rc = negio__buf_append(&c->in, data, len);
+    int rc = negio__buf_append(wire_in(c), data, len);
     if (rc < 0)
         return fail(c, rc, "out of memory buffering input");
     note_input(c, len);
@@ -389,6 +492,62 @@ static int on_context_complete(negio_conn *c)
     return put_policy(c);
 }
 
+/* The TLS handshake is done: plain TLS is now authenticated as far as it goes (POLICY next);
+ * the stacked transport binds the GSS conversation that starts now to this TLS session. */
+static int on_tls_ready(negio_conn *c)
+{
+    c->tls_ready = 1;
+    if (c->cfg.transport == NEGIO_TRANSPORT_TLS)
+        return on_context_complete(c);
+    if (negio__tls_cert_free(c->tls) && !c->cfg.tls_allow_ntlm) {
+        /* nothing but Kerberos mutual authentication can prove the server here */
+        c->cfg.allowed &= ~NEGIO_ALLOW_NTLM;
+        if (c->cfg.role == NEGIO_ROLE_CLIENT)
+            c->cfg.require_server_auth = 1;
+        if (c->cfg.allowed == 0 ||
+            (c->cfg.role == NEGIO_ROLE_CLIENT && c->cfg.mech == NEGIO_MECH_NTLM))
+            return fail(c, NEGIO_ERR_POLICY,
+                        "certificate-free TLS refuses NTLM, which cannot authenticate the server "
+                        "(negio_config_set_tls_allow_ntlm() allows it)");
+    }
+    int n = negio__tls_bindings(c->tls, c->cb, c->detail);
+    if (n < 0)
+        return fail(c, n, NULL);
+    c->cb_len = (size_t)n;
+    if (c->cfg.role == NEGIO_ROLE_CLIENT)
+        c->step_pending = 1;
+    return 0;
+}
+
+/* Decrypts what arrived into IN (TLS transports). */
+static int tls_pump_in(negio_conn *c)
+{
+    if (c->tls == NULL || c->plain_eof)
+        return 0;
+    size_t before = negio__buf_size(&c->in);
+    int rc = negio__tls_recv(c->tls, &c->tin, &c->in, &c->tout, c->detail);
+    if (rc < 0) {
+        if (!c->tls_ready)
+            c->hs_error_sent = 1; /* the TLS alert, if any, is the report */
+        return fail(c, rc, NULL);
+    }
+    if (!c->tls_ready && negio__tls_done(c->tls) && (rc = on_tls_ready(c)) < 0)
+        return rc;
+    /* inside TLS as on a bare stream, the server cannot answer a token it has not seen */
+    if (negio__buf_size(&c->in) > before && c->cfg.role == NEGIO_ROLE_CLIENT &&
+        c->cfg.transport == NEGIO_TRANSPORT_TLS_NEGOTIATE && c->gss == NULL)
+        c->early_input = 1;
+    if (negio__buf_size(&c->in) > before)
+        c->received_any = 1;
+    if (negio__tls_peer_closed(c->tls)) {
+        c->plain_eof = 1;
+    } else if (c->eof) {
+        c->plain_eof = 1;
+        c->tls_cut = 1;
+    }
+    return 0;
+}
+
 int negio_conn_step(negio_conn *c)
 {
     if (c == NULL)
@@ -403,6 +562,8 @@ int negio_conn_step(negio_conn *c)
     int rc;
     if (c->gss == NULL) {
         rc = negio__gss_new(&c->gss, &c->cfg, c->detail);
+        if (rc == 0 && c->cb_len > 0)
+            negio__gss_set_bindings(c->gss, c->cb, c->cb_len);
         /* the credential now holds what it needs from the password */
         if (c->cfg.password != NULL)
             explicit_bzero(c->cfg.password, strlen(c->cfg.password));
@@ -410,6 +571,8 @@ int negio_conn_step(negio_conn *c)
             /* a server without credentials still tells the client why it gives up */
             if (c->cfg.role == NEGIO_ROLE_SERVER)
                 put_hs_error(c, NULL, 0, "server credentials unavailable");
+            else if (c->tls != NULL) /* the server waits inside TLS for our first token */
+                put_hs_error(c, NULL, 0, "client credentials unavailable");
             else
                 c->hs_error_sent = 1; /* nothing was sent yet: nobody is waiting */
             return fail(c, rc, NULL);
@@ -577,7 +740,7 @@ static int on_close(negio_conn *c, const uint8_t *p, size_t len, negio_event *ev
                     text);
     /* every side sends CLOSE: answer the peer's unless ours went first */
     if (!c->close_sent && c->established) {
-        int rc = put_frame(c, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, (const uint8_t *)"\0\0\0\0", 4);
+        int rc = put_frame(c, NEGIO__FT_CLOSE, control_level(c), 0, (const uint8_t *)"\0\0\0\0", 4);
         if (rc < 0)
             return rc;
         c->close_sent = 1;
@@ -626,19 +789,31 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
 {
     *progress = 0;
     size_t avail = negio__buf_size(&c->in);
+    int eof = c->tls != NULL ? c->plain_eof : c->eof;
     if (avail < NEGIO__HDR_LEN) {
-        if (c->eof && !c->closed)
+        if (eof && !c->closed) {
+            if (c->tls != NULL && !c->tls_ready)
+                return fail(c, NEGIO_ERR_TRUNCATED, "the stream ended during the TLS handshake");
+            if (c->tls_cut)
+                return fail(c, NEGIO_ERR_TRUNCATED, "the TLS stream ended without close_notify%s",
+                            avail ? " inside a frame header" : "");
             return fail(c, NEGIO_ERR_TRUNCATED,
                         avail              ? "stream ended inside a frame header"
                         : !c->received_any ? "the peer closed the connection before sending anything"
                                            : "stream ended without a protected close");
+        }
         return 0;
     }
     negio__frame_hdr h;
     const char *why = NULL;
     const uint8_t *p = negio__buf_data(&c->in);
-    if (negio__frame_decode(p, &h, &why) < 0)
+    int tls_only = c->cfg.transport == NEGIO_TRANSPORT_TLS;
+    if (negio__frame_decode(p, &h, &why, tls_only) < 0)
         return fail(c, NEGIO_ERR_PROTOCOL, "bad frame header: %s", why);
+    if (tls_only && h.level != NEGIO_LEVEL_NONE)
+        return fail(c, NEGIO_ERR_PROTOCOL, "%s frame at level %s inside plain TLS, which has no "
+                    "GSS context", negio__frame_type_name(h.type),
+                    negio_level_name((negio_level)h.level));
     uint64_t limit = c->cfg.limits.max_frame;
     if (h.type == NEGIO__FT_HANDSHAKE)
         limit = c->cfg.limits.max_token;
@@ -649,8 +824,9 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
                     negio__frame_type_name(h.type), (unsigned)h.length,
                     (unsigned long long)limit);
     if (avail - NEGIO__HDR_LEN < h.length) {
-        if (c->eof)
-            return fail(c, NEGIO_ERR_TRUNCATED, "stream ended inside a %s frame",
+        if (eof)
+            return fail(c, NEGIO_ERR_TRUNCATED, "%s ended inside a %s frame",
+                        c->tls_cut ? "the TLS stream (without close_notify)" : "stream",
                         negio__frame_type_name(h.type));
         return 0;
     }
@@ -734,6 +910,11 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
     if (c->recv_granted > 0 && c->err == 0)
         return NEGIO_ERR_STATE; /* negio_conn_recv_done() first */
     release_event(c);
+    if (c->tls != NULL && c->err == 0 && !c->closed) {
+        int rc = tls_pump_in(c);
+        if (rc < 0)
+            return rc;
+    }
     for (;;) {
         if (c->err != 0)
             return c->err;
@@ -768,6 +949,8 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
 
 static int check_write(negio_conn *c, size_t len, negio_level level)
 {
+    if (c->cfg.transport == NEGIO_TRANSPORT_TLS && level != NEGIO_LEVEL_NONE)
+        return NEGIO_ERR_INVALID; /* no GSS context inside plain TLS to sign or seal with */
     if (len > c->cfg.limits.max_message || (c->established && len > c->peer_max_message))
         return NEGIO_ERR_MSG_SIZE;
     if (c->established && level < c->peer_min)
@@ -865,9 +1048,23 @@ static int frame_ready(const negio_conn *c)
     const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
     negio__frame_hdr h;
     const char *why;
-    if (negio__frame_decode(p, &h, &why) < 0 || h.length > c->cfg.limits.max_frame)
+    if (negio__frame_decode(p, &h, &why, c->cfg.transport == NEGIO_TRANSPORT_TLS) < 0 ||
+        h.length > c->cfg.limits.max_frame)
         return 1;
     return avail - NEGIO__HDR_LEN >= h.length;
+}
+
+/* Bytes for the wire exist or will once negio_conn_send_buf() encrypts them. */
+static int has_output(const negio_conn *c)
+{
+    if (c->tls == NULL)
+        return negio__buf_size(&c->out) > 0;
+    if (negio__buf_size(&c->tout) > 0)
+        return 1;
+    if (!negio__tls_done(c->tls))
+        return 0;
+    return negio__buf_size(&c->out) > 0 ||
+           (tls_finished(c) && !negio__tls_shutdown_sent(c->tls));
 }
 
 unsigned negio_conn_want(const negio_conn *c)
@@ -875,13 +1072,14 @@ unsigned negio_conn_want(const negio_conn *c)
     if (c == NULL)
         return 0;
     unsigned w = 0;
-    if (negio__buf_size(&c->out) > 0)
+    if (has_output(c))
         w |= NEGIO_WANT_WRITE;
     if (c->err != 0 || c->closed)
         return w;
     if (c->step_pending)
         w |= NEGIO_WANT_STEP;
-    else if (frame_ready(c) || c->eof || (!c->established && c->ctx_complete && c->peer_policy))
+    else if (frame_ready(c) || c->eof || (c->tls != NULL && negio__buf_size(&c->tin) > 0) ||
+             (!c->established && c->ctx_complete && c->peer_policy))
         w |= NEGIO_WANT_EVENT;
     if (!c->eof)
         w |= NEGIO_WANT_READ;
@@ -895,7 +1093,23 @@ int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
     if (!c->established)
         return NEGIO_ERR_STATE;
     memset(info, 0, sizeof(*info));
-    negio__gss_info(c->gss, info);
+    if (c->gss != NULL) {
+        negio__gss_info(c->gss, info);
+        info->client_authenticated = 1;
+    }
+    if (c->tls != NULL) {
+        negio__tls_info(c->tls, info);
+        int client = c->cfg.role == NEGIO_ROLE_CLIENT;
+        if (c->gss == NULL) { /* plain TLS: the certificates are all there is */
+            info->mech = NEGIO_MECH_NONE;
+            info->peer = info->tls_peer;
+            info->client_authenticated = !client && info->tls_peer_verified;
+        } else {
+            info->channel_bound = 1;
+        }
+        if (client && info->tls_peer_verified)
+            info->server_authenticated = 1;
+    }
     info->peer_min_level = c->peer_min;
     info->peer_default_level = c->peer_default;
     info->peer_max_message = c->peer_max_message;
@@ -919,12 +1133,14 @@ int negio_conn_is_established(const negio_conn *c)
 
 size_t negio_conn_pending_bytes(const negio_conn *c)
 {
-    return c == NULL ? 0 : negio__buf_size(&c->queue) + negio__buf_size(&c->out);
+    return c == NULL ? 0
+                     : negio__buf_size(&c->queue) + negio__buf_size(&c->out) +
+                           negio__buf_size(&c->tout);
 }
 
 negio_delegated *negio_conn_delegated(const negio_conn *c)
 {
-    return c != NULL && c->established ? negio__gss_delegated(c->gss) : NULL;
+    return c != NULL && c->established && c->gss != NULL ? negio__gss_delegated(c->gss) : NULL;
 }
 
 /* ---- the gss-sample profile (MIT's src/appl/gss-sample) ------------------------------------ *

@@ -28,7 +28,8 @@
     X(NEGIO_ERR_INTEGRITY, "message failed integrity or confidentiality check")                    \
     X(NEGIO_ERR_CREDENTIALS, "credentials could not be acquired")                                  \
     X(NEGIO_ERR_CLOSED, "connection closed")                                                       \
-    X(NEGIO_ERR_REJECTED, "the peer closed the connection with an error status")
+    X(NEGIO_ERR_REJECTED, "the peer closed the connection with an error status")              \
+    X(NEGIO_ERR_BINDING, "authentication not bound to this TLS channel (man in the middle?)")
 
 const char *negio_strerror(int code)
 {

@@ -21,7 +21,8 @@ const char *negio__frame_type_name(uint8_t type)
     }
 }
 
-int negio__frame_decode(const uint8_t *p, negio__frame_hdr *h, const char **why)
+int negio__frame_decode(const uint8_t *p, negio__frame_hdr *h, const char **why,
+                        int channel_protected)
 {
     h->version = p[0];
     h->type = p[1];
@@ -47,8 +48,9 @@ int negio__frame_decode(const uint8_t *p, negio__frame_hdr *h, const char **why)
         break;
     case NEGIO__FT_POLICY:
     case NEGIO__FT_CLOSE:
-        /* an unprotected policy or close could be forged by anyone on the path */
-        if (h->level == NEGIO_LEVEL_NONE) {
+        /* an unprotected policy or close could be forged by anyone on the path, unless the
+         * channel itself (plain TLS) protects every byte */
+        if (h->level == NEGIO_LEVEL_NONE && !channel_protected) {
             *why = "unprotected policy or close frame";
             return NEGIO_ERR_PROTOCOL;
         }

@@ -26,8 +26,10 @@ typedef struct negio__frame_hdr {
 } negio__frame_hdr;
 
 /* Decodes and validates 8 header bytes. Returns 0, or NEGIO_ERR_PROTOCOL with *WHY set to a
- * static explanation. The length is not checked against limits here. */
-int negio__frame_decode(const uint8_t *p, negio__frame_hdr *h, const char **why);
+ * static explanation. The length is not checked against limits here. CHANNEL_PROTECTED (plain
+ * TLS underneath) allows POLICY and CLOSE at level none. */
+int negio__frame_decode(const uint8_t *p, negio__frame_hdr *h, const char **why,
+                        int channel_protected);
 void negio__frame_encode(uint8_t *p, const negio__frame_hdr *h);
 /* The protected header of a frame: what the MIC or the sealed plaintext starts with. */
 void negio__frame_ph(uint8_t *p, const negio__frame_hdr *h);

@@ -32,11 +32,24 @@ struct negio_config {
     size_t user_map_len;     /* number of pairs */
     struct negio_delegated *delegated; /* client: authenticate with these (a reference) */
     int profile;             /* negio_profile */
+    int transport;           /* negio_transport */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_ca;
+    char *tls_host;
+    int tls_require_client_cert;
+    int tls_allow_ntlm;
+    int tls_max_version;     /* 12 or 13; 0: 13 */
+    struct negio__tls_shared *tls_shared; /* the SSL_CTX built from the above (a reference) */
+    struct negio__cred_cache *creds; /* GSS credentials shared by connectors (a reference) */
 };
 
 /* Delegated credentials (src/gss): reference counting used by the configuration. */
 void negio__delegated_ref(struct negio_delegated *d);
 void negio__delegated_unref(struct negio_delegated *d);
+
+/* The configuration's shared GSS credential cache, made on first use (NULL without memory). */
+struct negio__cred_cache *negio__config_creds(const negio_config *cfg);
 
 /* Deep copy of a configuration (strings duplicated). 0 or NEGIO_ERR_NOMEM. */
 int negio__config_copy(negio_config *dst, const negio_config *src);

@@ -6,6 +6,7 @@
 #include "negio/identity.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <strings.h>
 #include <gssapi/gssapi.h>
@@ -61,8 +62,58 @@ const char *negio_delegated_principal(const negio_delegated *d)
     return d->principal;
 }
 
+/* The credentials of one configuration, acquired by its first connector and shared by all the
+ * connectors made from it or its copies (docs/PERFORMANCE.md): acquiring per connection cost half
+ * of a handshake's CPU. One per allowed-mechanism mask, since a connector may narrow the set
+ * (require_server_auth, certificate-free TLS) and the mask is set on the credential
+ * (gss_set_neg_mechs). A credential that expired is retired, not released: other connectors
+ * may be using it; retired ones go with the cache. MIT krb5 locks its credentials; gss-ntlmssp's
+ * are read-only once acquired. */
+struct negio__cred_cache {
+    atomic_int refs;
+    pthread_mutex_t lock;
+    gss_cred_id_t cred[4];
+    gss_cred_id_t *retired;
+    size_t nretired;
+};
+
+negio__cred_cache *negio__cred_cache_new(void)
+{
+    negio__cred_cache *cc = negio__calloc(1, sizeof(*cc));
+    if (cc == NULL)
+        return NULL;
+    atomic_init(&cc->refs, 1);
+    pthread_mutex_init(&cc->lock, NULL);
+    for (size_t i = 0; i < 4; i++)
+        cc->cred[i] = GSS_C_NO_CREDENTIAL;
+    return cc;
+}
+
+void negio__cred_cache_ref(negio__cred_cache *cc)
+{
+    if (cc != NULL)
+        atomic_fetch_add(&cc->refs, 1);
+}
+
+void negio__cred_cache_unref(negio__cred_cache *cc)
+{
+    OM_uint32 min;
+    if (cc == NULL || atomic_fetch_sub(&cc->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < 4; i++) {
+        if (cc->cred[i] != GSS_C_NO_CREDENTIAL)
+            gss_release_cred(&min, &cc->cred[i]);
+    }
+    for (size_t i = 0; i < cc->nretired; i++)
+        gss_release_cred(&min, &cc->retired[i]);
+    negio__free(cc->retired);
+    pthread_mutex_destroy(&cc->lock);
+    negio__free(cc);
+}
+
 struct negio__gss {
     const negio_config *cfg; /* the connector's own copy, alive as long as this */
+    negio__cred_cache *cache; /* when set, cred is borrowed from it */
     negio_role role;
     negio_mech want;
     unsigned allowed;
@@ -83,7 +134,26 @@ struct negio__gss {
     char *local_name;
     negio_delegated *delegated; /* server: what the client delegated; client: what we use */
     int peer_unsafe;            /* the peer's name held NUL or control characters */
+    struct gss_channel_bindings_struct cb; /* TLS_NEGOTIATE: the TLS channel's bindings */
+    int has_cb;
+    uint8_t cb_data[NEGIO__CB_MAX];
 };
+
+void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len)
+{
+    if (len > sizeof(g->cb_data))
+        len = sizeof(g->cb_data); /* callers pass at most NEGIO__CB_MAX */
+    memcpy(g->cb_data, data, len);
+    memset(&g->cb, 0, sizeof(g->cb)); /* addresses: GSS_C_AF_UNSPEC, empty (RFC 5056) */
+    g->cb.application_data.value = g->cb_data;
+    g->cb.application_data.length = len;
+    g->has_cb = 1;
+}
+
+static gss_channel_bindings_t bindings(negio__gss *g)
+{
+    return g->has_cb ? &g->cb : GSS_C_NO_CHANNEL_BINDINGS;
+}
 
 static int oid_eq(const gss_OID a, const gss_OID b)
 {
@@ -129,6 +199,17 @@ static void gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint3
         status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
     negio__detail(detail, "%s: %s (major 0x%08x, minor %u)", call, text, (unsigned)major,
                   (unsigned)minor);
+}
+
+/* Whether a mechanism's minor status is the errno value ERR. The mechanism glue renumbers minor
+ * codes that pass through SPNEGO, so the number alone cannot tell; its text can. */
+static int minor_is_errno(OM_uint32 minor, gss_OID mech, int err)
+{
+    char text[256] = "";
+    if (minor == (OM_uint32)err)
+        return 1;
+    status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
+    return strcmp(text, strerror(err)) == 0;
 }
 
 static int import_name(const char *text, gss_OID type, gss_name_t *out, char *detail)
@@ -266,6 +347,66 @@ static int acquire_server(negio__gss *g, const negio_config *cfg, char *detail)
     return 0;
 }
 
+/* Gives up this context's use of its credential (borrowed or owned). */
+static void drop_cred(negio__gss *g)
+{
+    OM_uint32 min;
+    if (g->cache != NULL) {
+        negio__cred_cache_unref(g->cache);
+        g->cache = NULL;
+        g->cred = GSS_C_NO_CREDENTIAL;
+    } else if (g->cred != GSS_C_NO_CREDENTIAL) {
+        gss_release_cred(&min, &g->cred);
+    }
+}
+
+/* The configuration's shared credential for this context's mechanism set, acquired now if it
+ * is not there yet (under the cache's lock, so that a burst of connections acquires once). A
+ * failure is not remembered: the next connector tries again (a ticket may have arrived). */
+static int acquire(negio__gss *g, const negio_config *cfg, char *detail)
+{
+    negio__cred_cache *cc = cfg->creds;
+    if (cc == NULL)
+        return g->role == NEGIO_ROLE_CLIENT ? acquire_client(g, cfg, detail)
+                                            : acquire_server(g, cfg, detail);
+    unsigned slot = g->allowed & 3u;
+    int rc = 0;
+    pthread_mutex_lock(&cc->lock);
+    if (cc->cred[slot] == GSS_C_NO_CREDENTIAL) {
+        rc = g->role == NEGIO_ROLE_CLIENT ? acquire_client(g, cfg, detail)
+                                          : acquire_server(g, cfg, detail);
+        if (rc == 0)
+            cc->cred[slot] = g->cred;
+    } else {
+        g->cred = cc->cred[slot];
+    }
+    if (rc == 0) {
+        negio__cred_cache_ref(cc);
+        g->cache = cc;
+    }
+    pthread_mutex_unlock(&cc->lock);
+    return rc; /* on failure a half-made credential stays in g->cred, released with g */
+}
+
+/* A credential the mechanism found expired or unusable is replaced for later connectors. */
+static void retire_cred(negio__gss *g)
+{
+    negio__cred_cache *cc = g->cache;
+    if (cc == NULL)
+        return;
+    pthread_mutex_lock(&cc->lock);
+    unsigned slot = g->allowed & 3u;
+    if (cc->cred[slot] == g->cred) {
+        gss_cred_id_t *more = negio__realloc(cc->retired, (cc->nretired + 1) * sizeof(*more));
+        if (more != NULL) { /* without memory, later connectors keep trying the old one */
+            cc->retired = more;
+            cc->retired[cc->nretired++] = cc->cred[slot];
+            cc->cred[slot] = GSS_C_NO_CREDENTIAL;
+        }
+    }
+    pthread_mutex_unlock(&cc->lock);
+}
+
 int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
 {
     negio__gss *g = negio__calloc(1, sizeof(*g));
@@ -312,10 +453,10 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
             negio__delegated_ref(cfg->delegated);
             g->delegated = cfg->delegated;
         } else if (rc == 0) {
-            rc = acquire_client(g, cfg, detail);
+            rc = acquire(g, cfg, detail);
         }
     } else {
-        rc = acquire_server(g, cfg, detail);
+        rc = acquire(g, cfg, detail);
     }
     if (rc < 0) {
         negio__gss_del(g);
@@ -332,8 +473,7 @@ void negio__gss_del(negio__gss *g)
         return;
     if (g->ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);
-    if (g->cred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&min, &g->cred);
+    drop_cred(g);
     if (g->deleg != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&min, &g->deleg);
     negio__delegated_unref(g->delegated);
@@ -614,7 +754,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         }
         gss_cred_id_t cred = g->delegated != NULL ? g->delegated->cred : g->cred;
         maj = gss_init_sec_context(&min, cred, &g->ctx, g->target, want, g->req_flags, 0,
-                                   GSS_C_NO_CHANNEL_BINDINGS, in ? &itok : GSS_C_NO_BUFFER,
+                                   bindings(g), in ? &itok : GSS_C_NO_BUFFER,
                                    &mech, &otok, &g->flags, &g->lifetime);
     } else {
         call = "gss_accept_sec_context";
@@ -634,7 +774,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
                 return NEGIO_ERR_POLICY;
             }
         }
-        maj = gss_accept_sec_context(&min, &g->ctx, g->cred, &itok, GSS_C_NO_CHANNEL_BINDINGS,
+        maj = gss_accept_sec_context(&min, &g->ctx, g->cred, &itok, bindings(g),
                                      g->peer == GSS_C_NO_NAME ? &g->peer : NULL, &mech, &otok,
                                      &g->flags, &g->lifetime, &g->deleg);
     }
@@ -645,6 +785,16 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj)) {
         gss_detail(detail, call, maj, min, mech);
+        OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
+        if (routine == GSS_S_CREDENTIALS_EXPIRED || routine == GSS_S_NO_CRED ||
+            routine == GSS_S_DEFECTIVE_CREDENTIAL)
+            retire_cred(g);
+        /* MIT krb5 reports a channel-binding mismatch as GSS_S_BAD_BINDINGS; gss-ntlmssp as a
+         * defective token with the minor status EACCES (ntlm_verify_channel_bindings) */
+        if (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS ||
+            (g->has_cb && GSS_ROUTINE_ERROR(maj) == GSS_S_DEFECTIVE_TOKEN &&
+             minor_is_errno(min, mech, EACCES)))
+            return NEGIO_ERR_BINDING;
         return NEGIO_ERR_HANDSHAKE;
     }
     if (rc < 0) {
@@ -666,8 +816,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     /* An established context no longer needs the credential it was made with, and an idle
      * connection would otherwise keep it (with its open keytab) for its lifetime: about half
      * of an idle connection's memory (docs/PERFORMANCE.md). */
-    if (g->cred != GSS_C_NO_CREDENTIAL)
-        gss_release_cred(&min2, &g->cred);
+    drop_cred(g);
     return 0;
 }
 
@@ -682,7 +831,7 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
     gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
     gss_OID mech = GSS_C_NO_OID;
     maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, client_oid(g), g->req_flags, 0,
-                               GSS_C_NO_CHANNEL_BINDINGS, &itok, &mech, &otok, NULL, NULL);
+                               bindings(g), &itok, &mech, &otok, NULL, NULL);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj))
         gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);

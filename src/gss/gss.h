@@ -12,8 +12,18 @@
 
 typedef struct negio__gss negio__gss;
 
+/* A configuration's shared credentials (held by negio_config.creds, shared by its copies). */
+typedef struct negio__cred_cache negio__cred_cache;
+negio__cred_cache *negio__cred_cache_new(void);
+void negio__cred_cache_ref(negio__cred_cache *cc);
+void negio__cred_cache_unref(negio__cred_cache *cc);
+
 int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail);
 void negio__gss_del(negio__gss *g);
+
+/* Channel bindings for every later context call (application data only, RFC 5056). */
+#define NEGIO__CB_MAX 96
+void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);
 
 /* One context step on IN (NULL/0 for the client's first call). Appends the output token (if any)
  * to OUT even on failure, so that an error token can still reach the peer. *COMPLETE is set once

@@ -97,8 +97,11 @@ struct negio_econn {
     int tcp_ready;
     negio_conn *conn;
     negio_level default_level;
+    int tls_only; /* NEGIO_TRANSPORT_TLS: level none is all there is */
     uint32_t max_message;
     int step_running;
+    struct cmd *held;     /* writes that arrived while a step ran on a worker, in order */
+    struct cmd **held_tail;
     int processing;      /* inside econn_process: callbacks must not re-enter it */
     int read_paused;     /* by backpressure */
     int local_closing;   /* our CLOSE is out; waiting for the peer's */
@@ -323,6 +326,7 @@ static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg,
     c->l = l;
     c->is_client = is_client;
     c->default_level = negio_config_get_default_level(cfg);
+    c->tls_only = negio_config_get_transport(cfg) == NEGIO_TRANSPORT_TLS;
     c->max_message = negio_config_get_limits(cfg).max_message;
     c->state = ST_CONNECTING;
     if (!counted)
@@ -400,12 +404,27 @@ static void on_close_deadline(uv_timer_t *t)
 
 /* Ends the connection: pending output (a protected close, a handshake error) is flushed first,
  * bounded by the shutdown deadline. The first reason wins. */
+/* Writes held during a step that will never be made: the connection is ending. */
+static void drop_held(negio_econn *c)
+{
+    while (c->held != NULL) {
+        struct cmd *m = c->held;
+        c->held = m->next;
+        atomic_fetch_sub(&c->queued, m->len);
+        explicit_bzero(m->data, m->len);
+        negio_econn_unref(c);
+        negio__free(m);
+    }
+    c->held_tail = &c->held;
+}
+
 static void econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
 {
     if (c->close_started)
         return;
     c->close_started = 1;
     atomic_store(&c->closed, 1);
+    drop_held(c);
     c->reason = reason;
     c->code = code;
     if (fmt != NULL) {
@@ -442,6 +461,9 @@ typedef struct wreq {
 
 static void update_backpressure(negio_econn *c)
 {
+    /* the connector belongs to the worker while a step runs (negio.h: one caller at a time) */
+    if (c->step_running)
+        return;
     size_t unsent = c->inflight + (c->conn ? negio_conn_pending_bytes(c->conn) : 0);
     atomic_store(&c->unsent, unsent);
     size_t pending = unsent + atomic_load(&c->queued);
@@ -850,6 +872,13 @@ static void do_write(negio_econn *c, const uint8_t *data, size_t len, negio_leve
         econn_close(c, NEGIO_CLOSE_ERROR, rc, "%s", negio_conn_error_detail(c->conn));
         return;
     }
+    if (rc < 0) {
+        /* accepted by negio_engine_send() but refused by the connector (a message over the
+         * peer's announced limit, say): never dropped in silence */
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_POLICY, "a message could not be sent: %s",
+                    negio_strerror(rc));
+        return;
+    }
     if (c->state == ST_OPEN)
         econn_process(c);
 }
@@ -891,7 +920,8 @@ static void listener_stop_all(negio_engine *e);
 static void listener_start(listener *li);
 static void on_listen_ready(uv_poll_t *p, int status, int events);
 
-static void run_cmd(loop *l, cmd *m)
+/* Runs M; returns 1 if M was kept (a write held until the running step ends), else 0. */
+static int run_cmd(loop *l, cmd *m)
 {
     negio_econn *c = m->conn;
     switch (m->type) {
@@ -903,6 +933,15 @@ static void run_cmd(loop *l, cmd *m)
         negio_econn_unref(c); /* the command's reference */
         break;
     case CMD_WRITE:
+        if (c->step_running && !c->close_started) {
+            /* the connector belongs to the worker until the step is done */
+            m->next = NULL;
+            if (c->held_tail == NULL)
+                c->held_tail = &c->held;
+            *c->held_tail = m;
+            c->held_tail = &m->next;
+            return 1;
+        }
         atomic_fetch_sub(&c->queued, m->len);
         do_write(c, m->data, m->len, m->level);
         explicit_bzero(m->data, m->len);
@@ -914,6 +953,17 @@ static void run_cmd(loop *l, cmd *m)
         break;
     case CMD_STEP_DONE:
         c->step_running = 0;
+        while (c->held != NULL) { /* the writes made meanwhile, in their order */
+            cmd *w = c->held;
+            c->held = w->next;
+            if (c->held == NULL)
+                c->held_tail = &c->held;
+            atomic_fetch_sub(&c->queued, w->len);
+            do_write(c, w->data, w->len, w->level);
+            explicit_bzero(w->data, w->len);
+            negio_econn_unref(c);
+            negio__free(w);
+        }
         if (!c->close_started)
             econn_process(c);
         negio_econn_unref(c); /* the job's reference */
@@ -964,6 +1014,7 @@ static void run_cmd(loop *l, cmd *m)
         uv_close((uv_handle_t *)&l->async, NULL);
         break;
     }
+    return 0;
 }
 
 static void on_async(uv_async_t *a)
@@ -975,8 +1026,8 @@ static void on_async(uv_async_t *a)
     pthread_mutex_unlock(&l->lock);
     while (m != NULL) {
         cmd *next = m->next;
-        run_cmd(l, m);
-        negio__free(m);
+        if (!run_cmd(l, m))
+            negio__free(m);
         m = next;
     }
 }
@@ -1204,6 +1255,8 @@ int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t 
         return NEGIO_ERR_CLOSED;
     if (level == NEGIO_LEVEL_DEFAULT)
         level = c->default_level;
+    if (c->tls_only && level != NEGIO_LEVEL_NONE)
+        return NEGIO_ERR_INVALID; /* plain TLS: no GSS context to sign or seal with */
     int peer_min = atomic_load(&c->peer_min);
     if (peer_min >= 0 && (int)level < peer_min)
         return NEGIO_ERR_LEVEL;
@@ -1211,7 +1264,7 @@ int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t 
         return NEGIO_ERR_MSG_SIZE;
     if (atomic_load(&c->queued) + len > e->o.hard_limit)
         return NEGIO_ERR_BUSY;
-    if (on_loop_thread(c->l)) {
+    if (on_loop_thread(c->l) && !c->step_running) {
         do_write(c, data, len, level);
         return NEGIO_OK;
     }

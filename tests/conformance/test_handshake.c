@@ -117,6 +117,19 @@ static void wrong_service_principal_is_refused_by_the_server(void **state)
     }
 }
 
+/* A client that failed before its first token: on a bare stream the server saw nothing at all;
+ * inside TLS it was waiting in the established TLS session and was told why. */
+static void expect_server_saw_no_token(const test_pair *p)
+{
+    if (test_transport_get() == TRANSPORT_PLAIN) {
+        assert_int_equal(p->server.err, 0);
+        assert_int_equal(p->server.nevents, 0);
+    } else {
+        assert_int_equal(p->server.err, NEGIO_ERR_PEER);
+        assert_int_equal(p->server.nevents, 0);
+    }
+}
+
 /* The server's keytab lacks the key for its configured service name. */
 static void keytab_without_the_key_fails_on_the_server(void **state)
 {
@@ -145,8 +158,7 @@ static void no_kerberos_ticket_fails_or_falls_back_to_ntlm_per_policy(void **sta
     run(&p, cc, test_server_config(PATH_KERBEROS), "kerberos without ticket");
     assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
     assert_detail_has(p.client.conn, "gss_acquire_cred");
-    assert_int_equal(p.server.err, 0); /* the server saw nothing */
-    assert_int_equal(p.server.nevents, 0);
+    expect_server_saw_no_token(&p);
     test_pair_free(&p);
 
     /* negotiate, Kerberos only: no fallback */
@@ -189,14 +201,12 @@ static void require_server_auth_refuses_ntlm(void **state)
             /* refused before a single NTLM message is produced */
             assert_int_equal(p.client.err, NEGIO_ERR_POLICY);
             assert_detail_has(p.client.conn, "server authentication required");
-            assert_int_equal(p.server.nevents, 0);
-            assert_int_equal(p.server.err, 0);
+            expect_server_saw_no_token(&p);
         } else {
             /* negotiate without a ticket: NTLM is not offered, so Kerberos has no
              * credentials; the server never saw a token */
             assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
-            assert_int_equal(p.server.nevents, 0);
-            assert_int_equal(p.server.err, 0);
+            expect_server_saw_no_token(&p);
         }
         test_pair_free(&p);
     }
@@ -206,6 +216,10 @@ static void require_server_auth_refuses_ntlm(void **state)
 static void replayed_first_token_is_rejected_by_the_replay_cache(void **state)
 {
     (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* inside TLS, a token replayed into another TLS session fails on its channel bindings before the replay cache (test_tls, man in the middle); the replay cache is proven on the bare transport */
+        skip();
+    }
     for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
         test_pair p;
         negio_config *cc = test_client_config((test_path)path);
@@ -395,6 +409,10 @@ static int hostile_server_reply(test_path path, const uint8_t *token, size_t len
 static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client(void **state)
 {
     (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same under every transport */
+        skip();
+    }
     uint8_t chal[128], spnego[256];
     size_t n = make_challenge(chal, 0);
     assert_non_null(negio__ntlm_check_challenge(chal, n));
@@ -438,6 +456,10 @@ static const uint8_t hostile_supportedmech_length[] = {
 static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(void **state)
 {
     (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same under every transport */
+        skip();
+    }
     const uint8_t *t = hostile_supportedmech_length;
     size_t n = sizeof(hostile_supportedmech_length);
     assert_non_null(negio__ntlm_check_token(t, n));
@@ -477,6 +499,10 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
 static void context_without_required_flags_is_refused_by_the_server(void **state)
 {
     (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the test writes raw frames for a bare stream; the flag check is in src/gss, the same under every transport */
+        skip();
+    }
     const test_realm *r = test_realm_get();
     OM_uint32 maj, min;
     gss_key_value_element_desc el = {"ccache", r->ccache};
@@ -528,6 +554,10 @@ static void context_without_required_flags_is_refused_by_the_server(void **state
 static void handshake_frame_after_completion_is_fatal(void **state)
 {
     (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the test writes raw frames for a bare stream; the state check is the same inside TLS */
+        skip();
+    }
     for (int path = 0; path < PATH_COUNT; path++) {
         negio_config *cc = test_client_config((test_path)path);
         negio_config *sc = test_server_config((test_path)path);

@@ -30,7 +30,7 @@ static void check_window(const uint8_t *p)
 {
     negio__frame_hdr h;
     const char *why = NULL;
-    int rc = negio__frame_decode(p, &h, &why);
+    int rc = negio__frame_decode(p, &h, &why, 0);
     /* the fields are the bytes, big-endian length, whatever the verdict */
     uint32_t len = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
     if (h.version != p[0] || h.type != p[1] || h.level != p[2] || h.flags != p[3] ||
@@ -66,7 +66,7 @@ static void check_round_trip(const uint8_t *p)
     negio__frame_encode(wire, &h);
     negio__frame_hdr back;
     const char *why = NULL;
-    int rc = negio__frame_decode(wire, &back, &why);
+    int rc = negio__frame_decode(wire, &back, &why, 0);
     if (back.version != h.version || back.type != h.type || back.level != h.level ||
         back.flags != h.flags || back.length != h.length)
         abort();

@@ -14,68 +14,15 @@
 #
 # NEGIO_BIN names the negio binary under test (ctest sets it). Needs java and javac (JDK 17).
 set -euo pipefail
-: "${NEGIO_BIN:?NEGIO_BIN must name the negio binary (run through ctest)}"
-negio=$NEGIO_BIN
 here=$(cd "$(dirname "$0")" && pwd)
 
 command -v javac >/dev/null && command -v java >/dev/null ||
   { echo "FAIL: java and javac are needed (Debian: openjdk-17-jdk-headless, see scripts/deps.sh)" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/negio-interop-XXXXXX)
-pids=()
-realm_dir=
+# $negio, $tmp, servers, fail, start_realm, check_json, check_json_lines
+. "$here/../harness.sh"
 
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ -n "$realm_dir" ]; then "$negio" realm stop "$realm_dir" >/dev/null 2>&1 || true; fi
-  if [ "$status" -ne 0 ]; then
-    echo "FAILED (status $status); files kept in $tmp" >&2
-    for f in "$tmp"/*.out "$tmp"/*.err; do
-      [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-    done
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
-
-# check_lines FILE PYTHON: FILE holds one JSON object per line, bound to `lines`; PYTHON is a
-# sequence of assert statements (with `port` and `ev(name)` at hand)
-check_lines() {
-  python3 - "$1" "$2" <<'PY' || fail "JSON check failed on $1: $2"
-import json, sys
-with open(sys.argv[1], encoding="utf-8") as f:
-    lines = [json.loads(l) for l in f if l.strip()]
-def ev(name, src=None):
-    return [e for e in (lines if src is None else src) if e.get("event") == name]
-try:
-    exec(sys.argv[2], {"lines": lines, "ev": ev})
-except AssertionError as e:
-    print("assertion failed:", sys.argv[2], "\non:", *map(json.dumps, lines), sep="\n", file=sys.stderr)
-    sys.exit(1)
-PY
-}
-
-# check_json FILE PYTHON: FILE holds one JSON value, bound to `j`
-check_json() {
-  python3 - "$1" "$2" <<'PY' || fail "JSON check failed on $1: $2"
-import json, sys
-with open(sys.argv[1], encoding="utf-8") as f:
-    j = json.load(f)
-try:
-    exec(sys.argv[2], {"j": j})
-except AssertionError as e:
-    print("assertion failed:", sys.argv[2], "\non:", json.dumps(j)[:4000], file=sys.stderr)
-    sys.exit(1)
-PY
-}
 
 # run_status EXPECTED OUT CMD...: runs CMD with stdout to $tmp/OUT.out, stderr to $tmp/OUT.err
 run_status() {
@@ -110,7 +57,7 @@ negio_server() {
   local name=$1; shift
   "$negio" server --listen 127.0.0.1:0 --json "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
-  pids+=("$pid")
+  servers+=("$pid")
   port=$(wait_port "$tmp/$name.out" "$pid")
 }
 
@@ -119,7 +66,7 @@ java_server() {
   local name=$1; shift
   java_peer server --listen 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
-  pids+=("$pid")
+  servers+=("$pid")
   port=$(wait_port "$tmp/$name.out" "$pid")
 }
 
@@ -141,9 +88,7 @@ wait_closed() {
 
 # ---------------------------------------------------------------- the realm and the Java peer
 
-realm_dir=$tmp/realm
-"$negio" realm start "$realm_dir" >"$tmp/realm.out" || fail "negio realm start"
-. "$realm_dir/env"
+start_realm
 
 mkdir "$tmp/classes"
 javac -Xlint:all -Werror -d "$tmp/classes" "$here"/java/*.java || fail "javac"
@@ -219,14 +164,14 @@ for mech in kerberos negotiate; do
   for mutual in "" --no-mutual; do
     step "Java client -> negio server: $mech ${mutual:-(mutual)}, every level"
     addr=$(java_client "jc-$mech$mutual" 0 --mech "$mech" --min none $mutual "${msgs[@]}")
-    check_lines "$tmp/jc-$mech$mutual.out" "
+    check_json_lines "$tmp/jc-$mech$mutual.out" "
 a = ev('authenticated')[0]
 assert a['mech'] == 'kerberos' and a['negotiated'] is ('$mech' == 'negotiate'), a
 assert a['mutual'] is ('$mutual' == ''), a
 assert (a['peer_min'], a['peer_default'], a['peer_max_frame'], a['peer_max_message']) == (
     'none', 'seal', 1048576, 16777216), a
 $msgs_check"
-    check_lines "$tmp/echo.out" "
+    check_json_lines "$tmp/echo.out" "
 mine = [e for e in lines if e.get('remote') == '$addr']
 a = ev('authenticated', mine)
 assert len(a) == 1 and a[0]['peer'] == 'alice@$NEGIO_REALM' and a[0]['mech'] == 'kerberos', a
@@ -242,8 +187,8 @@ done
 step "Java client -> negio server: bob with a password (JAAS login, no credential cache), SPNEGO"
 addr=$(java_client jc-bob 0 --mech negotiate --jaas negio-client-password --user bob \
   --password-file "$NEGIO_REALM_DIR/bob.password" hello sign:signed)
-check_lines "$tmp/jc-bob.out" "assert len(ev('echo')) == 2 and all(e['ok'] for e in ev('echo')), lines"
-check_lines "$tmp/echo.out" "
+check_json_lines "$tmp/jc-bob.out" "assert len(ev('echo')) == 2 and all(e['ok'] for e in ev('echo')), lines"
+check_json_lines "$tmp/echo.out" "
 mine = [e for e in lines if e.get('remote') == '$addr']
 a = ev('authenticated', mine)[0]
 assert a['peer'] == 'bob@$NEGIO_REALM' and a['negotiated'] is True, a
@@ -253,8 +198,8 @@ assert ev('closed', mine)[0]['reason'] == 'clean', mine
 step "Java client -> negio server: POLICY and CLOSE sealed, 7-byte fragments"
 addr=$(java_client jc-sealed 0 --mech kerberos --min none --policy-level seal --close-level seal \
   --fragment 7 seal:@50 sign:@50 none:@50 seal: sign:x)
-check_lines "$tmp/jc-sealed.out" "assert all(e['ok'] for e in ev('echo')) and len(ev('echo')) == 5, lines"
-check_lines "$tmp/echo.out" "
+check_json_lines "$tmp/jc-sealed.out" "assert all(e['ok'] for e in ev('echo')) and len(ev('echo')) == 5, lines"
+check_json_lines "$tmp/echo.out" "
 mine = [e for e in lines if e.get('remote') == '$addr']
 assert [(e['level'], e['bytes']) for e in ev('message', mine)] == [
     ('seal', 50), ('sign', 50), ('none', 50), ('seal', 0), ('sign', 1)], mine
@@ -264,7 +209,7 @@ assert ev('closed', mine)[0]['reason'] == 'clean', mine
 step "Java client -> negio server: the Java side announces max_frame 4096, negio fragments to fit"
 run_status 0 jc-small java_peer client --connect "127.0.0.1:$port" --mech negotiate --min none \
   --max-frame 4096 --trace seal:@20000 sign:@9000 none:@5000
-check_lines "$tmp/jc-small.out" "assert all(e['ok'] for e in ev('echo')) and len(ev('echo')) == 3, lines"
+check_json_lines "$tmp/jc-small.out" "assert all(e['ok'] for e in ev('echo')) and len(ev('echo')) == 3, lines"
 python3 - "$tmp/jc-small.err" <<'PY' || fail "negio did not fragment to the announced max_frame"
 import re, sys
 got = [l for l in open(sys.argv[1]) if l.startswith("<- type 4")]
@@ -276,21 +221,21 @@ step "Java client -> negio server: the Java side's POLICY sends none by default,
 negio_server strict --echo
 strict_port=$port strict_pid=$pid
 run_status 1 jc-mismatch java_peer client --connect "127.0.0.1:$port" --mech kerberos --min none --default none hi
-check_lines "$tmp/jc-mismatch.out" "
+check_json_lines "$tmp/jc-mismatch.out" "
 c = ev('closed')[0]
 assert c['error'] == 'NEGIO_ERR_POLICY' and 'peer requires at least sign' in c['detail'], c
 "
 
 step "Java client -> negio server: the Java client fails its first Init and says so in HANDSHAKE_ERROR"
 run_status 1 jc-nospn java_peer client --connect "127.0.0.1:$port" --mech kerberos --spn nosuch@localhost hi
-check_lines "$tmp/jc-nospn.out" "assert ev('closed')[0]['error'] == 'NEGIO_ERR_HANDSHAKE', lines"
+check_json_lines "$tmp/jc-nospn.out" "assert ev('closed')[0]['error'] == 'NEGIO_ERR_HANDSHAKE', lines"
 
 step "Java client -> negio NTLM-only server: the server's HANDSHAKE_ERROR"
 negio_server ntlmonly --echo --mech ntlm --keytab "$NEGIO_REALM_DIR/service.keytab"
 ntlm_pid=$pid
 for mech in kerberos negotiate; do
   run_status 1 "jc-ntlmonly-$mech" java_peer client --connect "127.0.0.1:$port" --mech "$mech" hi
-  check_lines "$tmp/jc-ntlmonly-$mech.out" "
+  check_json_lines "$tmp/jc-ntlmonly-$mech.out" "
 c = ev('closed')[0]
 assert c['error'] == 'NEGIO_ERR_PEER' and 'the peer failed the handshake' in c['detail'], c
 "
@@ -308,7 +253,7 @@ tamper() {
 import json, sys
 print([json.loads(l) for l in open(sys.argv[1])][0]["local"])' "$tmp/$name.out")
   wait_closed "$tmp/$log.out" "$local_addr"
-  check_lines "$tmp/$name.out" "
+  check_json_lines "$tmp/$name.out" "
 t = ev('tamper')[0]
 # the negio server tells the established Java client why, in a protected CLOSE carrying its
 # error code negated (PROTOCOL.md 6.7), which the Java side verified
@@ -319,7 +264,7 @@ assert t['ok'] and t['end'] == want, t
   bytes=$(python3 -c '
 import json, sys
 print(next(json.loads(l) for l in open(sys.argv[1]) if "\"tamper\"" in l)["payload_bytes"])' "$tmp/$name.out")
-  check_lines "$tmp/$log.out" "
+  check_json_lines "$tmp/$log.out" "
 mine = [e for e in lines if e.get('remote') == '$local_addr']
 msgs = [(e['level'], e['bytes']) for e in ev('message', mine)]
 want = [('sign', 13)] + ([('sign', $bytes)] if '$kase' == 'replay' else [])
@@ -359,7 +304,7 @@ done
 run_status 0 nc-mutual nclient --mech kerberos --require-mutual hi
 check_json "$tmp/nc-mutual.out" "assert j['ok'] and j['server_authenticated'] is True, j"
 wait_status "$jsrv_pid" 0
-check_lines "$tmp/jsrv.out" "
+check_json_lines "$tmp/jsrv.out" "
 a = ev('authenticated')
 assert [(e['peer'], e['mech'], e['negotiated']) for e in a] == [('alice@$NEGIO_REALM', 'kerberos', False),
     ('alice@$NEGIO_REALM', 'kerberos', True), ('alice@$NEGIO_REALM', 'kerberos', False)], a
@@ -386,7 +331,7 @@ assert [(x['sent_level'], len(x['sent'])) for x in m] == [('seal', 20000), ('sig
 assert all(x['ok'] and x['reply'] == x['sent'] and x['reply_level'] == x['sent_level'] for x in m), 'echo'
 "
 wait_status "$jsmall_pid" 0
-check_lines "$tmp/jsmall.out" "
+check_json_lines "$tmp/jsmall.out" "
 assert [(e['level'], e['bytes']) for e in ev('message')] == [
     ('seal', 20000), ('sign', 9000), ('none', 5000), ('seal', 2500000)], lines
 assert ev('closed')[0]['reason'] == 'clean', lines
@@ -406,7 +351,7 @@ check_json "$tmp/nc-ntlm.out" "
 assert j['ok'] is False and j['error'] == 'NEGIO_ERR_PEER' and '1.3.6.1.4.1.311.2.2.10 not allowed' in j['detail'], j
 "
 wait_status "$jfail_pid" 1
-check_lines "$tmp/jfail.out" "
+check_json_lines "$tmp/jfail.out" "
 c = ev('closed')
 assert [e['error'] for e in c] == ['NEGIO_ERR_POLICY', 'NEGIO_ERR_HANDSHAKE'], c
 assert 'the peer sends at none by default' in c[0]['detail'], c
@@ -433,7 +378,7 @@ for mech in kerberos negotiate; do
   for mutual in "" --no-mutual; do
     run_status 0 "jj-$mech$mutual" java_peer client --connect "127.0.0.1:$port" --mech "$mech" --min none \
       $mutual hello none:plain sign:signed seal: seal:@2500000
-    check_lines "$tmp/jj-$mech$mutual.out" "
+    check_json_lines "$tmp/jj-$mech$mutual.out" "
 assert len(ev('echo')) == 5 and all(e['ok'] for e in ev('echo')), lines
 c = ev('closed')[0]
 assert c['reason'] == 'clean' and c['peer_close'] is True and c['status'] == 0, c
@@ -445,7 +390,7 @@ for kase in sign-payload seal-token sign-level seal-ph seal-noconf replay close-
   run_status 0 "jj-tamper-$kase" java_peer tamper --connect "127.0.0.1:$port" --mech kerberos --case "$kase"
 done
 wait_status "$jj_pid" 1
-check_lines "$tmp/jj.out" "
+check_json_lines "$tmp/jj.out" "
 c = ev('closed')
 assert [e['reason'] for e in c[:4]] == ['clean'] * 4, c
 assert [e['error'] for e in c[4:]] == ['NEGIO_ERR_INTEGRITY'] * 7, c
@@ -455,19 +400,19 @@ java_server jjstrict --count 1
 jjstrict_pid=$pid
 run_status 0 jj-tamper-none java_peer tamper --connect "127.0.0.1:$port" --mech negotiate --case none-downgrade
 wait_status "$jjstrict_pid" 1
-check_lines "$tmp/jjstrict.out" "assert ev('closed')[0]['error'] == 'NEGIO_ERR_DOWNGRADE', lines"
+check_json_lines "$tmp/jjstrict.out" "assert ev('closed')[0]['error'] == 'NEGIO_ERR_DOWNGRADE', lines"
 
 # ===================================================== the negio servers' own view
 
 kill -TERM "$echo_pid"; wait_status "$echo_pid" 0
 kill -TERM "$strict_pid"; wait_status "$strict_pid" 0
 kill -TERM "$ntlm_pid"; wait_status "$ntlm_pid" 0
-check_lines "$tmp/strict.out" "
+check_json_lines "$tmp/strict.out" "
 c = ev('closed')
 assert [e['error'] for e in c] == ['NEGIO_ERR_POLICY', 'NEGIO_ERR_PEER', 'NEGIO_ERR_DOWNGRADE'], c
 assert 'first Init failed' in c[1]['detail'], c   # the Java client's HANDSHAKE_ERROR reason
 "
-check_lines "$tmp/ntlmonly.out" "
+check_json_lines "$tmp/ntlmonly.out" "
 c = ev('closed')
 assert len(c) == 2 and all(e['reason'] == 'error' for e in c), c
 "

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -140,80 +141,113 @@ typedef struct peer_report {
     int opened, connect_failed, closed, still_open;
     long unexpected;            /* bytes the server sent to a peer that never completed a frame */
     int64_t open_ms;            /* time to open all of them */
+    int64_t first_close;        /* ms from the first connect() to the first close seen */
     int64_t min_life, max_life; /* ms from connect to the server's close, silent */
     int64_t slow_min_life, slow_max_life; /* the same for slowloris peers */
     int slow_min_sent;                    /* fewest bytes a slowloris peer got out */
 } peer_report;
 
-/* The peers' process: system calls only (the parent has threads), no allocation. */
+/* The peers' process: system calls only (the parent has threads), no allocation. Closes are
+ * watched with epoll from the first connect() on, and the slowloris peers trickle from their own
+ * connect() on, so that neither a peer's measured life nor its trickle depends on how long opening
+ * all of them takes on a loaded machine. */
 static int peer_fd[N_PEERS];
 static int64_t peer_open[N_PEERS], peer_closed[N_PEERS];
 static int peer_sent[N_PEERS];
-static struct pollfd peer_pfd[N_PEERS];
-static int peer_idx[N_PEERS];
+static int peers_open;
+static int64_t next_trickle;
+
+/* One byte to each open slowloris peer, every 250 ms (after a stall, one round per call until the
+ * schedule is caught up). */
+static void peers_trickle(int opened)
+{
+    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
+    if (opened <= N_HALF || now_ms() < next_trickle)
+        return;
+    for (int i = N_HALF; i < opened; i++) {
+        if (peer_fd[i] >= 0 && peer_closed[i] == 0 &&
+            send(peer_fd[i], &hdr[peer_sent[i] % 8], 1, MSG_NOSIGNAL) == 1)
+            peer_sent[i]++;
+    }
+    next_trickle += 250;
+}
+
+/* Waits up to MS for input on the peers; records the server's closes. */
+static void peers_harvest(int ep, int ms, peer_report *rep)
+{
+    struct epoll_event ev[256];
+    int n = epoll_wait(ep, ev, 256, ms);
+    for (int k = 0; k < n; k++) {
+        int i = (int)ev[k].data.u32;
+        for (;;) {
+            uint8_t b[256];
+            ssize_t got = recv(peer_fd[i], b, sizeof(b), 0);
+            if (got > 0) {
+                rep->unexpected += got;
+                continue;
+            }
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got == 0 || errno != EAGAIN) {
+                peer_closed[i] = now_ms();
+                close(peer_fd[i]); /* leaves the epoll set with it */
+                peer_fd[i] = -1;
+                peers_open--;
+            }
+            break;
+        }
+    }
+}
 
 static void peers_main(uint16_t port, int ready_fd, int report_fd)
 {
-    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
     peer_report rep;
     memset(&rep, 0, sizeof(rep));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        _exit(1);
     int64_t t0 = now_ms();
     for (int i = 0; i < N_PEERS; i++) {
-        peer_fd[i] = connect_to(port);
-        if (peer_fd[i] < 0) {
+        int fd = connect_to(port);
+        if (fd < 0) {
+            peer_fd[i] = -1;
             rep.connect_failed++;
             continue;
         }
-        fcntl(peer_fd[i], F_SETFL, fcntl(peer_fd[i], F_GETFL) | O_NONBLOCK);
         peer_open[i] = now_ms();
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        peer_fd[i] = fd;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            _exit(1);
         rep.opened++;
+        peers_open++;
+        if (i >= N_HALF && next_trickle == 0)
+            next_trickle = peer_open[i];
+        peers_trickle(i + 1);
+        if (i % 16 == 15)
+            peers_harvest(ep, 0, &rep);
     }
     rep.open_ms = now_ms() - t0;
     (void)!write(ready_fd, "r", 1); /* the parent starts its real clients now */
-    int open = rep.opened;
-    int64_t next_trickle = now_ms(), until = now_ms() + DEADLINE_MS + 15000;
-    while (open > 0 && now_ms() < until) {
-        if (now_ms() >= next_trickle) {
-            for (int i = N_HALF; i < N_PEERS; i++) {
-                if (peer_fd[i] >= 0 && peer_closed[i] == 0 &&
-                    send(peer_fd[i], &hdr[peer_sent[i] % 8], 1, MSG_NOSIGNAL) == 1)
-                    peer_sent[i]++;
-            }
-            next_trickle += 250;
-        }
-        int np = 0;
-        for (int i = 0; i < N_PEERS; i++) {
-            if (peer_fd[i] >= 0 && peer_closed[i] == 0) {
-                peer_pfd[np] = (struct pollfd){.fd = peer_fd[i], .events = POLLIN};
-                peer_idx[np++] = i;
-            }
-        }
-        (void)poll(peer_pfd, (nfds_t)np, 50);
-        for (int k = 0; k < np; k++) {
-            if (peer_pfd[k].revents == 0)
-                continue;
-            int i = peer_idx[k];
-            uint8_t b[256];
-            ssize_t n = recv(peer_fd[i], b, sizeof(b), 0);
-            if (n > 0) {
-                rep.unexpected += n;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                peer_closed[i] = now_ms();
-                close(peer_fd[i]);
-                open--;
-            }
-        }
+    int64_t until = now_ms() + DEADLINE_MS + 15000;
+    while (peers_open > 0 && now_ms() < until) {
+        peers_trickle(N_PEERS);
+        int64_t wait = next_trickle - now_ms();
+        peers_harvest(ep, wait < 0 ? 0 : wait > 50 ? 50 : (int)wait, &rep);
     }
-    rep.min_life = rep.slow_min_life = INT64_MAX;
+    rep.first_close = rep.min_life = rep.slow_min_life = INT64_MAX;
     rep.slow_min_sent = INT32_MAX;
     for (int i = 0; i < N_PEERS; i++) {
-        if (peer_fd[i] < 0)
-            continue;
+        if (peer_open[i] == 0)
+            continue; /* connect() failed */
         if (peer_closed[i] == 0) {
             rep.still_open++;
             continue;
         }
         rep.closed++;
+        if (peer_closed[i] - t0 < rep.first_close)
+            rep.first_close = peer_closed[i] - t0;
         int64_t life = peer_closed[i] - peer_open[i];
         int64_t *mn = i < N_HALF ? &rep.min_life : &rep.slow_min_life;
         int64_t *mx = i < N_HALF ? &rep.max_life : &rep.slow_max_life;
@@ -320,13 +354,14 @@ static void half_open_and_slowloris_peers_do_not_starve_real_clients(void **stat
     close(ready[0]);
     close(report[0]);
     assert_int_equal(got, 0);
-    print_message("%d peers opened in %lld ms (%d failed); silent peers closed %lld..%lld ms "
-                  "after connecting, slowloris %lld..%lld ms (at least %d bytes trickled); %d "
-                  "still open, %ld unexpected bytes; %lld ms in all\n",
-                  rep.opened, (long long)rep.open_ms, rep.connect_failed, (long long)rep.min_life,
-                  (long long)rep.max_life, (long long)rep.slow_min_life,
-                  (long long)rep.slow_max_life, rep.slow_min_sent, rep.still_open, rep.unexpected,
-                  (long long)(now_ms() - t0));
+    print_message("%d peers opened in %lld ms (%d failed); first close %lld ms after the first "
+                  "connect; silent peers closed %lld..%lld ms after connecting, slowloris "
+                  "%lld..%lld ms (at least %d bytes trickled); %d still open, %ld unexpected "
+                  "bytes; %lld ms in all\n",
+                  rep.opened, (long long)rep.open_ms, rep.connect_failed,
+                  (long long)rep.first_close, (long long)rep.min_life, (long long)rep.max_life,
+                  (long long)rep.slow_min_life, (long long)rep.slow_max_life, rep.slow_min_sent,
+                  rep.still_open, rep.unexpected, (long long)(now_ms() - t0));
     for (int w = 0; w < 2; w++)
         print_message("real clients, wave %d (started %lld ms after the first peer, server at %d "
                       "connections): %d of %d served in %lld ms\n",
@@ -353,9 +388,11 @@ static void half_open_and_slowloris_peers_do_not_starve_real_clients(void **stat
         assert_int_equal(served[w], N_REAL);
         assert_true(served_ms[w] <= (SANITIZED ? 10000 : 5000));
     }
-    /* the first wave met thousands of them (all, unless opening them took longer than the
-     * deadline on a loaded machine: then the first ones are already gone) */
-    assert_true(at_conns[0] >= N_PEERS / 2);
+    /* the first wave met thousands of them: all when opening them takes less than the deadline,
+     * else those opened within the last deadline or so (on a machine starved by CPU hogs at a
+     * higher priority, opening took 5 to 14 s and the first wave met 1,588 to 5,908; a tenth
+     * only needs them opened at 500 per second) */
+    assert_true(at_conns[0] >= N_PEERS / 10);
     for (int i = 0; i < 2 * N_REAL; i++) {
         assert_true(rc[i].authenticated);
         assert_int_equal(rc[i].mech, test_path_mech((test_path)(i % PATH_COUNT)));
@@ -366,11 +403,18 @@ static void half_open_and_slowloris_peers_do_not_starve_real_clients(void **stat
     assert_int_equal(rep.still_open, 0);
     assert_int_equal(rep.closed, N_PEERS);
     assert_int_equal(rep.unexpected, 0);
-    /* (the lower bound leaves room for the peers' process being descheduled between its
-     * connect() and reading the clock, on a loaded machine) */
-    assert_true(rep.min_life >= DEADLINE_MS * 3 / 4 && rep.slow_min_life >= DEADLINE_MS * 3 / 4);
+    /* Not before it. Exactly, whatever the load: a deadline starts when the server adopts the
+     * connection, never before the first connect(), so nothing may close before the first
+     * connect() plus the deadline (10 ms for the clocks' granularity). Per peer, with slack: the
+     * engine starts each deadline from its loop's time (uv_now, read when the loop woke up), so a
+     * connection adopted late in a long burst of accepts gets a deadline that many milliseconds
+     * short of its connect(); half the deadline leaves room for a burst of a second. */
+    assert_true(rep.first_close >= DEADLINE_MS - 10);
+    assert_true(rep.min_life >= DEADLINE_MS / 2 && rep.slow_min_life >= DEADLINE_MS / 2);
     assert_true(rep.max_life <= DEADLINE_MS + 8000 && rep.slow_max_life <= DEADLINE_MS + 8000);
-    assert_true(rep.slow_min_sent >= 4); /* they kept trickling while the deadline ran */
+    /* they kept trickling while the deadline ran (a byte every 250 ms from their connect() on:
+     * 4 in the first half of the deadline) and were cut off all the same */
+    assert_true(rep.slow_min_sent >= 4);
     assert_int_equal(closed, N_PEERS + 2 * N_REAL);
     assert_int_equal(timeouts, N_PEERS);
     assert_int_equal(clean, 2 * N_REAL);

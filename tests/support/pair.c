@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/certs.h"
 #include "support/support.h"
 
 uint32_t test_rand(unsigned *seed)
@@ -34,6 +35,76 @@ static void must(int rc, const char *what)
     }
 }
 
+test_transport test_transport_get(void)
+{
+    const char *t = getenv("NEGIO_TEST_TRANSPORT");
+    if (t == NULL || t[0] == '\0' || strcmp(t, "plain") == 0)
+        return TRANSPORT_PLAIN;
+    if (strcmp(t, "tls") == 0)
+        return TRANSPORT_TLS;
+    if (strcmp(t, "tls-negotiate") == 0)
+        return TRANSPORT_TLS_NEGOTIATE;
+    if (strcmp(t, "tls-negotiate-certfree") == 0)
+        return TRANSPORT_TLS_CERTFREE;
+    fprintf(stderr, "NEGIO_TEST_TRANSPORT=%s: unknown\n", t);
+    abort();
+}
+
+const char *test_transport_name(test_transport t)
+{
+    static const char *names[] = {"plain", "tls", "tls-negotiate", "tls-negotiate-certfree"};
+    return names[t];
+}
+
+int test_path_count(void)
+{
+    return test_transport_get() == TRANSPORT_TLS ? 1 : PATH_COUNT;
+}
+
+static test_certs certs;
+static int certs_made;
+
+static void remove_certs(void)
+{
+    test_certs_remove(&certs);
+}
+
+const struct test_certs *test_certs_get(void)
+{
+    if (!certs_made) {
+        if (test_certs_make(&certs) != 0)
+            abort();
+        certs_made = 1;
+        atexit(remove_certs);
+    }
+    return &certs;
+}
+
+/* Puts CFG on the transport NEGIO_TEST_TRANSPORT names. */
+static void apply_transport(negio_config *cfg, negio_role role)
+{
+    test_transport t = test_transport_get();
+    if (t == TRANSPORT_PLAIN)
+        return;
+    const test_certs *c = test_certs_get();
+    must(negio_config_set_transport(cfg, t == TRANSPORT_TLS ? NEGIO_TRANSPORT_TLS
+                                                            : NEGIO_TRANSPORT_TLS_NEGOTIATE),
+         "transport");
+    if (t != TRANSPORT_TLS) {
+        must(negio_config_set_default_level(cfg, NEGIO_LEVEL_SEAL), "default level");
+        must(negio_config_set_min_level(cfg, NEGIO_LEVEL_SIGN), "min level");
+    }
+    if (t == TRANSPORT_TLS_CERTFREE) {
+        /* the suites run NTLM paths too: allowed here, refused by default (test_tls) */
+        must(negio_config_set_tls_allow_ntlm(cfg, 1), "allow ntlm");
+        return;
+    }
+    if (role == NEGIO_ROLE_SERVER)
+        must(negio_config_set_tls_cert(cfg, c->server_cert, c->server_key), "cert");
+    else
+        must(negio_config_set_tls_ca(cfg, c->ca_cert), "ca");
+}
+
 negio_config *test_client_config(test_path p)
 {
     const test_realm *r = test_realm_get();
@@ -59,6 +130,7 @@ negio_config *test_client_config(test_path p)
         must(negio_config_set_mech(cfg, NEGIO_MECH_NTLM), "mech");
         break;
     }
+    apply_transport(cfg, NEGIO_ROLE_CLIENT);
     return cfg;
 }
 
@@ -70,6 +142,7 @@ negio_config *test_server_config(test_path p)
     must(negio_config_new(&cfg, NEGIO_ROLE_SERVER), "config");
     must(negio_config_set_service(cfg, "negio@localhost"), "service");
     must(negio_config_set_keytab(cfg, r->keytab), "keytab");
+    apply_transport(cfg, NEGIO_ROLE_SERVER);
     return cfg;
 }
 

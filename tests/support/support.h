@@ -41,6 +41,32 @@ typedef enum test_path {
     PATH_COUNT
 } test_path;
 
+/* What the connectors run over, from NEGIO_TEST_TRANSPORT ("plain", the default; "tls";
+ * "tls-negotiate", with test certificates verified; "tls-negotiate-certfree"): the same suites
+ * run over each. Under "tls" there is no GSS mechanism, so every path is the same single one
+ * (test_path_count() is 1). The stacked transports keep negio's default levels (seal, minimum
+ * sign) so that a suite's expectations hold unchanged; plain TLS is at none. */
+typedef enum test_transport {
+    TRANSPORT_PLAIN = 0,
+    TRANSPORT_TLS,
+    TRANSPORT_TLS_NEGOTIATE,
+    TRANSPORT_TLS_CERTFREE,
+} test_transport;
+test_transport test_transport_get(void);
+const char *test_transport_name(test_transport t);
+int test_path_count(void);
+/* Skips the calling cmocka test under plain TLS, printing WHY (cannot apply there). */
+#define TEST_SKIP_UNDER_PLAIN_TLS(why)                                                             \
+    do {                                                                                           \
+        if (test_transport_get() == TRANSPORT_TLS) {                                               \
+            fprintf(stderr, "skipped under plain TLS: %s\n", why);                                 \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+/* The test PKI (tests/support/certs.h), made once per process and removed at exit. */
+struct test_certs;
+const struct test_certs *test_certs_get(void);
+
 const char *test_path_name(test_path p);
 negio_mech test_path_mech(test_path p);
 

@@ -29,6 +29,7 @@ static const int all_codes[] = {
     NEGIO_ERR_CREDENTIALS,
     NEGIO_ERR_CLOSED,
     NEGIO_ERR_REJECTED,
+    NEGIO_ERR_BINDING,
 };
 #define N_CODES (sizeof(all_codes) / sizeof(all_codes[0]))
 
@@ -477,6 +478,7 @@ static void err_name_is_the_symbolic_name_of_every_code(void **state)
         "NEGIO_ERR_CREDENTIALS",
         "NEGIO_ERR_CLOSED",
         "NEGIO_ERR_REJECTED",
+        "NEGIO_ERR_BINDING",
     };
     assert_int_equal(sizeof(names) / sizeof(names[0]), N_CODES);
     for (size_t i = 0; i < N_CODES; i++) {
@@ -489,7 +491,7 @@ static void err_name_is_the_symbolic_name_of_every_code(void **state)
 static void strerror_says_unknown_error_for_other_codes(void **state)
 {
     (void)state;
-    static const int others[] = {1, 2, -5, -6, -50, -99, -113, -200, 1000, INT_MIN, INT_MAX};
+    static const int others[] = {1, 2, -5, -6, -50, -99, -114, -200, 1000, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         assert_string_equal(negio_strerror(others[i]), "unknown error");
         const char *n = negio_err_name(others[i]);

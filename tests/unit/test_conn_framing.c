@@ -1205,7 +1205,7 @@ static const char *expect_hs_error_frame(const uint8_t *out, size_t n)
     assert_true(n >= 12);
     negio__frame_hdr h;
     const char *why = NULL;
-    assert_int_equal(negio__frame_decode(out, &h, &why), 0);
+    assert_int_equal(negio__frame_decode(out, &h, &why, 0), 0);
     assert_int_equal(h.version, NEGIO_PROTOCOL_VERSION);
     assert_int_equal(h.type, NEGIO__FT_HS_ERROR);
     assert_int_equal(h.level, NEGIO_LEVEL_NONE); /* unprotected */

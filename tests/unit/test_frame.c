@@ -32,7 +32,7 @@ static int decode_raw(unsigned version, unsigned type, unsigned level, unsigned 
     uint8_t p[NEGIO__HDR_LEN];
     put_raw(p, version, type, level, flags, length);
     *why = NULL;
-    return negio__frame_decode(p, h, why);
+    return negio__frame_decode(p, h, why, 0);
 }
 
 static void assert_rejected(unsigned version, unsigned type, unsigned level, unsigned flags,
@@ -98,7 +98,7 @@ static void encode_then_decode_round_trips_every_valid_combination(void **state)
                     negio__frame_hdr out;
                     memset(&out, 0xCC, sizeof(out));
                     const char *why = NULL;
-                    assert_int_equal(negio__frame_decode(wire, &out, &why), 0);
+                    assert_int_equal(negio__frame_decode(wire, &out, &why, 0), 0);
                     assert_int_equal(out.version, in.version);
                     assert_int_equal(out.type, in.type);
                     assert_int_equal(out.level, in.level);

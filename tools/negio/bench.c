@@ -44,7 +44,9 @@ static const char usage_text[] =
     "              1 MiB messages; throughput and CPU seconds per GB of both processes\n"
     "  tcp         plain TCP: the same transfer over a minimal libuv client and server of the\n"
     "              bench's own (no negio), the baseline for level none\n"
-    "  tls         TLS and Kerberos inside TLS: n/a (TLS provider not implemented)\n"
+    "  tls         the same transfer at level none over TLS (an ephemeral certificate made\n"
+    "              for the run) and Kerberos inside certificate-free TLS (tls-negotiate),\n"
+    "              next to Kerberos at seal without TLS (from e2e)\n"
     "  handshake   new TCP connection + full handshake + protected close, many in parallel,\n"
     "              kerberos (service ticket cached) and negotiate->ntlm, next to the\n"
     "              in-process init+accept loop; the replay cache stays on\n"
@@ -75,8 +77,6 @@ static const char usage_text[] =
     "Sizes are in bytes of application data; MB = 10^6 bytes, GB = 10^9 bytes. Run it on an\n"
     "otherwise idle machine. Exit status: 0 when every section ran (missed targets included),\n"
     "1 if a measurement failed, 2 for a usage error.\n";
-
-#define TLS_NA "n/a (TLS provider not implemented)"
 
 static const size_t quick_sizes[] = {64, 1024, 16384, 65536, 1048576};
 static const size_t full_sizes[] = {64, 256, 1024, 4096, 16384, 65536, 262144, 1048576};
@@ -617,6 +617,112 @@ static void sweep_e2e(b_results *r, uint16_t port)
     r->have_e2e = 1;
 }
 
+/* ---- section 4: TLS ---------------------------------------------------------------------------
+ * One server process per transport: plain TLS with a certificate made for the run (the client
+ * trusts it as its own CA, through NEGIO_BENCH_TLS_CA), and tls-negotiate certificate-free. */
+
+static struct {
+    char dir[64]; /* the certificate's directory, removed at the end */
+    char cert[128], key[128];
+    bench_child srv[B_TLS_PATHS];
+    uint16_t port[B_TLS_PATHS];
+    int up[B_TLS_PATHS];
+    samples sm[B_TLS_PATHS];
+} tls;
+
+static int tls_setup(void)
+{
+    char err[512];
+    snprintf(tls.dir, sizeof(tls.dir), "/tmp/negio-bench-tls-XXXXXX");
+    if (mkdtemp(tls.dir) == NULL) {
+        tls.dir[0] = '\0';
+        failure("[tls] mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    if (bench_tls_cert(tls.dir, tls.cert, tls.key, sizeof(tls.cert), err, sizeof(err)) < 0) {
+        failure("[tls] the certificate: %s", err);
+        return -1;
+    }
+    setenv("NEGIO_BENCH_TLS_CA", tls.cert, 1); /* for the clients, started later */
+    char certarg[160], keyarg[160], line[512];
+    snprintf(certarg, sizeof(certarg), "cert=%s", tls.cert);
+    snprintf(keyarg, sizeof(keyarg), "key=%s", tls.key);
+    const char *args[B_TLS_PATHS][5] = {{"transport=tls", certarg, keyarg, NULL},
+                                        {"transport=tls-negotiate", NULL}};
+    int up = 0;
+    for (int p = 0; p < B_TLS_PATHS; p++) {
+        if (bench_spawn(&tls.srv[p], "server", args[p]) < 0 ||
+            bench_expect(&tls.srv[p], "port", line, sizeof(line), 30000) < 0) {
+            failure("[tls] could not start the %s server", b_tls_names[p]);
+            bench_kill(&tls.srv[p]);
+            continue;
+        }
+        tls.port[p] = (uint16_t)bench_kv_num(line, "port", 0);
+        tls.up[p] = tls.port[p] != 0;
+        up += tls.up[p];
+        progress("%s server on 127.0.0.1:%u, pid %ld", b_tls_names[p], (unsigned)tls.port[p],
+                 (long)tls.srv[p].pid);
+    }
+    return up > 0 ? 0 : -1;
+}
+
+static void tls_teardown(void)
+{
+    for (int p = 0; p < B_TLS_PATHS; p++)
+        if (tls.up[p])
+            bench_finish(&tls.srv[p], 30000);
+    if (tls.dir[0]) {
+        unlink(tls.cert);
+        unlink(tls.key);
+        rmdir(tls.dir);
+    }
+}
+
+static void sweep_tls(b_results *r)
+{
+    char sizes[256], secs[32], portarg[32], sizesarg[300], patharg[64], line[512];
+    join_sizes(r, sizes, sizeof(sizes));
+    snprintf(sizesarg, sizeof(sizesarg), "sizes=%s", sizes);
+    snprintf(secs, sizeof(secs), "seconds=%.3f", r->seconds);
+    for (int p = 0; p < B_TLS_PATHS && !bench_interrupted; p++) {
+        if (!tls.up[p])
+            continue;
+        snprintf(patharg, sizeof(patharg), "path=%s", b_tls_names[p]);
+        snprintf(portarg, sizeof(portarg), "port=%u", (unsigned)tls.port[p]);
+        const char *args[] = {patharg, portarg, "levels=0", sizesarg, secs, NULL};
+        bench_child ch;
+        if (bench_spawn(&ch, "stream", args) < 0) {
+            failure("could not start the %s client", b_tls_names[p]);
+            continue;
+        }
+        int timeout = (int)(r->seconds * 1000) * 4 + 60000, rc;
+        while ((rc = bench_readline(&ch, line, sizeof(line), timeout)) > 0) {
+            if (strncmp(line, "authenticated ", 14) == 0) {
+                char v[48], c[64];
+                if (bench_kv(line, "tls", v, sizeof(v)) && bench_kv(line, "cipher", c, sizeof(c)))
+                    snprintf(r->tls_session[p], sizeof(r->tls_session[p]), "%.40s %.50s", v, c);
+            } else if (strncmp(line, "point ", 6) == 0) {
+                int li;
+                size_t size;
+                char sz[32];
+                b_tp *t = store_point(r, &tls.sm[p], line, &li, &size);
+                if (t != NULL)
+                    progress("[tls] %-13s %7s: %8.1f MB/s, %9.0f msg/s, %7.2f CPU s/GB",
+                             b_tls_names[p], b_size_name(size, sz, sizeof(sz)), b_mb_s(t),
+                             b_msgs_s(t), b_cpu_per_gb(t));
+            } else if (strncmp(line, "error", 5) == 0) {
+                failure("%s end to end: %s", b_tls_names[p], line);
+            } else if (strcmp(line, "done") == 0) {
+                break;
+            }
+        }
+        if (rc <= 0)
+            failure("%s end to end: the client stopped early", b_tls_names[p]);
+        bench_finish(&ch, 30000);
+    }
+    r->have_tls = 1;
+}
+
 /* LAST: also the plain TCP echo that the latency limit is made of. */
 static void sweep_tcp(b_results *r, int last)
 {
@@ -1102,8 +1208,9 @@ int cmd_bench(int argc, char **argv)
                      (long)srv.pid);
         }
     }
-    for (int k = 0; k < r.repeat && (sections & (S_GSS | S_E2E | S_TCP)) && !bench_interrupted;
-         k++) {
+    int have_tls = (sections & S_TLS) && !bench_interrupted && tls_setup() == 0;
+    for (int k = 0;
+         k < r.repeat && (sections & (S_GSS | S_E2E | S_TCP | S_TLS)) && !bench_interrupted; k++) {
         if (r.repeat > 1)
             progress("throughput sweep %d of %d", k + 1, r.repeat);
         if ((sections & S_GSS) && !bench_interrupted)
@@ -1112,7 +1219,14 @@ int cmd_bench(int argc, char **argv)
             sweep_e2e(&r, port);
         if ((sections & S_TCP) && !bench_interrupted)
             sweep_tcp(&r, k == r.repeat - 1);
+        if (have_tls && !bench_interrupted)
+            sweep_tls(&r);
     }
+    if (sections & S_TLS)
+        tls_teardown();
+    for (int p = 0; p < B_TLS_PATHS; p++) /* level none only: row 0 of the samples */
+        for (size_t i = 0; i < r.nsizes; i++)
+            b_tp_median(tls.sm[p].s[0][i], tls.sm[p].n[0][i], &r.tls[p][i]);
     for (int m = 0; m < B_MECHS; m++) {
         keep_medians(&r, &all.gss[m], r.gss[m]);
         keep_medians(&r, &all.e2e[m], r.e2e[m]);
@@ -1129,8 +1243,6 @@ int cmd_bench(int argc, char **argv)
             section_latency(&r, port);
         bench_finish(&srv, 30000);
     }
-    if ((sections & S_TLS) && !bench_interrupted)
-        progress("[tls] " TLS_NA);
     if ((sections & S_CONNS) && !bench_interrupted)
         section_connections(&r, connections);
     r.elapsed_s = (double)(bench_now_ns() - t0) / 1e9;

@@ -94,8 +94,17 @@ int bench_tcp_stream(int argc, char **argv);
 int bench_tcp_latency(int argc, char **argv);
 
 /* Client configurations of the measured paths: "kerberos", "ntlm", "negotiate-ntlm" (SPNEGO
- * with no Kerberos ticket: it falls back to NTLM, as for a client outside the realm). */
+ * with no Kerberos ticket: it falls back to NTLM, as for a client outside the realm); "tls"
+ * (plain TLS, the server's certificate verified with the CA file in NEGIO_BENCH_TLS_CA) and
+ * "tls-negotiate" (Kerberos inside certificate-free TLS), both at level none. */
 negio_config *bench_client_config(const char *path, char *err, size_t cap);
+
+/* ---- TLS (bench_tls.c) ---------------------------------------------------------------------- */
+
+/* Writes DIR/cert.pem, a self-signed certificate for localhost (SAN DNS:localhost,
+ * IP:127.0.0.1; it is its own CA), and DIR/key.pem, its EC P-256 key; their paths go to CERT and
+ * KEY (CAP bytes each). Returns 0, or -1 with ERR filled. */
+int bench_tls_cert(const char *dir, char *cert, char *key, size_t cap, char *err, size_t errcap);
 
 /* ---- in-process measurements (bench_gss.c) -------------------------------------------------- */
 

@@ -56,6 +56,20 @@ negio_config *bench_client_config(const char *path, char *err, size_t cap)
             rc = negio_config_set_ccache(cfg, cc);
         if (rc == 0)
             rc = negio_config_set_ntlm_file(cfg, ntlm);
+    } else if (rc == 0 && strcmp(path, "tls") == 0) {
+        const char *ca = getenv("NEGIO_BENCH_TLS_CA");
+        if (ca == NULL) {
+            negio_config_del(cfg);
+            return snprintf(err, cap, "NEGIO_BENCH_TLS_CA must name the server's certificate"),
+                   NULL;
+        }
+        rc = negio_config_set_transport(cfg, NEGIO_TRANSPORT_TLS);
+        if (rc == 0)
+            rc = negio_config_set_tls_ca(cfg, ca);
+    } else if (rc == 0 && strcmp(path, "tls-negotiate") == 0) {
+        rc = negio_config_set_mech(cfg, NEGIO_MECH_KERBEROS);
+        if (rc == 0)
+            rc = negio_config_set_transport(cfg, NEGIO_TRANSPORT_TLS_NEGOTIATE);
     } else if (rc == 0) {
         negio_config_del(cfg);
         return snprintf(err, cap, "unknown path '%s'", path), NULL;
@@ -163,8 +177,37 @@ static void srv_stats(void)
     fflush(stdout);
 }
 
-/* key=value: loops=N (0: one per CPU, the engine's default), max=N (connections). Listens on a
- * free port of 127.0.0.1 and prints "port port=N". Serves until stdin ends. */
+/* transport=tls cert=FILE key=FILE, or transport=tls-negotiate (certificate-free): the server's
+ * TLS; levels stay at none, the transport's default. */
+static int server_tls(negio_config *cfg, int argc, char **argv)
+{
+    const char *transport = bench_arg(argc, argv, "transport", "plain");
+    const char *cert = bench_arg(argc, argv, "cert", NULL),
+               *key = bench_arg(argc, argv, "key", NULL);
+    char detail[512] = "";
+    int rc = 0;
+    if (strcmp(transport, "tls") == 0)
+        rc = negio_config_set_transport(cfg, NEGIO_TRANSPORT_TLS);
+    else if (strcmp(transport, "tls-negotiate") == 0)
+        rc = negio_config_set_transport(cfg, NEGIO_TRANSPORT_TLS_NEGOTIATE);
+    else if (strcmp(transport, "plain") != 0)
+        return usage_error("server", "transport must be plain, tls or tls-negotiate");
+    if (rc == 0 && cert != NULL)
+        rc = negio_config_set_tls_cert(cfg, cert, key);
+    if (rc == 0 && (rc = negio_config_tls_check(cfg, detail, sizeof(detail))) < 0) {
+        for (char *p = detail; *p; p++)
+            if (*p == ' ' || *p == '\n')
+                *p = '_'; /* one word on the result line */
+        printf("error role=server tls: %s\n", detail);
+        fflush(stdout);
+        return 1;
+    }
+    return rc == 0 ? 0 : usage_error("server", "TLS configuration failed");
+}
+
+/* key=value: loops=N (0: one per CPU, the engine's default), max=N (connections), and the TLS of
+ * server_tls(). Listens on a free port of 127.0.0.1 and prints "port port=N". Serves until stdin
+ * ends. */
 int bench_child_server(int argc, char **argv)
 {
     bench_raise_nofile();
@@ -173,6 +216,9 @@ int bench_child_server(int argc, char **argv)
         negio_config_set_service(cfg, SERVICE) != 0 ||
         negio_config_set_min_level(cfg, NEGIO_LEVEL_NONE) != 0)
         return usage_error("server", "configuration failed");
+    int trc = server_tls(cfg, argc, argv);
+    if (trc != 0)
+        return trc;
     negio_engine_options eo;
     memset(&eo, 0, sizeof(eo));
     eo.loops = (unsigned)bench_arg_num(argc, argv, "loops", 0);
@@ -304,7 +350,11 @@ static int st_on_authenticated(negio_econn *c, const negio_auth_info *info, void
 {
     (void)c;
     (void)user;
-    printf("authenticated mech=%s\n", negio_mech_name(info->mech));
+    if (info->tls_version != NULL)
+        printf("authenticated mech=%s tls=%s cipher=%s\n", negio_mech_name(info->mech),
+               info->tls_version, info->tls_cipher != NULL ? info->tls_cipher : "-");
+    else
+        printf("authenticated mech=%s\n", negio_mech_name(info->mech));
     fflush(stdout);
     st_start_point();
     return 0;

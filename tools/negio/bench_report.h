@@ -18,6 +18,9 @@
 
 extern const char *const b_mech_names[B_MECHS];
 extern const char *const b_path_names[B_PATHS];
+/* section 4, at level none: plain TLS, and Kerberos inside certificate-free TLS */
+#define B_TLS_PATHS 2
+extern const char *const b_tls_names[B_TLS_PATHS]; /* "tls", "tls-negotiate" */
 
 /* One bulk transfer: BYTES of application data in MSGS messages. CPU is the sum of every
  * process involved (client and server; a single thread for the in-process limit). */
@@ -82,6 +85,10 @@ typedef struct b_results {
     double busy_before, busy_after; /* % of all CPUs busy with other work around the run */
     double busy_during;             /* % of all CPUs used by other processes during the run */
     double irq_during; /* % in interrupts, softirq and steal (mostly the bench's own traffic) */
+    /* section 4: one connection at level none over TLS, per b_tls_names */
+    int have_tls;
+    b_tp tls[B_TLS_PATHS][B_MAX_SIZES];
+    char tls_session[B_TLS_PATHS][96]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", as negotiated */
 } b_results;
 
 /* Derived figures; NAN when not measured. */
@@ -95,6 +102,10 @@ double b_hs_per_cpu(const b_hs *h); /* handshakes per CPU second, all processes 
 double b_ratio_level_vs_gss(const b_results *r, int mech, int level, size_t size_index);
 double b_ratio_none_vs_tcp(const b_results *r, int mech, size_t size_index, int cpu);
 double b_ratio_hs(const b_results *r, int path);
+/* Kerberos inside TLS at level none over Kerberos at seal without TLS: throughput (the
+ * issue's ratio), or with CPU set, seal's CPU per byte over TLS's (steadier on a busy machine). */
+double b_ratio_tls_vs_seal(const b_results *r, size_t size_index);
+double b_ratio_tls_vs_seal_cpu(const b_results *r, size_t size_index);
 /* The latency limit at percentile P (0: p50, 1: p99, 2: p99.9) in microseconds: the plain TCP
  * echo plus two in-process wrap+unwrap of 1 KiB (kerberos), the crypto of one sealed echo. */
 double b_lat_limit(const b_results *r, int p);

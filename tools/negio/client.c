@@ -30,6 +30,8 @@ static const char usage_text[] =
     "                    [--user NAME --password-file FILE] [--protect LEVEL]\n"
     "                    [--min-protect LEVEL] [--require-mutual] [--delegate]\n"
     "                    [--profile native|gss-sample]\n"
+    "                    [--tls | --tls-negotiate] [--ca FILE] [--tls-host NAME]\n"
+    "                    [--cert FILE [--key FILE]] [--tls-allow-ntlm]\n"
     "                    [--timeout SECONDS] [--json] [MESSAGE ...]\n"
     "\n"
     "Authenticates to a negio server, sends each MESSAGE and waits for its reply before the\n"
@@ -58,8 +60,24 @@ static const char usage_text[] =
     "  --json                 print one JSON object with the outcome\n"
     "  -h, --help             this text\n"
     "\n"
-    "Exit status: 0 if every step succeeded, 1 if authentication or the exchange failed,\n"
-    "2 for a usage error.\n";
+    "TLS (a TLS transport makes none the default of --protect and --min-protect):\n"
+    "  --tls                  TLS only: the server is authenticated by its certificate (--ca,\n"
+    "                         else the system's trusted CAs), no Kerberos or NTLM; messages\n"
+    "                         at level none\n"
+    "  --tls-negotiate        TLS, then Kerberos or NTLM inside it, bound to that TLS channel\n"
+    "                         (a man in the middle terminating TLS fails). Without --ca:\n"
+    "                         certificate-free, the server's certificate is not checked and\n"
+    "                         Kerberos mutual authentication must prove the server (no NTLM)\n"
+    "  --ca FILE              verify the server's certificate against these CAs (PEM)\n"
+    "  --tls-host NAME        the name the server's certificate must hold (default: the HOST\n"
+    "                         of --spn)\n"
+    "  --cert FILE            a client certificate chain (PEM), sent if the server asks\n"
+    "  --key FILE             its private key (PEM; default: in the --cert file)\n"
+    "  --tls-allow-ntlm       certificate-free --tls-negotiate: allow NTLM anyway (the server\n"
+    "                         is then authenticated by nothing)\n"
+    "\n"
+    "Exit status: 0 if every step succeeded, 1 if authentication or the exchange failed (or\n"
+    "a TLS file could not be loaded), 2 for a usage error.\n";
 
 struct reply {
     struct reply *next;
@@ -78,6 +96,7 @@ struct shared {
     unsigned flags;
     negio_level peer_min;
     char *peer;
+    negio_auth_info tls; /* a TLS transport: the TLS facts, strings copied */
     struct reply *replies, **tail;
     int oom;
     int closed;
@@ -103,7 +122,8 @@ struct run {
     negio_econn *conn;
     long long deadline; /* monotonic ms; -1: none */
     int json;
-    int delegate; /* --delegate */
+    int delegate;              /* --delegate */
+    negio_transport transport; /* --tls, --tls-negotiate */
     negio_level protect;
     struct exchange *ex;
     size_t nex, capex;
@@ -150,6 +170,17 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     sh->peer = dup_or_null(info->peer);
     if (info->peer != NULL && sh->peer == NULL)
         sh->oom = 1;
+    if (info->tls_version != NULL) {
+        /* the strings live as long as the connector: copied for after the engine is gone */
+        sh->tls = *info;
+        sh->tls.peer = sh->tls.local_name = NULL;
+        sh->tls.tls_version = dup_or_null(info->tls_version);
+        sh->tls.tls_cipher = dup_or_null(info->tls_cipher);
+        sh->tls.tls_peer = dup_or_null(info->tls_peer);
+        if (sh->tls.tls_version == NULL || (info->tls_cipher && sh->tls.tls_cipher == NULL) ||
+            (info->tls_peer != NULL && sh->tls.tls_peer == NULL))
+            sh->oom = 1;
+    }
     pthread_mutex_unlock(&sh->mu);
     wake(sh);
     return 0;
@@ -306,6 +337,13 @@ static void print_exchange(const struct exchange *x)
 /* Sends X and waits for its reply. */
 static int send_and_wait(struct run *r, struct exchange *x)
 {
+    /* checked here: the engine would take the message and drop it on its loop thread, where
+     * the connector refuses it */
+    if (r->transport == NEGIO_TRANSPORT_TLS && x->sent_level != NEGIO_LEVEL_NONE)
+        return fail(r, negio_err_name(NEGIO_ERR_INVALID),
+                    "message %zu not sent at level %s: plain TLS has no GSS-API context to sign "
+                    "or seal with (every message travels at level none inside TLS)",
+                    r->nex, negio_level_name(x->sent_level));
     int rc = negio_engine_send(r->engine, r->conn, x->sent, x->sent_len, x->sent_level);
     if (rc < 0) {
         pthread_mutex_lock(&r->sh.mu);
@@ -464,12 +502,24 @@ static int run_client(struct run *r, char **messages, int nmessages)
         return -1;
     if (!r->json) {
         pthread_mutex_lock(&r->sh.mu);
-        printf("authenticated to %s with %s%s, server %sauthenticated%s\n",
-               r->sh.peer ? r->sh.peer : "?", negio_mech_name(r->sh.mech),
-               r->sh.negotiated ? " (negotiated)" : "", r->sh.server_authenticated ? "" : "not ",
-               !r->delegate        ? ""
-               : delegated(&r->sh) ? ", credentials delegated"
-                                   : ", delegation asked for but not granted");
+        if (r->sh.mech == NEGIO_MECH_NONE) { /* plain TLS */
+            printf("connected by TLS only, ");
+            cli_tls_print(stdout, NEGIO_ROLE_CLIENT, &r->sh.tls);
+            putchar('\n');
+        } else {
+            printf("authenticated to %s with %s%s, server %sauthenticated%s\n",
+                   r->sh.peer ? r->sh.peer : "?", negio_mech_name(r->sh.mech),
+                   r->sh.negotiated ? " (negotiated)" : "",
+                   r->sh.server_authenticated ? "" : "not ",
+                   !r->delegate        ? ""
+                   : delegated(&r->sh) ? ", credentials delegated"
+                                       : ", delegation asked for but not granted");
+            if (r->transport != NEGIO_TRANSPORT_PLAIN) {
+                printf("  ");
+                cli_tls_print(stdout, NEGIO_ROLE_CLIENT, &r->sh.tls);
+                putchar('\n');
+            }
+        }
         pthread_mutex_unlock(&r->sh.mu);
         fflush(stdout);
     }
@@ -509,11 +559,15 @@ static void print_json(struct run *r)
     json_kv_bool(&w, "delegate", r->delegate);
     pthread_mutex_lock(&r->sh.mu);
     if (r->sh.authenticated) {
-        json_kv_string(&w, "mech", negio_mech_name(r->sh.mech));
+        /* plain TLS: no GSS mechanism */
+        json_kv_string(&w, "mech",
+                       r->sh.mech != NEGIO_MECH_NONE ? negio_mech_name(r->sh.mech) : NULL);
         json_kv_bool(&w, "negotiated", r->sh.negotiated);
         json_kv_string(&w, "peer", r->sh.peer);
         json_kv_bool(&w, "server_authenticated", r->sh.server_authenticated);
         json_kv_bool(&w, "delegated", delegated(&r->sh));
+        if (r->transport != NEGIO_TRANSPORT_PLAIN)
+            cli_tls_json(&w, r->transport, &r->sh.tls);
     }
     pthread_mutex_unlock(&r->sh.mu);
     json_key(&w, "messages");
@@ -582,6 +636,9 @@ static void free_run(struct run *r)
         free(p);
     }
     free(r->sh.peer);
+    free((char *)r->sh.tls.tls_version);
+    free((char *)r->sh.tls.tls_cipher);
+    free((char *)r->sh.tls.tls_peer);
     free(r->sh.detail);
     free(r->detail);
     free(r->in);
@@ -603,16 +660,29 @@ int cli_client(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, CLI_OPT_TLS},
+        {"tls-negotiate", no_argument, NULL, CLI_OPT_TLS_NEGOTIATE},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
+        {"ca", required_argument, NULL, CLI_OPT_CA},
+        {"tls-host", required_argument, NULL, CLI_OPT_TLS_HOST},
+        {"tls-allow-ntlm", no_argument, NULL, CLI_OPT_TLS_ALLOW_NTLM},
         {NULL, 0, NULL, 0},
     };
     const char *connect = NULL, *spn = "negio@localhost", *user = NULL, *pwfile = NULL;
     negio_mech mech = NEGIO_MECH_NEGOTIATE;
     negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
-    int have_min = 0, require_mutual = 0, json = 0, delegate = 0;
+    int have_min = 0, have_protect = 0, have_mech = 0, require_mutual = 0, json = 0, delegate = 0;
     negio_profile profile = NEGIO_PROFILE_NATIVE;
+    struct cli_tls tls = {.transport = NEGIO_TRANSPORT_PLAIN};
     long timeout = DEFAULT_TIMEOUT_S;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        int taken = cli_tls_option("client", usage_text, opt, optarg, &tls);
+        if (taken < 0)
+            return CLI_EXIT_USAGE;
+        if (taken > 0)
+            continue;
         switch (opt) {
         case 'c':
             connect = optarg;
@@ -633,6 +703,7 @@ int cli_client(int argc, char **argv)
                 return cli_usage_error("client", usage_text,
                                        "--mech: expected negotiate, kerberos or ntlm, got '%s'",
                                        optarg);
+            have_mech = 1;
             break;
         case 'u':
             user = optarg;
@@ -643,6 +714,7 @@ int cli_client(int argc, char **argv)
         case 'p':
             if (cli_parse_level("client", usage_text, "--protect", optarg, &protect) < 0)
                 return CLI_EXIT_USAGE;
+            have_protect = 1;
             break;
         case 'n':
             if (cli_parse_level("client", usage_text, "--min-protect", optarg, &min) < 0)
@@ -686,6 +758,31 @@ int cli_client(int argc, char **argv)
         return cli_usage_error("client", usage_text, "--spn: expected SERVICE@HOST, got '%s'", spn);
     if ((user == NULL) != (pwfile == NULL))
         return cli_usage_error("client", usage_text, "--user and --password-file go together");
+    if (cli_tls_validate("client", usage_text, NEGIO_ROLE_CLIENT, &tls) < 0)
+        return CLI_EXIT_USAGE;
+    if (tls.transport != NEGIO_TRANSPORT_PLAIN) {
+        if (profile == NEGIO_PROFILE_GSS_SAMPLE)
+            return cli_usage_error("client", usage_text,
+                                   "--profile gss-sample has no TLS form: no --tls or "
+                                   "--tls-negotiate");
+        /* TLS protects every byte: none unless asked for (the library's default too) */
+        if (!have_protect)
+            protect = NEGIO_LEVEL_NONE;
+        if (!have_min)
+            min = NEGIO_LEVEL_NONE;
+        have_min = 1;
+    }
+    if (tls.transport == NEGIO_TRANSPORT_TLS) {
+        if (protect != NEGIO_LEVEL_NONE || min != NEGIO_LEVEL_NONE)
+            return cli_usage_error("client", usage_text,
+                                   "--tls carries messages at level none only (no GSS-API to "
+                                   "sign or seal with); --tls-negotiate has sign and seal");
+        if (have_mech || user != NULL || require_mutual || delegate)
+            return cli_usage_error("client", usage_text,
+                                   "--tls authenticates with certificates only: no --mech, "
+                                   "--user, --require-mutual or --delegate (use --tls-negotiate "
+                                   "for Kerberos or NTLM)");
+    }
     char **messages = argv + optind;
     int nmessages = argc - optind;
     if (!have_min) {
@@ -697,8 +794,9 @@ int cli_client(int argc, char **argv)
     negio_config *cfg = NULL;
     char password[1024] = {0};
     int rc = negio_config_new(&cfg, NEGIO_ROLE_CLIENT);
+    /* the transport before the levels: choosing a TLS transport resets them to none */
     if (rc == 0 && (rc = negio_config_set_mech(cfg, mech)) == 0 &&
-        (rc = negio_config_set_service(cfg, spn)) == 0 &&
+        (rc = negio_config_set_service(cfg, spn)) == 0 && (rc = cli_tls_apply(cfg, &tls)) == 0 &&
         (rc = negio_config_set_default_level(cfg, protect)) == 0 &&
         (rc = negio_config_set_min_level(cfg, min)) == 0 &&
         (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 &&
@@ -719,10 +817,16 @@ int cli_client(int argc, char **argv)
         return rc == NEGIO_ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
 
+    if (cli_tls_load("client", cfg, &tls) < 0) {
+        negio_config_del(cfg);
+        return CLI_EXIT_FAIL;
+    }
+
     struct run r;
     memset(&r, 0, sizeof(r));
     r.json = json;
     r.delegate = delegate;
+    r.transport = tls.transport;
     r.protect = protect;
     r.deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
     r.sh.tail = &r.sh.replies;

@@ -42,6 +42,8 @@ static const char usage_text[] =
     "                    [--spn SERVICE@HOST] [--protect LEVEL] [--min-protect LEVEL]\n"
     "                    [--map PRINCIPAL=LOCALUSER ...] [--ntlm-domain DOMAIN] [--json]\n"
     "                    [--profile native|gss-sample]\n"
+    "                    [--tls | --tls-negotiate] [--cert FILE [--key FILE]] [--ca FILE]\n"
+    "                    [--require-client-cert] [--tls-allow-ntlm]\n"
     "                    [--echo | --files DIR [--impersonate [--allow-root] [--allow-system]]\n"
     "                     | --forward HOST:PORT --forward-spn SERVICE@HOST]\n"
     "\n"
@@ -68,6 +70,22 @@ static const char usage_text[] =
     "  --json               one JSON object per line: listening, authenticated, message,\n"
     "                       closed, and request / forwarded / forward_closed\n"
     "  -h, --help           this text\n"
+    "\n"
+    "TLS (a TLS transport makes none the default of --protect and --min-protect):\n"
+    "  --tls                TLS only: clients are authenticated by their certificate, if\n"
+    "                       --ca asks for one, and by nothing else (no Kerberos or NTLM;\n"
+    "                       messages at level none); needs --cert\n"
+    "  --tls-negotiate      TLS, then Kerberos or NTLM inside it, bound to that TLS channel\n"
+    "                       (a man in the middle terminating TLS fails). Without --cert:\n"
+    "                       certificate-free, an ephemeral self-signed certificate; clients\n"
+    "                       must then prove the server with Kerberos, so NTLM is refused\n"
+    "  --cert FILE          the server's certificate chain (PEM)\n"
+    "  --key FILE           its private key (PEM; default: in the --cert file)\n"
+    "  --ca FILE            ask clients for a certificate and verify it against these CAs\n"
+    "  --require-client-cert\n"
+    "                       refuse clients without a certificate that verifies (with --ca)\n"
+    "  --tls-allow-ntlm     certificate-free --tls-negotiate: allow NTLM anyway (the server\n"
+    "                       is then authenticated by nothing)\n"
     "\n"
     "what to do with messages (one of):\n"
     "  --echo               send each message back at the level it arrived\n"
@@ -96,6 +114,7 @@ static const char usage_text[] =
 
 struct server {
     negio_engine *engine;
+    negio_transport transport; /* --tls, --tls-negotiate */
     int json, echo;
     int files_fd; /* --files: the directory, or -1 */
     int impersonate;
@@ -675,7 +694,9 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
         json_writer w;
         json_event(&w, "authenticated", remote);
         json_kv_string(&w, "peer", info->peer);
-        json_kv_string(&w, "mech", negio_mech_name(info->mech));
+        /* plain TLS: no GSS mechanism */
+        json_kv_string(&w, "mech",
+                       info->mech != NEGIO_MECH_NONE ? negio_mech_name(info->mech) : NULL);
         json_kv_bool(&w, "negotiated", info->negotiated);
         json_kv_bool(&w, "server_authenticated", info->server_authenticated);
         json_kv_string(&w, "local_name", info->local_name);
@@ -687,11 +708,21 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
             else
                 json_kv_string(&w, "refused", cl->refusal);
         }
+        if (s->transport != NEGIO_TRANSPORT_PLAIN)
+            cli_tls_json(&w, s->transport, info);
         json_event_end(&w);
+    } else if (info->mech == NEGIO_MECH_NONE) {
+        printf("%s: authenticated by TLS only, ", remote);
+        cli_tls_print(stdout, NEGIO_ROLE_SERVER, info);
+        putchar('\n');
     } else {
         printf("%s: authenticated ", remote);
         print_quoted(info->peer != NULL ? info->peer : "");
         printf(" with %s%s", negio_mech_name(info->mech), info->negotiated ? " (negotiated)" : "");
+        if (s->transport != NEGIO_TRANSPORT_PLAIN) {
+            printf(", ");
+            cli_tls_print(stdout, NEGIO_ROLE_SERVER, info);
+        }
         if (info->local_name != NULL) {
             printf(", local user ");
             print_quoted(info->local_name);
@@ -799,10 +830,13 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
 /* ---- startup ------------------------------------------------------------------------------- */
 
 /* The server's connector configuration from the options. */
-static int make_config(negio_config **out, unsigned allowed, const char *keytab, const char *spn,
-                       negio_level protect, negio_level min, const struct cli_map *maps,
-                       size_t nmaps, const char *ntlm_domain)
+static int make_config(negio_config **out, const struct cli_tls *tls, unsigned allowed,
+                       const char *keytab, const char *spn, negio_level protect, int have_protect,
+                       negio_level min, int have_min, const struct cli_map *maps, size_t nmaps,
+                       const char *ntlm_domain)
 {
+    /* a TLS transport chose level none for both: only what the user asked for changes that */
+    int plain = tls->transport == NEGIO_TRANSPORT_PLAIN;
     negio_config *cfg;
     int rc = negio_config_new(&cfg, NEGIO_ROLE_SERVER);
     if (rc < 0)
@@ -813,8 +847,9 @@ static int make_config(negio_config **out, unsigned allowed, const char *keytab,
         (rc = negio_config_set_profile(cfg, server_profile)) < 0 ||
         (rc = negio_config_set_service(cfg, spn)) < 0 ||
         (keytab != NULL && (rc = negio_config_set_keytab(cfg, keytab)) < 0) ||
-        (rc = negio_config_set_default_level(cfg, protect)) < 0 ||
-        (rc = negio_config_set_min_level(cfg, min)) < 0 ||
+        (rc = cli_tls_apply(cfg, tls)) < 0 ||
+        ((plain || have_protect) && (rc = negio_config_set_default_level(cfg, protect)) < 0) ||
+        ((plain || have_min) && (rc = negio_config_set_min_level(cfg, min)) < 0) ||
         (ntlm_domain != NULL && (rc = negio_config_set_ntlm_domain(cfg, ntlm_domain)) < 0)) {
         negio_config_del(cfg);
         return rc;
@@ -895,15 +930,31 @@ static int check_impersonation(void)
 int cli_server(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"listen", required_argument, NULL, 'l'},  {"mech", required_argument, NULL, 'm'},
-        {"keytab", required_argument, NULL, 'k'},  {"spn", required_argument, NULL, 's'},
-        {"protect", required_argument, NULL, 'p'}, {"min-protect", required_argument, NULL, 'n'},
-        {"echo", no_argument, NULL, 'e'},          {"json", no_argument, NULL, 'j'},
-        {"files", required_argument, NULL, 'f'},   {"impersonate", no_argument, NULL, 'I'},
-        {"allow-root", no_argument, NULL, 'R'},    {"allow-system", no_argument, NULL, 'S'},
-        {"map", required_argument, NULL, 'M'},     {"ntlm-domain", required_argument, NULL, 'D'},
-        {"forward", required_argument, NULL, 'F'}, {"forward-spn", required_argument, NULL, 'P'},
-        {"profile", required_argument, NULL, 'Q'}, {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"mech", required_argument, NULL, 'm'},
+        {"keytab", required_argument, NULL, 'k'},
+        {"spn", required_argument, NULL, 's'},
+        {"protect", required_argument, NULL, 'p'},
+        {"min-protect", required_argument, NULL, 'n'},
+        {"echo", no_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
+        {"files", required_argument, NULL, 'f'},
+        {"impersonate", no_argument, NULL, 'I'},
+        {"allow-root", no_argument, NULL, 'R'},
+        {"allow-system", no_argument, NULL, 'S'},
+        {"map", required_argument, NULL, 'M'},
+        {"ntlm-domain", required_argument, NULL, 'D'},
+        {"forward", required_argument, NULL, 'F'},
+        {"forward-spn", required_argument, NULL, 'P'},
+        {"profile", required_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, CLI_OPT_TLS},
+        {"tls-negotiate", no_argument, NULL, CLI_OPT_TLS_NEGOTIATE},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
+        {"ca", required_argument, NULL, CLI_OPT_CA},
+        {"require-client-cert", no_argument, NULL, CLI_OPT_REQUIRE_CLIENT_CERT},
+        {"tls-allow-ntlm", no_argument, NULL, CLI_OPT_TLS_ALLOW_NTLM},
         {NULL, 0, NULL, 0},
     };
     static struct cli_map maps[CLI_MAX_MAPS];
@@ -912,11 +963,18 @@ int cli_server(int argc, char **argv)
     const char *files = NULL, *forward_spn = NULL, *ntlm_domain = getenv("NETBIOS_DOMAIN_NAME");
     negio_mech mech = NEGIO_MECH_NEGOTIATE;
     negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
+    int have_protect = 0, have_min = 0, have_mech = 0;
+    struct cli_tls tls = {.transport = NEGIO_TRANSPORT_PLAIN};
     struct server s;
     memset(&s, 0, sizeof(s));
     s.files_fd = -1;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        int taken = cli_tls_option("server", usage_text, opt, optarg, &tls);
+        if (taken < 0)
+            return CLI_EXIT_USAGE;
+        if (taken > 0)
+            continue;
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -926,6 +984,7 @@ int cli_server(int argc, char **argv)
                 return cli_usage_error("server", usage_text,
                                        "--mech: expected negotiate, kerberos or ntlm, got '%s'",
                                        optarg);
+            have_mech = 1;
             break;
         case 'k':
             keytab = optarg;
@@ -936,10 +995,12 @@ int cli_server(int argc, char **argv)
         case 'p':
             if (cli_parse_level("server", usage_text, "--protect", optarg, &protect) < 0)
                 return CLI_EXIT_USAGE;
+            have_protect = 1;
             break;
         case 'n':
             if (cli_parse_level("server", usage_text, "--min-protect", optarg, &min) < 0)
                 return CLI_EXIT_USAGE;
+            have_min = 1;
             break;
         case 'e':
             s.echo = 1;
@@ -1028,13 +1089,42 @@ int cli_server(int argc, char **argv)
     if (forward_spn != NULL && strchr(forward_spn, '@') == NULL)
         return cli_usage_error("server", usage_text,
                                "--forward-spn: expected SERVICE@HOST, got '%s'", forward_spn);
+    if (cli_tls_validate("server", usage_text, NEGIO_ROLE_SERVER, &tls) < 0)
+        return CLI_EXIT_USAGE;
+    s.transport = tls.transport;
+    if (tls.transport != NEGIO_TRANSPORT_PLAIN) {
+        if (server_profile == NEGIO_PROFILE_GSS_SAMPLE)
+            return cli_usage_error("server", usage_text,
+                                   "--profile gss-sample has no TLS form: no --tls or "
+                                   "--tls-negotiate");
+        if (!have_protect)
+            protect = NEGIO_LEVEL_NONE;
+        if (!have_min)
+            min = NEGIO_LEVEL_NONE;
+    }
+    if (mech == NEGIO_MECH_NTLM && cli_tls_cert_free(NEGIO_ROLE_SERVER, &tls) && !tls.allow_ntlm)
+        return cli_usage_error("server", usage_text,
+                               "--mech ntlm: certificate-free --tls-negotiate refuses NTLM, "
+                               "which cannot authenticate the server (--cert FILE, or "
+                               "--tls-allow-ntlm)");
+    if (tls.transport == NEGIO_TRANSPORT_TLS) {
+        if (protect != NEGIO_LEVEL_NONE || min != NEGIO_LEVEL_NONE)
+            return cli_usage_error("server", usage_text,
+                                   "--tls carries messages at level none only (no GSS-API to "
+                                   "sign or seal with); --tls-negotiate has sign and seal");
+        if (have_mech || s.forward != NULL)
+            return cli_usage_error("server", usage_text,
+                                   "--tls authenticates with certificates only: no --mech or "
+                                   "--forward (use --tls-negotiate for Kerberos or NTLM)");
+    }
     if (ntlm_domain != NULL && ntlm_domain[0] == '\0')
         ntlm_domain = NULL; /* an empty NETBIOS_DOMAIN_NAME */
     unsigned allowed = mech == NEGIO_MECH_KERBEROS ? NEGIO_ALLOW_KERBEROS
                        : mech == NEGIO_MECH_NTLM   ? NEGIO_ALLOW_NTLM
                                                    : NEGIO_ALLOW_ALL;
     negio_config *cfg = NULL;
-    int rc = make_config(&cfg, allowed, keytab, spn, protect, min, maps, nmaps, ntlm_domain);
+    int rc = make_config(&cfg, &tls, allowed, keytab, spn, protect, have_protect, min, have_min,
+                         maps, nmaps, ntlm_domain);
     if (rc == 0 && forward_spn != NULL) {
         rc = make_forward_config(&s.fwd_cfg, forward_spn, protect, min);
         if (rc < 0)
@@ -1055,6 +1145,8 @@ int cli_server(int argc, char **argv)
     }
     /* before any thread exists: a failure leaves nothing half-started */
     if (s.impersonate && check_impersonation() < 0)
+        goto out;
+    if (cli_tls_load("server", cfg, &tls) < 0)
         goto out;
 
     /* SIGINT and SIGTERM are taken by sigwait() below; block them before the engine starts its
@@ -1098,10 +1190,19 @@ int cli_server(int argc, char **argv)
         json_event(&w, "listening", NULL);
         json_kv_string(&w, "address", host);
         json_kv_int(&w, "port", bound);
+        if (tls.transport != NEGIO_TRANSPORT_PLAIN) {
+            json_kv_string(&w, "transport", cli_transport_name(tls.transport));
+            json_kv_bool(&w, "certificate_free", cli_tls_cert_free(NEGIO_ROLE_SERVER, &tls));
+        }
         json_event_end(&w);
     } else {
-        printf("listening on %s%s%s:%u (%s, protect %s, min %s%s)\n", strchr(host, ':') ? "[" : "",
-               host, strchr(host, ':') ? "]" : "", bound, negio_mech_name(mech),
+        char transport[64] = "";
+        if (tls.transport != NEGIO_TRANSPORT_PLAIN)
+            snprintf(transport, sizeof(transport), "%s%s, ", cli_transport_name(tls.transport),
+                     cli_tls_cert_free(NEGIO_ROLE_SERVER, &tls) ? " certificate-free" : "");
+        printf("listening on %s%s%s:%u (%s%s, protect %s, min %s%s)\n",
+               strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", bound, transport,
+               tls.transport == NEGIO_TRANSPORT_TLS ? "certificates" : negio_mech_name(mech),
                negio_level_name(protect), negio_level_name(min), mode);
     }
     fflush(stdout);

@@ -76,6 +76,12 @@ int cli_tls_option(const char *cmd, const char *usage, int opt, const char *arg,
  * TLS transport, --key without --cert, a --tls server without --cert, ...). Returns 0, or -1
  * after printing a usage error. */
 int cli_tls_validate(const char *cmd, const char *usage, negio_role role, const struct cli_tls *t);
+/* The levels on a TLS transport: none unless the user gave one (*HAVE_PROTECT, *HAVE_MIN say
+ * whether they did; they are set to 1 here), and none only with --tls; and no gss-sample
+ * profile with TLS. Nothing changes without a TLS transport. Returns 0, or -1 after printing a
+ * usage error. */
+int cli_tls_levels(const char *cmd, const char *usage, const struct cli_tls *t, int profile,
+                   int *have_protect, negio_level *protect, int *have_min, negio_level *min);
 /* Whether T is the certificate-free mode: --tls-negotiate without --cert (server) or without
  * --ca (client). */
 int cli_tls_cert_free(negio_role role, const struct cli_tls *t);

@@ -760,23 +760,10 @@ int cli_client(int argc, char **argv)
         return cli_usage_error("client", usage_text, "--user and --password-file go together");
     if (cli_tls_validate("client", usage_text, NEGIO_ROLE_CLIENT, &tls) < 0)
         return CLI_EXIT_USAGE;
-    if (tls.transport != NEGIO_TRANSPORT_PLAIN) {
-        if (profile == NEGIO_PROFILE_GSS_SAMPLE)
-            return cli_usage_error("client", usage_text,
-                                   "--profile gss-sample has no TLS form: no --tls or "
-                                   "--tls-negotiate");
-        /* TLS protects every byte: none unless asked for (the library's default too) */
-        if (!have_protect)
-            protect = NEGIO_LEVEL_NONE;
-        if (!have_min)
-            min = NEGIO_LEVEL_NONE;
-        have_min = 1;
-    }
+    if (cli_tls_levels("client", usage_text, &tls, profile, &have_protect, &protect, &have_min,
+                       &min) < 0)
+        return CLI_EXIT_USAGE;
     if (tls.transport == NEGIO_TRANSPORT_TLS) {
-        if (protect != NEGIO_LEVEL_NONE || min != NEGIO_LEVEL_NONE)
-            return cli_usage_error("client", usage_text,
-                                   "--tls carries messages at level none only (no GSS-API to "
-                                   "sign or seal with); --tls-negotiate has sign and seal");
         if (have_mech || user != NULL || require_mutual || delegate)
             return cli_usage_error("client", usage_text,
                                    "--tls authenticates with certificates only: no --mech, "

@@ -1092,26 +1092,15 @@ int cli_server(int argc, char **argv)
     if (cli_tls_validate("server", usage_text, NEGIO_ROLE_SERVER, &tls) < 0)
         return CLI_EXIT_USAGE;
     s.transport = tls.transport;
-    if (tls.transport != NEGIO_TRANSPORT_PLAIN) {
-        if (server_profile == NEGIO_PROFILE_GSS_SAMPLE)
-            return cli_usage_error("server", usage_text,
-                                   "--profile gss-sample has no TLS form: no --tls or "
-                                   "--tls-negotiate");
-        if (!have_protect)
-            protect = NEGIO_LEVEL_NONE;
-        if (!have_min)
-            min = NEGIO_LEVEL_NONE;
-    }
+    if (cli_tls_levels("server", usage_text, &tls, server_profile, &have_protect, &protect,
+                       &have_min, &min) < 0)
+        return CLI_EXIT_USAGE;
     if (mech == NEGIO_MECH_NTLM && cli_tls_cert_free(NEGIO_ROLE_SERVER, &tls) && !tls.allow_ntlm)
         return cli_usage_error("server", usage_text,
                                "--mech ntlm: certificate-free --tls-negotiate refuses NTLM, "
                                "which cannot authenticate the server (--cert FILE, or "
                                "--tls-allow-ntlm)");
     if (tls.transport == NEGIO_TRANSPORT_TLS) {
-        if (protect != NEGIO_LEVEL_NONE || min != NEGIO_LEVEL_NONE)
-            return cli_usage_error("server", usage_text,
-                                   "--tls carries messages at level none only (no GSS-API to "
-                                   "sign or seal with); --tls-negotiate has sign and seal");
         if (have_mech || s.forward != NULL)
             return cli_usage_error("server", usage_text,
                                    "--tls authenticates with certificates only: no --mech or "

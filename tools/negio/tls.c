@@ -178,3 +178,28 @@ void cli_tls_print(FILE *out, negio_role role, const negio_auth_info *info)
     }
     fputs(info->channel_bound ? ", channel bound" : "", out);
 }
+
+int cli_tls_levels(const char *cmd, const char *usage, const struct cli_tls *t, int profile,
+                   int *have_protect, negio_level *protect, int *have_min, negio_level *min)
+{
+    if (t->transport == NEGIO_TRANSPORT_PLAIN)
+        return 0;
+    if (profile == NEGIO_PROFILE_GSS_SAMPLE) {
+        cli_usage_error(cmd, usage, "--profile gss-sample has no TLS form: no --tls or "
+                                    "--tls-negotiate");
+        return -1;
+    }
+    /* TLS protects every byte: none unless asked for (the library's default too) */
+    if (!*have_protect)
+        *protect = NEGIO_LEVEL_NONE;
+    if (!*have_min)
+        *min = NEGIO_LEVEL_NONE;
+    *have_protect = *have_min = 1;
+    if (t->transport == NEGIO_TRANSPORT_TLS &&
+        (*protect != NEGIO_LEVEL_NONE || *min != NEGIO_LEVEL_NONE)) {
+        cli_usage_error(cmd, usage, "--tls carries messages at level none only (no GSS-API to "
+                                    "sign or seal with); --tls-negotiate has sign and seal");
+        return -1;
+    }
+    return 0;
+}

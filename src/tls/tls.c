@@ -23,6 +23,7 @@ struct negio__tls_shared {
     int rc;             /* the failure's code */
     char failure[NEGIO__DETAIL_MAX];
     SSL_CTX *ctx;
+    BIO_METHOD *bio; /* the transport BIO's methods, for every SSL made from CTX */
     int ephemeral;      /* server: the ephemeral self-signed certificate */
     int verify_peer;    /* client: the server's certificate is verified */
 };
@@ -151,18 +152,14 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     }
 }
 
-static BIO_METHOD *bio_method;
-static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
-
-static void make_bio_method(void)
+static BIO_METHOD *make_bio_method(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "negio");
     if (m != NULL && BIO_meth_set_write(m, bio_write) && BIO_meth_set_read(m, bio_read) &&
-        BIO_meth_set_ctrl(m, bio_ctrl)) {
-        bio_method = m;
-        return;
-    }
+        BIO_meth_set_ctrl(m, bio_ctrl))
+        return m;
     BIO_meth_free(m);
+    return NULL;
 }
 
 /* ---- the shared context ----------------------------------------------------------------- */
@@ -188,6 +185,7 @@ void negio__tls_shared_unref(negio__tls_shared *s)
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     SSL_CTX_free(s->ctx);
+    BIO_meth_free(s->bio);
     pthread_mutex_destroy(&s->lock);
     negio__free(s);
 }
@@ -228,6 +226,10 @@ static int build_ctx(negio__tls_shared *s, const negio_config *cfg, char *detail
         return NEGIO_ERR_NOMEM;
     }
     s->ctx = ctx;
+    if ((s->bio = make_bio_method()) == NULL) {
+        ssl_detail(detail, "TLS: cannot create the transport");
+        return NEGIO_ERR_NOMEM;
+    }
     /* TLS 1.3 by default, 1.2 allowed, nothing older; no renegotiation, no resumption (every
      * connection authenticates afresh), no compression */
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
@@ -305,6 +307,8 @@ int negio__tls_shared_build(negio__tls_shared *s, const negio_config *cfg, char 
         if (rc < 0) {
             SSL_CTX_free(s->ctx);
             s->ctx = NULL;
+            BIO_meth_free(s->bio);
+            s->bio = NULL;
         }
     }
     if (s->built < 0) {
@@ -380,9 +384,8 @@ int negio__tls_new(negio__tls **out, const negio_config *cfg, negio__buf *wire_o
                    (cfg->role == NEGIO_ROLE_SERVER ? cfg->tls_shared->ephemeral
                                                    : !cfg->tls_shared->verify_peer);
     ERR_clear_error();
-    pthread_once(&bio_once, make_bio_method);
     t->ssl = SSL_new(cfg->tls_shared->ctx);
-    t->bio = bio_method != NULL ? BIO_new(bio_method) : NULL;
+    t->bio = BIO_new(cfg->tls_shared->bio);
     if (t->ssl == NULL || t->bio == NULL) {
         BIO_free(t->bio);
         t->bio = NULL;

@@ -13,10 +13,12 @@
  * client. Random choices are seeded. NEGIO_TEST_FILTER='protection_seal/ntlm' (a cmocka glob)
  * runs only the matching tests; NEGIO_TEST_VERBOSE=1 prints every case's outcome.
  *
- * Three tests show open bugs and fail until they are fixed (docs/SECURITY.md sections 8.4, 9):
- * listening_twice_on_one_engine_does_not_crash,
- * write_over_high_water_before_establishment_does_not_stall_the_handshake and
- * raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path. */
+ * Three tests guard bugs these tests found, now fixed (docs/SECURITY.md sections 8.4, 9); each
+ * fails if its fix is taken out: raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path
+ * (a raw NTLM context downgraded on the path to 40-bit sealing keys is refused),
+ * write_over_high_water_before_establishment_does_not_stall_the_handshake (writes made before
+ * establishment do not pause reading) and listening_twice_on_one_engine_does_not_crash (loop 0
+ * sets each listener up itself). */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -777,13 +779,13 @@ static void fragmentation_and_delay(void **state)
     intact_run("delays and coalesced frames", r3, 3, 1);
 }
 
-/* Engine bug (src/uv/engine.c update_backpressure): messages written before establishment count
- * towards the high-water mark, and above it the engine stops reading from the peer. A client
- * that writes more than high_water (1 MiB by default) before its handshake completes therefore
- * never reads the server's answer: the messages wait for establishment, establishment waits for
- * input, and the handshake deadline ends the connection. engine.h promises that writes made
- * before authentication "go out after it" (up to hard_limit, 16 MiB). The proxy only passes
- * bytes here; the same happens without it. */
+/* Regression (fixed in src/uv/engine.c update_backpressure): messages written before
+ * establishment used to count towards the high-water mark, and above it the engine stopped
+ * reading from the peer, so a client that wrote more than high_water (1 MiB by default) before
+ * its handshake completed never read the server's answer and the handshake deadline ended the
+ * connection. engine.h promises that writes made before authentication "go out after it" (up to
+ * hard_limit, 16 MiB); the backpressure check now waits for establishment. The proxy only passes
+ * bytes here. */
 static void write_over_high_water_before_establishment_does_not_stall_the_handshake(void **state)
 {
     (void)state;
@@ -817,13 +819,12 @@ static void write_over_high_water_before_establishment_does_not_stall_the_handsh
     assert_int_equal(echoed, 1);
 }
 
-/* Engine bug (src/uv/engine.c negio_engine_listen): the new listener is linked into
- * e->listeners before its uv_poll handle is initialised, and the handle is initialised on the
- * caller's thread, not on loop 0's. The CMD_RESUME posted by an earlier listen call makes loop
- * 0 walk the list and uv_poll_start() every listener that is not polling yet, including one
- * whose handle is still uninitialised: a crash (SIGSEGV in uv_poll_start) when listen is called
- * several times in a row, as engine.h allows ("May be called more than once"). Run in a fresh
- * process (this program again, NEGIO_PROXY_REPRO=listen), since the crash is on a loop thread. */
+/* Regression (fixed in src/uv/engine.c: loop 0 now sets each listener up itself, CMD_LISTEN):
+ * the new listener used to be linked into e->listeners before its uv_poll handle was initialised,
+ * on the caller's thread, and a CMD_RESUME posted by an earlier listen call made loop 0
+ * uv_poll_start() a handle still uninitialised: SIGSEGV when listen was called several times in
+ * a row, as engine.h allows ("May be called more than once"). Run in a fresh process (this
+ * program again, NEGIO_PROXY_REPRO=listen), since a crash would be on a loop thread. */
 static int repro_listen_race(void)
 {
     for (int i = 0; i < 500; i++) {
@@ -996,12 +997,12 @@ static void handshake(void **state)
 /* Raw NTLM (no SPNEGO): the NEGOTIATE message travels unprotected and gss-ntlmssp 1.2.0 does not
  * bind it to the AUTHENTICATE message (no MIC check), so someone on the path can clear its
  * NEGOTIATE_128, NEGOTIATE_56 and KEY_EXCH flags; the server then answers with the same flags
- * and both sides derive 40-bit sealing keys ([MS-NLMP] 3.4.5.3 SEALKEY: neither 128 nor 56 ->
- * the first 5 bytes of the session key) without key exchange, and negio accepts the context.
- * Under SPNEGO the same change is refused (the NTLM MIC is checked: "Permission denied"), and
- * clearing SIGN, SEAL or EXTENDED_SESSIONSECURITY fails the handshake on every path. negio
- * should refuse NTLM contexts whose negotiated flags lack 128-bit keys and key exchange (for
- * instance through gss_inquire_sec_context_by_oid with GSS_NTLMSSP_NEG_FLAGS_OID). */
+ * and both sides would derive 40-bit sealing keys ([MS-NLMP] 3.4.5.3 SEALKEY: neither 128 nor
+ * 56 -> the first 5 bytes of the session key) without key exchange. Under SPNEGO the same change
+ * is refused (the NTLM MIC is checked: "Permission denied"), and clearing SIGN, SEAL or
+ * EXTENDED_SESSIONSECURITY fails the handshake on every path. negio refuses such contexts (fixed
+ * in src/gss/gss.c: a context with confidentiality whose security strength is below 64 bits is
+ * NEGIO_ERR_POLICY on both sides), so the attacked handshake must not establish. */
 static void raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path(void **state)
 {
     (void)state;
@@ -1037,9 +1038,10 @@ static void raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path(void **sta
     free(neg);
     free(chal);
     px_stop(px);
-    /* what must happen: the weakened context is refused, nothing is delivered */
+    /* what must happen: the weakened context is refused by policy, nothing is delivered */
     CHECK(&o, !o.s->authenticated || !o.c->authenticated);
     CHECK(&o, o.s->nmsgs == 0 && o.c->nmsgs == 0);
+    CHECK(&o, o.c->code == NEGIO_ERR_POLICY || o.s->code == NEGIO_ERR_POLICY);
 }
 
 /* Negotiate with a Kerberos ticket: an attacker answers the client's NegTokenInit itself with a

@@ -14,6 +14,13 @@
  *     hash it computes (README "Known limitations"): the NTLM growth per round is measured and
  *     must stay within that leak's size (NTLM_LEAK_BOUND, below) for the rounds where the server
  *     checks an AUTHENTICATE message, and flat for the others.
+ *  3. 1,000 handshakes failing at each round against one server, on every mechanism path, with
+ *     the server's heap measured the same way: the client corrupts one of its own frames (its
+ *     first token, its second token, the SPNEGO mechListMIC, or the MIC of its POLICY), so that
+ *     the server's GSS call or its verification fails; the server reports the error (a
+ *     HANDSHAKE_ERROR, or a protected CLOSE once both contexts are complete) and closes. Every
+ *     server connection must end in that error, with the expected code, and the heap must stay
+ *     flat, except for the same gss-ntlmssp leak wherever the server checked an AUTHENTICATE.
  *
  * A slow reader with bounded server memory is tested in tests/engine/test_engine_adversarial.c
  * (slow_reader_keeps_server_memory_bounded*), not repeated here. */
@@ -486,7 +493,10 @@ out:
     return rc;
 }
 
-/* Commands: "port P", "run PATH K N" (answers "ok FAILURES"), "quit". */
+static int fail_once(uint16_t port, int at, const negio_config *cfg);
+
+/* Commands: "port P", "run PATH K N" (abandoned handshakes), "fail PATH AT N" (failing ones;
+ * both answer "ok FAILURES"), "quit". */
 static void clients_main(int cmd_fd, int ans_fd)
 {
     FILE *in = fdopen(cmd_fd, "r");
@@ -495,14 +505,17 @@ static void clients_main(int cmd_fd, int ans_fd)
     negio_config *cfg[PATH_COUNT] = {0};
     while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
         unsigned p, path, k, n;
+        char verb[8];
         if (sscanf(line, "port %u", &p) == 1) {
             port = (uint16_t)p;
-        } else if (sscanf(line, "run %u %u %u", &path, &k, &n) == 3 && path < PATH_COUNT) {
+        } else if (sscanf(line, "%7s %u %u %u", verb, &path, &k, &n) == 4 && path < PATH_COUNT &&
+                   (strcmp(verb, "run") == 0 || strcmp(verb, "fail") == 0)) {
             if (cfg[path] == NULL)
                 cfg[path] = test_client_config((test_path)path);
             unsigned failed = 0;
             for (unsigned i = 0; i < n; i++)
-                failed += abandon_once(port, (test_path)path, (int)k, cfg[path]) != 0;
+                failed += (verb[0] == 'r' ? abandon_once(port, (test_path)path, (int)k, cfg[path])
+                                          : fail_once(port, (int)k, cfg[path])) != 0;
             char ans[64];
             int len = snprintf(ans, sizeof(ans), "ok %u\n", failed);
             (void)!write(ans_fd, ans, (size_t)len);
@@ -518,10 +531,10 @@ typedef struct clients {
     int cmd, ans;
 } clients;
 
-static unsigned clients_run(clients *cl, test_path path, int k, int n)
+static unsigned clients_cmd(clients *cl, const char *verb, test_path path, int k, int n)
 {
     char cmd[64];
-    int len = snprintf(cmd, sizeof(cmd), "run %d %d %d\n", (int)path, k, n);
+    int len = snprintf(cmd, sizeof(cmd), "%s %d %d %d\n", verb, (int)path, k, n);
     assert_int_equal(write_all(cl->cmd, cmd, (size_t)len), 0);
     char ans[64];
     size_t got = 0;
@@ -564,13 +577,13 @@ static void abandoned_handshakes(test_path path, clients *cl, recorder *srv, int
                                  double growth_per[4])
 {
     for (int k = 0; k < 4; k++) { /* warm-up: caches, replay cache, worker arenas */
-        (void)clients_run(cl, path, k, WARMUP / 4);
+        (void)clients_cmd(cl, "run", path, k, WARMUP / 4);
         *total += WARMUP / 4;
     }
     server_settle(srv, *total);
     size_t before = heap_in_use();
     for (int k = 0; k < 4; k++) {
-        unsigned failed = clients_run(cl, path, k, ROUNDS);
+        unsigned failed = clients_cmd(cl, "run", path, k, ROUNDS);
         *total += ROUNDS;
         server_settle(srv, *total);
         size_t after = heap_in_use();
@@ -583,38 +596,62 @@ static void abandoned_handshakes(test_path path, clients *cl, recorder *srv, int
     }
 }
 
-static void abandoned_handshakes_leave_server_memory_flat(void **state)
+/* Forks the clients' process; call it while this one has no threads of its own. */
+static void clients_start(clients *cl)
 {
-    (void)state;
-    /* the clients' process first, while this one has no threads of its own */
     int cmd[2], ans[2];
     assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
     assert_int_equal(pipe2(ans, O_CLOEXEC), 0);
     (void)test_realm_get();
-    clients cl;
-    cl.pid = fork();
-    assert_true(cl.pid >= 0);
-    if (cl.pid == 0) {
+    cl->pid = fork();
+    assert_true(cl->pid >= 0);
+    if (cl->pid == 0) {
         close(cmd[1]);
         close(ans[0]);
         clients_main(cmd[0], ans[1]);
     }
     close(cmd[0]);
     close(ans[1]);
-    cl.cmd = cmd[1];
-    cl.ans = ans[0];
+    cl->cmd = cmd[1];
+    cl->ans = ans[0];
+}
 
+static void clients_connect_to(clients *cl, uint16_t port)
+{
+    char line[32];
+    int len = snprintf(line, sizeof(line), "port %u\n", port);
+    assert_int_equal(write_all(cl->cmd, line, (size_t)len), 0);
+}
+
+static void clients_stop(clients *cl)
+{
+    assert_int_equal(write_all(cl->cmd, "quit\n", 5), 0);
+    int st;
+    (void)waitpid(cl->pid, &st, 0);
+    close(cl->cmd);
+    close(cl->ans);
+}
+
+/* One server on every mechanism path (the Kerberos server configuration allows all). */
+static uint16_t server_listen(recorder *srv)
+{
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    uint16_t port;
+    assert_int_equal(negio_engine_listen(srv->e, "127.0.0.1:0", sc, &port), 0);
+    negio_config_del(sc);
+    return port;
+}
+
+static void abandoned_handshakes_leave_server_memory_flat(void **state)
+{
+    (void)state;
+    clients cl;
+    clients_start(&cl); /* first, while this process has no threads of its own */
     recorder srv;
     negio_engine_options so = {.loops = 2, .workers = 4};
     recorder_init(&srv, &so);
     srv.echo = 1;
-    negio_config *sc = test_server_config(PATH_KERBEROS);
-    uint16_t port;
-    assert_int_equal(negio_engine_listen(srv.e, "127.0.0.1:0", sc, &port), 0);
-    negio_config_del(sc);
-    char line[32];
-    int len = snprintf(line, sizeof(line), "port %u\n", port);
-    assert_int_equal(write_all(cl.cmd, line, (size_t)len), 0);
+    clients_connect_to(&cl, server_listen(&srv));
 
     int64_t t0 = now_ms();
     int total = 0;
@@ -626,11 +663,7 @@ static void abandoned_handshakes_leave_server_memory_flat(void **state)
     print_message("kerberos: %lld ms, ntlm: %lld ms for %d handshakes each\n", (long long)(t1 - t0),
                   (long long)(t2 - t1), WARMUP + 4 * ROUNDS);
 
-    assert_int_equal(write_all(cl.cmd, "quit\n", 5), 0);
-    int st;
-    (void)waitpid(cl.pid, &st, 0);
-    close(cl.cmd);
-    close(cl.ans);
+    clients_stop(&cl);
     recorder_free(&srv);
 
     for (int k = 0; k < 4; k++)
@@ -641,6 +674,326 @@ static void abandoned_handshakes_leave_server_memory_flat(void **state)
     /* rounds 2 and 3: one leaked library context per handshake, and nothing more */
     assert_true(ntlm[2] <= NTLM_LEAK_BOUND);
     assert_true(ntlm[3] <= NTLM_LEAK_BOUND);
+}
+
+/* ---- 3. failing handshakes, memory flat ------------------------------------------------------ */
+
+/* The frame header (PROTOCOL.md section 3): version, type, level, flags, length (u32, BE). */
+#define HDR 8
+#define FT_HANDSHAKE 1
+#define FT_POLICY 3
+
+/* Where a client breaks its own handshake. */
+enum fail_at {
+    FAIL_FIRST_TOKEN = 1,  /* its first HANDSHAKE frame: AP-REQ, NEGOTIATE, or the NegTokenInit */
+    FAIL_SECOND_TOKEN = 2, /* its second HANDSHAKE frame: the AUTHENTICATE (raw or in SPNEGO) */
+    FAIL_MECHLISTMIC = 3,  /* the mechListMIC of its second SPNEGO token (negotiate->ntlm) */
+    FAIL_POLICY = 4,       /* the MIC of its POLICY frame: its context is complete and valid */
+};
+
+static uint32_t le16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return le16(p) | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Corrupts a client token so that the server's GSS call fails, not negio's first-token check
+ * (the framing and the "NTLMSSP\0" signature stay intact). Returns 0 if the token is not what
+ * AT expects. */
+static int corrupt_token(uint8_t *tok, size_t n, int at)
+{
+    if (at == FAIL_MECHLISTMIC) {
+        /* NegTokenResp's last element, mechListMIC [3]: an OCTET STRING holding the 16-byte
+         * NTLM signature (version 1, checksum, sequence number); flip the checksum's last byte */
+        if (n < 18 || tok[n - 18] != 0x04 || tok[n - 17] != 16 || le32(tok + n - 16) != 1)
+            return 0;
+        tok[n - 5] ^= 0xff;
+        return 1;
+    }
+    const uint8_t *sig = memmem(tok, n, "NTLMSSP\0", 8);
+    if (sig == NULL) {
+        /* Kerberos (raw or in a NegTokenInit): the middle byte lies in the ticket's ciphertext,
+         * most of the AP-REQ */
+        if (at != FAIL_FIRST_TOKEN)
+            return 0;
+        tok[n / 2] ^= 0xff;
+        return 1;
+    }
+    size_t i = (size_t)(sig - tok);
+    if (i + 32 > n)
+        return 0;
+    uint32_t type = le32(tok + i + 8);
+    if (at == FAIL_FIRST_TOKEN && type == 1) {
+        tok[i + 8] = 0x7f; /* MessageType: no such NTLM message */
+        return 1;
+    }
+    if (at == FAIL_SECOND_TOKEN && type == 3) {
+        /* NtChallengeResponseFields ([MS-NLMP] 2.2.1.3): the NTLMv2 response starts with the
+         * 16-byte NTProofStr, the HMAC the server recomputes from the user's NT hash */
+        uint32_t len = le16(tok + i + 20), off = le32(tok + i + 24);
+        if (len < 16 || off > n - i || len > n - i - off)
+            return 0;
+        tok[i + off] ^= 0xff;
+        return 1;
+    }
+    return 0;
+}
+
+/* Corrupts the frame AT names among the frames in B (one batch of the client's output); *HS
+ * counts the client's HANDSHAKE frames across batches. Returns 1 if done, 0 if the frame is not
+ * in this batch, -1 if the batch or the frame is not what AT expects. */
+static int corrupt_batch(uint8_t *b, size_t len, int at, int *hs)
+{
+    size_t off = 0;
+    while (off + HDR <= len) {
+        uint8_t type = b[off + 1];
+        size_t flen = (size_t)b[off + 4] << 24 | (size_t)b[off + 5] << 16 |
+                      (size_t)b[off + 6] << 8 | b[off + 7];
+        uint8_t *body = b + off + HDR;
+        if (flen > len - off - HDR)
+            return -1;
+        if (type == FT_HANDSHAKE) {
+            int k = ++*hs;
+            if ((at == FAIL_FIRST_TOKEN && k == 1) ||
+                ((at == FAIL_SECOND_TOKEN || at == FAIL_MECHLISTMIC) && k == 2))
+                return corrupt_token(body, flen, at) ? 1 : -1;
+        } else if (type == FT_POLICY && at == FAIL_POLICY) {
+            /* signed (PROTOCOL.md 5.2): mic_length (u32), MIC, payload; flip the MIC's last
+             * byte (Kerberos: in the checksum; NTLM: the sequence number, which the signature
+             * must match) */
+            size_t mlen = flen >= 4 ? (size_t)body[0] << 24 | (size_t)body[1] << 16 |
+                                          (size_t)body[2] << 8 | body[3]
+                                    : 0;
+            if (mlen < 16 || mlen > flen - 4)
+                return -1;
+            body[4 + mlen - 1] ^= 0xff;
+            return 1;
+        }
+        off += HDR + flen;
+    }
+    return off == len ? 0 : -1;
+}
+
+/* One client that breaks its own handshake at AT, then reads the server's answer: an error
+ * report (a HANDSHAKE_ERROR, or a protected CLOSE with a status once both contexts are complete)
+ * and the end of the stream. Returns 0 if the server reported an error and closed. */
+static int fail_once(uint16_t port, int at, const negio_config *cfg)
+{
+    int fd = connect_to(port);
+    if (fd < 0)
+        return -1;
+    negio_conn *c;
+    if (negio_conn_new(&c, cfg) != NEGIO_OK) {
+        close(fd);
+        return -1;
+    }
+    int hs = 0, corrupted = 0, rc = -1;
+    uint8_t batch[16384], buf[16384];
+    for (int iter = 0; iter < 64; iter++) {
+        negio_event ev;
+        int r;
+        while ((r = negio_conn_next_event(c, &ev)) > 0)
+            ;
+        if (r < 0) {
+            /* the server's report of its failure, and nothing else, may end this client */
+            if (corrupted && (r == NEGIO_ERR_PEER || r == NEGIO_ERR_REJECTED))
+                rc = 1;
+            break;
+        }
+        size_t len;
+        const uint8_t *out = negio_conn_send_buf(c, &len);
+        if (len > 0) {
+            if (len > sizeof(batch))
+                break;
+            memcpy(batch, out, len);
+            if (!corrupted) {
+                int d = corrupt_batch(batch, len, at, &hs);
+                if (d < 0)
+                    break;
+                corrupted = d;
+            }
+            if (write_all(fd, batch, len) != 0)
+                break;
+            negio_conn_send_done(c, len);
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10000) <= 0)
+            break;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0 || negio_conn_feed(c, buf, (size_t)n) != NEGIO_OK)
+            break;
+    }
+    /* then the server closes: the end of the stream, within the same time */
+    while (rc == 1) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10000) <= 0)
+            break;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n == 0)
+            rc = 0;
+        else if (n < 0 && errno != EINTR)
+            break;
+    }
+    close(fd);
+    negio_conn_del(c);
+    return rc;
+}
+
+/* A server that counts its connections' ends by error code (the recorder counts reasons). */
+#define CODES 32 /* NEGIO_ERR_NOMEM (-101) .. -132 */
+typedef struct code_server {
+    recorder r; /* engine, lock, counters (closed, authenticated) for recorder_wait */
+    int by_code[CODES];
+    char detail[CODES][240]; /* the last detail seen per code */
+} code_server;
+
+static int cs_on_authenticated(negio_econn *c, const negio_auth_info *info, void *user)
+{
+    (void)c;
+    (void)info;
+    code_server *s = user;
+    pthread_mutex_lock(&s->r.lock);
+    s->r.authenticated++;
+    pthread_mutex_unlock(&s->r.lock);
+    return 0;
+}
+
+static void cs_on_message(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
+                          void *user)
+{
+    (void)c, (void)data, (void)len, (void)level;
+    code_server *s = user;
+    pthread_mutex_lock(&s->r.lock);
+    s->r.messages++;
+    pthread_mutex_unlock(&s->r.lock);
+}
+
+static void cs_on_closed(negio_econn *c, negio_close_reason reason, int code, const char *detail,
+                         void *user)
+{
+    (void)c;
+    code_server *s = user;
+    pthread_mutex_lock(&s->r.lock);
+    s->r.closed++;
+    if (reason > 0 && reason < 6)
+        s->r.closed_by_reason[reason]++;
+    if (reason == NEGIO_CLOSE_ERROR && code <= -101 && code > -101 - CODES) {
+        s->by_code[-101 - code]++;
+        snprintf(s->detail[-101 - code], sizeof(s->detail[0]), "%s", detail);
+    }
+    pthread_cond_broadcast(&s->r.cond);
+    pthread_mutex_unlock(&s->r.lock);
+}
+
+static void code_server_init(code_server *s)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->r.lock, NULL);
+    pthread_cond_init(&s->r.cond, NULL);
+    negio_engine_options o = {.loops = 2, .workers = 4};
+    o.callbacks.on_authenticated = cs_on_authenticated;
+    o.callbacks.on_message = cs_on_message;
+    o.callbacks.on_closed = cs_on_closed;
+    o.user = s;
+    assert_int_equal(negio_engine_new(&s->r.e, &o), NEGIO_OK);
+}
+
+static int code_count(code_server *s, int code)
+{
+    pthread_mutex_lock(&s->r.lock);
+    int n = s->by_code[-101 - code];
+    pthread_mutex_unlock(&s->r.lock);
+    return n;
+}
+
+typedef struct fail_case {
+    test_path path;
+    int at;
+    const char *what;
+    int code;        /* how the server's side of each connection must end */
+    int checks_ntlm; /* the server checked an AUTHENTICATE: gss-ntlmssp's leak applies */
+} fail_case;
+
+static const fail_case fail_cases[] = {
+    {PATH_KERBEROS, FAIL_FIRST_TOKEN, "AP-REQ", NEGIO_ERR_HANDSHAKE, 0},
+    {PATH_KERBEROS, FAIL_POLICY, "POLICY MIC", NEGIO_ERR_INTEGRITY, 0},
+    {PATH_NEG_KERBEROS, FAIL_FIRST_TOKEN, "NegTokenInit (AP-REQ)", NEGIO_ERR_HANDSHAKE, 0},
+    {PATH_NEG_KERBEROS, FAIL_POLICY, "POLICY MIC", NEGIO_ERR_INTEGRITY, 0},
+    {PATH_NEG_NTLM, FAIL_FIRST_TOKEN, "NegTokenInit (NEGOTIATE)", NEGIO_ERR_HANDSHAKE, 0},
+    {PATH_NEG_NTLM, FAIL_SECOND_TOKEN, "NegTokenResp (AUTHENTICATE)", NEGIO_ERR_HANDSHAKE, 1},
+    {PATH_NEG_NTLM, FAIL_MECHLISTMIC, "NegTokenResp (mechListMIC)", NEGIO_ERR_HANDSHAKE, 1},
+    {PATH_NEG_NTLM, FAIL_POLICY, "POLICY MIC", NEGIO_ERR_INTEGRITY, 1},
+    {PATH_NTLM, FAIL_FIRST_TOKEN, "NEGOTIATE", NEGIO_ERR_HANDSHAKE, 0},
+    {PATH_NTLM, FAIL_SECOND_TOKEN, "AUTHENTICATE", NEGIO_ERR_HANDSHAKE, 1},
+    {PATH_NTLM, FAIL_POLICY, "POLICY MIC", NEGIO_ERR_INTEGRITY, 1},
+};
+#define NFAIL (sizeof(fail_cases) / sizeof(fail_cases[0]))
+
+static void failed_handshakes_leave_server_memory_flat(void **state)
+{
+    (void)state;
+    clients cl;
+    clients_start(&cl); /* first, while this process has no threads of its own */
+    code_server srv;
+    code_server_init(&srv);
+    clients_connect_to(&cl, server_listen(&srv.r));
+
+    int64_t t0 = now_ms();
+    int total = 0;
+    for (size_t i = 0; i < NFAIL; i++) { /* warm-up: every error path once, caches, arenas */
+        (void)clients_cmd(&cl, "fail", fail_cases[i].path, fail_cases[i].at, WARMUP / 4);
+        total += WARMUP / 4;
+    }
+    server_settle(&srv.r, total);
+    double growth[NFAIL];
+    int ended[NFAIL];
+    unsigned failed[NFAIL];
+    size_t before = heap_in_use();
+    for (size_t i = 0; i < NFAIL; i++) {
+        const fail_case *f = &fail_cases[i];
+        int had = code_count(&srv, f->code);
+        failed[i] = clients_cmd(&cl, "fail", f->path, f->at, ROUNDS);
+        total += ROUNDS;
+        server_settle(&srv.r, total);
+        size_t after = heap_in_use();
+        growth[i] = ((double)after - (double)before) / ROUNDS;
+        ended[i] = code_count(&srv, f->code) - had;
+        print_message("%s, %s corrupted: %d handshakes (%u clients saw no error report), %d "
+                      "ended in %s on the server (\"%s\"), server heap %zu -> %zu bytes (%+.1f "
+                      "per handshake)\n",
+                      test_path_name(f->path), f->what, ROUNDS, failed[i], ended[i],
+                      negio_err_name(f->code), srv.detail[-101 - f->code], before, after,
+                      growth[i]);
+        before = after;
+    }
+    print_message("%zu cases, %d failing handshakes in %lld ms\n", NFAIL, total,
+                  (long long)(now_ms() - t0));
+    pthread_mutex_lock(&srv.r.lock);
+    int authenticated = srv.r.authenticated, messages = srv.r.messages;
+    int errors = srv.r.closed_by_reason[NEGIO_CLOSE_ERROR];
+    pthread_mutex_unlock(&srv.r.lock);
+
+    clients_stop(&cl);
+    recorder_free(&srv.r);
+
+    /* every handshake failed on the server, for the reason the corruption gives, and the server
+     * told the client before closing */
+    assert_int_equal(authenticated, 0);
+    assert_int_equal(messages, 0);
+    assert_int_equal(errors, total);
+    for (size_t i = 0; i < NFAIL; i++) {
+        assert_int_equal(failed[i], 0);
+        assert_int_equal(ended[i], ROUNDS);
+        /* flat; where the server checked an AUTHENTICATE, gss-ntlmssp's leak and nothing more */
+        if (fail_cases[i].checks_ntlm)
+            assert_true(growth[i] <= NTLM_LEAK_BOUND);
+        else
+            assert_true(growth[i] * ROUNDS < FLAT_BOUND);
+    }
 }
 
 int main(int argc, char **argv)
@@ -667,6 +1020,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(half_open_and_slowloris_peers_do_not_starve_real_clients),
         cmocka_unit_test(abandoned_handshakes_leave_server_memory_flat),
+        cmocka_unit_test(failed_handshakes_leave_server_memory_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

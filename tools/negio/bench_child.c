@@ -301,10 +301,11 @@ static void st_send(const void *data, size_t len, negio_level level)
     }
 }
 
-/* Sends data messages until the engine pushes back or the time is up. Called on the loop thread:
- * inside a callback of a round (writes collect until the round flushes) or from a backpressure
- * callback outside one (each write goes out at once). BURST bounds a round's writes, which the
- * engine cannot see as queued until the round ends. */
+/* Sends data messages until the engine pushes back or the time is up. Called on the loop thread
+ * from the engine's backpressure callback, outside a callback round, where the engine counts
+ * each write as it is made. The engine writes a connection's output once per loop iteration, or
+ * as soon as 64 KiB are waiting, straight from the connector's buffer: what the socket takes at
+ * once is no longer queued, so while the server keeps up this runs until the time is up. */
 static void st_pump(void)
 {
     const struct point *p = &st.pts[st.cur];
@@ -319,10 +320,10 @@ static void st_pump(void)
     }
 }
 
-/* Called inside a callback round, where writes collect until the round ends and go out in one
- * batch: a cheaper path than the one measured. So these first messages, enough to cross the
- * high-water mark (the engine's signal to resume us outside a round), are warm-up ('W') that
- * the server does not count, and the measurement starts when the engine resumes us. */
+/* Called inside a callback round, whose writes the engine counts only when the round ends. So
+ * these first messages, enough to cross the high-water mark (the engine's signal to resume us
+ * outside a round), are warm-up ('W') that the server does not count, and the measurement
+ * starts when the engine resumes us. */
 static void st_start_point(void)
 {
     const struct point *p = &st.pts[st.cur];
@@ -333,7 +334,7 @@ static void st_start_point(void)
         st_send(st.buf, p->size, p->level);
 }
 
-/* Outside a callback round (each write goes straight to the socket): begin the measurement. */
+/* Outside a callback round (each write counted as it is made): begin the measurement. */
 static void st_begin(void)
 {
     const struct point *p = &st.pts[st.cur];

@@ -32,7 +32,8 @@ seconds=$2
 shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(fuzz_frame fuzz_config fuzz_server_handshake fuzz_client_handshake fuzz_established)
+  targets=(fuzz_frame fuzz_config fuzz_server_handshake fuzz_client_handshake fuzz_established
+    fuzz_sample)
 fi
 jobs=${FUZZ_JOBS:-2}
 

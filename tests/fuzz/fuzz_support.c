@@ -52,6 +52,12 @@ static int documented_fatal(int rc)
 
 int fuzz_drain(negio_conn *c)
 {
+    unsigned seen = 0;
+    return fuzz_drain_events(c, &seen);
+}
+
+int fuzz_drain_events(negio_conn *c, unsigned *seen)
+{
     for (int guard = 0; guard < 100000; guard++) {
         size_t n;
         (void)negio_conn_send_buf(c, &n);
@@ -75,6 +81,7 @@ int fuzz_drain(negio_conn *c)
         }
         if (ev.type == NEGIO_EV_MESSAGE && ev.len > 0 && ev.data == NULL)
             abort();
+        *seen |= 1u << ev.type;
     }
     fprintf(stderr, "next_event never stops returning events\n");
     abort();

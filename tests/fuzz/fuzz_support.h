@@ -28,6 +28,9 @@ const test_realm *fuzz_realm(void);
  * an error is not one of the documented fatal codes or if events never stop. */
 int fuzz_drain(negio_conn *c);
 
+/* fuzz_drain that also records, in *SEEN, bit (1u << type) of every event's type. */
+int fuzz_drain_events(negio_conn *c, unsigned *seen);
+
 /* A configuration that must exist: aborts if creating it fails. */
 negio_config *fuzz_must(negio_config *cfg);
 

@@ -186,6 +186,76 @@ static void record_path(test_path path, log_t *all_headers)
     negio_config_del(sc);
 }
 
+/* fuzz_sample: the same path in the gss-sample profile (docs/PROTOCOL.md appendix A): the
+ * client's stream to the server (handshake, a message at each level, the closing NOOP) behind
+ * the first byte path | 4 (server role), and the server's replies (context tokens, MICs) behind
+ * the first byte path (client role); the first flight and first reply alone as well. */
+static void record_sample(test_path path)
+{
+    static const char *const names[] = {"kerberos", "negotiate-kerberos", "negotiate-ntlm", "ntlm"};
+    const char *name = names[path];
+    negio_config *cc = test_client_config(path), *sc = test_server_config(path);
+    negio_config_set_profile(cc, NEGIO_PROFILE_GSS_SAMPLE);
+    negio_config_set_profile(sc, NEGIO_PROFILE_GSS_SAMPLE);
+    negio_config_set_min_level(sc, NEGIO_LEVEL_NONE);
+    negio_config_set_min_level(cc, NEGIO_LEVEL_NONE);
+    test_pair pr;
+    test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
+    log_t c2s = {0}, s2c = {0};
+    size_t first_c, first_s;
+
+    test_side_drain(&pr.client);
+    size_t n;
+    uint8_t *t = test_take_output(pr.client.conn, &n);
+    append(&c2s, t, n);
+    negio_conn_feed(pr.server.conn, t, n);
+    free(t);
+    first_c = c2s.len;
+    test_side_drain(&pr.server);
+    t = test_take_output(pr.server.conn, &n);
+    append(&s2c, t, n);
+    negio_conn_feed(pr.client.conn, t, n);
+    free(t);
+    first_s = s2c.len;
+    pump(&pr, &c2s, &s2c);
+    if (test_side_count(&pr.client, NEGIO_EV_ESTABLISHED) != 1 ||
+        test_side_count(&pr.server, NEGIO_EV_ESTABLISHED) != 1) {
+        fprintf(stderr, "%s (gss-sample): no handshake\n", name);
+        exit(1);
+    }
+    static const uint8_t msg[] = "a gss-sample message";
+    static const negio_level levels[] = {NEGIO_LEVEL_NONE, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_SEAL};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (negio_conn_write(pr.client.conn, msg, sizeof(msg) - 1, levels[i]) != 0)
+            abort();
+        pump(&pr, &c2s, &s2c);
+    }
+    negio_conn_close(pr.client.conn, 0, NULL);
+    pump(&pr, &c2s, &s2c);
+    if (pr.client.err != 0 || pr.server.err != 0 ||
+        test_side_count(&pr.client, NEGIO_EV_ACKNOWLEDGED) != 3 ||
+        test_side_count(&pr.server, NEGIO_EV_MESSAGE) != 3 ||
+        test_side_count(&pr.server, NEGIO_EV_CLOSED) != 1) {
+        fprintf(stderr, "%s (gss-sample): exchange failed\n", name);
+        exit(1);
+    }
+
+    char file[128];
+    snprintf(file, sizeof(file), "%s-to-server-first-flight", name);
+    write_seed("fuzz_sample", file, (uint8_t)(path | 4), 1, c2s.p, first_c);
+    snprintf(file, sizeof(file), "%s-to-server-session", name);
+    write_seed("fuzz_sample", file, (uint8_t)(path | 4), 1, c2s.p, c2s.len);
+    snprintf(file, sizeof(file), "%s-to-client-first-reply", name);
+    write_seed("fuzz_sample", file, (uint8_t)path, 1, s2c.p, first_s);
+    snprintf(file, sizeof(file), "%s-to-client-session", name);
+    write_seed("fuzz_sample", file, (uint8_t)path, 1, s2c.p, s2c.len);
+    test_pair_free(&pr);
+    free(c2s.p);
+    free(s2c.p);
+    negio_config_del(cc);
+    negio_config_del(sc);
+}
+
 /* fuzz_config operands (see fuzz_config.c): a length byte and the bytes of a string. */
 static void op_str(log_t *l, const char *text)
 {
@@ -293,8 +363,10 @@ int main(int argc, char **argv)
     }
     fuzz_realm();
     log_t hdrs = {0};
-    for (int p = 0; p < PATH_COUNT; p++)
+    for (int p = 0; p < PATH_COUNT; p++) {
         record_path((test_path)p, &hdrs);
+        record_sample((test_path)p);
+    }
     write_seed("fuzz_frame", "headers-of-every-recorded-frame", 0, 0, hdrs.p, hdrs.len);
     static const uint8_t bad[] = {2, 1, 0, 0, 0, 0, 0, 1, 1, 6, 0,    0,    0,    0,
                                   0, 0, 1, 4, 3, 0, 0, 0, 0, 0, 1,    4,    0,    2,

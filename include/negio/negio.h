@@ -212,7 +212,7 @@ NEGIO_API int negio_config_set_profile(negio_config *cfg, negio_profile profile)
  *   authenticate a server) is refused on both sides unless negio_config_set_tls_allow_ntlm().
  * Choosing a TLS transport sets the default and minimum levels to none (TLS protects every
  * byte); set them again afterwards to sign or seal messages inside TLS as well.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 typedef enum negio_transport {
     NEGIO_TRANSPORT_PLAIN = 0,
     NEGIO_TRANSPORT_TLS = 1,
@@ -234,14 +234,14 @@ NEGIO_API int negio_config_set_tls_ca(negio_config *cfg, const char *ca_file);
  * negio_config_set_service()). Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_tls_host(negio_config *cfg, const char *host);
 /* TLS server: fail the handshake unless the client presents a certificate that verifies against
- * the CA file. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * the CA file. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_tls_require_client_cert(negio_config *cfg, int on);
 /* TLS_NEGOTIATE in certificate-free mode: allow NTLM anyway (the server is then authenticated
  * by nothing at all). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_tls_allow_ntlm(negio_config *cfg, int on);
 /* TLS, both roles: the highest version offered or accepted, 13 (TLS 1.3, the default) or 12
  * (TLS 1.2, for peers or tests that need it). Nothing below TLS 1.2 is ever accepted.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
 /* Loads the TLS certificate, key and CA files now (or makes the ephemeral certificate) instead
  * of at the first connection, to report a bad file at start-up. Writes the cause into DETAIL

@@ -1,4 +1,5 @@
-/* The TLS transport on OpenSSL 3 memory BIOs (docs/PROTOCOL.md section 13, ARCHITECTURE.md
+/* The TLS transport on OpenSSL 3, through a BIO over the connector's buffers (docs/PROTOCOL.md
+ * appendix B, ARCHITECTURE.md
  * section 15). */
 #include "tls/tls.h"
 

@@ -536,10 +536,8 @@ int negio__tls_send(negio__tls *t, negio__buf *plain, negio__buf *wire_out, char
             n = 1u << 30;
         ERR_clear_error();
         int r = SSL_write(t->ssl, negio__buf_data(plain), (int)n);
-        if (r <= 0) {
-            rc = t->io.nomem ? failed(t, detail) : NEGIO_ERR_NOMEM;
-            if (!t->io.nomem)
-                ssl_detail(detail, "TLS: encrypting failed");
+        if (r <= 0) { /* our BIO never blocks: out of memory, or OpenSSL's own failure */
+            rc = failed(t, detail);
             break;
         }
         negio__buf_consume(plain, (size_t)r);

@@ -52,13 +52,15 @@ export LSAN_OPTIONS=suppressions=$work/lsan.supp
 export NEGIO_TEST_REALM_SCRIPT=$src/scripts/realm.sh
 
 # Leak checks. libFuzzer scans for leaks after every input that allocated more than it freed; on
-# the targets that acquire NTLM credentials that is every such input, because gss-ntlmssp 1.2.0
-# leaks an OpenSSL context per credential (tests/lsan.supp), and the scan makes them ten times
-# slower. Those targets therefore check for leaks once, when the process ends (LeakSanitizer, same
-# suppressions): a leak still fails the run, but is not tied to the input that caused it.
+# the targets that authenticate with NTLM for each input that is every such input, because
+# gss-ntlmssp 1.2.0 leaks an OpenSSL context per authentication (tests/lsan.supp), and the scan
+# makes them ten times slower. Those targets therefore check for leaks once, when the process ends
+# (LeakSanitizer, same suppressions): a leak still fails the run, but is not tied to the input
+# that caused it. fuzz_established authenticates only at start-up and copies the contexts for
+# each input, so it is checked after every input like the targets without GSS-API.
 leak_flags() {
   case $1 in
-    fuzz_frame|fuzz_config) echo "-detect_leaks=1" ;;
+    fuzz_frame|fuzz_config|fuzz_established) echo "-detect_leaks=1" ;;
     *) echo "-detect_leaks=0" ;;
   esac
 }

@@ -185,6 +185,41 @@ void negio_conn_del(negio_conn *c)
     negio__free(c);
 }
 
+int negio__conn_clone(negio_conn **out, negio_conn *src, char *detail)
+{
+    if (!src->established || src->err != 0 || src->tls != NULL || src->sample ||
+        src->close_sent || src->closed || src->eof || src->reasm_active || src->plain != NULL ||
+        src->in_hold != 0 || negio__buf_size(&src->in) != 0 || negio__buf_size(&src->out) != 0 ||
+        negio__buf_size(&src->queue) != 0) {
+        negio__detail(detail, "only an established, idle connector without TLS can be cloned");
+        return NEGIO_ERR_INVALID;
+    }
+    negio_conn *c = negio__calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NEGIO_ERR_NOMEM;
+    /* the scalar state as it is; buffers, configuration and context made anew below */
+    *c = *src;
+    negio__buf empty = {0};
+    c->in = c->out = c->queue = c->hs_in = c->reasm = c->scratch = c->sample_sent = empty;
+    c->tin = c->tout = empty;
+    c->in.public_bytes = src->in.public_bytes;
+    c->out.public_bytes = src->out.public_bytes;
+    c->tin.public_bytes = c->tout.public_bytes = 1;
+    c->recv_granted = 0;
+    c->gss = NULL;
+    if (negio__config_copy(&c->cfg, &src->cfg) < 0) {
+        negio__free(c);
+        return NEGIO_ERR_NOMEM;
+    }
+    int rc = negio__gss_clone(&c->gss, src->gss, &c->cfg, detail);
+    if (rc < 0) {
+        negio_conn_del(c);
+        return rc;
+    }
+    *out = c;
+    return NEGIO_OK;
+}
+
 /* ---- output ---------------------------------------------------------------------------- */
 
 static int put_header(negio_conn *c, uint8_t type, negio_level level, uint8_t flags, size_t len)

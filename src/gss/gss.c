@@ -137,6 +137,7 @@ struct negio__gss {
     struct gss_channel_bindings_struct cb; /* TLS_NEGOTIATE: the TLS channel's bindings */
     int has_cb;
     uint8_t cb_data[NEGIO__CB_MAX];
+    gss_buffer_desc exported; /* negio__gss_clone: the context, exported (it is gone from ctx) */
 };
 
 void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len)
@@ -407,11 +408,12 @@ static void retire_cred(negio__gss *g)
     pthread_mutex_unlock(&cc->lock);
 }
 
-int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
+/* A provider for CFG before its first step: no credential, name or context yet. */
+static negio__gss *gss_alloc(const negio_config *cfg)
 {
     negio__gss *g = negio__calloc(1, sizeof(*g));
     if (g == NULL)
-        return NEGIO_ERR_NOMEM;
+        return NULL;
     g->cfg = cfg;
     g->role = cfg->role;
     g->want = cfg->mech;
@@ -419,6 +421,8 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
     g->require_server_auth = cfg->require_server_auth;
     g->cred = GSS_C_NO_CREDENTIAL;
     g->deleg = GSS_C_NO_CREDENTIAL;
+    g->target = GSS_C_NO_NAME;
+    g->peer = GSS_C_NO_NAME;
     g->ctx = GSS_C_NO_CONTEXT;
     g->first = 1;
     g->req_flags = GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
@@ -426,6 +430,14 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
         g->req_flags |= GSS_C_MUTUAL_FLAG;
     if (cfg->delegate)
         g->req_flags |= GSS_C_DELEG_FLAG;
+    return g;
+}
+
+int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
+{
+    negio__gss *g = gss_alloc(cfg);
+    if (g == NULL)
+        return NEGIO_ERR_NOMEM;
     int rc;
     if (g->role == NEGIO_ROLE_CLIENT) {
         /* NTLM can never authenticate the server: when that is required, never offer it, so
@@ -483,7 +495,57 @@ void negio__gss_del(negio__gss *g)
         gss_release_name(&min, &g->peer);
     negio__free(g->peer_text);
     negio__free(g->local_name);
+    if (g->exported.value != NULL) { /* it holds the session keys */
+        explicit_bzero(g->exported.value, g->exported.length);
+        gss_release_buffer(&min, &g->exported);
+    }
     negio__free(g);
+}
+
+int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, char *detail)
+{
+    OM_uint32 maj, min;
+    if (!g->complete) {
+        negio__detail(detail, "only an established context can be cloned");
+        return NEGIO_ERR_INVALID;
+    }
+    if (g->exported.value == NULL) {
+        maj = gss_export_sec_context(&min, &g->ctx, &g->exported);
+        if (GSS_ERROR(maj)) {
+            gss_detail(detail, "gss_export_sec_context", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_INVALID;
+        }
+    }
+    negio__gss *c = gss_alloc(cfg);
+    if (c == NULL)
+        return NEGIO_ERR_NOMEM;
+    c->want = g->want; /* as the handshake narrowed them */
+    c->allowed = g->allowed;
+    c->first = g->first;
+    c->flags = g->flags;
+    c->lifetime = g->lifetime;
+    c->won = g->won;
+    c->negotiated = g->negotiated;
+    c->complete = 1;
+    c->peer_unsafe = g->peer_unsafe;
+    int rc = 0;
+    if ((g->peer_text != NULL && (c->peer_text = negio__strdup(g->peer_text)) == NULL) ||
+        (g->local_name != NULL && (c->local_name = negio__strdup(g->local_name)) == NULL)) {
+        rc = NEGIO_ERR_NOMEM;
+    } else if (g->peer != GSS_C_NO_NAME &&
+               GSS_ERROR(maj = gss_duplicate_name(&min, g->peer, &c->peer))) {
+        gss_detail(detail, "gss_duplicate_name", maj, min, GSS_C_NO_OID);
+        rc = NEGIO_ERR_NOMEM;
+    } else if (GSS_ERROR(maj = gss_import_sec_context(&min, &g->exported, &c->ctx))) {
+        gss_detail(detail, "gss_import_sec_context", maj, min, GSS_C_NO_OID);
+        rc = NEGIO_ERR_INVALID;
+    }
+    if (rc < 0) {
+        negio__gss_del(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
 }
 
 /* The mechanism named by an initial context token (RFC 2743 section 3.1: 0x60, DER length,

@@ -21,6 +21,15 @@ void negio__cred_cache_unref(negio__cred_cache *cc);
 int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail);
 void negio__gss_del(negio__gss *g);
 
+/* A copy of G's established context for CFG (the clone's own configuration): same keys, same
+ * sequence state, same facts; no credentials, delegation or channel bindings (only the handshake
+ * uses them). The first clone exports G's context (gss_export_sec_context), which takes it from
+ * G: G then only serves as the template of further clones (each imports the exported token) and
+ * fails every protection call. For the fuzzing fixture that needs a fresh copy of one genuine
+ * context per input (tests/fuzz/fuzz_established.c); NEGIO_ERR_INVALID when the mechanism cannot
+ * export or import. */
+int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, char *detail);
+
 /* Channel bindings for every later context call (application data only, RFC 5056). */
 #define NEGIO__CB_MAX 96
 void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);

@@ -260,7 +260,10 @@ NEGIO_API int negio_config_set_deferred_steps(negio_config *cfg, int deferred);
 /* Both: a log callback for diagnostics (never required). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user);
 
-/* Copies a configuration (strings included). Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
+/* Copies a configuration (strings included). The copy shares the original's credentials
+ * (acquired once, by whichever connector of either needs them first) until a setter that
+ * affects acquisition is called on one of them. Returns NEGIO_OK, NEGIO_ERR_INVALID,
+ * NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_dup(negio_config **out, const negio_config *cfg);
 /* Read back what a configuration holds (for layers built on the connector, like the engine). */
 NEGIO_API negio_role negio_config_get_role(const negio_config *cfg);

@@ -368,6 +368,10 @@ int negio_config_dup(negio_config **out, const negio_config *cfg)
     negio_config *copy = negio__calloc(1, sizeof(*copy));
     if (copy == NULL)
         return NEGIO_ERR_NOMEM;
+    /* copies share the credentials of their original, also those acquired after the copy was
+     * made: the engine makes one copy per outgoing connection, and each would otherwise acquire
+     * its own (see negio__config_creds; without memory for the cache, the copy acquires its own) */
+    (void)negio__config_creds(cfg);
     if (negio__config_copy(copy, cfg) < 0) {
         negio__free(copy);
         return NEGIO_ERR_NOMEM;

@@ -32,7 +32,9 @@ struct negio_conn {
     negio__buf queue;    /* writes before establishment: [level u8][len u32][data] */
     negio__buf hs_in;    /* the handshake token waiting for a step */
     negio__buf reasm;    /* a message arriving in several DATA frames */
-    negio__buf scratch;  /* protected header + payload for MIC and wrap input */
+    negio__buf scratch;  /* protected header + payload for wrap input */
+    negio__buf joined;   /* protected header + payload for a MIC where the mechanism needs them
+                            in one piece (NTLM): bytes the wire carries in the clear, not wiped */
     void *plain;         /* the unwrapped buffer handed out in the last event */
     int reasm_level;
     int reasm_active;
@@ -150,7 +152,7 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
     /* What crosses the wire as it is needs no wiping: TLS records, and on a bare stream the
      * frames themselves (sealed payloads are ciphertext, none and sign payloads travel in the
      * clear). Inside TLS, IN and OUT hold the plaintext TLS protects, and are wiped. */
-    c->tin.public_bytes = c->tout.public_bytes = 1;
+    c->tin.public_bytes = c->tout.public_bytes = c->joined.public_bytes = 1;
     c->in.public_bytes = c->out.public_bytes = cfg->transport == NEGIO_TRANSPORT_PLAIN;
     /* the client speaks first: its first step needs no input (inside TLS: once TLS is up) */
     c->step_pending = cfg->role == NEGIO_ROLE_CLIENT && cfg->transport == NEGIO_TRANSPORT_PLAIN;
@@ -177,6 +179,7 @@ void negio_conn_del(negio_conn *c)
     negio__buf_free(&c->hs_in);
     negio__buf_free(&c->reasm);
     negio__buf_free(&c->scratch);
+    negio__buf_free(&c->joined);
     negio__buf_free(&c->sample_sent);
     negio__tls_del(c->tls);
     negio__buf_free(&c->tin);
@@ -201,7 +204,8 @@ int negio__conn_clone(negio_conn **out, negio_conn *src, char *detail)
     *c = *src;
     negio__buf empty = {0};
     c->in = c->out = c->queue = c->hs_in = c->reasm = c->scratch = c->sample_sent = empty;
-    c->tin = c->tout = empty;
+    c->tin = c->tout = c->joined = empty;
+    c->joined.public_bytes = 1;
     c->in.public_bytes = src->in.public_bytes;
     c->out.public_bytes = src->out.public_bytes;
     c->tin.public_bytes = c->tout.public_bytes = 1;
@@ -275,10 +279,6 @@ static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_
     negio__frame_hdr hdr = {NEGIO_PROTOCOL_VERSION, type, (uint8_t)level, flags, 0};
     uint8_t ph[NEGIO__PH_LEN];
     negio__frame_ph(ph, &hdr);
-    negio__buf_clear(&c->scratch);
-    if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
-        (rc = negio__buf_append(&c->scratch, payload, len)) < 0)
-        return frame_nomem(detail, rc);
     /* reserve the header, produce the token behind it, then fill in the length; positions are
      * kept relative to the unsent data because appending may compact the buffer */
     size_t at = negio__buf_size(&c->out);
@@ -288,8 +288,7 @@ static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_
         size_t mic_at = negio__buf_size(&c->out);
         if ((rc = negio__buf_append_u32(&c->out, 0)) < 0)
             return frame_nomem(detail, rc);
-        rc = negio__gss_sign(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
-                             &c->out, detail);
+        rc = negio__gss_sign(c->gss, ph, sizeof(ph), payload, len, &c->out, &c->joined, detail);
         if (rc < 0)
             return rc; /* the GSS provider wrote the detail */
         negio__put_u32(c->out.p + c->out.off + mic_at,
@@ -297,12 +296,16 @@ static int put_frame_body(negio_conn *c, uint8_t type, negio_level level, uint8_
         if ((rc = negio__buf_append(&c->out, payload, len)) < 0)
             return frame_nomem(detail, rc);
     } else {
+        negio__buf_clear(&c->scratch);
+        if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
+            (rc = negio__buf_append(&c->scratch, payload, len)) < 0)
+            return frame_nomem(detail, rc);
         rc = negio__gss_seal(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
                              &c->out, detail);
+        negio__buf_clear(&c->scratch);
         if (rc < 0)
             return rc; /* the GSS provider wrote the detail */
     }
-    negio__buf_clear(&c->scratch);
     negio__put_u32(c->out.p + c->out.off + at + 4,
                    (uint32_t)(negio__buf_size(&c->out) - at - NEGIO__HDR_LEN));
     return 0;
@@ -323,10 +326,12 @@ static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_lev
      * frames flagged MORE in the output, and the CLOSE that reports the failure would then
      * arrive inside a fragmented message, which the peer must refuse. */
     size_t frames = len / chunk + 1;
+    negio__buf *piece = level == NEGIO_LEVEL_SEAL ? &c->scratch
+                        : level == NEGIO_LEVEL_SIGN && negio__gss_mic_joins(c->gss) ? &c->joined
+                                                                                    : NULL;
     if (negio__buf_reserve(&c->out, len + frames * (NEGIO__HDR_LEN + 4 + NEGIO__FRAME_OVERHEAD)) <
             0 ||
-        (level != NEGIO_LEVEL_NONE &&
-         negio__buf_reserve(&c->scratch, NEGIO__PH_LEN + (len < chunk ? len : chunk)) < 0))
+        (piece != NULL && negio__buf_reserve(piece, NEGIO__PH_LEN + (len < chunk ? len : chunk)) < 0))
         return fail(c, NEGIO_ERR_NOMEM, "out of memory");
     do {
         size_t n = len < chunk ? len : chunk;
@@ -705,13 +710,8 @@ static int unprotect(negio_conn *c, const negio__frame_hdr *h, const uint8_t *bo
             return fail(c, NEGIO_ERR_INTEGRITY, "signed frame with a %zu-byte MIC", mlen);
         const uint8_t *data = body + 4 + mlen;
         size_t dlen = h->length - 4 - mlen;
-        negio__buf_clear(&c->scratch);
-        if ((rc = negio__buf_append(&c->scratch, ph, sizeof(ph))) < 0 ||
-            (rc = negio__buf_append(&c->scratch, data, dlen)) < 0)
-            return fail(c, rc, "out of memory");
-        rc = negio__gss_verify(c->gss, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch),
-                               body + 4, mlen, c->detail);
-        negio__buf_clear(&c->scratch);
+        rc = negio__gss_verify(c->gss, ph, sizeof(ph), data, dlen, body + 4, mlen, &c->joined,
+                               c->detail);
         if (rc < 0)
             return fail(c, rc, NULL);
         *payload = data;
@@ -1269,7 +1269,7 @@ static int sample_on_data(negio_conn *c, uint8_t flags, const uint8_t *tok, size
         return fail(c, NEGIO_ERR_TOO_LARGE, "message larger than max_message");
     if (flags & S_SEND_MIC) {
         negio__buf_clear(&c->scratch);
-        rc = negio__gss_sign(c->gss, msg, mlen, &c->scratch, c->detail);
+        rc = negio__gss_sign(c->gss, NULL, 0, msg, mlen, &c->scratch, NULL, c->detail);
         if (rc < 0)
             return fail(c, rc, NULL);
         rc = sample_put_token(c, S_MIC, negio__buf_data(&c->scratch), negio__buf_size(&c->scratch));
@@ -1296,7 +1296,7 @@ static int sample_on_answer(negio_conn *c, uint8_t flags, const uint8_t *tok, si
     size_t mlen = negio__get_u32(q);
     if (flags == S_NOOP) /* we always ask for a MIC: an empty answer proves nothing */
         return fail(c, NEGIO_ERR_INTEGRITY, "the server answered without the MIC it was asked for");
-    int rc = negio__gss_verify(c->gss, q + 4, mlen, tok, len, c->detail);
+    int rc = negio__gss_verify(c->gss, NULL, 0, q + 4, mlen, tok, len, NULL, c->detail);
     if (rc < 0)
         return fail(c, rc, NULL);
     /* the event points at the plaintext, which is dropped on the next call */

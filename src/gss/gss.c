@@ -899,28 +899,120 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
         gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);
 }
 
-int negio__gss_sign(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail)
+int negio__gss_no_iov;
+
+/* Whether MICs can be made and checked over separate pieces: MIT's Kerberos mechanism (also
+ * under SPNEGO) has the IOV calls; gss-ntlmssp has not. */
+static int mic_iov(const negio__gss *g)
+{
+    return g->won == NEGIO_MECH_KERBEROS && !negio__gss_no_iov;
+}
+
+int negio__gss_mic_joins(const negio__gss *g)
+{
+    return !mic_iov(g);
+}
+
+/* HEAD || BODY in TMP, for a mechanism that needs the message in one piece. */
+static int join(negio__buf *tmp, const uint8_t *head, size_t hlen, const uint8_t *body,
+                size_t blen, char *detail)
+{
+    negio__buf_clear(tmp);
+    int rc;
+    if ((rc = negio__buf_append(tmp, head, hlen)) < 0 ||
+        (rc = negio__buf_append(tmp, body, blen)) < 0) {
+        negio__detail(detail, "out of memory");
+        return rc;
+    }
+    return 0;
+}
+
+int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                    size_t blen, negio__buf *out, negio__buf *tmp, char *detail)
 {
     OM_uint32 maj, min, min2;
+    int rc;
+    if (hlen > 0 && mic_iov(g)) {
+        gss_iov_buffer_desc iov[3] = {
+            {GSS_IOV_BUFFER_TYPE_DATA, {hlen, (void *)head}},
+            {GSS_IOV_BUFFER_TYPE_DATA, {blen, (void *)body}},
+            {GSS_IOV_BUFFER_TYPE_MIC_TOKEN, {0, NULL}},
+        };
+        maj = gss_get_mic_iov_length(&min, g->ctx, GSS_C_QOP_DEFAULT, iov, 3);
+        if (maj != GSS_S_COMPLETE) {
+            gss_detail(detail, "gss_get_mic_iov_length", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_INTEGRITY;
+        }
+        size_t mlen = iov[2].buffer.length;
+        if ((rc = negio__buf_reserve(out, mlen)) < 0) {
+            negio__detail(detail, "out of memory");
+            return rc;
+        }
+        iov[2].buffer.value = out->p + out->len; /* the MIC is made in place */
+        maj = gss_get_mic_iov(&min, g->ctx, GSS_C_QOP_DEFAULT, iov, 3);
+        if (maj != GSS_S_COMPLETE || iov[2].buffer.length > mlen) {
+            gss_detail(detail, "gss_get_mic_iov", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_INTEGRITY;
+        }
+        out->len += iov[2].buffer.length;
+        return 0;
+    }
+    const uint8_t *msg = body;
+    size_t len = blen;
+    if (hlen > 0) {
+        if ((rc = join(tmp, head, hlen, body, blen, detail)) < 0)
+            return rc;
+        msg = negio__buf_data(tmp);
+        len = negio__buf_size(tmp);
+    }
     gss_buffer_desc m = {len, (void *)msg}, mic = GSS_C_EMPTY_BUFFER;
     maj = gss_get_mic(&min, g->ctx, GSS_C_QOP_DEFAULT, &m, &mic);
+    if (hlen > 0)
+        negio__buf_clear(tmp);
     if (maj != GSS_S_COMPLETE) {
         gss_detail(detail, "gss_get_mic", maj, min, GSS_C_NO_OID);
         gss_release_buffer(&min2, &mic);
         return NEGIO_ERR_INTEGRITY;
     }
-    int rc = negio__buf_append(out, mic.value, mic.length);
+    rc = negio__buf_append(out, mic.value, mic.length);
     gss_release_buffer(&min2, &mic);
+    if (rc < 0)
+        negio__detail(detail, "out of memory");
     return rc;
 }
 
-int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8_t *mic,
-                      size_t mic_len, char *detail)
+int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                      size_t blen, const uint8_t *mic, size_t mic_len, negio__buf *tmp,
+                      char *detail)
 {
-    OM_uint32 min;
-    gss_buffer_desc m = {len, (void *)msg}, t = {mic_len, (void *)mic};
+    OM_uint32 maj, min;
     gss_qop_t qop = 0;
-    OM_uint32 maj = gss_verify_mic(&min, g->ctx, &m, &t, &qop);
+    if (hlen > 0 && mic_iov(g)) {
+        gss_iov_buffer_desc iov[3] = {
+            {GSS_IOV_BUFFER_TYPE_DATA, {hlen, (void *)head}},
+            {GSS_IOV_BUFFER_TYPE_DATA, {blen, (void *)body}},
+            {GSS_IOV_BUFFER_TYPE_MIC_TOKEN, {mic_len, (void *)mic}},
+        };
+        maj = gss_verify_mic_iov(&min, g->ctx, &qop, iov, 3);
+        if (maj != GSS_S_COMPLETE) {
+            gss_detail(detail, "gss_verify_mic_iov", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_INTEGRITY;
+        }
+        return 0;
+    }
+    const uint8_t *msg = body;
+    size_t len = blen;
+    int rc;
+    if (hlen > 0) {
+        if ((rc = join(tmp, head, hlen, body, blen, detail)) < 0)
+            return rc;
+        msg = negio__buf_data(tmp);
+        len = negio__buf_size(tmp);
+    }
+    gss_buffer_desc m = {len, (void *)msg}, t = {mic_len, (void *)mic};
+    maj = gss_verify_mic(&min, g->ctx, &m, &t, &qop);
+    if (hlen > 0)
+        negio__buf_clear(tmp);
     if (maj != GSS_S_COMPLETE) {
         gss_detail(detail, "gss_verify_mic", maj, min, GSS_C_NO_OID);
         return NEGIO_ERR_INTEGRITY;

@@ -44,11 +44,22 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
  * Never succeeds; returns a negative code and fills DETAIL. */
 void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
 
-/* Appends a MIC over MSG. */
-int negio__gss_sign(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *out, char *detail);
-/* Verifies MIC over MSG: only an exact GSS_S_COMPLETE passes. */
-int negio__gss_verify(negio__gss *g, const uint8_t *msg, size_t len, const uint8_t *mic,
-                      size_t mic_len, char *detail);
+/* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the
+ * MIC covers the pieces where they are (gss_get_mic_iov) and is made in place in OUT; other
+ * mechanisms get the pieces joined in TMP first (a MIC covers what the wire carries in the
+ * clear: TMP can be a buffer that is not wiped). Both forms give the same token (RFC 4121 section 4.2.6.1). */
+int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                    size_t blen, negio__buf *out, negio__buf *tmp, char *detail);
+/* Verifies MIC over HEAD || BODY, as negio__gss_sign makes it: only an exact GSS_S_COMPLETE
+ * passes. */
+int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                      size_t blen, const uint8_t *mic, size_t mic_len, negio__buf *tmp,
+                      char *detail);
+/* Whether negio__gss_sign and negio__gss_verify join a HEAD and BODY in TMP. */
+int negio__gss_mic_joins(const negio__gss *g);
+/* Tests only: non-zero makes every MIC go through the joined form (to show both are the same
+ * on the wire). */
+extern int negio__gss_no_iov;
 /* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
 int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
                     char *detail);

@@ -724,6 +724,51 @@ static void an_expired_ticket_fails_with_the_reason(void **state)
     test_pair_free(&p);
 }
 
+/* Copies of a configuration share its credentials: once a connector made from one copy has
+ * acquired them, a connector made from another copy uses them without reading the credential
+ * source again (the engine makes one copy per outgoing connection). Shown with NTLM, whose
+ * client credential holds the account's key once acquired: the account file is removed after
+ * the first handshake. A configuration of its own then fails, which shows the file is needed. */
+static void copies_of_a_configuration_share_its_credentials(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    char path[] = "/tmp/negio-ntlm-file-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *in = fopen(r->ntlm_file, "r"), *out = fdopen(fd, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    char line[512];
+    while (fgets(line, sizeof(line), in) != NULL)
+        fputs(line, out);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+
+    negio_config *orig = test_client_config(PATH_NEG_NTLM);
+    assert_int_equal(negio_config_set_ntlm_file(orig, path), NEGIO_OK);
+    for (int round = 0; round < 2; round++) {
+        negio_config *copy = NULL;
+        assert_int_equal(negio_config_dup(&copy, orig), NEGIO_OK);
+        test_pair p;
+        run(&p, copy, test_server_config(PATH_NEG_NTLM), round ? "second copy" : "first copy");
+        assert_int_equal(p.client.err, 0);
+        assert_int_equal(test_side_count(&p.client, NEGIO_EV_ESTABLISHED), 1);
+        test_pair_free(&p);
+        if (round == 0)
+            assert_int_equal(unlink(path), 0);
+    }
+    negio_config_del(orig);
+
+    negio_config *own = test_client_config(PATH_NEG_NTLM);
+    assert_int_equal(negio_config_set_ntlm_file(own, path), NEGIO_OK);
+    test_pair p;
+    run(&p, own, test_server_config(PATH_NEG_NTLM), "configuration of its own");
+    assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
+    assert_not_established(&p);
+    test_pair_free(&p);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -746,6 +791,7 @@ int main(void)
         cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
         cmocka_unit_test(negtokenresp_with_inconsistent_lengths_does_not_crash_the_client),
+        cmocka_unit_test(copies_of_a_configuration_share_its_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

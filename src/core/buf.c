@@ -78,6 +78,20 @@ void negio__buf_clear(negio__buf *b)
     b->off = b->len = 0;
 }
 
+void *negio__buf_detach(negio__buf *b, size_t cap)
+{
+    if (negio__buf_size(b) == 0 || !b->public_bytes)
+        return NULL;
+    uint8_t *np = negio__malloc(cap);
+    if (np == NULL)
+        return NULL;
+    uint8_t *old = b->p;
+    b->p = np;
+    b->cap = cap;
+    b->off = b->len = 0;
+    return old;
+}
+
 void negio__buf_free(negio__buf *b)
 {
     if (b->p != NULL) {

@@ -37,6 +37,11 @@ void negio__buf_consume(negio__buf *b, size_t n);
 /* Drops all content (wiped) but keeps the allocation. */
 void negio__buf_clear(negio__buf *b);
 void negio__buf_free(negio__buf *b);
+/* Hands B's memory to the caller, unread bytes and all (they stay at the offset B had), and
+ * gives B a new, empty allocation of CAP bytes. Only for a buffer of public bytes (nothing to
+ * wipe when the caller frees it with negio__free). NULL, with B unchanged, when B is empty, not
+ * public, or CAP bytes cannot be had. */
+void *negio__buf_detach(negio__buf *b, size_t cap);
 
 static inline uint32_t negio__get_u32(const uint8_t *p)
 {

@@ -16,7 +16,14 @@
 
 #define POLICY_LEN 16
 #define POLICY_VERSION 1
+/* The receive region (negio_conn_recv_buf): RECV_CHUNK at first; doubled, up to RECV_CHUNK_MAX,
+ * after every read that filled at least a region, so that a busy stream is read in large pieces
+ * and the partial frame at the end of each read (moved to the front of the buffer when room runs
+ * out) is moved rarely; given back when the stream has quietened (RECV_QUIET small reads in a
+ * row, nothing unread), so that an idle connection does not keep what a burst made it grow to. */
 #define RECV_CHUNK 16384
+#define RECV_CHUNK_MAX (64 * 1024)
+#define RECV_QUIET 4
 #define MIN_TOKEN 16 /* the shortest MIC or wrap header of any supported mechanism */
 
 struct negio_conn {
@@ -28,6 +35,8 @@ struct negio_conn {
     negio__buf in;       /* received, unparsed bytes */
     size_t in_hold;      /* bytes of IN handed out in the last event, consumed on the next call */
     size_t recv_granted; /* size of the region last returned by negio_conn_recv_buf() */
+    size_t recv_chunk;   /* the least free room that region has (RECV_CHUNK ... RECV_CHUNK_MAX) */
+    unsigned recv_small; /* reads in a row that brought less than RECV_CHUNK / 4 */
     negio__buf out;      /* bytes for the wire */
     negio__buf queue;    /* writes before establishment: [level u8][len u32][data] */
     negio__buf hs_in;    /* the handshake token waiting for a step */
@@ -433,6 +442,34 @@ int negio_conn_send_done(negio_conn *c, size_t n)
     return NEGIO_OK;
 }
 
+/* The new output buffer of a connector whose output was taken: as large as the old one (the
+ * output rate needs it), but not larger than this, so that a burst does not pin its size. */
+#define TAKE_CAP_MAX (256 * 1024)
+
+void *negio_conn_send_take(negio_conn *c, const uint8_t **data, size_t *len)
+{
+    if (data != NULL)
+        *data = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (c == NULL || data == NULL || len == NULL)
+        return NULL;
+    tls_pump_out(c);
+    negio__buf *w = wire_out(c);
+    size_t off = w->off, n = negio__buf_size(w);
+    void *block = negio__buf_detach(w, w->cap < TAKE_CAP_MAX ? w->cap : TAKE_CAP_MAX);
+    if (block == NULL)
+        return NULL;
+    *data = (const uint8_t *)block + off;
+    *len = n;
+    return block;
+}
+
+void negio_conn_send_release(void *block)
+{
+    negio__free(block); /* wire bytes only: nothing to wipe */
+}
+
 /* ---- input ----------------------------------------------------------------------------- */
 
 static void release_event(negio_conn *c)
@@ -462,7 +499,13 @@ uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
         return NULL;
     release_event(c);
     negio__buf *w = wire_in(c);
-    if (negio__buf_reserve(w, RECV_CHUNK) < 0) {
+    if (c->recv_chunk == 0)
+        c->recv_chunk = RECV_CHUNK;
+    if (c->recv_small >= RECV_QUIET && negio__buf_size(w) == 0 && w->cap > 2 * RECV_CHUNK) {
+        negio__buf_free(w); /* quiet again: the next region comes from a small buffer */
+        c->recv_chunk = RECV_CHUNK;
+    }
+    if (negio__buf_reserve(w, c->recv_chunk) < 0) {
         fail(c, NEGIO_ERR_NOMEM, "out of memory buffering input");
         return NULL;
     }
@@ -487,6 +530,9 @@ int negio_conn_recv_done(negio_conn *c, size_t n)
     if (c == NULL || n > c->recv_granted)
         return NEGIO_ERR_INVALID;
     wire_in(c)->len += n;
+    if (n >= c->recv_chunk && c->recv_chunk < RECV_CHUNK_MAX)
+        c->recv_chunk *= 2;
+    c->recv_small = n < RECV_CHUNK / 4 ? c->recv_small + 1 : 0;
     c->recv_granted = 0;
     note_input(c, n);
     return NEGIO_OK;

@@ -481,14 +481,12 @@ static void econn_close(negio_econn *c, negio_close_reason reason, int code, con
  * the cache.
  *
  * A flush writes straight from the connector's buffer (uv_try_write) when no write request is in
- * flight, and copies only what the socket did not take into a request; while one is in flight,
- * the output is copied into a new request at once, while it is still in the cache. Letting it
- * wait in the connector until the socket drains saved about 6 % of the CPU at level none (16 KiB
- * messages, a slower receiver), but the connector's buffer never shrinks: every connection that
- * once reached its high-water mark would keep a buffer that size (docs/PERFORMANCE.md, "Engine
- * output path"). So output never waits in the connector past the iteration that made it. Flow
- * control is unchanged: output in the connector and in write requests is what
- * negio_econn_queued() counts and the high-water mark bounds. */
+ * flight; what the socket did not take, or everything while a request is in flight, leaves the
+ * connector without a copy: negio_conn_send_take() hands over the connector's output block,
+ * which the request owns until it is written (the connector goes on in a new block, so no
+ * buffer stays at the size a burst gave it). Only when that fails for lack of memory is the
+ * output copied into the request. Flow control is unchanged: output in the connector and in
+ * write requests is what negio_econn_queued() counts and the high-water mark bounds. */
 
 #define FLUSH_BATCH (64u * 1024)
 #define SPARE_MAX (256u * 1024) /* the largest write request kept for reuse, one per loop */
@@ -497,6 +495,8 @@ struct wreq {
     uv_write_t req;
     negio_econn *c;
     size_t len;
+    void *block; /* the connector's output block being written (negio_conn_send_take), or NULL:
+                    the bytes are in DATA */
     size_t cap;
     uint8_t data[];
 };
@@ -581,6 +581,8 @@ static void on_written(uv_write_t *req, int status)
     wreq *w = (wreq *)req;
     negio_econn *c = w->c;
     c->inflight -= w->len;
+    negio_conn_send_release(w->block);
+    w->block = NULL;
     wreq_put(c->l, w);
     if (status < 0 && status != UV_ECANCELED)
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(status));
@@ -610,18 +612,31 @@ static void flush(negio_econn *c)
             }
         }
     }
-    wreq *w = wreq_get(c->l, len);
+    const uint8_t *taken = NULL;
+    size_t taken_len = 0;
+    void *block = negio_conn_send_take(c->conn, &taken, &taken_len);
+    wreq *w = wreq_get(c->l, block != NULL ? 0 : len);
     if (w == NULL) {
+        negio_conn_send_release(block);
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_NOMEM, "out of memory for output");
         return;
     }
-    memcpy(w->data, out, len);
-    negio_conn_send_done(c->conn, len);
+    w->block = block;
+    if (block != NULL) {
+        out = taken;
+        len = taken_len;
+    } else {
+        memcpy(w->data, out, len);
+        negio_conn_send_done(c->conn, len);
+        out = w->data;
+    }
     w->c = c;
     w->len = len;
-    uv_buf_t b = {.base = (char *)w->data, .len = len};
+    uv_buf_t b = {.base = (char *)out, .len = len};
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (rc < 0) {
+        negio_conn_send_release(w->block);
+        w->block = NULL;
         wreq_put(c->l, w);
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "write: %s", uv_strerror(rc));
         return;

@@ -181,10 +181,15 @@ static size_t move_zero_copy(side *from, side *to)
     return n;
 }
 
+/* FROM's output leaves through negio_conn_send_take (the block changes hands, no copy); when
+ * the connector has no memory for its next block, through negio_conn_send_buf. */
 static size_t feed(side *from, side *to)
 {
     size_t n;
-    const uint8_t *out = negio_conn_send_buf(from->conn, &n);
+    const uint8_t *out;
+    void *block = negio_conn_send_take(from->conn, &out, &n);
+    if (block == NULL)
+        out = negio_conn_send_buf(from->conn, &n);
     if (n == 0)
         return 0;
     if (to->err == 0) {
@@ -192,7 +197,10 @@ static size_t feed(side *from, side *to)
         if (rc < 0)
             to->err = rc;
     }
-    negio_conn_send_done(from->conn, n);
+    if (block != NULL)
+        negio_conn_send_release(block);
+    else
+        negio_conn_send_done(from->conn, n);
     return n;
 }
 

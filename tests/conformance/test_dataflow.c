@@ -142,6 +142,61 @@ static void level_none_is_delivered_when_the_minimum_allows_it(void **state)
     }
 }
 
+/* Output taken as blocks (negio_conn_send_take) instead of read and consumed: every block holds
+ * the bytes negio_conn_send_buf would have given, in order, the connector goes on writing into
+ * a new block, and a block stays valid after the connector is gone. Nothing pending: NULL. */
+static void output_taken_in_blocks_arrives_intact(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 10, 5000, 70000, 3};
+    for (int path = 0; path < test_path_count(); path++) {
+        test_pair p;
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        establish(&p, (test_path)path, SPLIT_WHOLE);
+        const uint8_t *data = (const uint8_t *)"x";
+        size_t len = 1;
+        assert_null(negio_conn_send_take(p.client.conn, &data, &len));
+        assert_null(data);
+        assert_int_equal(len, 0);
+        void *blocks[8];
+        const uint8_t *at[8];
+        size_t lens[8];
+        int nb = 0;
+        uint8_t *msg = malloc(70000);
+        assert_non_null(msg);
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            memset(msg, (int)('a' + i), sizes[i]);
+            assert_int_equal(negio_conn_write(p.client.conn, msg, sizes[i], L(NEGIO_LEVEL_SEAL)),
+                             NEGIO_OK);
+            if (i % 2 == 0) { /* take after some writes only: blocks of one and of two messages */
+                blocks[nb] = negio_conn_send_take(p.client.conn, &at[nb], &lens[nb]);
+                assert_non_null(blocks[nb]);
+                assert_true(lens[nb] > 0);
+                nb++;
+                size_t left;
+                assert_null(negio_conn_send_buf(p.client.conn, &left));
+                assert_int_equal(left, 0);
+            }
+        }
+        /* the client goes first: its blocks must outlive it */
+        negio_conn_del(p.client.conn);
+        p.client.conn = NULL;
+        for (int b = 0; b < nb; b++) {
+            assert_int_equal(negio_conn_feed(p.server.conn, at[b], lens[b]), NEGIO_OK);
+            negio_conn_send_release(blocks[b]);
+        }
+        test_side_drain(&p.server);
+        assert_int_equal(p.server.err, 0);
+        assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 5);
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            memset(msg, (int)('a' + i), sizes[i]);
+            expect_message(&p.server, (int)i, msg, sizes[i], L(NEGIO_LEVEL_SEAL));
+        }
+        free(msg);
+        test_pair_free(&p);
+    }
+}
+
 /* Writes made before completion are held and go out, in order, once established. */
 static void writes_before_completion_are_sent_after_it_in_order(void **state)
 {
@@ -423,6 +478,7 @@ int main(void)
         cmocka_unit_test(messages_at_every_level_arrive_intact_under_every_split),
         cmocka_unit_test(level_none_is_delivered_when_the_minimum_allows_it),
         cmocka_unit_test(writes_before_completion_are_sent_after_it_in_order),
+        cmocka_unit_test(output_taken_in_blocks_arrives_intact),
         cmocka_unit_test(large_messages_are_split_and_the_limit_is_exact),
         cmocka_unit_test(authentication_facts_name_the_winner_and_the_peer),
         cmocka_unit_test(protected_close_is_clean_and_bare_eof_is_truncation),

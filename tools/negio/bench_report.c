@@ -30,21 +30,24 @@ const char *const b_tls_names[B_TLS_PATHS] = {"tls", "tls-negotiate"};
  * (docs/PERFORMANCE.md, "Where the time goes", with the figures), which the bench cannot see
  * from outside. */
 #define WHY_PROTECT                                                                                \
-    "at >= 16 KiB the mechanism is most of the CPU; the rest is the kernel's TCP send and "        \
-    "receive (which the in-process limit does not pay) and the connector's copies: PH||payload "   \
-    "copied into scratch for every MIC and wrap (and on the receiving side for every verify), "    \
-    "each copy wiped, the payload appended to the output behind its MIC, the input buffer "        \
-    "compacted (memmove) on most reads"
+    "at >= 16 KiB the mechanism is 80-92% of each process and negio's own code 1-3% (Kerberos "    \
+    "MICs are made and checked over the header and payload where they lie, gss_*_mic_iov; NTLM "   \
+    "needs them joined, one copy, and wraps need PH||payload in one piece); the rest is the "      \
+    "kernel's TCP send and receive, 6-19% of each process, which the in-process limit does not "   \
+    "pay: no library change removes it, and it weighs most where the mechanism is cheapest per "   \
+    "byte (sign)"
 #define WHY_NONE                                                                                   \
-    "the connector copies each payload into its output buffer, and the receiver moves the tail "   \
-    "of its input buffer to the front (memmove) on most reads; the plain libuv sender and "        \
-    "receiver copy nothing (the engine itself writes straight from the connector's buffer, many "  \
-    "messages per system call, and copies only what the socket does not take at once)"
+    "the connector copies each payload into its output buffer (about 10% of the sender); the "     \
+    "plain libuv sender and receiver copy nothing. The engine writes straight from the "           \
+    "connector's buffer or takes the buffer itself (no copy), and the receiver reads in pieces "   \
+    "of up to 64 KiB, so input is rarely moved"
 #define WHY_HS                                                                                     \
-    "credentials are now acquired once per configuration and shared, but each handshake still "   \
-    "carries what the in-process loop has not: the POLICY and CLOSE exchanges (four MICs made "    \
-    "and checked), a connector and its buffers per connection ('negio in memory'), and over TCP "  \
-    "the engine's connect/accept/close and two worker-thread hand-offs per handshake step"
+    "credentials are acquired once per configuration and shared, also by the copies the engine "   \
+    "makes per outgoing connection, but each handshake still carries what the in-process loop "    \
+    "has not: the POLICY and CLOSE exchanges (four MICs made and checked), the peer's name and "   \
+    "local account, a connector and its buffers per connection ('negio in memory'), and over TCP " \
+    "the kernel's connect/accept/shutdown/close, the event loop, and two worker-thread "           \
+    "hand-offs per handshake step"
 #define WHY_RSS                                                                                    \
     "the credential is shared per configuration and released by each context once established; "  \
     "what remains per connection is the GSS context, the connector with its buffers, and the "     \
@@ -56,12 +59,11 @@ const char *const b_tls_names[B_TLS_PATHS] = {"tls", "tls-negotiate"};
     "iteration, so hundreds of messages share each system call)"
 
 #define WHY_TLS                                                                                    \
-    "at level none inside TLS the cost is TLS's: profiled at 16 KiB, AES-256-GCM in libcrypto is " \
-    "about 40% of both processes' CPU and the kernel's loopback TCP about a third; most of the "   \
-    "rest is copies and wipes around OpenSSL's memory BIOs (each frame is encrypted into a BIO, "  \
-    "copied out into the connector's wire buffer, then into the engine's write request, and the "  \
-    "receiver copies into a BIO before decrypting), each buffer wiped; the ratio also moves with " \
-    "the seal figure it divides by"
+    "at level none inside TLS the cost is TLS's: AES-GCM in libcrypto and the kernel's loopback "  \
+    "TCP are most of both processes' CPU; the rest is the copy of each frame into the "            \
+    "connector's plaintext buffer before SSL_write and its wipe (records are written straight "    \
+    "into the wire buffer through negio's own BIO); the ratio also moves with the seal figure it " \
+    "divides by"
 
 const char *b_size_name(size_t size, char *buf, size_t cap)
 {

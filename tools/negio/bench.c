@@ -574,9 +574,47 @@ static void section_hs_inprocess(b_results *r)
     }
 }
 
+/* Runs one streaming client (the bench child ROLE with ARGS) to its end and stores its points in
+ * SM. TAG and NAME label the progress lines and failures; SESSION (CAP bytes), when given, gets
+ * the TLS version and cipher the client reports. */
+static void run_stream(b_results *r, const char *role, const char *const args[], const char *tag,
+                       const char *name, samples *sm, char *session, size_t cap)
+{
+    char line[512];
+    bench_child ch;
+    if (bench_spawn(&ch, role, args) < 0) {
+        failure("could not start the %s client", name);
+        return;
+    }
+    int timeout = (int)(r->seconds * 1000) * 4 + 60000, rc;
+    while ((rc = bench_readline(&ch, line, sizeof(line), timeout)) > 0) {
+        if (session != NULL && strncmp(line, "authenticated ", 14) == 0) {
+            char v[48], c[64];
+            if (bench_kv(line, "tls", v, sizeof(v)) && bench_kv(line, "cipher", c, sizeof(c)))
+                snprintf(session, cap, "%.40s %.50s", v, c);
+        } else if (strncmp(line, "point ", 6) == 0) {
+            int li;
+            size_t size;
+            char sz[32];
+            b_tp *t = store_point(r, sm, line, &li, &size);
+            if (t != NULL)
+                progress("[%s] %-13s %-4s %7s: %8.1f MB/s, %9.0f msg/s, %7.2f CPU s/GB", tag, name,
+                         negio_level_name((negio_level)li), b_size_name(size, sz, sizeof(sz)),
+                         b_mb_s(t), b_msgs_s(t), b_cpu_per_gb(t));
+        } else if (strncmp(line, "error", 5) == 0) {
+            failure("%s end to end: %s", name, line);
+        } else if (strcmp(line, "done") == 0) {
+            break;
+        }
+    }
+    if (rc <= 0)
+        failure("%s end to end: the client stopped early", name);
+    bench_finish(&ch, 30000);
+}
+
 static void sweep_e2e(b_results *r, uint16_t port)
 {
-    char sizes[256], secs[32], portarg[32], sizesarg[300], line[512];
+    char sizes[256], secs[32], portarg[32], sizesarg[300];
     join_sizes(r, sizes, sizeof(sizes));
     snprintf(sizesarg, sizeof(sizesarg), "sizes=%s", sizes);
     snprintf(secs, sizeof(secs), "seconds=%.3f", r->seconds);
@@ -585,34 +623,7 @@ static void sweep_e2e(b_results *r, uint16_t port)
         char patharg[64];
         snprintf(patharg, sizeof(patharg), "path=%s", b_mech_names[m]);
         const char *args[] = {patharg, portarg, "levels=0,1,2", sizesarg, secs, NULL};
-        samples *sm = &all.e2e[m];
-        bench_child ch;
-        if (bench_spawn(&ch, "stream", args) < 0) {
-            failure("could not start the %s client", b_mech_names[m]);
-            continue;
-        }
-        int timeout = (int)(r->seconds * 1000) * 4 + 60000;
-        int rc;
-        while ((rc = bench_readline(&ch, line, sizeof(line), timeout)) > 0) {
-            if (strncmp(line, "point ", 6) == 0) {
-                int li;
-                size_t size;
-                char sz[32];
-                b_tp *t = store_point(r, sm, line, &li, &size);
-                if (t != NULL)
-                    progress("[e2e] %-8s %-4s %7s: %8.1f MB/s, %9.0f msg/s, %7.2f CPU s/GB",
-                             b_mech_names[m], negio_level_name((negio_level)li),
-                             b_size_name(size, sz, sizeof(sz)), b_mb_s(t), b_msgs_s(t),
-                             b_cpu_per_gb(t));
-            } else if (strncmp(line, "error", 5) == 0) {
-                failure("%s end to end: %s", b_mech_names[m], line);
-            } else if (strcmp(line, "done") == 0) {
-                break;
-            }
-        }
-        if (rc <= 0)
-            failure("%s end to end: the client stopped early", b_mech_names[m]);
-        bench_finish(&ch, 30000);
+        run_stream(r, "stream", args, "e2e", b_mech_names[m], &all.e2e[m], NULL, 0);
     }
     r->have_e2e = 1;
 }
@@ -680,7 +691,7 @@ static void tls_teardown(void)
 
 static void sweep_tls(b_results *r)
 {
-    char sizes[256], secs[32], portarg[32], sizesarg[300], patharg[64], line[512];
+    char sizes[256], secs[32], portarg[32], sizesarg[300], patharg[64];
     join_sizes(r, sizes, sizeof(sizes));
     snprintf(sizesarg, sizeof(sizesarg), "sizes=%s", sizes);
     snprintf(secs, sizeof(secs), "seconds=%.3f", r->seconds);
@@ -690,35 +701,8 @@ static void sweep_tls(b_results *r)
         snprintf(patharg, sizeof(patharg), "path=%s", b_tls_names[p]);
         snprintf(portarg, sizeof(portarg), "port=%u", (unsigned)tls.port[p]);
         const char *args[] = {patharg, portarg, "levels=0", sizesarg, secs, NULL};
-        bench_child ch;
-        if (bench_spawn(&ch, "stream", args) < 0) {
-            failure("could not start the %s client", b_tls_names[p]);
-            continue;
-        }
-        int timeout = (int)(r->seconds * 1000) * 4 + 60000, rc;
-        while ((rc = bench_readline(&ch, line, sizeof(line), timeout)) > 0) {
-            if (strncmp(line, "authenticated ", 14) == 0) {
-                char v[48], c[64];
-                if (bench_kv(line, "tls", v, sizeof(v)) && bench_kv(line, "cipher", c, sizeof(c)))
-                    snprintf(r->tls_session[p], sizeof(r->tls_session[p]), "%.40s %.50s", v, c);
-            } else if (strncmp(line, "point ", 6) == 0) {
-                int li;
-                size_t size;
-                char sz[32];
-                b_tp *t = store_point(r, &tls.sm[p], line, &li, &size);
-                if (t != NULL)
-                    progress("[tls] %-13s %7s: %8.1f MB/s, %9.0f msg/s, %7.2f CPU s/GB",
-                             b_tls_names[p], b_size_name(size, sz, sizeof(sz)), b_mb_s(t),
-                             b_msgs_s(t), b_cpu_per_gb(t));
-            } else if (strncmp(line, "error", 5) == 0) {
-                failure("%s end to end: %s", b_tls_names[p], line);
-            } else if (strcmp(line, "done") == 0) {
-                break;
-            }
-        }
-        if (rc <= 0)
-            failure("%s end to end: the client stopped early", b_tls_names[p]);
-        bench_finish(&ch, 30000);
+        run_stream(r, "stream", args, "tls", b_tls_names[p], &tls.sm[p], r->tls_session[p],
+                   sizeof(r->tls_session[p]));
     }
     r->have_tls = 1;
 }
@@ -726,7 +710,7 @@ static void sweep_tls(b_results *r)
 /* LAST: also the plain TCP echo that the latency limit is made of. */
 static void sweep_tcp(b_results *r, int last)
 {
-    bench_child srv, cli;
+    bench_child srv;
     char line[512], sizes[256], sizesarg[300], secs[32], portarg[32];
     if (bench_spawn(&srv, "tcpserver", NULL) < 0 ||
         bench_expect(&srv, "port", line, sizeof(line), 30000) < 0) {
@@ -739,30 +723,7 @@ static void sweep_tcp(b_results *r, int last)
     snprintf(secs, sizeof(secs), "seconds=%.3f", r->seconds);
     snprintf(portarg, sizeof(portarg), "port=%.0f", bench_kv_num(line, "port", 0));
     const char *args[] = {portarg, sizesarg, secs, NULL};
-    samples *sm = &all.tcp;
-    if (bench_spawn(&cli, "tcpstream", args) < 0) {
-        failure("could not start the plain TCP client");
-        bench_finish(&srv, 5000);
-        return;
-    }
-    int rc;
-    while ((rc = bench_readline(&cli, line, sizeof(line), (int)(r->seconds * 4000) + 60000)) > 0) {
-        if (strncmp(line, "point ", 6) == 0) {
-            int li;
-            size_t size;
-            char sz[32];
-            b_tp *t = store_point(r, sm, line, &li, &size);
-            if (t != NULL)
-                progress("[tcp] plain    %7s: %8.1f MB/s, %9.0f msg/s, %7.2f CPU s/GB",
-                         b_size_name(size, sz, sizeof(sz)), b_mb_s(t), b_msgs_s(t),
-                         b_cpu_per_gb(t));
-        } else if (strncmp(line, "error", 5) == 0) {
-            failure("plain TCP: %s", line);
-        } else if (strcmp(line, "done") == 0) {
-            break;
-        }
-    }
-    bench_finish(&cli, 10000);
+    run_stream(r, "tcpstream", args, "tcp", "plain TCP", &all.tcp, NULL, 0);
     /* the latency limit's network part: the same 1 KiB echo as section 7, without negio */
     if (!last) {
         bench_finish(&srv, 10000);
@@ -772,6 +733,7 @@ static void sweep_tcp(b_results *r, int last)
     char lsecs[32];
     snprintf(lsecs, sizeof(lsecs), "seconds=%.1f", r->full ? 3.0 : 1.0);
     const char *largs[] = {portarg, "size=1024", lsecs, NULL};
+    bench_child cli;
     if (bench_spawn(&cli, "tcplatency", largs) == 0 &&
         bench_expect(&cli, "latency", line, sizeof(line), 60000) > 0) {
         b_lat *l = &r->lat_tcp;

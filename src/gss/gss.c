@@ -111,6 +111,13 @@ void negio__cred_cache_unref(negio__cred_cache *cc)
     negio__free(cc);
 }
 
+/* The plaintext of one unwrap, until negio__gss_release. */
+struct plain {
+    gss_buffer_desc buf;
+    int embedded; /* the one in negio__gss (no allocation per message), else allocated */
+    int busy;
+};
+
 struct negio__gss {
     const negio_config *cfg; /* the connector's own copy, alive as long as this */
     negio__cred_cache *cache; /* when set, cred is borrowed from it */
@@ -138,6 +145,7 @@ struct negio__gss {
     int has_cb;
     uint8_t cb_data[NEGIO__CB_MAX];
     gss_buffer_desc exported; /* negio__gss_clone: the context, exported (it is gone from ctx) */
+    struct plain plain;       /* the connector holds one unwrapped message at a time */
 };
 
 void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len)
@@ -483,6 +491,10 @@ void negio__gss_del(negio__gss *g)
     OM_uint32 min;
     if (g == NULL)
         return;
+    if (g->plain.busy) { /* not released by its holder: still wiped */
+        void *h = &g->plain;
+        negio__gss_release(&h);
+    }
     if (g->ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);
     drop_cred(g);
@@ -1050,23 +1062,30 @@ int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
 {
     OM_uint32 maj, min, min2;
     gss_buffer_desc t = {len, (void *)tok};
-    gss_buffer_t p = negio__calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NEGIO_ERR_NOMEM;
+    struct plain *p = &g->plain;
+    if (p->busy) { /* a second one outstanding: not how the connector works, but allowed */
+        p = negio__calloc(1, sizeof(*p));
+        if (p == NULL)
+            return NEGIO_ERR_NOMEM;
+    } else {
+        p->embedded = 1;
+    }
+    p->busy = 1;
     int conf = 0;
     gss_qop_t qop = 0;
-    maj = gss_unwrap(&min, g->ctx, &t, p, &conf, &qop);
+    maj = gss_unwrap(&min, g->ctx, &t, &p->buf, &conf, &qop);
     if (maj != GSS_S_COMPLETE) {
         gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
         /* gss-ntlmssp frees the output of a failed unwrap but leaves its length set */
-        if (p->value != NULL && p->length > 0)
-            explicit_bzero(p->value, p->length);
-        gss_release_buffer(&min2, p);
-        negio__free(p);
+        if (p->buf.value != NULL && p->buf.length > 0)
+            explicit_bzero(p->buf.value, p->buf.length);
+        gss_release_buffer(&min2, &p->buf);
+        void *h = p;
+        negio__gss_release(&h);
         return NEGIO_ERR_INTEGRITY;
     }
-    *plain = p->value;
-    *plain_len = p->length;
+    *plain = p->buf.value;
+    *plain_len = p->buf.length;
     *handle = p;
     *conf_state = conf;
     return 0;
@@ -1088,13 +1107,17 @@ int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
 void negio__gss_release(void **handle)
 {
     OM_uint32 min;
-    gss_buffer_t p = *handle;
+    struct plain *p = *handle;
     if (p == NULL)
         return;
-    if (p->value != NULL && p->length > 0)
-        explicit_bzero(p->value, p->length);
-    gss_release_buffer(&min, p);
-    negio__free(p);
+    if (p->buf.value != NULL && p->buf.length > 0)
+        explicit_bzero(p->buf.value, p->buf.length);
+    gss_release_buffer(&min, &p->buf);
+    p->buf.value = NULL;
+    p->buf.length = 0;
+    p->busy = 0;
+    if (!p->embedded)
+        negio__free(p);
     *handle = NULL;
 }
 

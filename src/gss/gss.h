@@ -72,6 +72,8 @@ int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *o
  * confidentiality are required. */
 int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
                       size_t *plain_len, void **handle, char *detail);
+/* Wipes and releases an unwrapped plaintext, and sets *HANDLE to NULL. The first one outstanding
+ * lives in G itself (no allocation per message): release it before negio__gss_del(G). */
 void negio__gss_release(void **handle);
 
 /* Server: the credentials the client delegated, or NULL (owned by G; take a reference). */

@@ -307,11 +307,13 @@ NEGIO_API int negio_conn_feed_eof(negio_conn *conn);
  * send_done returns NEGIO_OK, NEGIO_ERR_INVALID (N larger than what is pending). */
 NEGIO_API const uint8_t *negio_conn_send_buf(negio_conn *conn, size_t *len);
 NEGIO_API int negio_conn_send_done(negio_conn *conn, size_t n);
-/* Output without a copy, for an owner that keeps writes queued (a write already in flight):
- * takes all pending output as one block, *LEN bytes at *DATA, and returns the block, which
- * stays valid until negio_conn_send_release(block), also after negio_conn_del(). The connector
- * goes on in a new buffer. Returns NULL (*DATA NULL, *LEN 0) when nothing is pending or no
- * memory is left for the new buffer: the output then stays, for negio_conn_send_buf(). */
+/* Output for an owner that keeps writes queued (a write already in flight): takes all pending
+ * output as one block, *LEN bytes at *DATA, and returns the block, which stays valid until
+ * negio_conn_send_release(block), also after negio_conn_del(). Output that fills at least half
+ * of the connector's buffer is handed over without a copy (the connector goes on in a new
+ * buffer); less is copied into a block of its own size, so that the memory held follows the
+ * bytes. Returns NULL (*DATA NULL, *LEN 0) when nothing is pending or no memory is left: the
+ * output then stays, for negio_conn_send_buf(). */
 NEGIO_API void *negio_conn_send_take(negio_conn *conn, const uint8_t **data, size_t *len);
 NEGIO_API void negio_conn_send_release(void *block);
 

@@ -446,6 +446,21 @@ int negio_conn_send_done(negio_conn *c, size_t n)
  * output rate needs it), but not larger than this, so that a burst does not pin its size. */
 #define TAKE_CAP_MAX (256 * 1024)
 
+/* A copy of W's pending bytes in a block of their own size, W emptied (its memory kept): for
+ * output that fills less than half of W, where handing W over would make the owner hold a block
+ * far larger than its bytes (small messages to a slow reader, each taken while a write is in
+ * flight, would otherwise each pin a whole buffer). */
+static void *take_copy(negio__buf *w)
+{
+    size_t n = negio__buf_size(w);
+    uint8_t *block = negio__malloc(n);
+    if (block == NULL)
+        return NULL;
+    memcpy(block, negio__buf_data(w), n);
+    negio__buf_consume(w, n);
+    return block;
+}
+
 void *negio_conn_send_take(negio_conn *c, const uint8_t **data, size_t *len)
 {
     if (data != NULL)
@@ -457,6 +472,14 @@ void *negio_conn_send_take(negio_conn *c, const uint8_t **data, size_t *len)
     tls_pump_out(c);
     negio__buf *w = wire_out(c);
     size_t off = w->off, n = negio__buf_size(w);
+    if (n == 0)
+        return NULL;
+    if (n < w->cap / 2) {
+        void *copy = take_copy(w);
+        *data = copy;
+        *len = copy != NULL ? n : 0;
+        return copy;
+    }
     void *block = negio__buf_detach(w, w->cap < TAKE_CAP_MAX ? w->cap : TAKE_CAP_MAX);
     if (block == NULL)
         return NULL;

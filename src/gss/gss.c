@@ -925,10 +925,14 @@ int negio__gss_mic_joins(const negio__gss *g)
     return !mic_iov(g);
 }
 
-/* HEAD || BODY in TMP, for a mechanism that needs the message in one piece. */
-static int join(negio__buf *tmp, const uint8_t *head, size_t hlen, const uint8_t *body,
-                size_t blen, char *detail)
+/* The message a MIC covers, in one piece for gss_get_mic/gss_verify_mic: BODY itself, or
+ * HEAD || BODY joined in TMP (cleared by the caller after the call). */
+static int mic_message(gss_buffer_desc *m, negio__buf *tmp, const uint8_t *head, size_t hlen,
+                       const uint8_t *body, size_t blen, char *detail)
 {
+    *m = (gss_buffer_desc){blen, (void *)body};
+    if (hlen == 0)
+        return 0;
     negio__buf_clear(tmp);
     int rc;
     if ((rc = negio__buf_append(tmp, head, hlen)) < 0 ||
@@ -936,6 +940,7 @@ static int join(negio__buf *tmp, const uint8_t *head, size_t hlen, const uint8_t
         negio__detail(detail, "out of memory");
         return rc;
     }
+    *m = (gss_buffer_desc){negio__buf_size(tmp), (void *)negio__buf_data(tmp)};
     return 0;
 }
 
@@ -969,15 +974,9 @@ int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8
         out->len += iov[2].buffer.length;
         return 0;
     }
-    const uint8_t *msg = body;
-    size_t len = blen;
-    if (hlen > 0) {
-        if ((rc = join(tmp, head, hlen, body, blen, detail)) < 0)
-            return rc;
-        msg = negio__buf_data(tmp);
-        len = negio__buf_size(tmp);
-    }
-    gss_buffer_desc m = {len, (void *)msg}, mic = GSS_C_EMPTY_BUFFER;
+    gss_buffer_desc m, mic = GSS_C_EMPTY_BUFFER;
+    if ((rc = mic_message(&m, tmp, head, hlen, body, blen, detail)) < 0)
+        return rc;
     maj = gss_get_mic(&min, g->ctx, GSS_C_QOP_DEFAULT, &m, &mic);
     if (hlen > 0)
         negio__buf_clear(tmp);
@@ -1012,16 +1011,10 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
         }
         return 0;
     }
-    const uint8_t *msg = body;
-    size_t len = blen;
-    int rc;
-    if (hlen > 0) {
-        if ((rc = join(tmp, head, hlen, body, blen, detail)) < 0)
-            return rc;
-        msg = negio__buf_data(tmp);
-        len = negio__buf_size(tmp);
-    }
-    gss_buffer_desc m = {len, (void *)msg}, t = {mic_len, (void *)mic};
+    gss_buffer_desc m, t = {mic_len, (void *)mic};
+    int rc = mic_message(&m, tmp, head, hlen, body, blen, detail);
+    if (rc < 0)
+        return rc;
     maj = gss_verify_mic(&min, g->ctx, &m, &t, &qop);
     if (hlen > 0)
         negio__buf_clear(tmp);
@@ -1060,7 +1053,7 @@ int negio__gss_seal(negio__gss *g, const uint8_t *msg, size_t len, negio__buf *o
 int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **plain,
                       size_t *plain_len, void **handle, int *conf_state, char *detail)
 {
-    OM_uint32 maj, min, min2;
+    OM_uint32 maj, min;
     gss_buffer_desc t = {len, (void *)tok};
     struct plain *p = &g->plain;
     if (p->busy) { /* a second one outstanding: not how the connector works, but allowed */
@@ -1076,10 +1069,8 @@ int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
     maj = gss_unwrap(&min, g->ctx, &t, &p->buf, &conf, &qop);
     if (maj != GSS_S_COMPLETE) {
         gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
-        /* gss-ntlmssp frees the output of a failed unwrap but leaves its length set */
-        if (p->buf.value != NULL && p->buf.length > 0)
-            explicit_bzero(p->buf.value, p->buf.length);
-        gss_release_buffer(&min2, &p->buf);
+        /* wiped and released as any result (gss-ntlmssp frees the output of a failed unwrap but
+         * leaves its length set: only a non-NULL value is wiped) */
         void *h = p;
         negio__gss_release(&h);
         return NEGIO_ERR_INTEGRITY;

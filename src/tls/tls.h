@@ -1,5 +1,5 @@
-/* The TLS transport (OpenSSL 3, through a BIO over the connector's own buffers): a byte-stream filter under negio's frames.
- * Wire bytes go in, plaintext comes out into the connector's frame buffer; the connector's
+/* The TLS transport (OpenSSL 3, through a BIO over the connector's own buffers): a byte-stream
+ * filter under negio's frames. Wire bytes go in, plaintext comes out into the connector's frame buffer; the connector's
  * frames go in, wire bytes come out. Every function writes a human-readable cause into DETAIL
  * (size NEGIO__DETAIL_MAX) when it fails. */
 #ifndef NEGIO_TLS_TLS_H

@@ -481,10 +481,10 @@ static void econn_close(negio_econn *c, negio_close_reason reason, int code, con
  * the cache.
  *
  * A flush writes straight from the connector's buffer (uv_try_write) when no write request is in
- * flight; what the socket did not take, or everything while a request is in flight, leaves the
- * connector without a copy: negio_conn_send_take() hands over the connector's output block,
- * which the request owns until it is written (the connector goes on in a new block, so no
- * buffer stays at the size a burst gave it). Only when that fails for lack of memory is the
+ * flight; what the socket did not take, or everything while a request is in flight, leaves
+ * through negio_conn_send_take(): the connector's output block itself when the output fills it
+ * at least half (no copy; the connector goes on in a new block, so no buffer stays at the size a
+ * burst gave it), else a copy of its own size. Only when that fails for lack of memory is the
  * output copied into the request. Flow control is unchanged: output in the connector and in
  * write requests is what negio_econn_queued() counts and the high-water mark bounds. */
 

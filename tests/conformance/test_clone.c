@@ -17,14 +17,6 @@
 #include "core/internal.h"
 #include "support/support.h"
 
-static void side_clear(test_side *s)
-{
-    for (int i = 0; i < s->nevents; i++)
-        free(s->events[i].data);
-    negio_conn_del(s->conn);
-    memset(s, 0, sizeof(*s));
-}
-
 static void establish(test_pair *p, test_path path)
 {
     negio_config *cc = test_client_config(path), *sc = test_server_config(path);
@@ -119,9 +111,9 @@ static void clones_receive_and_send_like_the_original(void **state)
 
         /* the template's context went to its clones: it fails closed, it does not send */
         assert_int_not_equal(negio_conn_write(p.server.conn, "x", 1, NEGIO_LEVEL_SEAL), NEGIO_OK);
-        side_clear(&a);
-        side_clear(&b);
-        side_clear(&c);
+        test_side_free(&a);
+        test_side_free(&b);
+        test_side_free(&c);
         test_pair_free(&p);
     }
 }

@@ -156,7 +156,7 @@ void test_pair_init(test_pair *p, const negio_config *client, const negio_config
     must(negio_conn_new(&p->server.conn, server), "server conn");
 }
 
-static void side_free(test_side *s)
+void test_side_free(test_side *s)
 {
     for (int i = 0; i < s->nevents; i++)
         free(s->events[i].data);
@@ -166,8 +166,8 @@ static void side_free(test_side *s)
 
 void test_pair_free(test_pair *p)
 {
-    side_free(&p->client);
-    side_free(&p->server);
+    test_side_free(&p->client);
+    test_side_free(&p->server);
 }
 
 void test_side_drain(test_side *s)

@@ -111,6 +111,8 @@ typedef struct test_pair {
 void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,
                     test_split split, unsigned seed);
 void test_pair_free(test_pair *p);
+/* Frees one side: its events and its connector (a side made outside a pair, too). */
+void test_side_free(test_side *s);
 /* Moves bytes both ways and collects events until neither side can make progress. */
 void test_pair_run(test_pair *p);
 /* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns bytes moved. */

@@ -442,15 +442,26 @@ int negio_conn_send_done(negio_conn *c, size_t n)
     return NEGIO_OK;
 }
 
-/* The new output buffer of a connector whose output was taken: as large as the old one (the
- * output rate needs it), but not larger than this, so that a burst does not pin its size. */
+/* Output taken (negio_conn_send_take) leaves in one of two ways. Output that fills at least half
+ * of the connector's buffer is handed over as it is, and the connector goes on in a new buffer
+ * sized for the output just taken (the next power of two, 16 KiB to 256 KiB): the owner holds at
+ * most twice the bytes, and no buffer stays at the size a burst gave it. Less is copied into a
+ * block of its own size, and an oversized buffer is replaced by one of that size (it is empty
+ * then: nothing to move), so that the next output fills it: small messages to a slow reader,
+ * each taken while a write is in flight, do not each pin a large buffer, and after a burst the
+ * copies stop at once. */
+#define TAKE_CAP_MIN (16 * 1024)
 #define TAKE_CAP_MAX (256 * 1024)
 
-/* A copy of W's pending bytes in a block of their own size, W emptied (its memory kept): for
- * output that fills less than half of W, where handing W over would make the owner hold a block
- * far larger than its bytes (small messages to a slow reader, each taken while a write is in
- * flight, would otherwise each pin a whole buffer). */
-static void *take_copy(negio__buf *w)
+static size_t take_cap(size_t n)
+{
+    size_t cap = TAKE_CAP_MIN;
+    while (cap < n && cap < TAKE_CAP_MAX)
+        cap *= 2;
+    return cap;
+}
+
+static void *take_copy(negio__buf *w, size_t next_cap)
 {
     size_t n = negio__buf_size(w);
     uint8_t *block = negio__malloc(n);
@@ -458,6 +469,10 @@ static void *take_copy(negio__buf *w)
         return NULL;
     memcpy(block, negio__buf_data(w), n);
     negio__buf_consume(w, n);
+    if (w->cap > next_cap) {
+        negio__buf_free(w);
+        (void)negio__buf_reserve(w, next_cap); /* without memory, the next write allocates */
+    }
     return block;
 }
 
@@ -474,16 +489,11 @@ void *negio_conn_send_take(negio_conn *c, const uint8_t **data, size_t *len)
     size_t off = w->off, n = negio__buf_size(w);
     if (n == 0)
         return NULL;
-    if (n < w->cap / 2) {
-        void *copy = take_copy(w);
-        *data = copy;
-        *len = copy != NULL ? n : 0;
-        return copy;
-    }
-    void *block = negio__buf_detach(w, w->cap < TAKE_CAP_MAX ? w->cap : TAKE_CAP_MAX);
+    int copy = n < w->cap / 2;
+    void *block = copy ? take_copy(w, take_cap(n)) : negio__buf_detach(w, take_cap(n));
     if (block == NULL)
         return NULL;
-    *data = (const uint8_t *)block + off;
+    *data = copy ? block : (const uint8_t *)block + off;
     *len = n;
     return block;
 }

@@ -35,30 +35,30 @@ extern "C" {
 #define NEGIO_API
 #endif
 
-#define NEGIO_PROTOCOL_VERSION 1
+#define NEGIO_PROTOCOL_VERSION 2
 
 /* Error codes. Every code at or below NEGIO_ERR_FATAL closes the connection. */
 enum {
     NEGIO_OK = 0,
-    NEGIO_ERR_INVALID = -1,     /* a bad argument; nothing changed */
-    NEGIO_ERR_STATE = -2,       /* the call is not valid in the connector's current state */
-    NEGIO_ERR_LEVEL = -3,       /* a write below the peer's announced minimum level; not sent */
-    NEGIO_ERR_MSG_SIZE = -4,    /* a write over the maximum message size; not sent */
-    NEGIO_ERR_FATAL = -100,     /* threshold: this and below are fatal and sticky */
-    NEGIO_ERR_NOMEM = -101,     /* an allocation failed */
-    NEGIO_ERR_PROTOCOL = -102,  /* the peer broke the framing or the conversation */
-    NEGIO_ERR_TOO_LARGE = -103, /* an announced length over a configured limit */
-    NEGIO_ERR_TRUNCATED = -104, /* the stream ended without a protected close */
-    NEGIO_ERR_HANDSHAKE = -105, /* GSS-API failed to establish the context */
-    NEGIO_ERR_PEER = -106,      /* the peer reported a handshake failure */
-    NEGIO_ERR_POLICY = -107,    /* mechanism, flags, server authentication or levels refused */
-    NEGIO_ERR_DOWNGRADE = -108, /* a frame below this side's minimum protection level */
-    NEGIO_ERR_INTEGRITY = -109, /* a signed or sealed frame failed verification */
+    NEGIO_ERR_INVALID = -1,       /* a bad argument; nothing changed */
+    NEGIO_ERR_STATE = -2,         /* the call is not valid in the connector's current state */
+    NEGIO_ERR_LEVEL = -3,         /* a write below the peer's announced minimum level; not sent */
+    NEGIO_ERR_MSG_SIZE = -4,      /* a write over the maximum message size; not sent */
+    NEGIO_ERR_FATAL = -100,       /* threshold: this and below are fatal and sticky */
+    NEGIO_ERR_NOMEM = -101,       /* an allocation failed */
+    NEGIO_ERR_PROTOCOL = -102,    /* the peer broke the framing or the conversation */
+    NEGIO_ERR_TOO_LARGE = -103,   /* an announced length over a configured limit */
+    NEGIO_ERR_TRUNCATED = -104,   /* the stream ended without a protected close */
+    NEGIO_ERR_HANDSHAKE = -105,   /* GSS-API failed to establish the context */
+    NEGIO_ERR_PEER = -106,        /* the peer reported a handshake failure */
+    NEGIO_ERR_POLICY = -107,      /* mechanism, flags, server authentication or levels refused */
+    NEGIO_ERR_DOWNGRADE = -108,   /* a frame below this side's minimum protection level */
+    NEGIO_ERR_INTEGRITY = -109,   /* a signed or sealed frame failed verification */
     NEGIO_ERR_CREDENTIALS = -110, /* credentials could not be acquired */
-    NEGIO_ERR_CLOSED = -111,    /* the connection was closed; no more traffic */
-    NEGIO_ERR_REJECTED = -112,  /* the peer closed with a non-zero status after authentication */
-    NEGIO_ERR_BINDING = -113,   /* the authentication is not bound to this TLS channel: a man
-                                   in the middle, or a proxy terminating TLS */
+    NEGIO_ERR_CLOSED = -111,      /* the connection was closed; no more traffic */
+    NEGIO_ERR_REJECTED = -112,    /* the peer closed with a non-zero status after authentication */
+    NEGIO_ERR_BINDING = -113,     /* the authentication is not bound to this TLS channel: a man
+                                     in the middle, or a proxy terminating TLS */
 };
 
 /* Returns a static English description of an error code ("unknown error" for others). */
@@ -98,7 +98,7 @@ typedef enum negio_level {
 #define NEGIO_FLAG_INTEG 0x20u
 #define NEGIO_FLAG_ANON 0x40u
 
-NEGIO_API const char *negio_mech_name(negio_mech mech);   /* "negotiate", "kerberos", "ntlm" */
+NEGIO_API const char *negio_mech_name(negio_mech mech);    /* "negotiate", "kerberos", "ntlm" */
 NEGIO_API const char *negio_level_name(negio_level level); /* "none", "sign", "seal" */
 /* Parses "negotiate"/"kerberos"/"ntlm" and "none"/"sign"/"seal"; NEGIO_ERR_INVALID otherwise. */
 NEGIO_API int negio_mech_parse(const char *name, negio_mech *out);
@@ -112,11 +112,11 @@ typedef struct negio_config negio_config;
 
 /* Size and count limits. A zero field keeps the default (shown). */
 typedef struct negio_limits {
-    uint32_t max_token;     /* largest handshake token accepted (65536; at most 16 MiB) */
-    uint32_t max_rounds;    /* most handshake frames accepted from the peer (8) */
-    uint32_t max_frame;     /* largest frame body accepted (1048576; at least 4096) */
-    uint32_t max_message;   /* largest application message accepted or sent (16777216) */
-    uint32_t max_queued;    /* most bytes buffered by writes made before completion (16777216) */
+    uint32_t max_token;   /* largest handshake token accepted (65536; at most 16 MiB) */
+    uint32_t max_rounds;  /* most handshake frames accepted from the peer (8) */
+    uint32_t max_frame;   /* largest frame body accepted (1048576; at least 4096) */
+    uint32_t max_message; /* largest application message accepted or sent (16777216) */
+    uint32_t max_queued;  /* most bytes buffered by writes made before completion (16777216) */
 } negio_limits;
 
 typedef void (*negio_log_fn)(void *user, int level, const char *message);
@@ -163,6 +163,14 @@ NEGIO_API int negio_config_set_min_level(negio_config *cfg, negio_level level);
  * which cannot authenticate a server, is then never offered, so no NTLM message reaches the
  * server. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_require_server_auth(negio_config *cfg, int on);
+/* Client, negotiate: whether SPNEGO may end on NTLM after this client offered Kerberos, that is
+ * after it obtained a ticket for the service and sent it as its first choice (default off). A
+ * server that answers such a client with NTLM is either an attacker on the path who rewrote the
+ * offer, or a server without a key for the service; either way the client is refused with
+ * NEGIO_ERR_POLICY, before it produces any NTLM message, unless this is on. A client without a
+ * Kerberos ticket for the service offers NTLM alone, and it is used whatever this says
+ * (docs/SECURITY.md section 6). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_allow_ntlm_fallback(negio_config *cfg, int on);
 /* Client: request mutual authentication (default on). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
 /* Client: request delegation of the client's credentials (default off).
@@ -334,9 +342,9 @@ NEGIO_API int negio_conn_close(negio_conn *conn, uint32_t status, const char *re
 
 typedef enum negio_event_type {
     NEGIO_EV_NONE = 0,
-    NEGIO_EV_ESTABLISHED = 1, /* authentication complete and both policies agreed */
-    NEGIO_EV_MESSAGE = 2,     /* a whole application message; see data, len, level */
-    NEGIO_EV_CLOSED = 3,      /* the peer sent a verified protected close (status, reason) */
+    NEGIO_EV_ESTABLISHED = 1,  /* authentication complete and both policies agreed */
+    NEGIO_EV_MESSAGE = 2,      /* a whole application message; see data, len, level */
+    NEGIO_EV_CLOSED = 3,       /* the peer sent a verified protected close (status, reason) */
     NEGIO_EV_ACKNOWLEDGED = 4, /* gss-sample profile, client: the server returned a verified MIC
                                   of the message in data/len (level: sign), or a NOOP when no
                                   MIC was asked for (level: none) */
@@ -347,8 +355,8 @@ typedef struct negio_event {
     negio_level level;   /* NEGIO_EV_MESSAGE: the level the message arrived at */
     const uint8_t *data; /* NEGIO_EV_MESSAGE: valid until the next call on the connector */
     size_t len;
-    uint32_t status;     /* NEGIO_EV_CLOSED: the peer's status (0: normal close) */
-    const char *reason;  /* NEGIO_EV_CLOSED: the peer's reason text, possibly empty */
+    uint32_t status;    /* NEGIO_EV_CLOSED: the peer's status (0: normal close) */
+    const char *reason; /* NEGIO_EV_CLOSED: the peer's reason text, possibly empty */
 } negio_event;
 
 /* Processes buffered input and returns the next event: 1 with *EV filled, 0 when nothing more
@@ -376,29 +384,29 @@ NEGIO_API int negio_conn_step(negio_conn *conn);
 
 /* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
 typedef struct negio_auth_info {
-    negio_mech mech;          /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won
-                                 (NEGIO_MECH_NONE with NEGIO_TRANSPORT_TLS) */
-    int negotiated;           /* 1 if it was chosen through SPNEGO */
-    const char *peer;         /* server: the client's principal; client: the target's name
-                                 (NEGIO_TRANSPORT_TLS: tls_peer) */
-    const char *local_name;   /* server: the local account the peer maps to (see
-                                 negio_config_add_user_map), or NULL */
-    int server_authenticated; /* 1 for Kerberos with mutual authentication, or (client) for a
-                                 TLS server certificate verified with its host name */
-    unsigned flags;           /* NEGIO_FLAG_* as granted */
-    uint32_t lifetime;        /* seconds the context remains valid (0xffffffff: indefinite) */
-    int delegated;            /* server: the client delegated its credentials (identity.h) */
+    negio_mech mech;                /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won
+                                       (NEGIO_MECH_NONE with NEGIO_TRANSPORT_TLS) */
+    int negotiated;                 /* 1 if it was chosen through SPNEGO */
+    const char *peer;               /* server: the client's principal; client: the target's name
+                                       (NEGIO_TRANSPORT_TLS: tls_peer) */
+    const char *local_name;         /* server: the local account the peer maps to (see
+                                       negio_config_add_user_map), or NULL */
+    int server_authenticated;       /* 1 for Kerberos with mutual authentication, or (client) for a
+                                       TLS server certificate verified with its host name */
+    unsigned flags;                 /* NEGIO_FLAG_* as granted */
+    uint32_t lifetime;              /* seconds the context remains valid (0xffffffff: indefinite) */
+    int delegated;                  /* server: the client delegated its credentials (identity.h) */
     negio_level peer_min_level;     /* the peer's announced minimum */
     negio_level peer_default_level; /* the peer's announced default */
     uint32_t peer_max_message;      /* the peer's announced message limit */
-    int client_authenticated; /* the client proved an identity: always with GSS-API; with
-                                 NEGIO_TRANSPORT_TLS only by a verified client certificate */
+    int client_authenticated;       /* the client proved an identity: always with GSS-API; with
+                                       NEGIO_TRANSPORT_TLS only by a verified client certificate */
     /* With a TLS transport (NULL / 0 otherwise): */
-    const char *tls_version;  /* "TLSv1.3" or "TLSv1.2" */
-    const char *tls_cipher;   /* the cipher suite's IANA name */
-    const char *tls_peer;     /* the subject of the peer's verified certificate, or NULL */
-    int tls_peer_verified;    /* the peer's certificate verified (chain, and host for a client) */
-    int channel_bound;        /* TLS_NEGOTIATE: the GSS context is bound to this TLS session */
+    const char *tls_version; /* "TLSv1.3" or "TLSv1.2" */
+    const char *tls_cipher;  /* the cipher suite's IANA name */
+    const char *tls_peer;    /* the subject of the peer's verified certificate, or NULL */
+    int tls_peer_verified;   /* the peer's certificate verified (chain, and host for a client) */
+    int channel_bound;       /* TLS_NEGOTIATE: the GSS context is bound to this TLS session */
 } negio_auth_info;
 
 /* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */

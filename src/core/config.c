@@ -191,8 +191,7 @@ struct negio__cred_cache *negio__config_creds(const negio_config *cfg)
     negio__cred_cache *fresh = negio__cred_cache_new();
     if (fresh == NULL)
         return NULL; /* connectors then acquire their own */
-    if (__atomic_compare_exchange_n(&mut->creds, &cc, fresh, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE))
+    if (__atomic_compare_exchange_n(&mut->creds, &cc, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return fresh;
     negio__cred_cache_unref(fresh); /* another thread was first: CC holds its cache */
     return cc;
@@ -303,6 +302,14 @@ int negio_config_set_require_server_auth(negio_config *cfg, int on)
         return NEGIO_ERR_INVALID;
     cfg->require_server_auth = on != 0;
     creds_changed(cfg);
+    return NEGIO_OK;
+}
+
+int negio_config_set_allow_ntlm_fallback(negio_config *cfg, int on)
+{
+    if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
+        return NEGIO_ERR_INVALID;
+    cfg->allow_ntlm_fallback = on != 0;
     return NEGIO_OK;
 }
 

@@ -6,16 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/frame.h"
 #include "core/internal.h"
+#include "core/transcript.h"
 #include "gss/gss.h"
 #include "negio/identity.h"
 #include "tls/tls.h"
 
-#define POLICY_LEN 16
-#define POLICY_VERSION 1
+#define POLICY_LEN (16 + NEGIO__TRANSCRIPT_LEN)
+#define POLICY_VERSION 2
+/* The largest body of a protected POLICY or CLOSE: a MIC length, the mechanism's overhead (the
+ * room a sender keeps in every frame) and the payload (PROTOCOL.md section 3.5). */
+#define CONTROL_BODY_MAX(payload) (4 + NEGIO__FRAME_OVERHEAD + (payload))
 /* The receive region (negio_conn_recv_buf): RECV_CHUNK at first; doubled, up to RECV_CHUNK_MAX,
  * after every read that filled at least a region, so that a busy stream is read in large pieces
  * and the partial frame at the end of each read (moved to the front of the buffer when room runs
@@ -32,29 +38,33 @@ struct negio_conn {
     int err;
     char detail[NEGIO__DETAIL_MAX];
 
-    negio__buf in;       /* received, unparsed bytes */
-    size_t in_hold;      /* bytes of IN handed out in the last event, consumed on the next call */
-    size_t recv_granted; /* size of the region last returned by negio_conn_recv_buf() */
-    size_t recv_chunk;   /* the least free room that region has (RECV_CHUNK ... RECV_CHUNK_MAX) */
-    unsigned recv_small; /* reads in a row that brought less than RECV_CHUNK / 4 */
-    negio__buf out;      /* bytes for the wire */
-    negio__buf queue;    /* writes before establishment: [level u8][len u32][data] */
-    negio__buf hs_in;    /* the handshake token waiting for a step */
-    negio__buf reasm;    /* a message arriving in several DATA frames */
-    negio__buf scratch;  /* protected header + payload for wrap input */
-    negio__buf joined;   /* protected header + payload for a MIC where the mechanism needs them
-                            in one piece (NTLM): bytes the wire carries in the clear, not wiped */
-    void *plain;         /* the unwrapped buffer handed out in the last event */
+    negio__buf in;         /* received, unparsed bytes */
+    size_t in_hold;        /* bytes of IN handed out in the last event, consumed on the next call */
+    size_t recv_granted;   /* size of the region last returned by negio_conn_recv_buf() */
+    size_t recv_chunk;     /* the least free room that region has (RECV_CHUNK ... RECV_CHUNK_MAX) */
+    unsigned recv_small;   /* reads in a row that brought less than RECV_CHUNK / 4 */
+    negio__buf out;        /* bytes for the wire */
+    negio__buf queue;      /* writes before establishment: [level u8][len u32][data] */
+    size_t hs_hold;        /* the HANDSHAKE frame (or gss-sample context token) at the front of
+                              IN whose token waits for a step: kept where it arrived, no copy */
+    size_t hs_at;          /* where its token starts: after the 8-byte header (5 in gss-sample) */
+    negio__transcript *ts; /* the handshake transcript being hashed (transcript.h) */
+    uint8_t transcript[NEGIO__TRANSCRIPT_LEN]; /* its hash, from the context's completion */
+    negio__buf reasm;                          /* a message arriving in several DATA frames */
+    negio__buf scratch;                        /* protected header + payload for wrap input */
+    negio__buf joined; /* protected header + payload for a MIC where the mechanism needs them
+                          in one piece (NTLM): bytes the wire carries in the clear, not wiped */
+    void *plain;       /* the unwrapped buffer handed out in the last event */
     int reasm_level;
     int reasm_active;
 
     int step_pending;
     int hs_error_sent;
-    int peer_policy_seen; /* the peer sent POLICY: its context is complete, it can verify ours */
-    int early_input; /* bytes arrived at a client before it sent its first token */
-    int sample;         /* NEGIO_PROFILE_GSS_SAMPLE */
-    int sample_started; /* server: the opening NOOP|CONTEXT_NEXT was received */
-    size_t sample_ack;  /* client: bytes of sample_sent handed out in the last event */
+    int peer_policy_seen;   /* the peer sent POLICY: its context is complete, it can verify ours */
+    int early_input;        /* bytes arrived at a client before it sent its first token */
+    int sample;             /* NEGIO_PROFILE_GSS_SAMPLE */
+    int sample_started;     /* server: the opening NOOP|CONTEXT_NEXT was received */
+    size_t sample_ack;      /* client: bytes of sample_sent handed out in the last event */
     negio__buf sample_sent; /* client: messages awaiting the server's MIC: [u32 len][bytes] */
     int received_any;
     int ctx_complete;
@@ -103,7 +113,8 @@ static int sample_put_message(negio_conn *c, const uint8_t *data, size_t len, ne
 static void sample_no_policy(negio_conn *c);
 
 /* Records the first fatal error; the detail must already be in c->detail or be given here. */
-static int fail(negio_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(negio_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(negio_conn *c, int code, const char *fmt, ...)
 {
     if (c->err != 0)
@@ -150,9 +161,9 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
     }
     c->sample = cfg->profile == NEGIO_PROFILE_GSS_SAMPLE;
     if (cfg->transport != NEGIO_TRANSPORT_PLAIN &&
-        (c->sample || (cfg->transport == NEGIO_TRANSPORT_TLS &&
-                       (cfg->min_level != NEGIO_LEVEL_NONE ||
-                        cfg->default_level != NEGIO_LEVEL_NONE)))) {
+        (c->sample ||
+         (cfg->transport == NEGIO_TRANSPORT_TLS &&
+          (cfg->min_level != NEGIO_LEVEL_NONE || cfg->default_level != NEGIO_LEVEL_NONE)))) {
         /* gss-sample has no TLS form; plain TLS has no GSS context to sign or seal with */
         negio__config_clear(&c->cfg);
         negio__free(c);
@@ -185,7 +196,7 @@ void negio_conn_del(negio_conn *c)
     negio__buf_free(&c->in);
     negio__buf_free(&c->out);
     negio__buf_free(&c->queue);
-    negio__buf_free(&c->hs_in);
+    negio__transcript_free(&c->ts);
     negio__buf_free(&c->reasm);
     negio__buf_free(&c->scratch);
     negio__buf_free(&c->joined);
@@ -199,9 +210,9 @@ void negio_conn_del(negio_conn *c)
 
 int negio__conn_clone(negio_conn **out, negio_conn *src, char *detail)
 {
-    if (!src->established || src->err != 0 || src->tls != NULL || src->sample ||
-        src->close_sent || src->closed || src->eof || src->reasm_active || src->plain != NULL ||
-        src->in_hold != 0 || negio__buf_size(&src->in) != 0 || negio__buf_size(&src->out) != 0 ||
+    if (!src->established || src->err != 0 || src->tls != NULL || src->sample || src->close_sent ||
+        src->closed || src->eof || src->reasm_active || src->plain != NULL || src->in_hold != 0 ||
+        negio__buf_size(&src->in) != 0 || negio__buf_size(&src->out) != 0 ||
         negio__buf_size(&src->queue) != 0) {
         negio__detail(detail, "only an established, idle connector without TLS can be cloned");
         return NEGIO_ERR_INVALID;
@@ -212,7 +223,8 @@ int negio__conn_clone(negio_conn **out, negio_conn *src, char *detail)
     /* the scalar state as it is; buffers, configuration and context made anew below */
     *c = *src;
     negio__buf empty = {0};
-    c->in = c->out = c->queue = c->hs_in = c->reasm = c->scratch = c->sample_sent = empty;
+    c->in = c->out = c->queue = c->reasm = c->scratch = c->sample_sent = empty;
+    c->ts = NULL; /* an established connector's transcript is complete: only its hash remains */
     c->tin = c->tout = c->joined = empty;
     c->joined.public_bytes = 1;
     c->in.public_bytes = src->in.public_bytes;
@@ -335,12 +347,13 @@ static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_lev
      * frames flagged MORE in the output, and the CLOSE that reports the failure would then
      * arrive inside a fragmented message, which the peer must refuse. */
     size_t frames = len / chunk + 1;
-    negio__buf *piece = level == NEGIO_LEVEL_SEAL ? &c->scratch
+    negio__buf *piece = level == NEGIO_LEVEL_SEAL                                   ? &c->scratch
                         : level == NEGIO_LEVEL_SIGN && negio__gss_mic_joins(c->gss) ? &c->joined
                                                                                     : NULL;
     if (negio__buf_reserve(&c->out, len + frames * (NEGIO__HDR_LEN + 4 + NEGIO__FRAME_OVERHEAD)) <
             0 ||
-        (piece != NULL && negio__buf_reserve(piece, NEGIO__PH_LEN + (len < chunk ? len : chunk)) < 0))
+        (piece != NULL &&
+         negio__buf_reserve(piece, NEGIO__PH_LEN + (len < chunk ? len : chunk)) < 0))
         return fail(c, NEGIO_ERR_NOMEM, "out of memory");
     do {
         size_t n = len < chunk ? len : chunk;
@@ -366,6 +379,7 @@ static int put_policy(negio_conn *c)
                              (uint8_t)c->cfg.default_level, 0};
     negio__put_u32(p + 4, c->cfg.limits.max_frame);
     negio__put_u32(p + 8, c->cfg.limits.max_message);
+    memcpy(p + 16, c->transcript, NEGIO__TRANSCRIPT_LEN);
     return put_frame(c, NEGIO__FT_POLICY, control_level(c), 0, p, sizeof(p));
 }
 
@@ -603,11 +617,14 @@ static int flush_queue(negio_conn *c);
 static int on_context_complete(negio_conn *c)
 {
     c->ctx_complete = 1;
-    negio__buf_free(&c->hs_in);
     if (c->sample) { /* the gss-sample conversation has no policy exchange */
         sample_no_policy(c);
         return 0;
     }
+    /* every HANDSHAKE frame has crossed by now: this side's last token went out just before,
+     * and the peer's last one was the input of the step that completed */
+    if (negio__transcript_final(&c->ts, c->transcript) < 0)
+        return fail(c, NEGIO_ERR_NOMEM, "out of memory hashing the handshake");
     return put_policy(c);
 }
 
@@ -667,6 +684,25 @@ static int tls_pump_in(negio_conn *c)
     return 0;
 }
 
+/* Appends a HANDSHAKE frame carrying TOK and adds it to the transcript; on failure nothing of
+ * it stays in the output. */
+static int put_handshake(negio_conn *c, const uint8_t *tok, size_t len)
+{
+    size_t start = negio__buf_size(&c->out);
+    uint8_t h[NEGIO__HDR_LEN];
+    negio__frame_hdr hdr = {NEGIO_PROTOCOL_VERSION, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0,
+                            (uint32_t)len};
+    negio__frame_encode(h, &hdr);
+    int rc;
+    if ((rc = negio__buf_append(&c->out, h, sizeof(h))) < 0 ||
+        (rc = negio__buf_append(&c->out, tok, len)) < 0 ||
+        (rc = negio__transcript_add(&c->ts, h, tok, len)) < 0) {
+        c->out.len = c->out.off + start;
+        return rc;
+    }
+    return 0;
+}
+
 int negio_conn_step(negio_conn *c)
 {
     if (c == NULL)
@@ -699,10 +735,13 @@ int negio_conn_step(negio_conn *c)
     }
     negio__buf tok = {0};
     int complete = 0;
-    int is_first_client = c->cfg.role == NEGIO_ROLE_CLIENT && negio__buf_size(&c->hs_in) == 0;
-    rc = negio__gss_step(c->gss, is_first_client ? NULL : negio__buf_data(&c->hs_in),
-                         negio__buf_size(&c->hs_in), &tok, &complete, c->detail);
-    negio__buf_clear(&c->hs_in);
+    /* the peer's token where it arrived (none for the client's first step) */
+    const uint8_t *in = c->hs_hold > 0 ? negio__buf_data(&c->in) + c->hs_at : NULL;
+    rc = negio__gss_step(c->gss, in, c->hs_hold > 0 ? c->hs_hold - c->hs_at : 0, &tok, &complete,
+                         c->detail);
+    int is_first_client = c->cfg.role == NEGIO_ROLE_CLIENT && in == NULL;
+    negio__buf_consume(&c->in, c->hs_hold);
+    c->hs_hold = 0;
     if (rc < 0) {
         /* RFC 2743 2.2.1: an error token from the mechanism still goes to the peer; but when the
          * mechanism succeeded and our own policy refused the result, the token (an NTLM
@@ -726,9 +765,7 @@ int negio_conn_step(negio_conn *c)
             return fail(c, rc, "out of memory");
         }
     } else if (negio__buf_size(&tok) > 0) {
-        if ((rc = put_header(c, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, negio__buf_size(&tok))) <
-                0 ||
-            (rc = negio__buf_append(&c->out, negio__buf_data(&tok), negio__buf_size(&tok))) < 0) {
+        if ((rc = put_handshake(c, negio__buf_data(&tok), negio__buf_size(&tok))) < 0) {
             negio__buf_free(&tok);
             return fail(c, rc, "out of memory");
         }
@@ -760,6 +797,11 @@ static int on_hs_error(negio_conn *c, const uint8_t *body, size_t len)
         return fail(c, NEGIO_ERR_PROTOCOL, "malformed handshake error frame");
     size_t tlen = negio__get_u32(body);
     clean_text(reason, sizeof(reason), body + 4 + tlen, len - 4 - tlen);
+    if (c->established) /* unprotected: anyone on the path could have sent it */
+        return fail(c, NEGIO_ERR_PROTOCOL,
+                    "handshake error frame after establishment (unprotected, so not a report "
+                    "from the peer; it said: %s)",
+                    reason[0] ? reason : "(no reason)");
     char gss_text[NEGIO__DETAIL_MAX];
     negio__gss_peer_error(c->gss, body + 4, tlen, gss_text);
     return fail(c, NEGIO_ERR_PEER, "peer reported: %s%s%s", reason[0] ? reason : "(no reason)",
@@ -819,6 +861,12 @@ static int on_policy(negio_conn *c, const uint8_t *p, size_t len)
 {
     if (len != POLICY_LEN || p[0] != POLICY_VERSION || p[3] != 0 || negio__get_u32(p + 12) != 0)
         return fail(c, NEGIO_ERR_PROTOCOL, "malformed policy frame");
+    /* the peer's view of the handshake, under its first MIC, against ours: any byte of any
+     * HANDSHAKE frame changed on the way, in either direction, differs here */
+    if (CRYPTO_memcmp(p + 16, c->transcript, NEGIO__TRANSCRIPT_LEN) != 0)
+        return fail(c, NEGIO_ERR_INTEGRITY,
+                    "the handshake was altered in transit: the peer's transcript of it differs "
+                    "from this side's");
     if (p[1] > NEGIO_LEVEL_SEAL || p[2] > NEGIO_LEVEL_SEAL)
         return fail(c, NEGIO_ERR_PROTOCOL, "policy names an unknown level");
     c->peer_min = (negio_level)p[1];
@@ -897,6 +945,105 @@ static int deliver(negio_conn *c, const negio__frame_hdr *h, const uint8_t *payl
     return 1;
 }
 
+/* Whether a frame with header H may arrive now (PROTOCOL.md sections 3.5 and 6.3), decided on
+ * the header alone, so that a frame whose size or type the state does not allow is refused
+ * before its body is buffered: before establishment nothing larger than a handshake token can
+ * make this side hold memory. 0, or the error with its explanation in WHY. */
+static int head_allowed(const negio_conn *c, const negio__frame_hdr *h, char *why, size_t cap)
+{
+    uint64_t limit;
+    switch (h->type) {
+    case NEGIO__FT_HANDSHAKE:
+        limit = c->cfg.limits.max_token;
+        break;
+    case NEGIO__FT_HS_ERROR: /* a token plus its length and a reason */
+        limit = (uint64_t)c->cfg.limits.max_token + 4 + NEGIO__REASON_MAX;
+        break;
+    case NEGIO__FT_POLICY:
+        limit = CONTROL_BODY_MAX(POLICY_LEN);
+        break;
+    case NEGIO__FT_CLOSE:
+        limit = CONTROL_BODY_MAX(4 + NEGIO__REASON_MAX);
+        break;
+    default:
+        limit = c->cfg.limits.max_frame;
+        break;
+    }
+    if (h->length > limit) {
+        snprintf(why, cap, "%s frame announces %u bytes, limit %llu",
+                 negio__frame_type_name(h->type), (unsigned)h->length, (unsigned long long)limit);
+        return NEGIO_ERR_TOO_LARGE;
+    }
+    const char *bad = NULL;
+    switch (h->type) {
+    case NEGIO__FT_HANDSHAKE:
+        if (c->ctx_complete)
+            bad = "handshake frame after the context was complete";
+        else if (c->early_input)
+            bad = "handshake frame before the client's first token";
+        else if (h->length == 0)
+            bad = "empty handshake token";
+        else if (c->rounds >= c->cfg.limits.max_rounds) {
+            snprintf(why, cap, "more than %u handshake rounds", (unsigned)c->cfg.limits.max_rounds);
+            return NEGIO_ERR_PROTOCOL;
+        }
+        break;
+    case NEGIO__FT_POLICY:
+        if (!c->ctx_complete)
+            bad = "policy frame before the handshake completed";
+        else if (c->peer_policy)
+            bad = "second policy frame";
+        break;
+    case NEGIO__FT_CLOSE:
+        /* a peer that found our POLICY unacceptable closes before we are established */
+        if (!c->ctx_complete)
+            bad = "close frame before the context was complete";
+        else if (c->reasm_active == 1)
+            bad = "close frame inside a fragmented message";
+        break;
+    case NEGIO__FT_DATA:
+        if (!c->established)
+            bad = "data frame before establishment";
+        else if (h->level < c->cfg.min_level) {
+            snprintf(why, cap, "%s frame received, minimum is %s",
+                     negio_level_name((negio_level)h->level), negio_level_name(c->cfg.min_level));
+            return NEGIO_ERR_DOWNGRADE;
+        }
+        break;
+    default: /* NEGIO__FT_HS_ERROR: fatal in every state, after its body is read for the reason */
+        break;
+    }
+    if (bad == NULL)
+        return 0;
+    snprintf(why, cap, "%s", bad);
+    return NEGIO_ERR_PROTOCOL;
+}
+
+/* Decodes the header at P and applies every check it allows: the format (frame.c), then the
+ * size and the state (head_allowed). 0 or the error, explained in WHY. */
+static int head_check(const negio_conn *c, const uint8_t *p, negio__frame_hdr *h, char *why,
+                      size_t cap)
+{
+    const char *bad = NULL;
+    int tls_only = c->cfg.transport == NEGIO_TRANSPORT_TLS;
+    if (negio__frame_decode(p, h, &bad, tls_only) < 0) {
+        if (h->version != NEGIO_PROTOCOL_VERSION)
+            snprintf(why, cap,
+                     "bad frame header: unsupported protocol version %u (this side "
+                     "speaks version %u)",
+                     (unsigned)h->version, (unsigned)NEGIO_PROTOCOL_VERSION);
+        else
+            snprintf(why, cap, "bad frame header: %s", bad);
+        return NEGIO_ERR_PROTOCOL;
+    }
+    if (tls_only && h->level != NEGIO_LEVEL_NONE) {
+        snprintf(why, cap, "%s frame at level %s inside plain TLS, which has no GSS context",
+                 negio__frame_type_name(h->type), negio_level_name((negio_level)h->level));
+        return NEGIO_ERR_PROTOCOL;
+    }
+    return head_allowed(c, h, why, cap);
+}
+
 /* Parses one frame if a whole one is buffered: 1 = event, 0 = frame consumed without event or
  * nothing to parse (*PROGRESS says which), negative = fatal. */
 static int parse_one(negio_conn *c, negio_event *ev, int *progress)
@@ -912,31 +1059,19 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
                 return fail(c, NEGIO_ERR_TRUNCATED, "the TLS stream ended without close_notify%s",
                             avail ? " inside a frame header" : "");
             return fail(c, NEGIO_ERR_TRUNCATED,
-                        avail              ? "stream ended inside a frame header"
-                        : !c->received_any ? "the peer closed the connection before sending anything"
-                                           : "stream ended without a protected close");
+                        avail ? "stream ended inside a frame header"
+                        : !c->received_any
+                            ? "the peer closed the connection before sending anything"
+                            : "stream ended without a protected close");
         }
         return 0;
     }
     negio__frame_hdr h;
-    const char *why = NULL;
+    char why[160];
     const uint8_t *p = negio__buf_data(&c->in);
-    int tls_only = c->cfg.transport == NEGIO_TRANSPORT_TLS;
-    if (negio__frame_decode(p, &h, &why, tls_only) < 0)
-        return fail(c, NEGIO_ERR_PROTOCOL, "bad frame header: %s", why);
-    if (tls_only && h.level != NEGIO_LEVEL_NONE)
-        return fail(c, NEGIO_ERR_PROTOCOL, "%s frame at level %s inside plain TLS, which has no "
-                    "GSS context", negio__frame_type_name(h.type),
-                    negio_level_name((negio_level)h.level));
-    uint64_t limit = c->cfg.limits.max_frame;
-    if (h.type == NEGIO__FT_HANDSHAKE)
-        limit = c->cfg.limits.max_token;
-    else if (h.type == NEGIO__FT_HS_ERROR) /* a token plus its length and a reason */
-        limit = (uint64_t)c->cfg.limits.max_token + 4 + NEGIO__REASON_MAX;
-    if (h.length > limit)
-        return fail(c, NEGIO_ERR_TOO_LARGE, "%s frame announces %u bytes, limit %llu",
-                    negio__frame_type_name(h.type), (unsigned)h.length,
-                    (unsigned long long)limit);
+    int rc = head_check(c, p, &h, why, sizeof(why));
+    if (rc < 0)
+        return fail(c, rc, "%s", why);
     if (avail - NEGIO__HDR_LEN < h.length) {
         if (eof)
             return fail(c, NEGIO_ERR_TRUNCATED, "%s ended inside a %s frame",
@@ -949,32 +1084,19 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
     *progress = 1;
     const uint8_t *payload;
     size_t plen;
-    int rc;
     switch (h.type) {
     case NEGIO__FT_HANDSHAKE:
-        if (c->ctx_complete)
-            return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame after the context was complete");
-        if (c->early_input)
-            return fail(c, NEGIO_ERR_PROTOCOL, "handshake frame before the client's first token");
-        if (h.length == 0)
-            return fail(c, NEGIO_ERR_PROTOCOL, "empty handshake token");
-        if (++c->rounds > c->cfg.limits.max_rounds)
-            return fail(c, NEGIO_ERR_PROTOCOL, "more than %u handshake rounds",
-                        (unsigned)c->cfg.limits.max_rounds);
-        if ((rc = negio__buf_append(&c->hs_in, body, h.length)) < 0)
-            return fail(c, rc, "out of memory");
-        negio__buf_consume(&c->in, total);
+        /* the token stays where it is until the step has used it */
+        if ((rc = negio__transcript_add(&c->ts, p, body, h.length)) < 0)
+            return fail(c, rc, "out of memory hashing the handshake");
+        c->rounds++;
+        c->hs_hold = total;
+        c->hs_at = NEGIO__HDR_LEN;
         c->step_pending = 1;
         return 0;
     case NEGIO__FT_HS_ERROR:
-        if (c->established) /* unprotected: anyone on the path could have sent it */
-            return fail(c, NEGIO_ERR_PROTOCOL, "handshake error frame after establishment");
         return on_hs_error(c, body, h.length);
     case NEGIO__FT_POLICY:
-        if (!c->ctx_complete)
-            return fail(c, NEGIO_ERR_PROTOCOL, "policy frame before the handshake completed");
-        if (c->peer_policy)
-            return fail(c, NEGIO_ERR_PROTOCOL, "second policy frame");
         c->peer_policy_seen = 1;
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
             return rc;
@@ -985,11 +1107,6 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
         negio__buf_consume(&c->in, total);
         return 0;
     case NEGIO__FT_CLOSE:
-        /* a peer that found our POLICY unacceptable closes before we are established */
-        if (!c->ctx_complete)
-            return fail(c, NEGIO_ERR_PROTOCOL, "close frame before the context was complete");
-        if (c->reasm_active == 1)
-            return fail(c, NEGIO_ERR_PROTOCOL, "close frame inside a fragmented message");
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
             return rc;
         rc = on_close(c, payload, plen, ev);
@@ -997,12 +1114,6 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
         negio__buf_consume(&c->in, total);
         return rc;
     default: /* NEGIO__FT_DATA */
-        if (!c->established)
-            return fail(c, NEGIO_ERR_PROTOCOL, "data frame before establishment");
-        if (h.level < c->cfg.min_level)
-            return fail(c, NEGIO_ERR_DOWNGRADE, "%s frame received, minimum is %s",
-                        negio_level_name((negio_level)h.level),
-                        negio_level_name(c->cfg.min_level));
         if ((rc = unprotect(c, &h, body, &payload, &plen)) < 0)
             return rc;
         rc = deliver(c, &h, payload, plen, ev);
@@ -1141,8 +1252,9 @@ int negio_conn_close(negio_conn *c, uint32_t status, const char *reason)
     }
     if (c->sample) {
         if (c->cfg.role == NEGIO_ROLE_CLIENT)
-            return sample_put_token(c, 0x01, NULL, 0) < 0 ? fail(c, NEGIO_ERR_NOMEM, "out of memory")
-                                                          : NEGIO_OK;
+            return sample_put_token(c, 0x01, NULL, 0) < 0
+                       ? fail(c, NEGIO_ERR_NOMEM, "out of memory")
+                       : NEGIO_OK;
         return NEGIO_OK; /* gss-server just closes */
     }
     put_close(c, status, reason);
@@ -1159,11 +1271,10 @@ static int frame_ready(const negio_conn *c)
         return avail >= 5 && avail - 5 >= negio__get_u32(negio__buf_data(&c->in) + c->in_hold + 1);
     if (avail < NEGIO__HDR_LEN)
         return 0;
-    const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
     negio__frame_hdr h;
-    const char *why;
-    if (negio__frame_decode(p, &h, &why, c->cfg.transport == NEGIO_TRANSPORT_TLS) < 0 ||
-        h.length > c->cfg.limits.max_frame)
+    char why[160];
+    /* the checks parse_one makes, so that a header it will refuse counts as ready */
+    if (head_check(c, negio__buf_data(&c->in) + c->in_hold, &h, why, sizeof(why)) < 0)
         return 1;
     return avail - NEGIO__HDR_LEN >= h.length;
 }
@@ -1177,8 +1288,7 @@ static int has_output(const negio_conn *c)
         return 1;
     if (!negio__tls_done(c->tls))
         return 0;
-    return negio__buf_size(&c->out) > 0 ||
-           (tls_finished(c) && !negio__tls_shutdown_sent(c->tls));
+    return negio__buf_size(&c->out) > 0 || (tls_finished(c) && !negio__tls_shutdown_sent(c->tls));
 }
 
 unsigned negio_conn_want(const negio_conn *c)
@@ -1247,9 +1357,9 @@ int negio_conn_is_established(const negio_conn *c)
 
 size_t negio_conn_pending_bytes(const negio_conn *c)
 {
-    return c == NULL ? 0
-                     : negio__buf_size(&c->queue) + negio__buf_size(&c->out) +
-                           negio__buf_size(&c->tout);
+    return c == NULL
+               ? 0
+               : negio__buf_size(&c->queue) + negio__buf_size(&c->out) + negio__buf_size(&c->tout);
 }
 
 negio_delegated *negio_conn_delegated(const negio_conn *c)
@@ -1447,9 +1557,8 @@ static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
         if (++c->rounds > c->cfg.limits.max_rounds)
             return fail(c, NEGIO_ERR_PROTOCOL, "more than %u handshake rounds",
                         (unsigned)c->cfg.limits.max_rounds);
-        if ((rc = negio__buf_append(&c->hs_in, tok, len)) < 0)
-            return fail(c, rc, "out of memory");
-        negio__buf_consume(&c->in, total);
+        c->hs_hold = total; /* the token stays where it is until the step has used it */
+        c->hs_at = 5;
         c->step_pending = 1;
         return 0;
     }

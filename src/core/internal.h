@@ -21,27 +21,28 @@ struct negio_config {
     negio_level default_level;
     negio_level min_level;
     int require_server_auth;
+    int allow_ntlm_fallback; /* client: SPNEGO may move from an offered Kerberos to NTLM */
     int mutual;
     int delegate;
     int deferred_steps;
     negio_limits limits;
     negio_log_fn log_fn;
     void *log_user;
-    char *ntlm_domain;       /* server: NTLM names of this domain map to local accounts */
-    char **user_map;         /* server: principal, local name, principal, local name, ... */
-    size_t user_map_len;     /* number of pairs */
+    char *ntlm_domain;   /* server: NTLM names of this domain map to local accounts */
+    char **user_map;     /* server: principal, local name, principal, local name, ... */
+    size_t user_map_len; /* number of pairs */
     struct negio_delegated *delegated; /* client: authenticate with these (a reference) */
-    int profile;             /* negio_profile */
-    int transport;           /* negio_transport */
+    int profile;                       /* negio_profile */
+    int transport;                     /* negio_transport */
     char *tls_cert;
     char *tls_key;
     char *tls_ca;
     char *tls_host;
     int tls_require_client_cert;
     int tls_allow_ntlm;
-    int tls_max_version;     /* 12 or 13; 0: 13 */
+    int tls_max_version;                  /* 12 or 13; 0: 13 */
     struct negio__tls_shared *tls_shared; /* the SSL_CTX built from the above (a reference) */
-    struct negio__cred_cache *creds; /* GSS credentials shared by connectors (a reference) */
+    struct negio__cred_cache *creds;      /* GSS credentials shared by connectors (a reference) */
 };
 
 /* Delegated credentials (src/gss): reference counting used by the configuration. */

@@ -1,7 +1,7 @@
 #include "gss/gss.h"
 #include "core/alloc.h"
 
-#include "gss/ntlm_check.h"
+#include "gss/peer_token.h"
 #include "identity/identity.h"
 #include "negio/identity.h"
 
@@ -119,7 +119,7 @@ struct plain {
 };
 
 struct negio__gss {
-    const negio_config *cfg; /* the connector's own copy, alive as long as this */
+    const negio_config *cfg;  /* the connector's own copy, alive as long as this */
     negio__cred_cache *cache; /* when set, cred is borrowed from it */
     negio_role role;
     negio_mech want;
@@ -144,8 +144,9 @@ struct negio__gss {
     struct gss_channel_bindings_struct cb; /* TLS_NEGOTIATE: the TLS channel's bindings */
     int has_cb;
     uint8_t cb_data[NEGIO__CB_MAX];
-    gss_buffer_desc exported; /* negio__gss_clone: the context, exported (it is gone from ctx) */
-    struct plain plain;       /* the connector holds one unwrapped message at a time */
+    negio__peer_tokens tokens; /* what the peer's tokens may be (src/gss/peer_token.c) */
+    gss_buffer_desc exported;  /* negio__gss_clone: the context, exported (it is gone from ctx) */
+    struct plain plain;        /* the connector holds one unwrapped message at a time */
 };
 
 void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len)
@@ -257,6 +258,12 @@ static gss_OID client_oid(const negio__gss *g)
                                           : &oid_spnego;
 }
 
+/* The credential a client's context is made with: the delegated one it was given, or its own. */
+static gss_cred_id_t client_cred(const negio__gss *g)
+{
+    return g->delegated != NULL ? g->delegated->cred : g->cred;
+}
+
 static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
 {
     OM_uint32 maj, min;
@@ -288,9 +295,9 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
         if ((store.count > 0 || cfg->ntlm_file != NULL) && (g->allowed & NEGIO_ALLOW_NTLM) &&
             ntlm_file(cfg) != NULL)
             el[store.count++] = (gss_key_value_element_desc){"ntlmssp_keyfile", ntlm_file(cfg)};
-        maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
-                                    GSS_C_INITIATE, store.count ? &store : GSS_C_NO_CRED_STORE,
-                                    &g->cred, NULL, NULL);
+        maj =
+            gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+                                  store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
         if (GSS_ERROR(maj)) {
             gss_detail(detail, "gss_acquire_cred_from", maj, min, GSS_C_NO_OID);
             return NEGIO_ERR_CREDENTIALS;
@@ -433,6 +440,9 @@ static negio__gss *gss_alloc(const negio_config *cfg)
     g->peer = GSS_C_NO_NAME;
     g->ctx = GSS_C_NO_CONTEXT;
     g->first = 1;
+    g->tokens.role = cfg->role;
+    g->tokens.want = cfg->role == NEGIO_ROLE_CLIENT ? cfg->mech : NEGIO_MECH_NONE;
+    g->tokens.refuse_fallback = !cfg->allow_ntlm_fallback;
     g->req_flags = GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
     if (cfg->mutual)
         g->req_flags |= GSS_C_MUTUAL_FLAG;
@@ -460,7 +470,8 @@ int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail)
         }
         if ((g->want == NEGIO_MECH_KERBEROS && !(g->allowed & NEGIO_ALLOW_KERBEROS)) ||
             (g->want == NEGIO_MECH_NTLM && !(g->allowed & NEGIO_ALLOW_NTLM))) {
-            negio__detail(detail, "mechanism %s is not in the allowed set", negio_mech_name(g->want));
+            negio__detail(detail, "mechanism %s is not in the allowed set",
+                          negio_mech_name(g->want));
             negio__gss_del(g);
             return NEGIO_ERR_POLICY;
         }
@@ -540,6 +551,7 @@ int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, c
     c->negotiated = g->negotiated;
     c->complete = 1;
     c->peer_unsafe = g->peer_unsafe;
+    c->tokens = g->tokens;
     int rc = 0;
     if ((g->peer_text != NULL && (c->peer_text = negio__strdup(g->peer_text)) == NULL) ||
         (g->local_name != NULL && (c->local_name = negio__strdup(g->local_name)) == NULL)) {
@@ -560,39 +572,15 @@ int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, c
     return 0;
 }
 
-/* The mechanism named by an initial context token (RFC 2743 section 3.1: 0x60, DER length,
- * 0x06, OID length, OID), or NTLM for a raw NTLMSSP message. */
-static negio_mech initial_token_mech(const uint8_t *p, size_t n, int *spnego)
-{
-    *spnego = 0;
-    if (n >= 8 && memcmp(p, "NTLMSSP\0", 8) == 0)
-        return NEGIO_MECH_NTLM;
-    if (n < 2 || p[0] != 0x60)
-        return NEGIO_MECH_NONE;
-    size_t i = 2;
-    if (p[1] & 0x80) {
-        size_t k = p[1] & 0x7f;
-        if (k == 0 || k > 4)
-            return NEGIO_MECH_NONE;
-        i += k;
-    }
-    if (i + 2 > n || p[i] != 0x06 || p[i + 1] > 0x7f || i + 2 + p[i + 1] > n)
-        return NEGIO_MECH_NONE;
-    gss_OID_desc oid = {p[i + 1], (void *)(p + i + 2)};
-    if (oid_eq(&oid, &oid_spnego)) {
-        *spnego = 1;
-        return NEGIO_MECH_NEGOTIATE;
-    }
-    return mech_of(&oid);
-}
-
 static const char *flag_names(OM_uint32 f, char *buf, size_t cap)
 {
     static const struct {
         OM_uint32 bit;
         const char *name;
-    } names[] = {{GSS_C_MUTUAL_FLAG, "mutual"},    {GSS_C_REPLAY_FLAG, "replay"},
-                 {GSS_C_SEQUENCE_FLAG, "sequence"}, {GSS_C_INTEG_FLAG, "integrity"},
+    } names[] = {{GSS_C_MUTUAL_FLAG, "mutual"},
+                 {GSS_C_REPLAY_FLAG, "replay"},
+                 {GSS_C_SEQUENCE_FLAG, "sequence"},
+                 {GSS_C_INTEG_FLAG, "integrity"},
                  {GSS_C_CONF_FLAG, "confidentiality"}};
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -735,8 +723,8 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
      * both sides seal with 40-bit keys; gss-ntlmssp then reports 40 (64 for 128-bit RC4). */
     OM_uint32 ssf = 0;
     gss_buffer_set_t ssf_set = GSS_C_NO_BUFFER_SET;
-    OM_uint32 smaj = gss_inquire_sec_context_by_oid(&min, g->ctx, GSS_C_SEC_CONTEXT_SASL_SSF,
-                                                    &ssf_set);
+    OM_uint32 smaj =
+        gss_inquire_sec_context_by_oid(&min, g->ctx, GSS_C_SEC_CONTEXT_SASL_SSF, &ssf_set);
     if (!GSS_ERROR(smaj) && ssf_set != GSS_C_NO_BUFFER_SET && ssf_set->count == 1 &&
         ssf_set->elements[0].length == 4) {
         const uint8_t *b = ssf_set->elements[0].value;
@@ -751,14 +739,23 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
      * matters when confidentiality was negotiated. Without it (only the gss-sample profile
      * allows that) the strength is 1 and no message is ever reported as sealed. */
     if ((g->flags & GSS_C_CONF_FLAG) && ssf < 64) {
-        negio__detail(detail, "%s negotiated weak session keys (strength %u, at least 64 "
-                              "required)",
+        negio__detail(detail,
+                      "%s negotiated weak session keys (strength %u, at least 64 "
+                      "required)",
                       negio_mech_name(g->won), (unsigned)ssf);
         return NEGIO_ERR_POLICY;
     }
+    if (g->role == NEGIO_ROLE_CLIENT && g->won == NEGIO_MECH_NTLM && g->tokens.offered_kerberos &&
+        g->tokens.refuse_fallback) {
+        negio__detail(detail, "SPNEGO chose ntlm although this client offered kerberos with a "
+                              "ticket for the service: refused as a downgrade "
+                              "(negio_config_set_allow_ntlm_fallback() allows it)");
+        return NEGIO_ERR_POLICY;
+    }
     if (g->require_server_auth && g->won != NEGIO_MECH_KERBEROS) {
-        negio__detail(detail, "server authentication required, but %s cannot authenticate the "
-                              "server",
+        negio__detail(detail,
+                      "server authentication required, but %s cannot authenticate the "
+                      "server",
                       negio_mech_name(g->won));
         return NEGIO_ERR_POLICY;
     }
@@ -769,8 +766,8 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
     }
     if (g->role == NEGIO_ROLE_CLIENT) {
         gss_name_t targ = GSS_C_NO_NAME;
-        if (!GSS_ERROR(gss_inquire_context(&min, g->ctx, NULL, &targ, NULL, NULL, NULL, NULL,
-                                           NULL)) &&
+        if (!GSS_ERROR(
+                gss_inquire_context(&min, g->ctx, NULL, &targ, NULL, NULL, NULL, NULL, NULL)) &&
             targ != GSS_C_NO_NAME) {
             g->peer_text = display(targ, NULL);
             gss_release_name(&min, &targ);
@@ -806,8 +803,8 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
     return 0;
 }
 
-int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
-                    int *complete, char *detail)
+int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out, int *complete,
+                    char *detail)
 {
     OM_uint32 maj, min, min2;
     gss_buffer_desc itok = {in_len, (void *)in};
@@ -815,32 +812,34 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     gss_OID mech = GSS_C_NO_OID;
     const char *call;
     *complete = 0;
+    /* the one path by which the peer's tokens reach GSS */
+    if (in != NULL) {
+        const char *why;
+        int rc = negio__peer_token_check(&g->tokens, in, in_len, &why);
+        if (rc < 0) {
+            negio__detail(detail,
+                          rc == NEGIO_ERR_POLICY ? "%s"
+                                                 : "refused the peer's handshake "
+                                                   "token: %s",
+                          why);
+            return rc;
+        }
+    }
     if (g->role == NEGIO_ROLE_CLIENT) {
         call = "gss_init_sec_context";
         gss_OID want = client_oid(g);
         g->negotiated = g->want == NEGIO_MECH_NEGOTIATE;
-        if (in != NULL && g->want != NEGIO_MECH_KERBEROS) {
-            const char *why = negio__ntlm_check_token(in, in_len);
-            if (why != NULL) {
-                negio__detail(detail, "refused server token: %s", why);
-                return NEGIO_ERR_HANDSHAKE;
-            }
-        }
-        gss_cred_id_t cred = g->delegated != NULL ? g->delegated->cred : g->cred;
-        maj = gss_init_sec_context(&min, cred, &g->ctx, g->target, want, g->req_flags, 0,
-                                   bindings(g), in ? &itok : GSS_C_NO_BUFFER,
-                                   &mech, &otok, &g->flags, &g->lifetime);
+        maj = gss_init_sec_context(&min, client_cred(g), &g->ctx, g->target, want, g->req_flags, 0,
+                                   bindings(g), in ? &itok : GSS_C_NO_BUFFER, &mech, &otok,
+                                   &g->flags, &g->lifetime);
+        if (g->first && otok.length > 0)
+            negio__peer_tokens_own_first(&g->tokens, otok.value, otok.length);
     } else {
         call = "gss_accept_sec_context";
         if (g->first) {
             /* Refuse a mechanism outside the policy before its parser sees the token. */
-            int spnego;
-            negio_mech m = initial_token_mech(in, in_len, &spnego);
-            g->negotiated = spnego;
-            if (m == NEGIO_MECH_NONE) {
-                negio__detail(detail, "initial token names no supported mechanism");
-                return NEGIO_ERR_HANDSHAKE;
-            }
+            negio_mech m = g->tokens.want;
+            g->negotiated = m == NEGIO_MECH_NEGOTIATE;
             if ((m == NEGIO_MECH_KERBEROS && !(g->allowed & NEGIO_ALLOW_KERBEROS)) ||
                 (m == NEGIO_MECH_NTLM && !(g->allowed & NEGIO_ALLOW_NTLM))) {
                 negio__detail(detail, "client offered %s, which is not allowed",
@@ -898,14 +897,16 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
 {
     OM_uint32 maj, min, min2;
     detail[0] = '\0';
-    if (g == NULL || g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || len == 0 ||
-        g->complete)
+    /* only a Kerberos error, checked as any token from the peer: NTLM has no error tokens, and
+     * a forged frame must not reach a mechanism it could crash */
+    if (g == NULL || g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || g->complete ||
+        !negio__peer_error_token_ok(&g->tokens, tok, len))
         return;
     gss_buffer_desc itok = {len, (void *)tok};
     gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
     gss_OID mech = GSS_C_NO_OID;
-    maj = gss_init_sec_context(&min, g->cred, &g->ctx, g->target, client_oid(g), g->req_flags, 0,
-                               bindings(g), &itok, &mech, &otok, NULL, NULL);
+    maj = gss_init_sec_context(&min, client_cred(g), &g->ctx, g->target, client_oid(g),
+                               g->req_flags, 0, bindings(g), &itok, &mech, &otok, NULL, NULL);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj))
         gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);

@@ -4,6 +4,8 @@
  * client; we refuse such messages, and any whose fields point outside the message. */
 #include "gss/ntlm_check.h"
 
+#include "gss/der.h"
+
 #include <string.h>
 
 #define NTLM_NEGOTIATE_UNICODE 0x00000001u
@@ -46,37 +48,39 @@ const char *negio__ntlm_check_challenge(const uint8_t *m, size_t n)
     return NULL;
 }
 
-/* Minimal DER reader: the tag at *P, its content bounds; 0 on malformed input. */
-static int der_next(const uint8_t **p, const uint8_t *end, uint8_t *tag, const uint8_t **body,
-                    size_t *len)
+/* Any NTLM message ([MS-NLMP] 2.2.1): the right type for where it arrives, long enough for its
+ * fixed part, and every payload field (len u16, maxlen u16, offset u32) inside the message. */
+const char *negio__ntlm_check_message(const uint8_t *m, size_t n, uint32_t expect)
 {
-    const uint8_t *q = *p;
-    if (end - q < 2)
-        return 0;
-    *tag = *q++;
-    size_t l = *q++;
-    if (l & 0x80) {
-        size_t k = l & 0x7f;
-        if (k == 0 || k > 4 || (size_t)(end - q) < k)
-            return 0;
-        l = 0;
-        while (k--)
-            l = l << 8 | *q++;
+    /* the fixed part of each message type and where its field descriptors are */
+    static const struct {
+        size_t min;
+        uint8_t fields[6];
+        size_t nfields;
+    } layout[4] = {
+        [1] = {16, {16, 24}, 2},                 /* NEGOTIATE: domain, workstation (optional) */
+        [2] = {CHALLENGE_MIN, {12, 40}, 2},      /* CHALLENGE: target name, target info */
+        [3] = {64, {12, 20, 28, 36, 44, 52}, 6}, /* AUTHENTICATE: LM, NT, domain, user, host, key */
+    };
+    if (n < 12 || memcmp(m, "NTLMSSP\0", 8) != 0)
+        return "not an NTLM message";
+    uint32_t type = le32(m + 8);
+    if (type != expect)
+        return type == 1   ? "unexpected NTLM NEGOTIATE message"
+               : type == 2 ? "unexpected NTLM CHALLENGE message"
+               : type == 3 ? "unexpected NTLM AUTHENTICATE message"
+                           : "unknown NTLM message type";
+    if (n < layout[type].min)
+        return "NTLM message too short";
+    for (size_t i = 0; i < layout[type].nfields; i++) {
+        size_t at = layout[type].fields[i];
+        if (at + 8 > n)
+            break; /* a NEGOTIATE may end before its optional fields */
+        uint32_t len = le16(m + at), off = le32(m + at + 4);
+        if (len != 0 && (off > n || len > n - off))
+            return "NTLM message field outside the message";
     }
-    if (l > (size_t)(end - q))
-        return 0;
-    *body = q;
-    *len = l;
-    *p = q + l;
-    return 1;
-}
-
-/* Reads one element that must exactly fill [P, END) with tag TAG. */
-static int der_exact(const uint8_t *p, const uint8_t *end, uint8_t want, const uint8_t **body,
-                     size_t *len)
-{
-    uint8_t tag;
-    return der_next(&p, end, &tag, body, len) && tag == want && p == end;
+    return type == 2 ? negio__ntlm_check_challenge(m, n) : NULL;
 }
 
 /* RFC 4178 4.2.2: NegTokenResp ::= [1] SEQUENCE { negState [0] ENUMERATED, supportedMech [1]
@@ -96,18 +100,18 @@ static const char *check_negtokenresp(const uint8_t *tok, size_t n, const uint8_
 
     *resp = NULL;
     *resp_len = 0;
-    if (!der_exact(tok, tok + n, 0xa1, &body, &len) ||
-        !der_exact(body, body + len, 0x30, &seq, &seq_len))
+    if (!negio__der_exact(tok, tok + n, 0xa1, &body, &len) ||
+        !negio__der_exact(body, body + len, 0x30, &seq, &seq_len))
         return bad;
     const uint8_t *p = seq, *end = seq + seq_len;
     while (p < end) {
-        if (!der_next(&p, end, &tag, &el, &el_len))
+        if (!negio__der_next(&p, end, &tag, &el, &el_len))
             return bad;
         int idx = tag - 0xa0;
         if (idx < 0 || idx > 3 || idx <= last)
             return bad;
         last = idx;
-        if (!der_exact(el, el + el_len, inner_tag[idx], &inner, &inner_len))
+        if (!negio__der_exact(el, el + el_len, inner_tag[idx], &inner, &inner_len))
             return bad;
         if (idx == 2) {
             *resp = inner;

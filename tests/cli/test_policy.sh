@@ -48,7 +48,10 @@ run_status 0 client --mech kerberos
 start_server ntlmonly --echo --mech ntlm --keytab "$NEGIO_REALM_DIR/service.keytab"
 run_status 1 client --mech kerberos hi
 check_json "$tmp/last.out" "assert j['ok'] is False, j"
-run_status 0 client hi   # negotiate picks NTLM
+# alice holds a ticket for the service, so SPNEGO moving her to NTLM is refused as a downgrade
+run_status 1 client hi
+check_json "$tmp/last.out" "assert j['ok'] is False and j['error'] == 'NEGIO_ERR_POLICY' and 'downgrade' in j['detail'], j"
+run_status 0 client --allow-ntlm-fallback hi   # negotiate picks NTLM when allowed to
 check_json "$tmp/last.out" "assert j['ok'] and j['mech'] == 'ntlm' and j['negotiated'], j"
 
 # nobody listening

@@ -270,7 +270,8 @@ static int consequence(const side *s)
     snprintf(nomem, sizeof(nomem), "status %d:", -NEGIO_ERR_NOMEM);
     if (err == NEGIO_ERR_PROTOCOL)
         return s->established == 1 &&
-               strcmp(detail, "handshake error frame after establishment") == 0;
+               strncmp(detail, "handshake error frame after establishment", 41) == 0 &&
+               strstr(detail, "it said: out of memory") != NULL;
     if (err == NEGIO_ERR_REJECTED)
         return strstr(detail, nomem) != NULL;
     return err == 0 || err == NEGIO_ERR_NOMEM || err == NEGIO_ERR_PEER ||

@@ -217,7 +217,9 @@ static void replayed_first_token_is_rejected_by_the_replay_cache(void **state)
 {
     (void)state;
     if (test_transport_get() != TRANSPORT_PLAIN) {
-        /* inside TLS, a token replayed into another TLS session fails on its channel bindings before the replay cache (test_tls, man in the middle); the replay cache is proven on the bare transport */
+        /* inside TLS, a token replayed into another TLS session fails on its channel bindings
+         * before the replay cache (test_tls, man in the middle); the replay cache is proven on the
+         * bare transport */
         skip();
     }
     for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
@@ -323,17 +325,17 @@ static size_t make_challenge(uint8_t *m, uint16_t name_len)
 {
     memset(m, 0, 64 + name_len);
     memcpy(m, "NTLMSSP\0", 8);
-    m[8] = 2;                                  /* MessageType */
-    m[12] = (uint8_t)name_len;                 /* TargetNameFields.Len */
-    m[14] = (uint8_t)name_len;                 /* .MaxLen */
-    m[16] = 56;                                /* .BufferOffset */
+    m[8] = 2;                  /* MessageType */
+    m[12] = (uint8_t)name_len; /* TargetNameFields.Len */
+    m[14] = (uint8_t)name_len; /* .MaxLen */
+    m[16] = 56;                /* .BufferOffset */
     uint32_t flags = 0x00000001u | 0x00000200u | 0x00010000u | 0x00080000u | 0x00800000u;
     m[20] = (uint8_t)flags;
     m[21] = (uint8_t)(flags >> 8);
     m[22] = (uint8_t)(flags >> 16);
     m[23] = (uint8_t)(flags >> 24);
     memcpy(m + 24, "\x01\x23\x45\x67\x89\xab\xcd\xef", 8); /* ServerChallenge */
-    m[40] = 0;                                 /* TargetInfoFields: empty */
+    m[40] = 0;                                             /* TargetInfoFields: empty */
     m[44] = 56;
     for (uint16_t i = 0; i < name_len; i++)
         m[56 + i] = (i % 2) ? 0 : 'N';
@@ -343,8 +345,8 @@ static size_t make_challenge(uint8_t *m, uint16_t name_len)
 /* Wraps an NTLM message as SPNEGO NegTokenResp (RFC 4178 4.2.2), accept-incomplete. */
 static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
 {
-    static const uint8_t ntlm_oid[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01,
-                                       0x82, 0x37, 0x02, 0x02, 0x0a};
+    static const uint8_t ntlm_oid[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04,
+                                       0x01, 0x82, 0x37, 0x02, 0x02, 0x0a};
     size_t inner = 5 + (2 + sizeof(ntlm_oid)) + (4 + len);
     size_t k = 0;
     out[k++] = 0xa1;
@@ -367,8 +369,7 @@ static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
 
 /* Feeds TOKEN as the server's reply to a fresh client of PATH in a child process; returns the
  * child's wait status: exit 0 means the client failed cleanly with NEGIO_ERR_HANDSHAKE. */
-static int hostile_server_reply(test_path path, const uint8_t *token, size_t len,
-                                const char *why)
+static int hostile_server_reply(test_path path, const uint8_t *token, size_t len, const char *why)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -385,14 +386,14 @@ static int hostile_server_reply(test_path path, const uint8_t *token, size_t len
         negio_event ev;
         if (negio_conn_next_event(c, &ev) != 0) /* produces the NEGOTIATE token */
             _exit(11);
-        uint8_t frame[8 + 512] = {1, 1, 0, 0, 0, 0, (uint8_t)(len >> 8), (uint8_t)len};
+        uint8_t frame[8 + 512] = {NEGIO_PROTOCOL_VERSION, 1,           0, 0, 0, 0,
+                                  (uint8_t)(len >> 8),    (uint8_t)len};
         memcpy(frame + 8, token, len);
         negio_conn_feed(c, frame, 8 + len);
         int rc = negio_conn_next_event(c, &ev);
         fprintf(stderr, "hostile challenge (%s): %s: %s\n", test_path_name(path),
                 negio_err_name(rc), negio_conn_error_detail(c));
-        int ok = rc == NEGIO_ERR_HANDSHAKE &&
-                 strstr(negio_conn_error_detail(c), why) != NULL;
+        int ok = rc == NEGIO_ERR_HANDSHAKE && strstr(negio_conn_error_detail(c), why) != NULL;
         negio_conn_del(c);
         negio_config_del(cc);
         _exit(ok ? 0 : 12);
@@ -410,7 +411,8 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
 {
     (void)state;
     if (test_transport_get() != TRANSPORT_PLAIN) {
-        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same under every transport */
+        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same
+         * under every transport */
         skip();
     }
     uint8_t chal[128], spnego[256];
@@ -457,7 +459,8 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
 {
     (void)state;
     if (test_transport_get() != TRANSPORT_PLAIN) {
-        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same under every transport */
+        /* the hostile token is fed as a bare frame; the check (src/gss/ntlm_check.c) is the same
+         * under every transport */
         skip();
     }
     const uint8_t *t = hostile_supportedmech_length;
@@ -481,9 +484,9 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
             spnego[i] = (uint8_t)(save + d);
             const char *why = negio__ntlm_check_token(spnego, m);
             /* a changed length or tag is refused; only value bytes may change freely */
-            static const uint8_t framing[30] = {[1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1,
-                                                [6] = 1, [7] = 1, [9] = 1, [10] = 1, [11] = 1,
-                                                [12] = 1, [24] = 1, [25] = 1, [26] = 1};
+            static const uint8_t framing[30] = {
+                [1] = 1, [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,  [6] = 1,  [7] = 1,
+                [9] = 1, [10] = 1, [11] = 1, [12] = 1, [24] = 1, [25] = 1, [26] = 1};
             if (framing[i])
                 assert_non_null(why);
             else if (i >= 13 && i < 23)
@@ -500,7 +503,8 @@ static void context_without_required_flags_is_refused_by_the_server(void **state
 {
     (void)state;
     if (test_transport_get() != TRANSPORT_PLAIN) {
-        /* the test writes raw frames for a bare stream; the flag check is in src/gss, the same under every transport */
+        /* the test writes raw frames for a bare stream; the flag check is in src/gss, the same
+         * under every transport */
         skip();
     }
     const test_realm *r = test_realm_get();
@@ -509,8 +513,8 @@ static void context_without_required_flags_is_refused_by_the_server(void **state
     gss_key_value_set_desc store = {1, &el};
     gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
     gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
-    maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, 0, &mechs, GSS_C_INITIATE, &store, &cred,
-                                NULL, NULL);
+    maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, 0, &mechs, GSS_C_INITIATE, &store, &cred, NULL,
+                                NULL);
     assert_int_equal(maj, GSS_S_COMPLETE);
     gss_buffer_desc empty = GSS_C_EMPTY_BUFFER;
     maj = gss_set_cred_option(&min, &cred, (gss_OID)GSS_KRB5_CRED_NO_CI_FLAGS_X, &empty);
@@ -522,13 +526,13 @@ static void context_without_required_flags_is_refused_by_the_server(void **state
     gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
     maj = gss_init_sec_context(&min, cred, &ctx, target, (gss_OID)gss_mech_krb5,
                                GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG, 0,
-                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER,
-                               NULL, &out, NULL, NULL);
+                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, &out, NULL, NULL);
     assert_false(GSS_ERROR(maj));
     negio_config *sc = test_server_config(PATH_KERBEROS);
     negio_conn *server;
     assert_int_equal(negio_conn_new(&server, sc), 0);
-    uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, (uint8_t)(out.length >> 8), (uint8_t)out.length};
+    uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, (uint8_t)(out.length >> 8),
+                      (uint8_t)out.length};
     assert_int_equal(negio_conn_feed(server, hdr, 8), 0);
     assert_int_equal(negio_conn_feed(server, out.value, out.length), 0);
     negio_event ev;
@@ -566,7 +570,7 @@ static void handshake_frame_after_completion_is_fatal(void **state)
         negio_config_del(cc);
         negio_config_del(sc);
         assert_true(test_pair_establish(&p));
-        static const uint8_t frame[] = {1, 1, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'};
+        static const uint8_t frame[] = {NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'};
         negio_conn_feed(p.server.conn, frame, sizeof(frame));
         test_side_drain(&p.server);
         assert_int_equal(p.server.err, NEGIO_ERR_PROTOCOL);
@@ -636,8 +640,8 @@ static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state
                     break;
                 }
                 /* only the first frame: a HANDSHAKE possibly followed by POLICY */
-                size_t first = 8 + ((size_t)f[4] << 24 | (size_t)f[5] << 16 |
-                                    (size_t)f[6] << 8 | f[7]);
+                size_t first =
+                    8 + ((size_t)f[4] << 24 | (size_t)f[5] << 16 | (size_t)f[6] << 8 | f[7]);
                 size_t m = corrupt(f, first, v, &seed);
                 negio_conn_feed(to->conn, f, m);
                 negio_conn_feed_eof(to->conn); /* nothing more will come */

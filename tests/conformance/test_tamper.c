@@ -7,7 +7,7 @@
  * ntlm) and, where it applies, for signed and for sealed frames. A failing check prints the
  * path, level and variant it was checking.
  *
- * Wire format (src/core/conn.c, frame.h): 8-byte header [version 1][type][level][flags]
+ * Wire format (src/core/conn.c, frame.h): 8-byte header [version 2][type][level][flags]
  * [u32 BE body length]; types HANDSHAKE=1 HS_ERROR=2 POLICY=3 DATA=4 CLOSE=5; levels none=0
  * sign=1 seal=2; DATA flag 0x01 = MORE. sign body = [u32 mic len][MIC(PH || payload)][payload];
  * seal body = GSS_Wrap(conf) of (PH || payload), PH being the first 4 header bytes. The frame
@@ -25,12 +25,13 @@
 #include <cmocka.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
+#include <openssl/evp.h>
 
 #include "support/support.h"
 
 #define HDR_LEN 8
 #define PH_LEN 4
-#define VERSION 1
+#define VERSION NEGIO_PROTOCOL_VERSION
 #define FT_HANDSHAKE 1
 #define FT_HS_ERROR 2
 #define FT_POLICY 3
@@ -427,6 +428,7 @@ typedef struct forger {
     gss_ctx_id_t ctx;
     int complete;
     test_side server;
+    EVP_MD_CTX *transcript; /* SHA-256 of every HANDSHAKE frame, both ways (PROTOCOL.md 4.3) */
 } forger;
 
 #define GSS_CHECK(maj, min, what)                                                                  \
@@ -444,6 +446,8 @@ static void forger_frame(forger *f, uint8_t type, uint8_t level, uint8_t flags, 
     put_hdr(b, type, level, flags, (uint32_t)len);
     if (len)
         memcpy(b + HDR_LEN, body, len);
+    if (type == FT_HANDSHAKE)
+        CHECK(&f->server, EVP_DigestUpdate(f->transcript, b, HDR_LEN + len) == 1);
     CHECK(&f->server, negio_conn_feed(f->server.conn, b, HDR_LEN + len) == NEGIO_OK);
     free(b);
 }
@@ -546,7 +550,7 @@ static void forger_check_policy(forger *f, const uint8_t *frame, size_t n)
     if (maj != GSS_S_COMPLETE)
         fail_msg("[%s] the server's policy MIC does not verify: 0x%08x/%u", where, (unsigned)maj,
                  (unsigned)min);
-    CHECK(&f->server, plen == 16);
+    CHECK(&f->server, plen == 48);
 }
 
 /* Authenticates to a fresh server connector as the path's client, by hand. */
@@ -559,6 +563,8 @@ static void forger_start(forger *f, test_path path)
     f->target = GSS_C_NO_NAME;
     f->ctx = GSS_C_NO_CONTEXT;
     f->mech = path == PATH_KERBEROS ? &oid_krb5 : path == PATH_NTLM ? &oid_ntlm : &oid_spnego;
+    f->transcript = EVP_MD_CTX_new();
+    assert_true(f->transcript != NULL && EVP_DigestInit_ex(f->transcript, EVP_sha256(), NULL) == 1);
 
     /* the same credentials the path's client connector uses (see src/gss/gss.c) */
     gss_OID_set_desc mechs = {1, f->mech};
@@ -589,9 +595,12 @@ static void forger_start(forger *f, test_path path)
     forger_init_step(f, NULL, 0);
     for (int round = 0; round < 16; round++) {
         if (f->complete && !policy_sent) {
-            uint8_t pol[16] = {1, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_SEAL, 0};
+            uint8_t pol[48] = {2, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_SEAL, 0};
             put_u32(pol + 4, MAX_FRAME_DEFAULT);
             put_u32(pol + 8, 16777216u);
+            unsigned hlen = 0;
+            CHECK(&f->server,
+                  EVP_DigestFinal_ex(f->transcript, pol + 16, &hlen) == 1 && hlen == 32);
             uint8_t ph[PH_LEN] = {VERSION, FT_POLICY, NEGIO_LEVEL_SIGN, 0};
             size_t n;
             uint8_t *b = forger_sign(f, ph, pol, sizeof(pol), &n);
@@ -611,6 +620,7 @@ static void forger_start(forger *f, test_path path)
             CHECK(&f->server, n - at >= HDR_LEN && get_u32(out + at + 4) <= n - at - HDR_LEN);
             size_t len = get_u32(out + at + 4);
             if (out[at + 1] == FT_HANDSHAKE) {
+                CHECK(&f->server, EVP_DigestUpdate(f->transcript, out + at, HDR_LEN + len) == 1);
                 forger_init_step(f, out + at + HDR_LEN, len);
             } else if (out[at + 1] == FT_POLICY) {
                 forger_check_policy(f, out + at, HDR_LEN + len);
@@ -638,6 +648,7 @@ static void forger_free(forger *f)
     for (int i = 0; i < f->server.nevents; i++)
         free(f->server.events[i].data);
     negio_conn_del(f->server.conn);
+    EVP_MD_CTX_free(f->transcript);
     memset(f, 0, sizeof(*f));
 }
 
@@ -701,7 +712,7 @@ static void sealed_header_mismatch(void **state)
         {"inner level none", {VERSION, FT_DATA, NEGIO_LEVEL_NONE, 0}, 0},
         {"inner type close", {VERSION, FT_CLOSE, NEGIO_LEVEL_SEAL, 0}, 0},
         {"inner flags more", {VERSION, FT_DATA, NEGIO_LEVEL_SEAL, FLAG_MORE}, 0},
-        {"inner version 2", {2, FT_DATA, NEGIO_LEVEL_SEAL, 0}, 0},
+        {"inner version 1", {1, FT_DATA, NEGIO_LEVEL_SEAL, 0}, 0},
         {"sealed plaintext of 3 bytes", {VERSION, FT_DATA, NEGIO_LEVEL_SEAL, 0}, 3},
         {"sealed plaintext of 1 byte", {VERSION, FT_DATA, NEGIO_LEVEL_SEAL, 0}, 1},
     };

@@ -733,7 +733,8 @@ slowloris_peers_are_closed_by_the_handshake_deadline_while_real_clients_are_serv
     m->echo = 1;
     recorder *cli = client_start(2);
 
-    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
+    static const uint8_t hdr[8] = {
+        NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
     int fds[SL_RAW];
     int64_t opened[SL_RAW], closed_at[SL_RAW];
     int trickled[SL_RAW], unexpected = 0;
@@ -883,7 +884,7 @@ static void abrupt_disconnect_mid_handshake_is_truncation(void **state)
     srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
 
     /* the first 5 bytes of a HANDSHAKE header */
-    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0, 100};
+    static const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, 0, 100};
     int fd = raw_connect(m->port);
     raw_send_all(fd, hdr, 5);
     sleep_ms(20);

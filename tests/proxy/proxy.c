@@ -789,7 +789,7 @@ uint8_t *proxy_frame_make(uint8_t type, uint8_t level, uint8_t flags, const void
                           size_t nbody, size_t *len)
 {
     uint8_t *f = xmalloc(HDR + nbody);
-    f[0] = 1;
+    f[0] = 2; /* the protocol version (PROTOCOL.md section 3.1) */
     f[1] = type;
     f[2] = level;
     f[3] = flags;

@@ -1045,9 +1045,9 @@ static void raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path(void **sta
 }
 
 /* Negotiate with a Kerberos ticket: an attacker answers the client's NegTokenInit itself with a
- * NegTokenResp that selects NTLM (RFC 4178 4.2.2). A client that allows NTLM starts NTLM with the
- * attacker; the allowed-mechanisms policy and require-server-auth stop it before any NTLM
- * message is produced. */
+ * NegTokenResp that selects NTLM (RFC 4178 4.2.2). The default downgrade policy, the
+ * allowed-mechanisms policy and require-server-auth each stop it before any NTLM message is
+ * produced; only a client that allows the fallback starts NTLM with the attacker. */
 static void negotiate_downgrade(void **state)
 {
     (void)state;
@@ -1057,8 +1057,9 @@ static void negotiate_downgrade(void **state)
         0x82, 0x37, 0x02, 0x02, 0x0a}; /* NTLM */
     size_t n;
     uint8_t *forged = proxy_frame_make(PROXY_HANDSHAKE, 0, 0, resp, sizeof(resp), &n);
-    for (int variant = 0; variant < 3; variant++) {
-        static const char *names[] = {"no policy", "allowed = kerberos", "require server auth"};
+    for (int variant = 0; variant < 4; variant++) {
+        static const char *names[] = {"the default policy", "allowed = kerberos",
+                                      "require server auth", "the NTLM fallback allowed"};
         set_where("forged NegTokenResp selecting NTLM, client with %s", names[variant]);
         uint16_t pport;
         proxy *px = px_start(NEGIO_LEVEL_SIGN, 5, &pport);
@@ -1071,6 +1072,8 @@ static void negotiate_downgrade(void **state)
             assert_int_equal(negio_config_set_allowed(cc, NEGIO_ALLOW_KERBEROS), 0);
         if (variant == 2)
             assert_int_equal(negio_config_set_require_server_auth(cc, 1), 0);
+        if (variant == 3)
+            assert_int_equal(negio_config_set_allow_ntlm_fallback(cc, 1), 0);
         const msgspec *m = genuine_at(NEGIO_LEVEL_SEAL);
         conn_out o = conn_run(px, pport, 0, cc, m, NMSGS);
         negio_config_del(cc);
@@ -1094,14 +1097,16 @@ static void negotiate_downgrade(void **state)
         CHECK(&o, !o.c->authenticated && !o.s->authenticated);
         CHECK(&o, o.c->nmsgs == 0 && o.s->nmsgs == 0);
         CHECK(&o, o.c->reason == NEGIO_CLOSE_ERROR);
-        if (variant == 0) {
-            /* without a policy the attacker gets an NTLM exchange started (then it cannot
-             * finish it, knowing no password; a relay could) */
+        if (variant == 3) {
+            /* allowed to fall back, the client gets an NTLM exchange started by the attacker
+             * (which cannot finish it, knowing no password; a relay could) */
             CHECK(&o, ntlm_tokens >= 1);
         } else {
             CHECK(&o, ntlm_tokens == 0);
             CHECK(&o, o.c->code == NEGIO_ERR_HANDSHAKE || o.c->code == NEGIO_ERR_POLICY);
         }
+        if (variant == 0)
+            CHECK(&o, o.c->code == NEGIO_ERR_POLICY && strstr(o.c->detail, "downgrade") != NULL);
         px_stop(px);
     }
     free(forged);

@@ -168,7 +168,8 @@ static int64_t next_trickle;
  * schedule is caught up). */
 static void peers_trickle(int opened)
 {
-    static const uint8_t hdr[8] = {1, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
+    static const uint8_t hdr[8] = {
+        NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, 0x10, 0}; /* HANDSHAKE, 4096 bytes */
     if (opened <= N_HALF || now_ms() < next_trickle)
         return;
     for (int i = N_HALF; i < opened; i++) {

@@ -116,7 +116,7 @@ static void assert_sticky(negio_conn *c, int code)
     for (int i = 0; i < 3; i++)
         assert_int_equal(negio_conn_next_event(c, &ev), code);
     assert_int_equal(ev.type, NEGIO_EV_NONE);
-    assert_int_equal(negio_conn_feed(c, "\x01\x04\x00\x00", 4), code);
+    assert_int_equal(negio_conn_feed(c, "\x02\x04\x00\x00", 4), code);
     assert_int_equal(negio_conn_feed(c, NULL, 0), code);
     assert_int_equal(negio_conn_write(c, "x", 1, NEGIO_LEVEL_DEFAULT), code);
     assert_int_equal(negio_conn_write(c, NULL, 0, NEGIO_LEVEL_SEAL), code);
@@ -236,38 +236,54 @@ static size_t make_cases(bad_case *cs)
     } while (0)
     ADD("version 0", build_frame(cs[n].bytes, 0, T_HANDSHAKE, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL,
         8);
-    ADD("version 2", build_frame(cs[n].bytes, 2, T_HANDSHAKE, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL,
+    ADD("version 1", build_frame(cs[n].bytes, 1, T_HANDSHAKE, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL,
         8);
-    ADD("type 0", build_frame(cs[n].bytes, 1, 0, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL, 8);
-    ADD("type 6", build_frame(cs[n].bytes, 1, 6, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL, 8);
-    ADD("type 255", build_frame(cs[n].bytes, 1, 255, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL, 8);
-    ADD("level 3", build_frame(cs[n].bytes, 1, T_DATA, 3, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL, 8);
-    ADD("level 255", build_frame(cs[n].bytes, 1, T_HANDSHAKE, 255, 0, 1, "x", 1),
+    ADD("type 0", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 0, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("handshake at sign", build_frame(cs[n].bytes, 1, T_HANDSHAKE, 1, 0, 1, "x", 1),
+    ADD("type 6", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 6, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("policy at none", build_frame(cs[n].bytes, 1, T_POLICY, 0, 0, 16, body, 16),
+    ADD("type 255", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 255, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("handshake flag MORE", build_frame(cs[n].bytes, 1, T_HANDSHAKE, 0, 1, 1, "x", 1),
+    ADD("level 3", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 3, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("data flag 0x02", build_frame(cs[n].bytes, 1, T_DATA, 0, 2, 1, "x", 1), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("data flag 0x80", build_frame(cs[n].bytes, 1, T_DATA, 2, 0x81, 1, "x", 1),
+    ADD("level 255",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 255, 0, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("handshake at sign",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 1, 0, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("policy at none",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_POLICY, 0, 0, 16, body, 16),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("handshake flag MORE",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 1, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("data flag 0x02", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 2, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("data flag 0x80",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0x81, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("handshake max_token+1",
-        build_frame(cs[n].bytes, 1, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1, NULL, 0),
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1,
+                    NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
-    ADD("data 0xffffffff", build_frame(cs[n].bytes, 1, T_DATA, 2, 0, 0xffffffffu, NULL, 0),
+    ADD("data 0xffffffff",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0, 0xffffffffu, NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
-    ADD("data 0x80000000", build_frame(cs[n].bytes, 1, T_DATA, 1, 1, 0x80000000u, NULL, 0),
+    ADD("data 0x80000000",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 1, 1, 0x80000000u, NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
     ADD("empty handshake", frame(cs[n].bytes, T_HANDSHAKE, 0, 0, NULL, 0), NEGIO_ERR_PROTOCOL, 8);
+    /* frames the state does not allow fail on their header: no body is ever buffered for them */
     ADD("data before handshake", frame(cs[n].bytes, T_DATA, 0, 0, "hello", 5), NEGIO_ERR_PROTOCOL,
-        13);
+        8);
+    ADD("1 MiB of data before handshake",
+        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, 1u << 20, NULL, 0),
+        NEGIO_ERR_PROTOCOL, 8);
     ADD("policy before handshake", frame(cs[n].bytes, T_POLICY, 1, 0, body, 16), NEGIO_ERR_PROTOCOL,
-        24);
+        8);
     ADD("close before handshake", frame(cs[n].bytes, T_CLOSE, 2, 0, body, 4), NEGIO_ERR_PROTOCOL,
-        12);
+        8);
     ADD("hs error, token beyond body", frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\x05zz", 6),
         NEGIO_ERR_PROTOCOL, 14);
     ADD("hs error with reason", frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\0nope", 8),
@@ -322,7 +338,7 @@ static uint8_t *take_output(negio_conn *c, size_t *len)
 static void bad_version_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned versions[] = {0, 2, 255};
+    static const unsigned versions[] = {0, 1, 3, 255};
     for (size_t i = 0; i < 3; i++) {
         negio_conn *c = new_server();
         uint8_t f[16];
@@ -343,7 +359,7 @@ static void unknown_type_is_a_sticky_protocol_error(void **state)
     for (size_t i = 0; i < 5; i++) {
         negio_conn *c = new_server();
         uint8_t f[8];
-        build_frame(f, 1, types[i], 0, 0, 0, NULL, 0);
+        build_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 0, 0, 0, NULL, 0);
         assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -359,7 +375,7 @@ static void unknown_level_is_a_sticky_protocol_error(void **state)
     for (size_t i = 0; i < 4; i++) {
         negio_conn *c = new_server();
         uint8_t f[8];
-        build_frame(f, 1, T_DATA, levels[i], 0, 0, NULL, 0);
+        build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, levels[i], 0, 0, NULL, 0);
         assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -378,7 +394,7 @@ static void reserved_flags_are_a_sticky_protocol_error(void **state)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         negio_conn *c = new_server();
         uint8_t f[8];
-        build_frame(f, 1, t[i].type, t[i].level, t[i].flags, 0, NULL, 0);
+        build_frame(f, NEGIO_PROTOCOL_VERSION, t[i].type, t[i].level, t[i].flags, 0, NULL, 0);
         assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -413,7 +429,7 @@ static void handshake_over_max_token_fails_on_the_header_alone(void **state)
     (void)state;
     negio_conn *c = new_server();
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK); /* the header only */
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -432,7 +448,7 @@ static void handshake_of_exactly_max_token_waits_for_its_body(void **state)
     (void)state;
     negio_conn *c = new_server();
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -454,14 +470,14 @@ static void configured_max_token_is_enforced(void **state)
     negio_limits l = {.max_token = 2048};
     negio_conn *c = new_server_with(&l);
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, 2048, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2048, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
     negio_conn_del(c);
 
     c = new_server_with(&l);
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
     assert_sticky(c, NEGIO_ERR_TOO_LARGE);
@@ -476,7 +492,7 @@ static void data_lengths_over_max_frame_fail_on_the_header_alone(void **state)
         for (unsigned level = 0; level <= 2; level++) {
             negio_conn *c = new_server();
             uint8_t f[8];
-            build_frame(f, 1, T_DATA, level, 0, lengths[i], NULL, 0);
+            build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, level, 0, lengths[i], NULL, 0);
             assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
             negio_event ev;
             assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -493,7 +509,7 @@ static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(voi
     for (size_t i = 0; i < 2; i++) {
         negio_conn *c = new_server();
         uint8_t f[8];
-        build_frame(f, 1, types[i], 2, 0, 0xffffffffu, NULL, 0);
+        build_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 2, 0, 0xffffffffu, NULL, 0);
         assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -502,17 +518,23 @@ static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(voi
     }
 }
 
-static void data_of_exactly_max_frame_waits_for_its_body(void **state)
+/* Before establishment a peer can make this side hold at most one handshake token: a DATA
+ * header is refused as it arrives, whatever length it announces (PROTOCOL.md section 3.5). */
+static void data_before_establishment_fails_on_its_header_whatever_its_length(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    build_frame(f, 1, T_DATA, 2, 0, DEFAULT_MAX_FRAME, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), 0);
-    assert_int_equal(negio_conn_error(c), 0);
-    negio_conn_del(c);
+    static const uint32_t lengths[] = {0, 1, 1u << 20, DEFAULT_MAX_FRAME};
+    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+        negio_conn *c = new_server();
+        uint8_t f[8];
+        build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, lengths[i], NULL, 0);
+        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
+        negio_event ev;
+        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
+        assert_non_null(strstr(negio_conn_error_detail(c), "before establishment"));
+        assert_told_peer(c, NEGIO_ERR_PROTOCOL);
+        negio_conn_del(c);
+    }
 }
 
 static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
@@ -521,7 +543,7 @@ static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
     uint32_t limit = DEFAULT_MAX_TOKEN + 4 + REASON_MAX;
     negio_conn *c = new_server();
     uint8_t f[8];
-    build_frame(f, 1, T_HS_ERROR, 0, 0, limit, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -529,7 +551,7 @@ static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
     negio_conn_del(c);
 
     c = new_server();
-    build_frame(f, 1, T_HS_ERROR, 0, 0, limit + 1, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit + 1, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
     assert_sticky(c, NEGIO_ERR_TOO_LARGE);
@@ -647,8 +669,9 @@ static void eof_inside_a_header_is_truncated(void **state)
 static void eof_inside_a_body_is_truncated(void **state)
 {
     (void)state;
-    static const unsigned types[] = {T_HANDSHAKE, T_HS_ERROR, T_DATA};
-    for (size_t i = 0; i < 3; i++) {
+    /* (DATA cannot arrive before establishment: test_tamper cuts an established stream) */
+    static const unsigned types[] = {T_HANDSHAKE, T_HS_ERROR};
+    for (size_t i = 0; i < 2; i++) {
         negio_conn *c = new_server();
         uint8_t body[100];
         memset(body, 'b', sizeof(body));
@@ -669,7 +692,7 @@ static void eof_right_after_the_header_of_a_non_empty_frame_is_truncated(void **
     (void)state;
     negio_conn *c = new_server();
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, 1, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 1, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     negio_event ev;
@@ -770,7 +793,7 @@ static void recv_done_larger_than_granted_is_invalid(void **state)
     assert_int_equal(negio_conn_recv_done(c, (size_t)-1), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_error(c), 0); /* not fatal */
     /* the grant still holds: store a partial header through it */
-    memcpy(r, "\x01\x01\x00", 3);
+    memcpy(r, "\x02\x01\x00", 3);
     assert_int_equal(negio_conn_recv_done(c, 3), NEGIO_OK);
     /* a grant is used once */
     assert_int_equal(negio_conn_recv_done(c, 1), NEGIO_ERR_INVALID);
@@ -785,7 +808,7 @@ static void recv_buf_after_a_fatal_error_returns_null(void **state)
 {
     (void)state;
     negio_conn *c = new_server();
-    assert_int_equal(negio_conn_feed(c, "\x02\x01\x00\x00\x00\x00\x00\x01", 8), NEGIO_OK);
+    assert_int_equal(negio_conn_feed(c, "\x07\x01\x00\x00\x00\x00\x00\x01", 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
     size_t room = 99;
@@ -1319,7 +1342,7 @@ static void failure_before_establishment_tells_the_peer_once(void **state)
     (void)state;
     negio_conn *c = new_server();
     uint8_t f[8];
-    build_frame(f, 1, T_DATA, 7, 0, 0, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 7, 0, 0, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -1396,7 +1419,7 @@ static void connector_keeps_its_own_copy_of_the_config(void **state)
     assert_int_equal(negio_config_set_service(cfg, "other@elsewhere"), NEGIO_OK);
     negio_config_del(cfg);
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -1416,7 +1439,7 @@ static void rejected_limits_leave_the_previous_limits_in_place(void **state)
     assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
     negio_config_del(cfg);
     uint8_t f[8];
-    build_frame(f, 1, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
+    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -1467,7 +1490,7 @@ int main(void)
         cmocka_unit_test(configured_max_token_is_enforced),
         cmocka_unit_test(data_lengths_over_max_frame_fail_on_the_header_alone),
         cmocka_unit_test(policy_and_close_lengths_over_max_frame_fail_on_the_header_alone),
-        cmocka_unit_test(data_of_exactly_max_frame_waits_for_its_body),
+        cmocka_unit_test(data_before_establishment_fails_on_its_header_whatever_its_length),
         cmocka_unit_test(handshake_error_frame_limit_is_max_token_plus_reason),
         cmocka_unit_test(empty_handshake_token_is_a_protocol_error),
         cmocka_unit_test(data_before_any_handshake_is_a_protocol_error),

@@ -115,10 +115,12 @@ static void encode_then_decode_round_trips_every_valid_combination(void **state)
 static void encode_is_big_endian_length(void **state)
 {
     (void)state;
-    negio__frame_hdr h = {1, NEGIO__FT_DATA, NEGIO_LEVEL_SEAL, NEGIO__FLAG_MORE, 0x11223344u};
+    negio__frame_hdr h = {NEGIO_PROTOCOL_VERSION, NEGIO__FT_DATA, NEGIO_LEVEL_SEAL,
+                          NEGIO__FLAG_MORE, 0x11223344u};
     uint8_t wire[NEGIO__HDR_LEN];
     negio__frame_encode(wire, &h);
-    static const uint8_t expect[NEGIO__HDR_LEN] = {1, 4, 2, 1, 0x11, 0x22, 0x33, 0x44};
+    static const uint8_t expect[NEGIO__HDR_LEN] = {
+        NEGIO_PROTOCOL_VERSION, 4, 2, 1, 0x11, 0x22, 0x33, 0x44};
     assert_memory_equal(wire, expect, sizeof(expect));
 }
 
@@ -134,13 +136,16 @@ static void protected_header_is_first_four_header_bytes(void **state)
     assert_int_equal(ph[NEGIO__PH_LEN], 0x5A); /* writes exactly four bytes */
 }
 
-static void decode_rejects_version_0_and_2(void **state)
+/* Version 2 only: version 1 (no transcript binding) is refused like any other. */
+static void decode_rejects_versions_0_1_and_3(void **state)
 {
     (void)state;
-    assert_rejected(0, NEGIO__FT_DATA, NEGIO_LEVEL_NONE, 0, 0);
-    assert_rejected(2, NEGIO__FT_DATA, NEGIO_LEVEL_NONE, 0, 0);
-    assert_rejected(0, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, 10);
-    assert_rejected(2, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, 10);
+    for (unsigned v = 0; v <= 3; v++) {
+        if (v == NEGIO_PROTOCOL_VERSION)
+            continue;
+        assert_rejected(v, NEGIO__FT_DATA, NEGIO_LEVEL_NONE, 0, 0);
+        assert_rejected(v, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, 10);
+    }
     assert_rejected(0xff, NEGIO__FT_DATA, NEGIO_LEVEL_NONE, 0, 0);
 }
 
@@ -148,9 +153,9 @@ static void decode_rejects_unknown_types_0_and_6_to_255(void **state)
 {
     (void)state;
     for (unsigned level = 0; level <= NEGIO_LEVEL_SEAL; level++) {
-        assert_rejected(1, 0, level, 0, 0);
+        assert_rejected(NEGIO_PROTOCOL_VERSION, 0, level, 0, 0);
         for (unsigned type = 6; type <= 255; type++)
-            assert_rejected(1, type, level, 0, 0);
+            assert_rejected(NEGIO_PROTOCOL_VERSION, type, level, 0, 0);
     }
 }
 
@@ -159,7 +164,7 @@ static void decode_rejects_levels_3_to_255_on_every_type(void **state)
     (void)state;
     for (unsigned type = NEGIO__FT_HANDSHAKE; type <= NEGIO__FT_CLOSE; type++)
         for (unsigned level = 3; level <= 255; level++)
-            assert_rejected(1, type, level, 0, 0);
+            assert_rejected(NEGIO_PROTOCOL_VERSION, type, level, 0, 0);
 }
 
 static void decode_rejects_reserved_flag_bits_on_each_type(void **state)
@@ -172,7 +177,7 @@ static void decode_rejects_reserved_flag_bits_on_each_type(void **state)
         for (unsigned flags = 1; flags <= 255; flags++) {
             if (type == NEGIO__FT_DATA && flags == NEGIO__FLAG_MORE)
                 continue;
-            assert_rejected(1, type, level, flags, 0);
+            assert_rejected(NEGIO_PROTOCOL_VERSION, type, level, flags, 0);
         }
     }
 }
@@ -182,21 +187,27 @@ static void decode_accepts_more_flag_only_on_data(void **state)
     (void)state;
     for (unsigned level = NEGIO_LEVEL_NONE; level <= NEGIO_LEVEL_SEAL; level++)
         assert_accepted(NEGIO__FT_DATA, level, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_POLICY, NEGIO_LEVEL_SIGN, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_POLICY, NEGIO_LEVEL_SEAL, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, NEGIO__FLAG_MORE, 100);
-    assert_rejected(1, NEGIO__FT_CLOSE, NEGIO_LEVEL_SEAL, NEGIO__FLAG_MORE, 100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, NEGIO__FLAG_MORE,
+                    100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, NEGIO__FLAG_MORE,
+                    100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_POLICY, NEGIO_LEVEL_SIGN, NEGIO__FLAG_MORE,
+                    100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_POLICY, NEGIO_LEVEL_SEAL, NEGIO__FLAG_MORE,
+                    100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, NEGIO__FLAG_MORE,
+                    100);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_CLOSE, NEGIO_LEVEL_SEAL, NEGIO__FLAG_MORE,
+                    100);
 }
 
 static void decode_rejects_handshake_frames_at_sign_or_seal(void **state)
 {
     (void)state;
-    assert_rejected(1, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_SIGN, 0, 10);
-    assert_rejected(1, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_SEAL, 0, 10);
-    assert_rejected(1, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_SIGN, 0, 10);
-    assert_rejected(1, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_SEAL, 0, 10);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_SIGN, 0, 10);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_SEAL, 0, 10);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_SIGN, 0, 10);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_SEAL, 0, 10);
     assert_accepted(NEGIO__FT_HANDSHAKE, NEGIO_LEVEL_NONE, 0, 10);
     assert_accepted(NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 10);
 }
@@ -204,8 +215,8 @@ static void decode_rejects_handshake_frames_at_sign_or_seal(void **state)
 static void decode_rejects_policy_and_close_at_level_none(void **state)
 {
     (void)state;
-    assert_rejected(1, NEGIO__FT_POLICY, NEGIO_LEVEL_NONE, 0, 16);
-    assert_rejected(1, NEGIO__FT_CLOSE, NEGIO_LEVEL_NONE, 0, 4);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_POLICY, NEGIO_LEVEL_NONE, 0, 16);
+    assert_rejected(NEGIO_PROTOCOL_VERSION, NEGIO__FT_CLOSE, NEGIO_LEVEL_NONE, 0, 4);
     assert_accepted(NEGIO__FT_POLICY, NEGIO_LEVEL_SIGN, 0, 16);
     assert_accepted(NEGIO__FT_POLICY, NEGIO_LEVEL_SEAL, 0, 16);
     assert_accepted(NEGIO__FT_CLOSE, NEGIO_LEVEL_SIGN, 0, 4);
@@ -237,7 +248,8 @@ static void decode_does_not_set_why_on_success(void **state)
     (void)state;
     negio__frame_hdr h;
     const char *why;
-    assert_int_equal(decode_raw(1, NEGIO__FT_DATA, NEGIO_LEVEL_SIGN, 0, 7, &h, &why), 0);
+    assert_int_equal(
+        decode_raw(NEGIO_PROTOCOL_VERSION, NEGIO__FT_DATA, NEGIO_LEVEL_SIGN, 0, 7, &h, &why), 0);
     assert_null(why);
 }
 
@@ -246,13 +258,17 @@ static void decode_gives_distinct_reasons_per_rule(void **state)
     (void)state;
     negio__frame_hdr h;
     const char *version, *type, *level, *hs_level, *unprotected, *flags;
-    assert_int_equal(decode_raw(2, NEGIO__FT_DATA, 0, 0, 0, &h, &version), NEGIO_ERR_PROTOCOL);
-    assert_int_equal(decode_raw(1, 9, 0, 0, 0, &h, &type), NEGIO_ERR_PROTOCOL);
-    assert_int_equal(decode_raw(1, NEGIO__FT_DATA, 3, 0, 0, &h, &level), NEGIO_ERR_PROTOCOL);
-    assert_int_equal(decode_raw(1, NEGIO__FT_HANDSHAKE, 1, 0, 0, &h, &hs_level),
+    assert_int_equal(decode_raw(1, NEGIO__FT_DATA, 0, 0, 0, &h, &version), NEGIO_ERR_PROTOCOL);
+    assert_int_equal(decode_raw(NEGIO_PROTOCOL_VERSION, 9, 0, 0, 0, &h, &type), NEGIO_ERR_PROTOCOL);
+    assert_int_equal(decode_raw(NEGIO_PROTOCOL_VERSION, NEGIO__FT_DATA, 3, 0, 0, &h, &level),
                      NEGIO_ERR_PROTOCOL);
-    assert_int_equal(decode_raw(1, NEGIO__FT_CLOSE, 0, 0, 0, &h, &unprotected), NEGIO_ERR_PROTOCOL);
-    assert_int_equal(decode_raw(1, NEGIO__FT_DATA, 0, 2, 0, &h, &flags), NEGIO_ERR_PROTOCOL);
+    assert_int_equal(
+        decode_raw(NEGIO_PROTOCOL_VERSION, NEGIO__FT_HANDSHAKE, 1, 0, 0, &h, &hs_level),
+        NEGIO_ERR_PROTOCOL);
+    assert_int_equal(decode_raw(NEGIO_PROTOCOL_VERSION, NEGIO__FT_CLOSE, 0, 0, 0, &h, &unprotected),
+                     NEGIO_ERR_PROTOCOL);
+    assert_int_equal(decode_raw(NEGIO_PROTOCOL_VERSION, NEGIO__FT_DATA, 0, 2, 0, &h, &flags),
+                     NEGIO_ERR_PROTOCOL);
     const char *all[] = {version, type, level, hs_level, unprotected, flags};
     for (size_t i = 0; i < 6; i++)
         for (size_t j = i + 1; j < 6; j++)
@@ -278,7 +294,7 @@ int main(void)
         cmocka_unit_test(encode_then_decode_round_trips_every_valid_combination),
         cmocka_unit_test(encode_is_big_endian_length),
         cmocka_unit_test(protected_header_is_first_four_header_bytes),
-        cmocka_unit_test(decode_rejects_version_0_and_2),
+        cmocka_unit_test(decode_rejects_versions_0_1_and_3),
         cmocka_unit_test(decode_rejects_unknown_types_0_and_6_to_255),
         cmocka_unit_test(decode_rejects_levels_3_to_255_on_every_type),
         cmocka_unit_test(decode_rejects_reserved_flag_bits_on_each_type),

@@ -28,7 +28,8 @@
 static const char usage_text[] =
     "usage: negio client --connect HOST:PORT [--spn SERVICE@HOST] [--mech MECH]\n"
     "                    [--user NAME --password-file FILE] [--protect LEVEL]\n"
-    "                    [--min-protect LEVEL] [--require-mutual] [--delegate]\n"
+    "                    [--min-protect LEVEL] [--require-mutual] [--allow-ntlm-fallback]\n"
+    "                    [--delegate]\n"
     "                    [--profile native|gss-sample]\n"
     "                    [--tls | --tls-negotiate] [--ca FILE] [--tls-host NAME]\n"
     "                    [--cert FILE [--key FILE]] [--tls-allow-ntlm]\n"
@@ -52,6 +53,9 @@ static const char usage_text[] =
     "  --min-protect LEVEL    the lowest level accepted in replies (default: sign, or the\n"
     "                         lowest level among --protect and the MESSAGE prefixes if lower)\n"
     "  --require-mutual       fail unless the server is authenticated (Kerberos only)\n"
+    "  --allow-ntlm-fallback  let negotiate end on NTLM even after this client offered a\n"
+    "                         Kerberos ticket for the server (refused by default: it is what\n"
+    "                         a downgrade attack, or a server without the service's key, does)\n"
     "  --profile PROFILE      native (default) or gss-sample: talk to MIT's gss-server; each\n"
     "                         message's reply is the server's verified MIC of it (level sign)\n"
     "  --delegate             delegate this client's credentials to the server (Kerberos\n"
@@ -655,6 +659,7 @@ int cli_client(int argc, char **argv)
         {"protect", required_argument, NULL, 'p'},
         {"min-protect", required_argument, NULL, 'n'},
         {"require-mutual", no_argument, NULL, 'M'},
+        {"allow-ntlm-fallback", no_argument, NULL, 'F'},
         {"delegate", no_argument, NULL, 'd'},
         {"profile", required_argument, NULL, 'R'},
         {"timeout", required_argument, NULL, 't'},
@@ -673,6 +678,7 @@ int cli_client(int argc, char **argv)
     negio_mech mech = NEGIO_MECH_NEGOTIATE;
     negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
     int have_min = 0, have_protect = 0, have_mech = 0, require_mutual = 0, json = 0, delegate = 0;
+    int ntlm_fallback = 0;
     negio_profile profile = NEGIO_PROFILE_NATIVE;
     struct cli_tls tls = {.transport = NEGIO_TRANSPORT_PLAIN};
     long timeout = DEFAULT_TIMEOUT_S;
@@ -693,7 +699,8 @@ int cli_client(int argc, char **argv)
             else if (strcmp(optarg, "gss-sample") == 0)
                 profile = NEGIO_PROFILE_GSS_SAMPLE;
             else
-                return cli_usage_error("client", usage_text, "--profile must be native or gss-sample");
+                return cli_usage_error("client", usage_text,
+                                       "--profile must be native or gss-sample");
             break;
         case 's':
             spn = optarg;
@@ -723,6 +730,9 @@ int cli_client(int argc, char **argv)
             break;
         case 'M':
             require_mutual = 1;
+            break;
+        case 'F':
+            ntlm_fallback = 1;
             break;
         case 'd':
             delegate = 1;
@@ -787,6 +797,7 @@ int cli_client(int argc, char **argv)
         (rc = negio_config_set_default_level(cfg, protect)) == 0 &&
         (rc = negio_config_set_min_level(cfg, min)) == 0 &&
         (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 &&
+        (rc = negio_config_set_allow_ntlm_fallback(cfg, ntlm_fallback)) == 0 &&
         (rc = negio_config_set_delegate(cfg, delegate)) == 0 &&
         (rc = negio_config_set_profile(cfg, profile)) == 0 && user != NULL) {
         if (read_password(pwfile, password, sizeof(password)) < 0) {

@@ -9,6 +9,8 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 
 import org.ietf.jgss.GSSContext;
@@ -21,7 +23,7 @@ import org.ietf.jgss.Oid;
 
 final class Conn {
     // section 3
-    static final int VERSION = 1;
+    static final int VERSION = 2;
     static final int T_HANDSHAKE = 1, T_HANDSHAKE_ERROR = 2, T_POLICY = 3, T_DATA = 4, T_CLOSE = 5;
     static final int L_NONE = 0, L_SIGN = 1, L_SEAL = 2;
     static final int F_MORE = 0x01;
@@ -62,9 +64,10 @@ final class Conn {
     /** One frame as read from the stream: the clear header and the body. */
     static final class Frame {
         final int version, type, level, flags;
-        final byte[] body;
+        final byte[] header, body;
 
         Frame(byte[] h, byte[] body) {
+            this.header = h;
             this.version = h[0] & 0xff;
             this.type = h[1] & 0xff;
             this.level = h[2] & 0xff;
@@ -106,6 +109,8 @@ final class Conn {
     final boolean client;
     int minLevel = L_SIGN;          // own minimum on DATA
     int defaultLevel = L_SEAL;      // own default level
+    /** Section 4.3: SHA-256 of every HANDSHAKE frame, header and body, in both directions. */
+    private final MessageDigest transcript = sha256();
     long maxFrame = 1048576;        // announced, enforced on received POLICY/DATA/CLOSE
     long maxMessage = 16777216;     // announced, enforced on received messages
     int maxToken = 65536;
@@ -223,11 +228,16 @@ final class Conn {
         switch (type) {
             case T_HANDSHAKE: limit = maxToken; break;
             case T_HANDSHAKE_ERROR: limit = maxToken + 4L + 256; break;
+            case T_POLICY: limit = 4 + 1024 + 48; break;
+            case T_CLOSE: limit = 4 + 1024 + 4 + 256; break;
             default: limit = maxFrame; break;
         }
         if (len > limit)
             throw new NegioException("NEGIO_ERR_TOO_LARGE",
                     "frame body of " + len + " bytes, the limit is " + limit);
+        // section 3.5: before establishment nothing but a handshake token is buffered
+        if (type == T_DATA && !established())
+            throw NegioException.protocol("data frame before establishment");
         byte[] body = readExact((int) len, false);
         if (tracing)
             trace.append("<- type ").append(type).append(" level ").append(level).append(" flags ")
@@ -240,6 +250,8 @@ final class Conn {
         System.arraycopy(ph, 0, f, 0, 4);
         putU32(f, 4, body.length);
         System.arraycopy(body, 0, f, 8, body.length);
+        if (ph[1] == T_HANDSHAKE)
+            transcript.update(f);
         out.write(f);
         out.flush();
         if (tracing)
@@ -339,14 +351,32 @@ final class Conn {
 
     // ------------------------------------------------------------- policy (section 4.3)
 
+    /** The transcript hash, taken once this side's context is complete (section 4.3). */
+    private byte[] transcriptHash;
+
     byte[] policyPayload() {
-        byte[] p = new byte[16];
-        p[0] = 1;
+        byte[] p = new byte[48];
+        p[0] = 2;
         p[1] = (byte) minLevel;
         p[2] = (byte) defaultLevel;
         putU32(p, 4, maxFrame);
         putU32(p, 8, maxMessage);
+        System.arraycopy(transcriptHash(), 0, p, 16, 32);
         return p;
+    }
+
+    private byte[] transcriptHash() {
+        if (transcriptHash == null)
+            transcriptHash = transcript.digest();
+        return transcriptHash;
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     private void sendPolicy() throws IOException, NegioException {
@@ -356,8 +386,10 @@ final class Conn {
 
     private void receivePolicy(Frame f) throws NegioException {
         byte[] p = unprotect(f);
-        if (p.length != 16 || p[0] != 1 || p[3] != 0 || u32(p, 12) != 0)
+        if (p.length != 48 || p[0] != 2 || p[3] != 0 || u32(p, 12) != 0)
             throw NegioException.protocol("malformed policy frame");
+        if (!MessageDigest.isEqual(Arrays.copyOfRange(p, 16, 48), transcriptHash()))
+            throw NegioException.integrity("the handshake was altered in transit");
         int min = p[1] & 0xff, dflt = p[2] & 0xff;
         if (min > 2 || dflt > 2)
             throw NegioException.protocol("policy names an unknown level");
@@ -556,6 +588,8 @@ final class Conn {
             } catch (GSSException e) {
                 throw new NegioException("NEGIO_ERR_CREDENTIALS", "acceptor setup failed: " + e, e);
             }
+            transcript.update(f.header);
+            transcript.update(f.body);
             step(f.body);
             loop();
         } catch (NegioException e) {
@@ -598,6 +632,8 @@ final class Conn {
                         throw NegioException.protocol("empty handshake token");
                     if (++roundsReceived > maxRounds)
                         throw NegioException.protocol("more than " + maxRounds + " handshake rounds");
+                    transcript.update(f.header);
+                    transcript.update(f.body);
                     step(f.body);
                     break;
                 case T_HANDSHAKE_ERROR:

@@ -28,6 +28,8 @@ int negio__buf_reserve(negio__buf *b, size_t n)
         return NEGIO_ERR_NOMEM;
     size_t want = b->len + n;
     size_t cap = b->cap ? b->cap : 256;
+    if (b->tight)
+        cap = (want + 4095) & ~(size_t)4095;
     while (cap < want)
         cap *= 2;
     /* realloc would leave the old copy unwiped; allocate, copy and wipe instead */

@@ -14,6 +14,9 @@ typedef struct negio__buf {
     int public_bytes; /* holds only bytes that cross the wire as they are (ciphertext, or what
                          was sent in the clear anyway): not wiped, which costs a pass over every
                          byte. 0, the default, wipes. */
+    int tight;        /* grows to what is needed (in 4 KiB steps) instead of doubling: for input
+                         from a peer that has not authenticated, so that what it can make this
+                         side hold stays what the limits allow, not twice that */
 } negio__buf;
 
 static inline size_t negio__buf_size(const negio__buf *b)

@@ -174,6 +174,7 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
      * clear). Inside TLS, IN and OUT hold the plaintext TLS protects, and are wiped. */
     c->tin.public_bytes = c->tout.public_bytes = c->joined.public_bytes = 1;
     c->in.public_bytes = c->out.public_bytes = cfg->transport == NEGIO_TRANSPORT_PLAIN;
+    c->in.tight = c->tin.tight = 1; /* until the peer has authenticated */
     /* the client speaks first: its first step needs no input (inside TLS: once TLS is up) */
     c->step_pending = cfg->role == NEGIO_ROLE_CLIENT && cfg->transport == NEGIO_TRANSPORT_PLAIN;
     *out = c;
@@ -546,8 +547,8 @@ uint8_t *negio_conn_recv_buf(negio_conn *c, size_t *len)
         return NULL;
     release_event(c);
     negio__buf *w = wire_in(c);
-    if (c->recv_chunk == 0)
-        c->recv_chunk = RECV_CHUNK;
+    if (c->recv_chunk == 0 || !c->established)
+        c->recv_chunk = RECV_CHUNK; /* a peer that has not authenticated gets no larger region */
     if (c->recv_small >= RECV_QUIET && negio__buf_size(w) == 0 && w->cap > 2 * RECV_CHUNK) {
         negio__buf_free(w); /* quiet again: the next region comes from a small buffer */
         c->recv_chunk = RECV_CHUNK;
@@ -1155,6 +1156,7 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
         }
         if (!c->established && c->ctx_complete && c->peer_policy) {
             c->established = 1;
+            c->in.tight = c->tin.tight = 0;
             int rc = flush_queue(c);
             if (rc < 0)
                 return rc;

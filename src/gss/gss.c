@@ -200,15 +200,61 @@ static void status_text(char *s, size_t cap, OM_uint32 code, int type, gss_OID m
 }
 
 /* "CALL: MAJOR TEXT; MINOR TEXT (major 0x..., minor ...)" */
+static void gss_text(char *text, size_t cap, const char *call, OM_uint32 major, OM_uint32 minor,
+                     gss_OID mech)
+{
+    char gss[NEGIO__DETAIL_MAX] = "", mine[256] = "";
+    status_text(gss, sizeof(gss), major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+    if (minor != 0)
+        status_text(mine, sizeof(mine), minor, GSS_C_MECH_CODE, mech);
+    /* gss-ntlmssp names codes it does not know "Unknown Error", and MIT's minor text of a
+     * supplementary status is "Success": neither says anything */
+    int say = mine[0] != '\0' && strcmp(mine, "Unknown Error") != 0 && strcmp(mine, "Success") != 0;
+    snprintf(text, cap, "%s: %s%s%s (major 0x%08x, minor %u)", call, gss, say ? "; " : "",
+             say ? mine : "", (unsigned)major, (unsigned)minor);
+}
+
 static void gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint32 minor,
                        gss_OID mech)
 {
-    char text[NEGIO__DETAIL_MAX] = "";
-    status_text(text, sizeof(text), major, GSS_C_GSS_CODE, GSS_C_NO_OID);
-    if (minor != 0)
-        status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
-    negio__detail(detail, "%s: %s (major 0x%08x, minor %u)", call, text, (unsigned)major,
-                  (unsigned)minor);
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, mech);
+    negio__detail(detail, "%s", text);
+}
+
+/* A received frame that failed its MIC or unwrap, in words a person can act on, then the
+ * mechanism's own report (PROTOCOL.md section 5.4: every such failure is fatal). */
+static void frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,
+                         OM_uint32 minor)
+{
+    OM_uint32 routine = GSS_ROUTINE_ERROR(major), sup = GSS_SUPPLEMENTARY_INFO(major);
+    const char *what;
+    if (routine == GSS_S_BAD_SIG)
+        what = g->won == NEGIO_MECH_NTLM
+                   ? "the frame does not verify: it was altered, replayed, reordered or dropped "
+                     "on the way, or comes from another connection (an NTLM signature covers "
+                     "its sequence number and cannot tell which)"
+                   : "the frame does not verify: it was altered on the way, or comes from "
+                     "another connection";
+    else if (routine == GSS_S_DEFECTIVE_TOKEN)
+        what = "the frame's token is malformed";
+    else if (routine == GSS_S_CONTEXT_EXPIRED)
+        what = "the security context has expired";
+    else if (routine != 0)
+        what = "the frame could not be verified";
+    else if (sup & GSS_S_DUPLICATE_TOKEN)
+        what = "a replayed frame: a copy of one already received";
+    else if (sup & GSS_S_OLD_TOKEN)
+        what = "an old frame: replayed, or reordered on the way";
+    else if (sup & GSS_S_UNSEQ_TOKEN)
+        what = "a frame out of order: reordered on the way";
+    else if (sup & GSS_S_GAP_TOKEN)
+        what = "a frame is missing: one was dropped on the way";
+    else
+        what = "the frame could not be verified";
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, GSS_C_NO_OID);
+    negio__detail(detail, "%s; %s", what, text);
 }
 
 /* Whether a mechanism's minor status is the errno value ERR. The mechanism glue renumbers minor
@@ -1007,7 +1053,7 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
         };
         maj = gss_verify_mic_iov(&min, g->ctx, &qop, iov, 3);
         if (maj != GSS_S_COMPLETE) {
-            gss_detail(detail, "gss_verify_mic_iov", maj, min, GSS_C_NO_OID);
+            frame_detail(g, detail, "gss_verify_mic_iov", maj, min);
             return NEGIO_ERR_INTEGRITY;
         }
         return 0;
@@ -1020,7 +1066,7 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
     if (hlen > 0)
         negio__buf_clear(tmp);
     if (maj != GSS_S_COMPLETE) {
-        gss_detail(detail, "gss_verify_mic", maj, min, GSS_C_NO_OID);
+        frame_detail(g, detail, "gss_verify_mic", maj, min);
         return NEGIO_ERR_INTEGRITY;
     }
     return 0;
@@ -1069,7 +1115,7 @@ int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
     gss_qop_t qop = 0;
     maj = gss_unwrap(&min, g->ctx, &t, &p->buf, &conf, &qop);
     if (maj != GSS_S_COMPLETE) {
-        gss_detail(detail, "gss_unwrap", maj, min, GSS_C_NO_OID);
+        frame_detail(g, detail, "gss_unwrap", maj, min);
         /* wiped and released as any result (gss-ntlmssp frees the output of a failed unwrap but
          * leaves its length set: only a non-NULL value is wiped) */
         void *h = p;

@@ -1,10 +1,8 @@
-/* Validation of an NTLM CHALLENGE message ([MS-NLMP] 2.2.1.2) before gss-ntlmssp parses it.
- * gss-ntlmssp 1.2.0 writes through a NULL pointer when a CHALLENGE announces a target name
- * (TARGET_TYPE_SERVER or _DOMAIN, Unicode) of length zero, so a hostile server could crash the
- * client; we refuse such messages, and any whose fields point outside the message. */
+/* NTLM messages ([MS-NLMP] 2.2.1) checked before gss-ntlmssp parses them: the type each side may
+ * receive, every field inside the message, and the CHALLENGE rules. gss-ntlmssp 1.2.0 writes
+ * through a NULL pointer when a CHALLENGE announces a target name (TARGET_TYPE_SERVER or _DOMAIN,
+ * Unicode) of length zero, so a hostile server could crash the client; such messages are refused. */
 #include "gss/ntlm_check.h"
-
-#include "gss/der.h"
 
 #include <string.h>
 
@@ -81,68 +79,4 @@ const char *negio__ntlm_check_message(const uint8_t *m, size_t n, uint32_t expec
             return "NTLM message field outside the message";
     }
     return type == 2 ? negio__ntlm_check_challenge(m, n) : NULL;
-}
-
-/* RFC 4178 4.2.2: NegTokenResp ::= [1] SEQUENCE { negState [0] ENUMERATED, supportedMech [1]
- * OID, responseToken [2] OCTET STRING, mechListMIC [3] OCTET STRING }, each optional, in order.
- * Every element must be exactly as long as its content: a parser that reads an element by the
- * length of what is inside it (MIT's does, for supportedMech) must not find a different
- * responseToken from the one checked here. */
-static const char *check_negtokenresp(const uint8_t *tok, size_t n, const uint8_t **resp,
-                                      size_t *resp_len)
-{
-    static const char bad[] = "malformed SPNEGO response token";
-    static const uint8_t inner_tag[4] = {0x0a, 0x06, 0x04, 0x04};
-    const uint8_t *body, *seq, *el, *inner;
-    size_t len, seq_len, el_len, inner_len;
-    uint8_t tag;
-    int last = -1;
-
-    *resp = NULL;
-    *resp_len = 0;
-    if (!negio__der_exact(tok, tok + n, 0xa1, &body, &len) ||
-        !negio__der_exact(body, body + len, 0x30, &seq, &seq_len))
-        return bad;
-    const uint8_t *p = seq, *end = seq + seq_len;
-    while (p < end) {
-        if (!negio__der_next(&p, end, &tag, &el, &el_len))
-            return bad;
-        int idx = tag - 0xa0;
-        if (idx < 0 || idx > 3 || idx <= last)
-            return bad;
-        last = idx;
-        if (!negio__der_exact(el, el + el_len, inner_tag[idx], &inner, &inner_len))
-            return bad;
-        if (idx == 2) {
-            *resp = inner;
-            *resp_len = inner_len;
-        }
-    }
-    return NULL;
-}
-
-const char *negio__ntlm_check_token(const uint8_t *tok, size_t n)
-{
-    const char *why;
-    if (n >= 8 && memcmp(tok, "NTLMSSP\0", 8) == 0)
-        return negio__ntlm_check_challenge(tok, n);
-    if (n > 0 && tok[0] == 0xa1) {
-        const uint8_t *resp;
-        size_t resp_len;
-        if ((why = check_negtokenresp(tok, n, &resp, &resp_len)) != NULL)
-            return why;
-        if (resp != NULL && (why = negio__ntlm_check_challenge(resp, resp_len)) != NULL)
-            return why;
-    }
-    /* Whatever the framing, no CHALLENGE anywhere in the token may be one that crashes
-     * gss-ntlmssp, whichever parser finds it. */
-    for (size_t i = 0; i + 12 <= n; i++) {
-        const uint8_t *m = memchr(tok + i, 'N', n - i);
-        if (m == NULL)
-            break;
-        i = (size_t)(m - tok);
-        if (n - i >= 12 && (why = negio__ntlm_check_challenge(m, n - i)) != NULL)
-            return why;
-    }
-    return NULL;
 }

@@ -11,7 +11,5 @@ const char *negio__ntlm_check_challenge(const uint8_t *msg, size_t len);
  * 3 AUTHENTICATE) whose fields all lie inside it, or NULL. A CHALLENGE also passes the check
  * above. */
 const char *negio__ntlm_check_message(const uint8_t *msg, size_t len, uint32_t expect);
-/* The same for a context token that is a raw NTLM message or a SPNEGO NegTokenResp. */
-const char *negio__ntlm_check_token(const uint8_t *tok, size_t len);
 
 #endif

@@ -18,6 +18,7 @@
 #include <gssapi/gssapi_krb5.h>
 
 #include "gss/ntlm_check.h"
+#include "gss/peer_token.h"
 #include "support/support.h"
 
 static void report(const test_pair *p, const char *what)
@@ -367,6 +368,15 @@ static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
     return k + len;
 }
 
+/* What a client's token check (src/gss/peer_token.c) says of TOK as the server's first answer:
+ * raw NTLM, or SPNEGO after an offer of NTLM alone (a client without a ticket). */
+static const char *client_check(negio_mech want, const uint8_t *tok, size_t n)
+{
+    negio__peer_tokens st = {.role = NEGIO_ROLE_CLIENT, .want = want, .inner = NEGIO_MECH_NTLM};
+    const char *why = NULL;
+    return negio__peer_token_check(&st, tok, n, &why) == 0 ? NULL : why;
+}
+
 /* Feeds TOKEN as the server's reply to a fresh client of PATH in a child process; returns the
  * child's wait status: exit 0 means the client failed cleanly with NEGIO_ERR_HANDSHAKE. */
 static int hostile_server_reply(test_path path, const uint8_t *token, size_t len, const char *why)
@@ -421,14 +431,14 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
     int st = hostile_server_reply(PATH_NTLM, chal, n, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     size_t m = wrap_negtokenresp(spnego, chal, n);
-    assert_non_null(negio__ntlm_check_token(spnego, m));
+    assert_non_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     st = hostile_server_reply(PATH_NEG_NTLM, spnego, m, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* control: the same message with a target name passes the check */
     n = make_challenge(chal, 10);
     assert_null(negio__ntlm_check_challenge(chal, n));
     m = wrap_negtokenresp(spnego, chal, n);
-    assert_null(negio__ntlm_check_token(spnego, m));
+    assert_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     /* fields pointing outside the message are refused too */
     chal[16] = 200;
     assert_non_null(negio__ntlm_check_challenge(chal, n));
@@ -465,32 +475,31 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
     }
     const uint8_t *t = hostile_supportedmech_length;
     size_t n = sizeof(hostile_supportedmech_length);
-    assert_non_null(negio__ntlm_check_token(t, n));
+    assert_non_null(client_check(NEGIO_MECH_NEGOTIATE, t, n));
     int st = hostile_server_reply(PATH_NEG_NTLM, t, n, "malformed SPNEGO response");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* a CHALLENGE anywhere in a token is checked, whatever the framing around it */
     uint8_t chal[128], junk[200] = {0x30, 0x82};
     size_t c = make_challenge(chal, 0);
     memcpy(junk + 7, chal, c);
-    assert_non_null(negio__ntlm_check_token(junk, 7 + c));
+    assert_non_null(client_check(NEGIO_MECH_NEGOTIATE, junk, 7 + c));
     /* each element must be exactly the length of its content */
     uint8_t spnego[256];
     c = make_challenge(chal, 10);
     size_t m = wrap_negtokenresp(spnego, chal, c);
-    assert_null(negio__ntlm_check_token(spnego, m));
+    assert_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     for (size_t i = 0; i < m && i < 30; i++) {
         uint8_t save = spnego[i];
         for (int d = -1; d <= 1; d += 2) {
             spnego[i] = (uint8_t)(save + d);
-            const char *why = negio__ntlm_check_token(spnego, m);
-            /* a changed length or tag is refused; only value bytes may change freely */
+            const char *why = client_check(NEGIO_MECH_NEGOTIATE, spnego, m);
+            /* a changed length or tag is refused, and so is a mechanism negio does not speak;
+             * only the negState (0..3) and the message's own bytes may change */
             static const uint8_t framing[30] = {
                 [1] = 1, [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,  [6] = 1,  [7] = 1,
                 [9] = 1, [10] = 1, [11] = 1, [12] = 1, [24] = 1, [25] = 1, [26] = 1};
-            if (framing[i])
+            if (framing[i] || (i >= 13 && i < 23)) /* the lengths, tags and the NTLM OID */
                 assert_non_null(why);
-            else if (i >= 13 && i < 23)
-                assert_null(why); /* OID bytes: not this check's business */
         }
         spnego[i] = save;
     }
@@ -578,6 +587,37 @@ static void handshake_frame_after_completion_is_fatal(void **state)
         negio_conn_feed(p.client.conn, frame, sizeof(frame));
         test_side_drain(&p.client);
         assert_int_equal(p.client.err, NEGIO_ERR_PROTOCOL);
+        test_pair_free(&p);
+    }
+}
+
+/* A HANDSHAKE_ERROR after establishment is a protocol violation (it is unprotected: anyone on the
+ * path could have sent it), and the error keeps what it said. */
+static void handshake_error_after_establishment_is_fatal_and_keeps_its_reason(void **state)
+{
+    (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the test writes raw frames for a bare stream; the state check is the same inside TLS */
+        skip();
+    }
+    static const uint8_t frame[] = {
+        NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 'b', 'y', 'e'};
+    for (int path = 0; path < PATH_COUNT; path++) {
+        negio_config *cc = test_client_config((test_path)path);
+        negio_config *sc = test_server_config((test_path)path);
+        test_pair p;
+        test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+        negio_config_del(cc);
+        negio_config_del(sc);
+        assert_true(test_pair_establish(&p));
+        test_side *sides[2] = {&p.server, &p.client};
+        for (int i = 0; i < 2; i++) {
+            negio_conn_feed(sides[i]->conn, frame, sizeof(frame));
+            test_side_drain(sides[i]);
+            assert_int_equal(sides[i]->err, NEGIO_ERR_PROTOCOL);
+            assert_detail_has(sides[i]->conn, "handshake error frame after establishment");
+            assert_detail_has(sides[i]->conn, "it said: bye");
+        }
         test_pair_free(&p);
     }
 }
@@ -789,6 +829,7 @@ int main(void)
         cmocka_unit_test(kdc_clock_skew_fails_with_the_skew_named),
         cmocka_unit_test(context_without_required_flags_is_refused_by_the_server),
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
+        cmocka_unit_test(handshake_error_after_establishment_is_fatal_and_keeps_its_reason),
         cmocka_unit_test(corrupted_handshake_tokens_are_fatal_in_both_directions),
         cmocka_unit_test(client_keytab_credentials_authenticate),
         cmocka_unit_test(an_expired_ticket_fails_with_the_reason),

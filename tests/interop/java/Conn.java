@@ -235,9 +235,13 @@ final class Conn {
         if (len > limit)
             throw new NegioException("NEGIO_ERR_TOO_LARGE",
                     "frame body of " + len + " bytes, the limit is " + limit);
-        // section 3.5: before establishment nothing but a handshake token is buffered
+        // sections 3.5 and 6.3: a frame the state does not allow is refused on its header
         if (type == T_DATA && !established())
             throw NegioException.protocol("data frame before establishment");
+        if ((type == T_POLICY || type == T_CLOSE) && !complete)
+            throw NegioException.protocol("POLICY or CLOSE before this side's context is complete");
+        if (type == T_HANDSHAKE && complete)
+            throw NegioException.protocol("HANDSHAKE after this side's context is complete");
         byte[] body = readExact((int) len, false);
         if (tracing)
             trace.append("<- type ").append(type).append(" level ").append(level).append(" flags ")

@@ -320,6 +320,59 @@ static void kdc_clock_skew_fails_with_the_skew_named(void **state)
     test_pair_free(&p);
 }
 
+/* One handshake of CC (kept: its credentials, and the service tickets they hold, stay with it)
+ * against SC; returns whether both sides were established. */
+static int handshake_with(const negio_config *cc, const negio_config *sc, const char *what)
+{
+    test_pair p;
+    test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+    test_pair_run(&p);
+    report(&p, what);
+    int ok = test_side_count(&p.client, NEGIO_EV_ESTABLISHED) == 1 &&
+             test_side_count(&p.server, NEGIO_EV_ESTABLISHED) == 1;
+    if (!ok && strstr(what, "old key removed") != NULL) {
+        assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
+        assert_detail_has(p.server.conn, "not found in keytab");
+    }
+    test_pair_free(&p);
+    return ok;
+}
+
+/* A keytab rotated while the server runs (a new key version added, the old one removed later):
+ * one server configuration, never restarted, accepts tickets for the new key at once, tickets
+ * for the old key as long as it is in the keytab, and only then refuses them. */
+static void keytab_rotation_needs_no_restart(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    char keytab[400], q[512];
+    snprintf(keytab, sizeof(keytab), "%s/rot.keytab", r->dir);
+    assert_int_equal(test_realm_kadmin("addprinc -randkey rot/localhost"), 0);
+    snprintf(q, sizeof(q), "ktadd -k %s rot/localhost", keytab);
+    assert_int_equal(test_realm_kadmin(q), 0);
+
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_keytab(sc, keytab), 0);
+    assert_int_equal(negio_config_set_service(sc, "rot@localhost"), 0);
+    negio_config *old = password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
+    assert_int_equal(negio_config_set_service(old, "rot@localhost"), 0);
+    assert_true(handshake_with(old, sc, "before the rotation"));
+
+    assert_int_equal(test_realm_kadmin(q), 0); /* a new random key, the next version */
+    negio_config *fresh = password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
+    assert_int_equal(negio_config_set_service(fresh, "rot@localhost"), 0);
+    assert_true(handshake_with(fresh, sc, "a ticket for the new key"));
+    assert_true(handshake_with(old, sc, "a ticket for the old key, still in the keytab"));
+
+    snprintf(q, sizeof(q), "ktremove -k %s rot/localhost old", keytab);
+    assert_int_equal(test_realm_kadmin(q), 0);
+    assert_false(handshake_with(old, sc, "a ticket for the old key, old key removed"));
+    assert_true(handshake_with(fresh, sc, "a ticket for the new key, old key removed"));
+    negio_config_del(old);
+    negio_config_del(fresh);
+    negio_config_del(sc);
+}
+
 /* An NTLM CHALLENGE ([MS-NLMP] 2.2.1.2) with Unicode and TARGET_TYPE_DOMAIN set and a target
  * name of NAME_LEN bytes. */
 static size_t make_challenge(uint8_t *m, uint16_t name_len)
@@ -827,6 +880,7 @@ int main(void)
         cmocka_unit_test(handshake_round_limit),
         cmocka_unit_test(peer_vanishing_at_every_handshake_step_is_truncation),
         cmocka_unit_test(kdc_clock_skew_fails_with_the_skew_named),
+        cmocka_unit_test(keytab_rotation_needs_no_restart),
         cmocka_unit_test(context_without_required_flags_is_refused_by_the_server),
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
         cmocka_unit_test(handshake_error_after_establishment_is_fatal_and_keeps_its_reason),

@@ -13,9 +13,9 @@ typedef struct test_realm {
     char realm[64];
     char alice_pw[64];
     char bob_pw[64];
-    char keytab[300];      /* negio/localhost */
+    char keytab[300];       /* negio/localhost */
     char other_keytab[300]; /* other/localhost */
-    char ccache[300];      /* FILE:... holding alice's TGT */
+    char ccache[300];       /* FILE:... holding alice's TGT */
     char empty_ccache[300]; /* FILE:... that does not exist: no Kerberos ticket */
     char ntlm_file[300];
     char client_keytab[300]; /* carol's keys */
@@ -27,6 +27,8 @@ typedef struct test_realm {
 const test_realm *test_realm_get(void);
 /* Stops and restarts the KDC with a clock offset in seconds (0: normal). */
 void test_realm_restart_kdc(int offset_seconds);
+/* Runs kadmin.local -q QUERY in the realm (principals, keytabs); 0 on success. */
+int test_realm_kadmin(const char *query);
 /* Reads a realm's env file ("export NAME=VALUE" lines; others are skipped) and calls SET for
  * each variable. Lines are read in pieces of at most 1023 bytes. */
 typedef void (*test_env_fn)(const char *name, const char *value, void *user);
@@ -115,7 +117,8 @@ void test_pair_free(test_pair *p);
 void test_side_free(test_side *s);
 /* Moves bytes both ways and collects events until neither side can make progress. */
 void test_pair_run(test_pair *p);
-/* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns bytes moved. */
+/* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns bytes moved.
+ */
 size_t test_pair_move(test_pair *p, test_side *from, test_side *to);
 /* Processes events on a side after input was fed to it. */
 void test_side_drain(test_side *s);

@@ -184,8 +184,8 @@ NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_BUSY (connections were still open). */
 NEGIO_API int negio_engine_shutdown(negio_engine *e);
 /* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
- * inside GSS-API (an unreachable KDC) is waited for: the mechanism's own timeouts bound it; so
- * is an application callback still running. */
+ * inside GSS-API (an unreachable KDC) is waited for (the mechanism's own timeouts bound it), and
+ * so is an application callback that has not returned. */
 NEGIO_API void negio_engine_del(negio_engine *e);
 
 #ifdef __cplusplus

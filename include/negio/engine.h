@@ -11,6 +11,13 @@
  *  - A connection handle stays valid while the engine holds it (until on_closed returns) and
  *    while the application holds a reference (negio_econn_ref / negio_econn_unref).
  *  - If a call returns an error, no callback is made for what it would have started.
+ *  - SIGPIPE: the engine never changes how the process handles signals. libuv writes to
+ *    sockets with write()/writev(), which raise SIGPIPE when the peer has reset the connection,
+ *    so every thread the engine starts (loops, step workers, and libuv's resolver threads that
+ *    they start) blocks SIGPIPE: there the signal stays pending and is never delivered, and the
+ *    write fails with EPIPE, ending only that connection. A process that writes to sockets or
+ *    pipes on its own threads must still handle SIGPIPE itself (ignore it, or use
+ *    MSG_NOSIGNAL).
  */
 #ifndef NEGIO_ENGINE_H
 #define NEGIO_ENGINE_H
@@ -27,7 +34,8 @@ extern "C" {
 
 /* Engine-specific codes (non-fatal for the connection). */
 enum {
-    NEGIO_ERR_BUSY = -20,    /* the connection's send queue is over its hard limit: retry later */
+    NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
+                                (negio_engine_shutdown) connections were still open */
     NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
     NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
 };
@@ -67,6 +75,15 @@ typedef struct negio_engine_callbacks {
      * in DATA (LEVEL sign), or a NOOP where none was asked for (LEVEL none). */
     void (*on_acknowledged)(negio_econn *c, const uint8_t *data, size_t len, negio_level level,
                             void *user);
+    /* Both (optional): a message that negio_engine_write/send accepted was not sent, because
+     * the peer's POLICY, unknown when it was written (before establishment, or on another
+     * thread as the POLICY arrived), forbids it: CODE is NEGIO_ERR_MSG_SIZE or NEGIO_ERR_LEVEL
+     * (docs/PROTOCOL.md section 4.3), DATA the message (valid during the call only). The
+     * connection stays up and later messages are sent. Without this callback such a message
+     * ends the connection instead: the peer gets a protected CLOSE with status 107
+     * (NEGIO_ERR_POLICY), and on_closed reports NEGIO_ERR_POLICY. */
+    void (*on_write_failed)(negio_econn *c, int code, const uint8_t *data, size_t len,
+                            negio_level level, void *user);
 } negio_engine_callbacks;
 
 typedef struct negio_engine_options {
@@ -77,21 +94,32 @@ typedef struct negio_engine_options {
     unsigned max_connections;      /* accepting pauses at this many (0: 65536) */
     size_t high_water;             /* per-connection queued output that pauses reading and
                                       signals the application (0: 1 MiB) */
-    size_t hard_limit;             /* queued output past which writes fail with
-                                      NEGIO_ERR_BUSY (0: 16 MiB) */
-    uint32_t shutdown_timeout_ms;  /* graceful shutdown deadline (0: 5000) */
+    size_t hard_limit;             /* all a connection holds for sending (negio_econn_queued:
+                                      messages accepted and not yet framed, frames, bytes in
+                                      write requests), from whatever thread it is written:
+                                      a write that would pass it fails with NEGIO_ERR_BUSY, one
+                                      longer than it with NEGIO_ERR_MSG_SIZE (0: 16 MiB) */
+    uint32_t shutdown_timeout_ms;  /* graceful shutdown deadline, and again for the forced
+                                      close after it (0: 5000) */
     negio_engine_callbacks callbacks;
     void *user;
 } negio_engine_options;
 
-/* Creates an engine and starts its loop and worker threads. OPTS is copied.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_SYSTEM. */
+/* Creates an engine and starts its loop and worker threads. OPTS is copied. On failure nothing
+ * is left running or allocated.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_SYSTEM (an event loop or a
+ * thread could not be created). */
 NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *opts);
 
 /* Listens on ADDR ("127.0.0.1:7000", "[::1]:7000", ":7000" for all addresses, port 0 for any);
  * every accepted connection gets a server connector made from CFG (copied). *PORT (if not NULL)
- * receives the bound port. May be called more than once.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_ADDRESS, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE. */
+ * receives the bound port. May be called more than once. When the process runs out of
+ * descriptors (or the kernel of memory for sockets), the listener closes the connections
+ * waiting at once (their clients see the connection closed), pauses accepting for 20 ms
+ * doubling up to 1 s, and accepts again as soon as it can; it says so once per episode, and
+ * once when it ends, through CFG's log function (negio_config_set_log).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_ADDRESS (cannot bind or listen there),
+ * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE, NEGIO_ERR_SYSTEM (no socket, or a socket call failed). */
 NEGIO_API int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
                                   uint16_t *port);
 
@@ -104,19 +132,25 @@ NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t p
                                    const negio_config *cfg, void *conn_user, negio_econn **out);
 
 /* Sends one message on C at its default level (write) or at an explicit LEVEL (send). Writes
- * keep their order per connection; made before authentication completes, they go out after it.
- * Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID (also: sign or seal on a
- * NEGIO_TRANSPORT_TLS connection, which has level none only), NEGIO_ERR_BUSY (over the hard
- * limit), NEGIO_ERR_MSG_SIZE, NEGIO_ERR_CLOSED (the connection has ended or is closing),
- * NEGIO_ERR_LEVEL (established, and LEVEL is below the peer's announced minimum; not sent).
- * A write made before establishment whose level turns out to be below the peer's minimum ends
- * the connection with NEGIO_ERR_POLICY (reported through on_closed). */
+ * keep their order per connection; made before authentication completes, they wait in the
+ * engine and go out after on_authenticated returns (dropped if it rejects the peer). The
+ * checks are the connector's own (negio_conn_write), made here from any thread: once
+ * established, against the peer's announced POLICY as well. A refused message is not sent and
+ * the connection stays up. A message written before the POLICY was known and refused by it
+ * when its turn comes is reported through on_write_failed. Messages that reach the connection
+ * after it started to close are not sent (on_closed reports the end). Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: sign or seal on a NEGIO_TRANSPORT_TLS connection,
+ * which has level none only), NEGIO_ERR_MSG_SIZE (over this side's max_message, the peer's
+ * announced max_message, or hard_limit), NEGIO_ERR_LEVEL (below the peer's announced minimum),
+ * NEGIO_ERR_BUSY (the connection holds its hard limit for sending), NEGIO_ERR_CLOSED (the
+ * connection has ended or is closing), NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_engine_write(negio_econn *c, const void *data, size_t len);
 NEGIO_API int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t len,
                                 negio_level level);
 
 /* Closes C: a protected close with STATUS (0 normal, non-zero rejection) once pending output is
- * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED. */
+ * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED,
+ * NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_engine_close(negio_econn *c, uint32_t status);
 
 /* References to a connection handle; safe from any thread. */
@@ -124,11 +158,12 @@ NEGIO_API void negio_econn_ref(negio_econn *c);
 NEGIO_API void negio_econn_unref(negio_econn *c);
 NEGIO_API void *negio_econn_user(const negio_econn *c);
 NEGIO_API void negio_econn_set_user(negio_econn *c, void *user);
-/* The peer's address (valid for the handle's lifetime). */
+/* The peer's address (valid for the handle's lifetime); family AF_UNSPEC if the peer was
+ * already gone when the connection started. */
 NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
-/* Output not yet handed to the socket: application writes still queued, protected frames in
- * the connector and in write requests. The quantity that flow control bounds. Safe from any
- * thread. */
+/* Output not yet handed to the socket: application writes accepted and not yet framed, frames
+ * in the connector and in write requests. The quantity that flow control (high_water) and
+ * hard_limit bound. Safe from any thread. */
 NEGIO_API size_t negio_econn_queued(const negio_econn *c);
 /* The facts of an authenticated connection; from its loop thread only (e.g. in callbacks).
  * Returns NEGIO_OK, NEGIO_ERR_STATE. */
@@ -143,11 +178,14 @@ NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
 NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
 
 /* Stops accepting, closes every connection gracefully (flush, protected close) within the
- * shutdown deadline, then force-closes what is left. Returns once all connections are closed.
- * Returns NEGIO_OK. */
+ * shutdown deadline, then force-closes what is left and waits as long again. Returns when all
+ * connections are closed, or when that second deadline passes (an application callback that
+ * has not returned holds a loop thread); calling it again waits again.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_BUSY (connections were still open). */
 NEGIO_API int negio_engine_shutdown(negio_engine *e);
 /* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
- * inside GSS-API (an unreachable KDC) is waited for: the mechanism's own timeouts bound it. */
+ * inside GSS-API (an unreachable KDC) is waited for (the mechanism's own timeouts bound it), and
+ * so is an application callback that has not returned. */
 NEGIO_API void negio_engine_del(negio_engine *e);
 
 #ifdef __cplusplus

@@ -13,6 +13,7 @@
 #include "core/frame.h"
 #include "core/internal.h"
 #include "core/transcript.h"
+#include "core/write_check.h"
 #include "gss/gss.h"
 #include "negio/identity.h"
 #include "tls/tls.h"
@@ -1174,15 +1175,17 @@ int negio_conn_next_event(negio_conn *c, negio_event *ev)
 
 /* ---- application writes ---------------------------------------------------------------- */
 
+/* The rule is shared with the engine (core/write_check.h); these are its facts. */
 static int check_write(negio_conn *c, size_t len, negio_level level)
 {
-    if (c->cfg.transport == NEGIO_TRANSPORT_TLS && level != NEGIO_LEVEL_NONE)
-        return NEGIO_ERR_INVALID; /* no GSS context inside plain TLS to sign or seal with */
-    if (len > c->cfg.limits.max_message || (c->established && len > c->peer_max_message))
-        return NEGIO_ERR_MSG_SIZE;
-    if (c->established && level < c->peer_min)
-        return NEGIO_ERR_LEVEL;
-    return 0;
+    negio__write_limits l = {
+        .tls_only = c->cfg.transport == NEGIO_TRANSPORT_TLS,
+        .max_message = c->cfg.limits.max_message,
+        .peer_known = c->established,
+        .peer_min = c->peer_min,
+        .peer_max_message = c->peer_max_message,
+    };
+    return negio__write_check(&l, len, level);
 }
 
 static int flush_queue(negio_conn *c)

@@ -4,9 +4,14 @@
  * belongs to one loop and is touched only by that loop's thread, except its connector while a
  * handshake step runs on a worker (the loop then leaves the connector alone: it stops reading
  * and defers everything that would call into it). Other threads talk to a loop by posting
- * commands to its queue and waking it with uv_async_send. */
+ * commands to its queue and waking it with uv_async_send.
+ *
+ * No path here aborts the process or allocates where a failure could not be reported: what a
+ * worker and a shutdown must post is allocated before (the step's completion with the step) or
+ * needs no memory (the loop signals). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,22 +27,29 @@
 #include <uv.h>
 
 #include "core/alloc.h"
+#include "core/internal.h" /* the listener logs through its configuration's log function */
+#include "core/write_check.h"
 #include "negio/engine.h"
 #include "negio/identity.h"
 
 #define DETAIL_MAX 768
 
 enum cmd_type {
-    CMD_ADOPT,   /* an accepted socket for this loop */
-    CMD_CONNECT, /* start a client connection */
-    CMD_WRITE,   /* an application message from another thread */
-    CMD_CLOSE,   /* close a connection gracefully */
-    CMD_STEP_DONE,
-    CMD_SHUTDOWN, /* close everything gracefully */
-    CMD_FORCE,    /* close everything now */
-    CMD_RESUME,   /* loop 0: resume accepting */
-    CMD_LISTEN,   /* loop 0: a new listener to set up and start */
-    CMD_STOP,     /* end the loop thread */
+    CMD_ADOPT,     /* an accepted socket for this loop */
+    CMD_CONNECT,   /* start a client connection */
+    CMD_WRITE,     /* an application message from another thread */
+    CMD_CLOSE,     /* close a connection gracefully */
+    CMD_STEP_DONE, /* a step ended: allocated with the step (submit_step), so it is always sent */
+    CMD_LISTEN,    /* loop 0: a new listener to set up and start */
+};
+
+/* What the engine as a whole asks of a loop: bits set under the loop's lock, run after the
+ * commands posted before them. They carry no data, so asking cannot fail for lack of memory. */
+enum {
+    LOOP_RESUME = 1,   /* loop 0: resume accepting */
+    LOOP_SHUTDOWN = 2, /* close everything gracefully */
+    LOOP_FORCE = 4,    /* close everything now */
+    LOOP_STOP = 8,     /* end the loop thread */
 };
 
 typedef struct cmd {
@@ -62,6 +74,7 @@ typedef struct loop {
     pthread_t thread;
     pthread_mutex_t lock;
     cmd *head, *tail;
+    unsigned signals;   /* LOOP_* (under lock) */
     negio_econn *conns; /* doubly linked through econn.prev/next; loop thread only */
     int stopping;
     /* Output is written once per loop iteration (see "output" below): connections with output
@@ -81,16 +94,32 @@ typedef struct listener {
     uv_poll_t poll;
     int polling;
     negio_config *cfg;
+    /* Out of descriptors (see listener_starved): a descriptor held in reserve, given up for a
+     * moment to accept and close the connections waiting; the pause before the next try. */
+    int reserve;
+    uv_timer_t backoff;
+    uint32_t backoff_ms;
+    int starved;        /* an episode is on: said once, at its start */
+    unsigned long shed; /* connections accepted and closed during the episode */
 } listener;
 
 enum conn_state { ST_CONNECTING, ST_OPEN, ST_CLOSING, ST_DONE };
 
+/* peer_policy: 0 until established, then PEER_KNOWN | min level << 32 | max_message */
+#define PEER_KNOWN (1ull << 63)
+
 struct negio_econn {
     atomic_int refs;
-    atomic_int closed;          /* no more application writes */
-    atomic_size_t queued;       /* application bytes posted from other threads, not yet taken */
-    atomic_size_t unsent;       /* bytes in the connector and in uv_write requests */
-    atomic_int peer_min;        /* -1 until established */
+    atomic_int closed; /* no more application writes */
+    /* What the connection holds for sending, the quantity hard_limit bounds: QUEUED, messages
+     * accepted by negio_engine_send and not yet in the connector (commands not run, writes held),
+     * and UNSENT, the bytes in the connector and in uv_write requests. A message leaves QUEUED
+     * only after it is counted in UNSENT. */
+    atomic_size_t queued;
+    atomic_size_t unsent;
+    /* The peer's POLICY as negio_engine_send checks it from any thread (core/write_check.h),
+     * published once when the connection is established. */
+    _Atomic uint64_t peer_policy;
     negio_engine *e;
     loop *l;
     negio_econn *prev, *next;
@@ -103,14 +132,17 @@ struct negio_econn {
     uv_getaddrinfo_t resolve_req;
     uv_shutdown_t shutdown_req;
     struct addrinfo *addrs; /* resolved addresses not yet tried (client) */
-    int handles; /* open uv handles */
+    int handles;            /* open uv handles */
+    int timer_ready;
     int tcp_ready;
     negio_conn *conn;
     negio_level default_level;
     int tls_only; /* NEGIO_TRANSPORT_TLS: level none is all there is */
     uint32_t max_message;
     int step_running;
-    struct cmd *held;     /* writes that arrived while a step ran on a worker, in order */
+    /* writes the connector cannot take yet, in order: made before establishment (the peer's
+     * POLICY decides whether each may be sent), or while a step runs on a worker */
+    struct cmd *held;
     struct cmd **held_tail;
     int processing;    /* inside econn_process: callbacks must not re-enter it */
     int read_paused;   /* by backpressure */
@@ -130,11 +162,6 @@ struct negio_econn {
     struct sockaddr_storage peer;
 };
 
-typedef struct job {
-    struct job *next;
-    negio_econn *conn;
-} job;
-
 struct negio_engine {
     negio_engine_options o;
     unsigned nloops;
@@ -143,15 +170,19 @@ struct negio_engine {
     atomic_uint conns;
     atomic_uint rr;
     atomic_int shutting_down;
+    atomic_int forced;
     atomic_int accept_paused;
-    pthread_mutex_t lock; /* with done: waiting for connections to drain */
+    int sync_ready;         /* how many of lock, done, wlock, wcond are initialised */
+    unsigned loops_ready;   /* loops initialised (negio_engine_new, negio_engine_del) */
+    unsigned loops_running; /* loop threads started */
+    pthread_mutex_t lock;   /* with done (CLOCK_MONOTONIC): waiting for connections to drain */
     pthread_cond_t done;
-    /* step workers */
+    /* step workers; the jobs are the steps' CMD_STEP_DONE commands, linked through next */
     unsigned nworkers;
     pthread_t *workers;
     pthread_mutex_t wlock;
     pthread_cond_t wcond;
-    job *jhead, *jtail;
+    cmd *jhead, *jtail;
     int wstop;
 };
 
@@ -195,6 +226,21 @@ static void post(loop *l, cmd *m)
     l->tail = m;
     pthread_mutex_unlock(&l->lock);
     uv_async_send(&l->async);
+}
+
+/* Asks loop L for SIGNALS (LOOP_*): run after every command posted before. */
+static void signal_loop(loop *l, unsigned signals)
+{
+    pthread_mutex_lock(&l->lock);
+    l->signals |= signals;
+    pthread_mutex_unlock(&l->lock);
+    uv_async_send(&l->async);
+}
+
+static void signal_all(negio_engine *e, unsigned signals)
+{
+    for (unsigned i = 0; i < e->loops_running; i++)
+        signal_loop(&e->loops[i], signals);
 }
 
 static cmd *new_cmd(enum cmd_type type, negio_econn *c, size_t len)
@@ -282,35 +328,33 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&e->wlock);
             return NULL;
         }
-        job *j = e->jhead;
-        e->jhead = j->next;
+        cmd *done = e->jhead;
+        e->jhead = done->next;
         if (e->jhead == NULL)
             e->jtail = NULL;
         pthread_mutex_unlock(&e->wlock);
-        negio_econn *c = j->conn;
+        negio_econn *c = done->conn;
         /* the loop leaves the connector alone until CMD_STEP_DONE */
         (void)negio_conn_step(c->conn);
-        negio__free(j);
-        cmd *m = new_cmd(CMD_STEP_DONE, c, 0);
-        if (m == NULL)
-            abort(); /* the loop would wait for this step forever */
-        post(c->l, m);
+        post(c->l, done);
     }
 }
 
+/* The job is the step's completion itself, so that nothing the worker does can fail: the loop
+ * waits for that command, and leaves the connector to the worker until it arrives. */
 static int submit_step(negio_econn *c)
 {
-    job *j = negio__calloc(1, sizeof(*j));
-    if (j == NULL)
+    cmd *done = new_cmd(CMD_STEP_DONE, c, 0);
+    if (done == NULL)
         return NEGIO_ERR_NOMEM;
-    negio_econn_ref(c);
-    j->conn = c;
+    negio_econn_ref(c); /* the job's, dropped when CMD_STEP_DONE has run */
+    done->next = NULL;
     pthread_mutex_lock(&c->e->wlock);
     if (c->e->jtail)
-        c->e->jtail->next = j;
+        c->e->jtail->next = done;
     else
-        c->e->jhead = j;
-    c->e->jtail = j;
+        c->e->jhead = done;
+    c->e->jtail = done;
     pthread_cond_signal(&c->e->wcond);
     pthread_mutex_unlock(&c->e->wlock);
     return 0;
@@ -334,13 +378,14 @@ static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg,
     atomic_init(&c->closed, 0);
     atomic_init(&c->queued, 0);
     atomic_init(&c->unsent, 0);
-    atomic_init(&c->peer_min, -1);
+    atomic_init(&c->peer_policy, 0);
     c->e = e;
     c->l = l;
     c->is_client = is_client;
     c->default_level = negio_config_get_default_level(cfg);
     c->tls_only = negio_config_get_transport(cfg) == NEGIO_TRANSPORT_TLS;
     c->max_message = negio_config_get_limits(cfg).max_message;
+    c->held_tail = &c->held;
     c->state = ST_CONNECTING;
     if (!counted)
         atomic_fetch_add(&e->conns, 1);
@@ -398,10 +443,12 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_handles(negio_econn *c)
 {
-    if (!uv_is_closing((uv_handle_t *)&c->tcp) && c->tcp_ready)
+    if (c->tcp_ready && !uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (!uv_is_closing((uv_handle_t *)&c->timer))
+    if (c->timer_ready && !uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->handles == 0) /* none was ever opened */
+        econn_finish(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -421,7 +468,7 @@ static void on_close_deadline(uv_timer_t *t)
 static void drop_held(negio_econn *c)
 {
     while (c->held != NULL) {
-        struct cmd *m = c->held;
+        cmd *m = c->held;
         c->held = m->next;
         atomic_fetch_sub(&c->queued, m->len);
         explicit_bzero(m->data, m->len);
@@ -429,6 +476,21 @@ static void drop_held(negio_econn *c)
         negio__free(m);
     }
     c->held_tail = &c->held;
+}
+
+/* Must a write wait in c->held rather than go to the connector now? Until the connection is
+ * established the peer's POLICY is unknown, so the write could not be checked; while a step
+ * runs the connector is the worker's; and a write may not overtake those already waiting. */
+static int must_hold(const negio_econn *c)
+{
+    return c->step_running || !c->established || c->held != NULL;
+}
+
+static void hold(negio_econn *c, cmd *m)
+{
+    m->next = NULL;
+    *c->held_tail = m;
+    c->held_tail = &m->next;
 }
 
 static void econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
@@ -747,29 +809,43 @@ static void on_timeout(uv_timer_t *t)
         econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "handshake did not complete within %u ms",
                     (unsigned)c->e->o.handshake_timeout_ms);
     else
-        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "idle for %u ms",
-                    (unsigned)c->e->o.idle_timeout_ms);
+        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "idle for %u ms", (unsigned)c->e->o.idle_timeout_ms);
 }
+
+static void release_held(negio_econn *c);
 
 static void on_established(negio_econn *c)
 {
     negio_engine *e = c->e;
     negio_auth_info info;
+    int rc = negio_conn_auth_info(c->conn, &info);
+    if (rc < 0) {
+        econn_close(c, NEGIO_CLOSE_ERROR, rc, "established without its facts: %s",
+                    negio_strerror(rc));
+        return;
+    }
     c->established = 1;
-    negio_conn_auth_info(c->conn, &info);
-    atomic_store(&c->peer_min, (int)info.peer_min_level);
+    /* from now on negio_engine_send checks every write against the peer's POLICY itself */
+    atomic_store(&c->peer_policy, PEER_KNOWN | (uint64_t)info.peer_min_level << 32 |
+                                      (uint64_t)info.peer_max_message);
     uv_timer_stop(&c->timer);
     if (e->o.idle_timeout_ms)
         uv_timer_start(&c->timer, on_timeout, e->o.idle_timeout_ms, e->o.idle_timeout_ms);
     if (e->o.callbacks.on_authenticated) {
         int status = e->o.callbacks.on_authenticated(c, &info, e->o.user);
         if (status != 0) {
+            /* the writes made before are dropped with the connection: a rejected peer gets
+             * nothing but the rejection */
             negio_conn_close(c->conn, (uint32_t)status, "rejected by the application");
             flush(c);
             econn_close(c, NEGIO_CLOSE_REFUSED, 0, "rejected by the application (status %d)",
                         status);
+            return;
         }
     }
+    /* the writes made before establishment, then those made in on_authenticated, in order:
+     * each is now sent or refused under the peer's POLICY */
+    release_held(c);
 }
 
 /* Runs the connector until it needs input, a step or the socket: the heart of the engine. */
@@ -863,17 +939,27 @@ static void econn_process_loop(negio_econn *c)
 static void econn_start(negio_econn *c)
 {
     c->state = ST_OPEN;
-    uv_tcp_nodelay(&c->tcp, 1);
     int len = sizeof(c->peer);
-    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
-    uv_timer_start(&c->timer, on_timeout, c->e->o.handshake_timeout_ms, 0);
+    /* fails only if the peer is already gone (ENOTCONN): the address stays unspecified
+     * (AF_UNSPEC, engine.h) and the first read reports the end */
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
+        memset(&c->peer, 0, sizeof(c->peer));
+    int rc = uv_tcp_nodelay(&c->tcp, 1);
+    if (rc == 0)
+        rc = uv_timer_start(&c->timer, on_timeout, c->e->o.handshake_timeout_ms, 0);
+    if (rc != 0) {
+        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "socket setup: %s", uv_strerror(rc));
+        return;
+    }
     econn_process(c);
 }
 
 static int econn_init_handles(negio_econn *c)
 {
-    uv_timer_init(&c->l->uv, &c->timer);
+    if (uv_timer_init(&c->l->uv, &c->timer) != 0)
+        return -1;
     c->timer.data = c;
+    c->timer_ready = 1;
     c->handles++;
     if (uv_tcp_init(&c->l->uv, &c->tcp) != 0)
         return -1;
@@ -889,7 +975,8 @@ static int econn_init_handles(negio_econn *c)
 static void uncount(negio_engine *e)
 {
     unsigned left = atomic_fetch_sub(&e->conns, 1) - 1;
-    if (atomic_load(&e->accept_paused) && left < e->o.max_connections)
+    if (atomic_load(&e->accept_paused) && left < e->o.max_connections &&
+        !atomic_load(&e->shutting_down))
         listener_resume(e);
 }
 
@@ -950,9 +1037,20 @@ static void free_addrs(negio_econn *c)
 static void on_retry_closed(uv_handle_t *h)
 {
     negio_econn *c = h->data;
-    uv_tcp_init(&c->l->uv, &c->tcp);
+    /* the connection ended while the handle was closing (its deadline, a shutdown): the closed
+     * handle was the last one it waited for */
+    int rc = c->close_started ? UV_ECANCELED : uv_tcp_init(&c->l->uv, &c->tcp);
+    if (rc != 0) {
+        c->tcp_ready = 0;
+        c->handles--;
+        if (c->close_started)
+            econn_finish(c); /* if the timer is closed too */
+        else
+            econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "tcp init: %s", uv_strerror(rc));
+        return;
+    }
     c->tcp.data = c;
-    int rc = try_next_address(c);
+    rc = try_next_address(c);
     if (rc < 0)
         econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", c->host,
                     (unsigned)c->port, uv_strerror(rc));
@@ -1010,8 +1108,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         c->addrs = copy_addrs(res);
         int rc = c->addrs == NULL ? UV_ENOMEM : try_next_address(c);
         if (rc < 0)
-            econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s",
-                        c->host, (unsigned)c->port, uv_strerror(rc));
+            econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", c->host,
+                        (unsigned)c->port, uv_strerror(rc));
     }
     uv_freeaddrinfo(res);
     negio_econn_unref(c);
@@ -1041,33 +1139,67 @@ static void start_connect(loop *l, negio_econn *c)
     }
 }
 
+/* A write that negio_engine_send accepted and the connector then refused: it was made before
+ * the peer's POLICY was known (or on another thread as it arrived) and the POLICY forbids it.
+ * The application hears of it through on_write_failed, and the connection stays up
+ * (PROTOCOL.md section 4.3). Without that callback nothing would tell it that the message was
+ * not sent, so the connection ends instead, the peer told by a protected CLOSE with the status
+ * of NEGIO_ERR_POLICY (section 6.7). */
+static void write_refused(negio_econn *c, int code, const uint8_t *data, size_t len,
+                          negio_level level)
+{
+    negio_engine *e = c->e;
+    if (e->o.callbacks.on_write_failed != NULL) {
+        e->o.callbacks.on_write_failed(c, code, data, len, level, e->o.user);
+        return;
+    }
+    uint64_t peer = atomic_load(&c->peer_policy);
+    (void)negio_conn_close(c->conn, (uint32_t)-NEGIO_ERR_POLICY,
+                           "a message could not be sent under this side's policy");
+    flush(c);
+    econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_POLICY,
+                "a message of %zu bytes at level %s could not be sent: %s (the peer takes at "
+                "most %u bytes at level %s or above), and no on_write_failed callback is set",
+                len, negio_level_name(level), negio_strerror(code), (unsigned)(uint32_t)peer,
+                negio_level_name((negio_level)(peer >> 32 & 0xff)));
+}
+
+/* Hands one accepted write to the connector (never while must_hold). Its bytes leave QUEUED
+ * only once UNSENT counts them, so that the hard limit never loses sight of them. A write that
+ * reaches the loop once the connection is closing is not sent: on_closed reports the end. */
 static void do_write(negio_econn *c, const uint8_t *data, size_t len, negio_level level)
 {
-    if (c->state == ST_DONE || c->close_started)
+    if (c->state != ST_OPEN || c->close_started || c->local_closing) {
+        atomic_fetch_sub(&c->queued, len);
         return;
+    }
     int rc = negio_conn_write(c->conn, data, len, level);
-    if (rc == NEGIO_ERR_LEVEL) {
-        /* checked when unknown, refused now: the same failure as a write queued before
-         * establishment */
-        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_POLICY,
-                    "a message at level %s is below the peer's minimum",
-                    negio_level_name(level));
-        return;
-    }
-    if (rc < 0 && rc <= NEGIO_ERR_FATAL) {
-        flush(c);
-        econn_close(c, NEGIO_CLOSE_ERROR, rc, "%s", negio_conn_error_detail(c->conn));
-        return;
-    }
-    if (rc < 0) {
-        /* accepted by negio_engine_send() but refused by the connector (a message over the
-         * peer's announced limit, say): never dropped in silence */
-        econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_POLICY, "a message could not be sent: %s",
-                    negio_strerror(rc));
-        return;
-    }
-    if (c->state == ST_OPEN)
+    if (rc == NEGIO_OK)
+        note_unsent(c);
+    atomic_fetch_sub(&c->queued, len);
+    if (rc == NEGIO_OK) {
         econn_process(c);
+    } else if (rc <= NEGIO_ERR_FATAL) {
+        flush(c); /* the connector's CLOSE */
+        econn_close(c, NEGIO_CLOSE_ERROR, rc, "%s", negio_conn_error_detail(c->conn));
+    } else {
+        write_refused(c, rc, data, len, level);
+    }
+}
+
+/* Hands the held writes to the connector in their order, once it can take them. */
+static void release_held(negio_econn *c)
+{
+    while (c->held != NULL && c->established && !c->step_running && !c->close_started) {
+        cmd *m = c->held;
+        c->held = m->next;
+        if (c->held == NULL)
+            c->held_tail = &c->held;
+        do_write(c, m->data, m->len, m->level);
+        explicit_bzero(m->data, m->len);
+        negio_econn_unref(c); /* the command's */
+        negio__free(m);
+    }
 }
 
 static void on_close_unanswered(uv_timer_t *t)
@@ -1095,6 +1227,9 @@ static void do_graceful_close(negio_econn *c, uint32_t status)
         econn_close(c, status ? NEGIO_CLOSE_REFUSED : NEGIO_CLOSE_CLEAN, 0, "closed locally");
         return;
     }
+    release_held(c); /* writes made before the close go out before it */
+    if (c->close_started)
+        return;
     negio_conn_close(c->conn, 0, "");
     atomic_store(&c->closed, 1); /* no more application writes */
     c->local_closing = 1;
@@ -1105,7 +1240,7 @@ static void do_graceful_close(negio_econn *c, uint32_t status)
 
 static void listener_stop_all(negio_engine *e);
 static void listener_start(listener *li);
-static void on_listen_ready(uv_poll_t *p, int status, int events);
+static void listener_setup(loop *l, listener *li);
 
 /* Runs M; returns 1 if M was kept (a write held until the running step ends), else 0. */
 static int run_cmd(loop *l, cmd *m)
@@ -1120,16 +1255,10 @@ static int run_cmd(loop *l, cmd *m)
         negio_econn_unref(c); /* the command's reference */
         break;
     case CMD_WRITE:
-        if (c->step_running && !c->close_started) {
-            /* the connector belongs to the worker until the step is done */
-            m->next = NULL;
-            if (c->held_tail == NULL)
-                c->held_tail = &c->held;
-            *c->held_tail = m;
-            c->held_tail = &m->next;
+        if (must_hold(c) && c->state != ST_DONE && !c->close_started) {
+            hold(c, m);
             return 1;
         }
-        atomic_fetch_sub(&c->queued, m->len);
         do_write(c, m->data, m->len, m->level);
         explicit_bzero(m->data, m->len);
         negio_econn_unref(c);
@@ -1140,86 +1269,101 @@ static int run_cmd(loop *l, cmd *m)
         break;
     case CMD_STEP_DONE:
         c->step_running = 0;
-        while (c->held != NULL) { /* the writes made meanwhile, in their order */
-            cmd *w = c->held;
-            c->held = w->next;
-            if (c->held == NULL)
-                c->held_tail = &c->held;
-            atomic_fetch_sub(&c->queued, w->len);
-            do_write(c, w->data, w->len, w->level);
-            explicit_bzero(w->data, w->len);
-            negio_econn_unref(c);
-            negio__free(w);
-        }
+        release_held(c); /* the writes made meanwhile, if established */
         if (!c->close_started)
             econn_process(c);
         negio_econn_unref(c); /* the job's reference */
         break;
-    case CMD_SHUTDOWN:
-        if (l->index == 0)
-            listener_stop_all(l->e);
-        for (negio_econn *x = l->conns, *next; x != NULL; x = next) {
-            next = x->next;
-            if (x->established)
-                do_graceful_close(x, 0);
-            else
-                econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
-        }
-        break;
-    case CMD_FORCE:
-        for (negio_econn *x = l->conns; x != NULL; x = x->next) {
-            if (!x->close_started)
-                econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
-            close_handles(x);
-        }
-        break;
-    case CMD_RESUME:
-        if (!atomic_load(&l->e->shutting_down)) {
-            atomic_store(&l->e->accept_paused, 0);
-            for (listener *li = l->e->listeners; li; li = li->next) {
-                if (!li->polling && li->fd >= 0)
-                    listener_start(li);
-            }
-        }
-        break;
-    case CMD_LISTEN: {
-        listener *li = m->listener;
-        li->next = l->e->listeners;
-        l->e->listeners = li; /* freed by negio_engine_del */
-        if (atomic_load(&l->e->shutting_down) || uv_poll_init_socket(&l->uv, &li->poll, li->fd) != 0) {
-            close(li->fd);
-            li->fd = -1;
-            break;
-        }
-        li->poll.data = li;
-        if (!atomic_load(&l->e->accept_paused))
-            listener_start(li);
-        break;
-    }
-    case CMD_STOP:
-        l->stopping = 1;
-        drop_dirty(l);
-        uv_close((uv_handle_t *)&l->flusher, NULL);
-        uv_close((uv_handle_t *)&l->spin, NULL);
-        uv_close((uv_handle_t *)&l->async, NULL);
+    case CMD_LISTEN:
+        listener_setup(l, m->listener);
         break;
     }
     return 0;
 }
 
-static void on_async(uv_async_t *a)
+/* ---- what the engine asks of every loop (LOOP_*) ------------------------------------------- */
+
+static void resume_accepting(loop *l)
 {
-    loop *l = a->data;
+    negio_engine *e = l->e;
+    if (atomic_load(&e->shutting_down))
+        return;
+    atomic_store(&e->accept_paused, 0);
+    for (listener *li = e->listeners; li; li = li->next) {
+        /* a listener out of descriptors resumes when its backoff ends */
+        if (!li->polling && li->fd >= 0 && !uv_is_active((uv_handle_t *)&li->backoff))
+            listener_start(li);
+    }
+}
+
+static void shutdown_conns(loop *l)
+{
+    if (l->index == 0)
+        listener_stop_all(l->e);
+    for (negio_econn *x = l->conns, *next; x != NULL; x = next) {
+        next = x->next;
+        if (x->established)
+            do_graceful_close(x, 0);
+        else
+            econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+    }
+}
+
+static void force_conns(loop *l)
+{
+    for (negio_econn *x = l->conns, *next; x != NULL; x = next) {
+        next = x->next;
+        if (!x->close_started)
+            econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
+        close_handles(x);
+    }
+}
+
+static void stop_loop(loop *l)
+{
+    l->stopping = 1;
+    drop_dirty(l);
+    uv_close((uv_handle_t *)&l->flusher, NULL);
+    uv_close((uv_handle_t *)&l->spin, NULL);
+    uv_close((uv_handle_t *)&l->async, NULL);
+}
+
+/* Takes the commands posted to L and the signals asked of it, together, so that a signal runs
+ * after every command posted before it. */
+static cmd *take_posted(loop *l, unsigned *signals)
+{
     pthread_mutex_lock(&l->lock);
     cmd *m = l->head;
     l->head = l->tail = NULL;
+    *signals = l->signals;
+    l->signals = 0;
     pthread_mutex_unlock(&l->lock);
+    return m;
+}
+
+static void run_cmds(loop *l, cmd *m)
+{
     while (m != NULL) {
         cmd *next = m->next;
         if (!run_cmd(l, m))
             negio__free(m);
         m = next;
     }
+}
+
+static void on_async(uv_async_t *a)
+{
+    loop *l = a->data;
+    unsigned signals;
+    run_cmds(l, take_posted(l, &signals));
+    if (signals & LOOP_RESUME)
+        resume_accepting(l);
+    if (signals & LOOP_SHUTDOWN)
+        shutdown_conns(l);
+    if (signals & LOOP_FORCE)
+        force_conns(l);
+    if (signals & LOOP_STOP)
+        stop_loop(l);
 }
 
 static void *loop_main(void *arg)
@@ -1231,41 +1375,163 @@ static void *loop_main(void *arg)
 
 /* ---- listening ----------------------------------------------------------------------------- */
 
+#define BACKOFF_MIN_MS 20u
+#define BACKOFF_MAX_MS 1000u
+
+static void on_listen_ready(uv_poll_t *p, int status, int events);
+
+/* One line to the log function of the listener's configuration (negio_config_set_log). */
+static void listener_log(const listener *li, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void listener_log(const listener *li, const char *fmt, ...)
+{
+    if (li->cfg->log_fn == NULL)
+        return;
+    char text[DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    li->cfg->log_fn(li->cfg->log_user, 0, text);
+}
+
+/* A descriptor held in reserve for the moment the process runs out (libuv's answer to the same
+ * problem): /dev/null, or "/" where there is none; -1 if neither opens, and then pausing alone
+ * keeps the listener from spinning. */
+static int open_reserve(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open("/", O_RDONLY | O_CLOEXEC);
+    return fd;
+}
+
+/* On loop 0: the listener's poll and backoff timer (CMD_LISTEN), so that no other thread ever
+ * touches a handle of a running loop. */
+static void listener_setup(loop *l, listener *li)
+{
+    negio_engine *e = l->e;
+    li->next = e->listeners;
+    e->listeners = li; /* freed by negio_engine_del */
+    int rc = atomic_load(&e->shutting_down) ? UV_ECANCELED
+                                            : uv_poll_init_socket(&l->uv, &li->poll, li->fd);
+    if (rc == 0) {
+        li->poll.data = li;
+        rc = uv_timer_init(&l->uv, &li->backoff);
+        if (rc != 0)
+            uv_close((uv_handle_t *)&li->poll, NULL);
+    }
+    if (rc != 0) {
+        if (rc != UV_ECANCELED)
+            listener_log(li, "listen: %s: the listener is closed", uv_strerror(rc));
+        close(li->fd);
+        li->fd = -1;
+        return;
+    }
+    li->backoff.data = li;
+    if (!atomic_load(&e->accept_paused))
+        listener_start(li);
+}
+
 static void listener_start(listener *li)
 {
     if (uv_poll_start(&li->poll, UV_READABLE, on_listen_ready) == 0)
         li->polling = 1;
 }
 
+static void listener_stop(listener *li)
+{
+    if (li->polling) {
+        uv_poll_stop(&li->poll);
+        li->polling = 0;
+    }
+}
+
 static void listener_pause(negio_engine *e)
 {
     atomic_store(&e->accept_paused, 1);
-    for (listener *li = e->listeners; li; li = li->next) {
-        if (li->polling) {
-            uv_poll_stop(&li->poll);
-            li->polling = 0;
-        }
-    }
+    for (listener *li = e->listeners; li; li = li->next)
+        listener_stop(li);
 }
 
 static void listener_resume(negio_engine *e)
 {
-    cmd *m = new_cmd(CMD_RESUME, NULL, 0);
-    if (m != NULL)
-        post(&e->loops[0], m);
+    signal_loop(&e->loops[0], LOOP_RESUME);
 }
 
 static void listener_stop_all(negio_engine *e)
 {
     for (listener *li = e->listeners; li; li = li->next) {
         if (li->fd >= 0) {
-            uv_poll_stop(&li->poll);
-            li->polling = 0;
+            listener_stop(li);
             uv_close((uv_handle_t *)&li->poll, NULL);
+            uv_close((uv_handle_t *)&li->backoff, NULL);
             close(li->fd);
             li->fd = -1;
         }
+        if (li->reserve >= 0) {
+            close(li->reserve);
+            li->reserve = -1;
+        }
     }
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    listener *li = t->data;
+    negio_engine *e = li->e;
+    if (li->fd >= 0 && !atomic_load(&e->shutting_down) && !atomic_load(&e->accept_paused))
+        listener_start(li);
+}
+
+/* accept() failed for want of a descriptor (EMFILE: the process's, ENFILE: the system's) or of
+ * kernel memory. The connection stays in the backlog and the socket stays readable: going back
+ * to the poll would spin at full speed. Instead the connections waiting are shed (accepted into
+ * the reserved descriptor, given up for the moment, and closed at once: their clients learn now,
+ * not at their own timeout) and accepting pauses, 20 ms doubling up to 1 s while the episode
+ * lasts. The first connection accepted ends the episode. Logged once at its start, once at its
+ * end. */
+static void listener_starved(listener *li, int err)
+{
+    int fds = err == EMFILE || err == ENFILE;
+    if (!li->starved) {
+        li->starved = 1;
+        li->shed = 0;
+        li->backoff_ms = BACKOFF_MIN_MS;
+        listener_log(li,
+                     "accept: %s: out of %s; shedding new connections and pausing accepting "
+                     "until some are free",
+                     uv_strerror(-err), fds ? "descriptors" : "kernel memory");
+    } else {
+        li->backoff_ms = li->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : li->backoff_ms * 2;
+    }
+    if (li->reserve < 0)
+        li->reserve = open_reserve();
+    if (fds && li->reserve >= 0) {
+        close(li->reserve);
+        li->reserve = -1;
+        for (;;) {
+            int fd = accept4(li->fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+                continue;
+            if (fd < 0)
+                break; /* none left waiting, or the slot was taken by another thread */
+            close(fd);
+            li->shed++;
+        }
+        li->reserve = open_reserve();
+    }
+    listener_stop(li);
+    uv_timer_start(&li->backoff, on_backoff, li->backoff_ms, 0);
+}
+
+static void listener_recovered(listener *li)
+{
+    li->starved = 0;
+    if (li->reserve < 0)
+        li->reserve = open_reserve();
+    listener_log(li, "accepting again; %lu connection(s) were shed while out of resources",
+                 li->shed);
 }
 
 static void on_listen_ready(uv_poll_t *p, int status, int events)
@@ -1284,10 +1550,15 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
         socklen_t sl = sizeof(ss);
         int fd = accept4(li->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int err = errno;
+            if (err == EINTR || err == ECONNABORTED)
                 continue;
-            return; /* EAGAIN, or out of descriptors: try again on the next readiness */
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+                listener_starved(li, err);
+            return; /* EAGAIN: nothing more waits */
         }
+        if (li->starved)
+            listener_recovered(li);
         if (atomic_load(&e->shutting_down) ||
             (e->o.callbacks.on_accept &&
              e->o.callbacks.on_accept(e, (struct sockaddr *)&ss, e->o.user) != 0)) {
@@ -1296,7 +1567,7 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
         }
         cmd *m = new_cmd(CMD_ADOPT, NULL, 0);
         if (m == NULL) {
-            close(fd);
+            close(fd); /* shed: memory for it may be back for the next one */
             continue;
         }
         atomic_fetch_add(&e->conns, 1); /* counted now, adopted later on its loop */
@@ -1346,28 +1617,29 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     char host[256], port[16];
     if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
         return NEGIO_ERR_ADDRESS;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host[0] ? host : "::", port, &hints, &res) != 0 || res == NULL)
         return NEGIO_ERR_ADDRESS;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1, zero = 0;
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (res->ai_family == AF_INET6 && host[0] == '\0')
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    }
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return NEGIO_ERR_ADDRESS;
-    }
+    int one = 1, zero = 0, rc = NEGIO_ERR_SYSTEM;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        (res->ai_family != AF_INET6 || host[0] != '\0' ||
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0))
+        rc = bind(fd, res->ai_addr, res->ai_addrlen) == 0 && listen(fd, 1024) == 0
+                 ? NEGIO_OK
+                 : NEGIO_ERR_ADDRESS;
     freeaddrinfo(res);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    if (rc == NEGIO_OK && getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        rc = NEGIO_ERR_SYSTEM;
+    if (rc != NEGIO_OK) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     if (out_port != NULL)
         *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
@@ -1381,12 +1653,14 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     negio_config_set_deferred_steps(li->cfg, 1);
     li->e = e;
     li->fd = fd;
-    li->poll.data = li;
+    li->reserve = open_reserve();
     /* the listener's handle and the list belong to loop 0: its thread sets them up
      * (CMD_LISTEN), so no other thread ever touches a handle of a running loop */
     cmd *m = new_cmd(CMD_LISTEN, NULL, 0);
     if (m == NULL) {
         negio_config_del(li->cfg);
+        if (li->reserve >= 0)
+            close(li->reserve);
         negio__free(li);
         close(fd);
         return NEGIO_ERR_NOMEM;
@@ -1398,8 +1672,8 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
 
 /* ---- public calls from any thread ---------------------------------------------------------- */
 
-int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
-                         const negio_config *cfg, void *conn_user, negio_econn **out)
+int negio_engine_connect(negio_engine *e, const char *host, uint16_t port, const negio_config *cfg,
+                         void *conn_user, negio_econn **out)
 {
     if (e == NULL || host == NULL || cfg == NULL ||
         negio_config_get_role(cfg) != NEGIO_ROLE_CLIENT || negio_config_get_service(cfg) == NULL)
@@ -1435,6 +1709,31 @@ int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
     return NEGIO_OK;
 }
 
+/* The facts negio__write_check needs, as any thread sees them. */
+static negio__write_limits write_limits(const negio_econn *c)
+{
+    uint64_t peer = atomic_load(&c->peer_policy);
+    negio__write_limits l = {
+        .tls_only = c->tls_only,
+        .max_message = c->max_message,
+        .peer_known = (peer & PEER_KNOWN) != 0,
+        .peer_min = (negio_level)(peer >> 32 & 0xff),
+        .peer_max_message = (uint32_t)peer,
+    };
+    return l;
+}
+
+/* Counts LEN more bytes as held by C unless that passes the hard limit; 0 if it would. Writers
+ * on several threads each see the others' bytes: the count is raised first, then checked. */
+static int reserve(negio_econn *c, size_t len)
+{
+    size_t before = atomic_fetch_add(&c->queued, len);
+    if (before + len + atomic_load(&c->unsent) <= c->e->o.hard_limit)
+        return 1;
+    atomic_fetch_sub(&c->queued, len);
+    return 0;
+}
+
 int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t len,
                       negio_level level)
 {
@@ -1445,28 +1744,32 @@ int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t 
         return NEGIO_ERR_CLOSED;
     if (level == NEGIO_LEVEL_DEFAULT)
         level = c->default_level;
-    if (c->tls_only && level != NEGIO_LEVEL_NONE)
-        return NEGIO_ERR_INVALID; /* plain TLS: no GSS context to sign or seal with */
-    int peer_min = atomic_load(&c->peer_min);
-    if (peer_min >= 0 && (int)level < peer_min)
-        return NEGIO_ERR_LEVEL;
-    if (len > c->max_message)
-        return NEGIO_ERR_MSG_SIZE;
-    if (atomic_load(&c->queued) + len > e->o.hard_limit)
+    negio__write_limits limits = write_limits(c);
+    int rc = negio__write_check(&limits, len, level);
+    if (rc < 0)
+        return rc;
+    if (len > e->o.hard_limit)
+        return NEGIO_ERR_MSG_SIZE; /* it would never fit */
+    if (!reserve(c, len))
         return NEGIO_ERR_BUSY;
-    if (on_loop_thread(c->l) && !c->step_running) {
+    int here = on_loop_thread(c->l);
+    if (here && !must_hold(c)) {
         do_write(c, data, len, level);
         return NEGIO_OK;
     }
     cmd *m = new_cmd(CMD_WRITE, c, len);
-    if (m == NULL)
+    if (m == NULL) {
+        atomic_fetch_sub(&c->queued, len);
         return NEGIO_ERR_NOMEM;
+    }
     if (len)
         memcpy(m->data, data, len);
     m->level = level;
-    atomic_fetch_add(&c->queued, len);
-    negio_econn_ref(c);
-    post(c->l, m);
+    negio_econn_ref(c); /* the command's */
+    if (here)
+        hold(c, m);
+    else
+        post(c->l, m);
     return NEGIO_OK;
 }
 
@@ -1498,6 +1801,168 @@ int negio_engine_close(negio_econn *c, uint32_t status)
 
 /* ---- engine -------------------------------------------------------------------------------- */
 
+/* Starts a thread with SIGPIPE blocked in it (and in the threads it starts, such as libuv's
+ * resolver pool). libuv writes to sockets with write()/writev(), which raise SIGPIPE when the
+ * peer has reset the connection; blocked, the signal stays pending on that thread, never
+ * delivered, and the write fails with EPIPE as it should. The process's own disposition of
+ * SIGPIPE is the application's and is left alone. (Never with UV_LOOP_BLOCK_SIGPROF, whose
+ * epoll_pwait mask would unblock it while the loop waits.) */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    int rc = pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    if (rc != 0)
+        return rc;
+    rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int sync_init(negio_engine *e)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return NEGIO_ERR_SYSTEM;
+    /* the drain deadline must not move with the wall clock */
+    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0 && (rc = pthread_mutex_init(&e->lock, NULL)) == 0)
+        e->sync_ready = 1;
+    if (rc == 0 && (rc = pthread_cond_init(&e->done, &attr)) == 0)
+        e->sync_ready = 2;
+    if (rc == 0 && (rc = pthread_mutex_init(&e->wlock, NULL)) == 0)
+        e->sync_ready = 3;
+    if (rc == 0 && (rc = pthread_cond_init(&e->wcond, NULL)) == 0)
+        e->sync_ready = 4;
+    pthread_condattr_destroy(&attr);
+    return rc == 0 ? NEGIO_OK : NEGIO_ERR_SYSTEM;
+}
+
+static void sync_fini(negio_engine *e)
+{
+    if (e->sync_ready >= 4)
+        pthread_cond_destroy(&e->wcond);
+    if (e->sync_ready >= 3)
+        pthread_mutex_destroy(&e->wlock);
+    if (e->sync_ready >= 2)
+        pthread_cond_destroy(&e->done);
+    if (e->sync_ready >= 1)
+        pthread_mutex_destroy(&e->lock);
+}
+
+/* Closes the first N of L's own handles and L's libuv loop, on the calling thread (L's thread
+ * has ended or never ran). */
+static void loop_fini(loop *l, int n)
+{
+    uv_handle_t *h[3] = {(uv_handle_t *)&l->async, (uv_handle_t *)&l->flusher,
+                         (uv_handle_t *)&l->spin};
+    for (int i = 0; i < n; i++) {
+        if (!uv_is_closing(h[i]))
+            uv_close(h[i], NULL);
+    }
+    uv_run(&l->uv, UV_RUN_DEFAULT); /* the close callbacks; nothing is left active */
+    (void)uv_loop_close(&l->uv);
+    negio__free(l->spare);
+    pthread_mutex_destroy(&l->lock);
+}
+
+/* L's libuv loop and own handles; on failure nothing of them is left. */
+static int loop_init(negio_engine *e, loop *l, unsigned index)
+{
+    l->e = e;
+    l->index = index;
+    if (pthread_mutex_init(&l->lock, NULL) != 0)
+        return NEGIO_ERR_SYSTEM;
+    int rc = uv_loop_init(&l->uv);
+    if (rc != 0) {
+        pthread_mutex_destroy(&l->lock);
+        return rc == UV_ENOMEM ? NEGIO_ERR_NOMEM : NEGIO_ERR_SYSTEM;
+    }
+    int n = 0;
+    if ((rc = uv_async_init(&l->uv, &l->async, on_async)) == 0)
+        n = 1;
+    if (rc == 0 && (rc = uv_check_init(&l->uv, &l->flusher)) == 0)
+        n = 2;
+    if (rc == 0 && (rc = uv_idle_init(&l->uv, &l->spin)) == 0)
+        n = 3;
+    if (rc == 0)
+        rc = uv_check_start(&l->flusher, on_flush_pass);
+    if (rc != 0) {
+        loop_fini(l, n);
+        return NEGIO_ERR_SYSTEM;
+    }
+    l->async.data = l;
+    l->flusher.data = l;
+    l->spin.data = l;
+    uv_unref((uv_handle_t *)&l->flusher); /* the loop runs for its async handle alone */
+    uv_unref((uv_handle_t *)&l->spin);
+    return NEGIO_OK;
+}
+
+/* Everything negio_engine_new sets up, counted as it goes so that engine_free undoes exactly
+ * what was done. */
+static int engine_init(negio_engine *e)
+{
+    int rc = sync_init(e);
+    if (rc < 0)
+        return rc;
+    e->loops = negio__calloc(e->nloops, sizeof(loop));
+    e->workers = negio__calloc(e->o.workers, sizeof(pthread_t));
+    if (e->loops == NULL || e->workers == NULL)
+        return NEGIO_ERR_NOMEM;
+    for (; e->loops_ready < e->nloops; e->loops_ready++) {
+        if ((rc = loop_init(e, &e->loops[e->loops_ready], e->loops_ready)) < 0)
+            return rc;
+    }
+    for (; e->loops_running < e->nloops; e->loops_running++) {
+        loop *l = &e->loops[e->loops_running];
+        if (start_thread(&l->thread, loop_main, l) != 0)
+            return NEGIO_ERR_SYSTEM;
+    }
+    for (; e->nworkers < e->o.workers; e->nworkers++) {
+        if (start_thread(&e->workers[e->nworkers], worker_main, e) != 0)
+            return NEGIO_ERR_SYSTEM;
+    }
+    return NEGIO_OK;
+}
+
+/* Stops what engine_init started and frees what it made. Workers first: a step still running
+ * posts its completion to a loop that must be alive (this waits for a step blocked on an
+ * unreachable KDC to give up). */
+static void engine_free(negio_engine *e)
+{
+    if (e->sync_ready >= 4) {
+        pthread_mutex_lock(&e->wlock);
+        e->wstop = 1;
+        pthread_cond_broadcast(&e->wcond);
+        pthread_mutex_unlock(&e->wlock);
+    }
+    for (unsigned i = 0; i < e->nworkers; i++)
+        pthread_join(e->workers[i], NULL);
+    signal_all(e, LOOP_STOP);
+    for (unsigned i = 0; i < e->loops_running; i++)
+        pthread_join(e->loops[i].thread, NULL);
+    for (unsigned i = 0; i < e->loops_ready; i++) {
+        loop *l = &e->loops[i];
+        unsigned ignored;
+        run_cmds(l, take_posted(l, &ignored)); /* what was posted after the stop */
+        loop_fini(l, 3);
+    }
+    while (e->listeners) {
+        listener *li = e->listeners;
+        e->listeners = li->next;
+        if (li->reserve >= 0)
+            close(li->reserve);
+        negio_config_del(li->cfg);
+        negio__free(li);
+    }
+    negio__free(e->loops);
+    negio__free(e->workers);
+    sync_fini(e);
+    negio__free(e);
+}
+
 int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
 {
     if (out == NULL || opts == NULL)
@@ -1520,65 +1985,21 @@ int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
         e->o.hard_limit = 16u << 20;
     if (e->o.shutdown_timeout_ms == 0)
         e->o.shutdown_timeout_ms = 5000;
-    /* a peer that vanishes must not kill the process with SIGPIPE */
-    signal(SIGPIPE, SIG_IGN);
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->done, NULL);
-    pthread_mutex_init(&e->wlock, NULL);
-    pthread_cond_init(&e->wcond, NULL);
     e->nloops = e->o.loops;
-    e->loops = negio__calloc(e->nloops, sizeof(loop));
-    e->workers = negio__calloc(e->o.workers, sizeof(pthread_t));
-    if (e->loops == NULL || e->workers == NULL) {
-        negio__free(e->loops);
-        negio__free(e->workers);
-        negio__free(e);
-        return NEGIO_ERR_NOMEM;
-    }
-    for (unsigned i = 0; i < e->nloops; i++) {
-        loop *l = &e->loops[i];
-        l->e = e;
-        l->index = i;
-        pthread_mutex_init(&l->lock, NULL);
-        uv_loop_init(&l->uv);
-        uv_async_init(&l->uv, &l->async, on_async);
-        l->async.data = l;
-        uv_check_init(&l->uv, &l->flusher);
-        l->flusher.data = l;
-        uv_check_start(&l->flusher, on_flush_pass);
-        uv_unref((uv_handle_t *)&l->flusher); /* the loop runs for its async handle alone */
-        uv_idle_init(&l->uv, &l->spin);
-        l->spin.data = l;
-        uv_unref((uv_handle_t *)&l->spin);
-    }
-    for (unsigned i = 0; i < e->nloops; i++) {
-        if (pthread_create(&e->loops[i].thread, NULL, loop_main, &e->loops[i]) != 0)
-            abort();
-    }
-    for (unsigned i = 0; i < e->o.workers; i++) {
-        if (pthread_create(&e->workers[i], NULL, worker_main, e) != 0)
-            abort();
-        e->nworkers++;
+    int rc = engine_init(e);
+    if (rc < 0) {
+        engine_free(e);
+        return rc;
     }
     *out = e;
     return NEGIO_OK;
-}
-
-static void broadcast(negio_engine *e, enum cmd_type type)
-{
-    for (unsigned i = 0; i < e->nloops; i++) {
-        cmd *m = new_cmd(type, NULL, 0);
-        if (m == NULL)
-            abort();
-        post(&e->loops[i], m);
-    }
 }
 
 /* Waits until no connection is left or MS pass; returns whether none is left. */
 static int wait_drained(negio_engine *e, uint32_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -1593,54 +2014,27 @@ static int wait_drained(negio_engine *e, uint32_t ms)
     return atomic_load(&e->conns) == 0;
 }
 
+/* Graceful for shutdown_timeout_ms, then forced for as long again: a forced close needs only
+ * the loop threads, so what is left after that waits on an application callback that has not
+ * returned. */
 int negio_engine_shutdown(negio_engine *e)
 {
     if (e == NULL)
         return NEGIO_ERR_INVALID;
     if (atomic_exchange(&e->shutting_down, 1) == 0)
-        broadcast(e, CMD_SHUTDOWN);
-    if (!wait_drained(e, e->o.shutdown_timeout_ms)) {
-        broadcast(e, CMD_FORCE);
-        while (!wait_drained(e, 1000))
-            ;
-    }
-    return NEGIO_OK;
+        signal_all(e, LOOP_SHUTDOWN);
+    if (wait_drained(e, e->o.shutdown_timeout_ms))
+        return NEGIO_OK;
+    if (atomic_exchange(&e->forced, 1) == 0)
+        signal_all(e, LOOP_FORCE);
+    return wait_drained(e, e->o.shutdown_timeout_ms) ? NEGIO_OK : NEGIO_ERR_BUSY;
 }
 
 void negio_engine_del(negio_engine *e)
 {
     if (e == NULL)
         return;
-    negio_engine_shutdown(e);
-    /* workers first: a step still running posts its completion to a loop that must be alive
-     * (this waits for a step blocked on an unreachable KDC to give up) */
-    pthread_mutex_lock(&e->wlock);
-    e->wstop = 1;
-    pthread_cond_broadcast(&e->wcond);
-    pthread_mutex_unlock(&e->wlock);
-    for (unsigned i = 0; i < e->nworkers; i++)
-        pthread_join(e->workers[i], NULL);
-    broadcast(e, CMD_STOP);
-    for (unsigned i = 0; i < e->nloops; i++)
-        pthread_join(e->loops[i].thread, NULL);
-    for (unsigned i = 0; i < e->nloops; i++) {
-        loop *l = &e->loops[i];
-        on_async(&l->async); /* free commands posted after the stop */
-        uv_loop_close(&l->uv);
-        negio__free(l->spare);
-        pthread_mutex_destroy(&l->lock);
-    }
-    while (e->listeners) {
-        listener *li = e->listeners;
-        e->listeners = li->next;
-        negio_config_del(li->cfg);
-        negio__free(li);
-    }
-    negio__free(e->loops);
-    negio__free(e->workers);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->done);
-    pthread_mutex_destroy(&e->wlock);
-    pthread_cond_destroy(&e->wcond);
-    negio__free(e);
+    /* NEGIO_ERR_BUSY: the joins in engine_free wait for the callbacks still running */
+    (void)negio_engine_shutdown(e);
+    engine_free(e);
 }

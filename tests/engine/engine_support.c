@@ -1,5 +1,6 @@
 #include "engine/engine_support.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,25 @@ static void on_backpressure(negio_econn *c, int above, void *user)
     }
 }
 
-void recorder_init(recorder *r, negio_engine_options *o)
+static void on_write_failed(negio_econn *c, int code, const uint8_t *data, size_t len,
+                            negio_level level, void *user)
+{
+    recorder *r = user;
+    rec_conn *rc = negio_econn_user(c);
+    (void)data;
+    (void)level;
+    if (rc != NULL) {
+        rc->write_failed++;
+        rc->write_failed_code = code;
+        rc->write_failed_len = len;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->write_failures++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void recorder_start(recorder *r, negio_engine_options *o, int report_write_failures)
 {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->lock, NULL);
@@ -111,9 +130,20 @@ void recorder_init(recorder *r, negio_engine_options *o)
     o->callbacks.on_message = on_message;
     o->callbacks.on_closed = on_closed;
     o->callbacks.on_backpressure = on_backpressure;
+    o->callbacks.on_write_failed = report_write_failures ? on_write_failed : NULL;
     o->user = r;
     if (negio_engine_new(&r->e, o) != NEGIO_OK)
         abort();
+}
+
+void recorder_init(recorder *r, negio_engine_options *o)
+{
+    recorder_start(r, o, 1);
+}
+
+void recorder_init_without_write_failures(recorder *r, negio_engine_options *o)
+{
+    recorder_start(r, o, 0);
 }
 
 void recorder_free(recorder *r)
@@ -121,6 +151,32 @@ void recorder_free(recorder *r)
     negio_engine_del(r->e);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
+}
+
+int recorder_get(recorder *r, const int *field)
+{
+    pthread_mutex_lock(&r->lock);
+    int v = *field;
+    pthread_mutex_unlock(&r->lock);
+    return v;
+}
+
+int proc_entries(const char *dir, int *ids, int cap)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (ids != NULL && n < cap)
+            ids[n] = atoi(de->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
 }
 
 int recorder_wait(recorder *r, const int *field, int n, int ms)

@@ -26,6 +26,9 @@ typedef struct rec_conn {
     char first[64];
     int last_seq[8];  /* messages "t<thread>-<seq>": the last seq seen per thread */
     int order_errors; /* a seq that did not follow the previous one of its thread */
+    int write_failed; /* on_write_failed calls, and the last one's code and length */
+    int write_failed_code;
+    size_t write_failed_len;
 } rec_conn;
 
 /* A recording engine: counts events across all its connections (thread-safe). */
@@ -37,15 +40,25 @@ typedef struct recorder {
     int messages;
     int closed;
     int closed_by_reason[6];
-    int echo;         /* send each message back at its level */
-    int reject;       /* on_authenticated returns this */
-    int backpressure; /* on_backpressure(1) calls */
+    int echo;           /* send each message back at its level */
+    int reject;         /* on_authenticated returns this */
+    int backpressure;   /* on_backpressure(1) calls */
+    int write_failures; /* on_write_failed calls */
 } recorder;
 
+/* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */
 void recorder_init(recorder *r, negio_engine_options *o);
+/* The same without on_write_failed: a write the peer's policy refuses late ends the connection. */
+void recorder_init_without_write_failures(recorder *r, negio_engine_options *o);
 void recorder_free(recorder *r);
 /* Waits until FIELD (a counter in R) reaches N or MS pass; returns the counter. */
 int recorder_wait(recorder *r, const int *field, int n, int ms);
+/* FIELD (a counter in R), read under R's lock. */
+int recorder_get(recorder *r, const int *field);
+
+/* The numeric entries of DIR ("/proc/self/fd", "/proc/self/task"): the first CAP into IDS (if
+ * not NULL). Returns how many there are. */
+int proc_entries(const char *dir, int *ids, int cap);
 
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n);
 /* CLOCK_REALTIME time MS milliseconds from now, for pthread_cond_timedwait. */

@@ -7,13 +7,16 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,17 @@
 #include <cmocka.h>
 
 #include "engine/engine_support.h"
+
+/* Under valgrind (scripts/valgrind.sh) the process's memory is mostly valgrind's own. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() 0
+#endif
 
 /* ---- time ---------------------------------------------------------------------------------- */
 
@@ -64,12 +78,17 @@ typedef struct srvmon {
     int reject;        /* on_authenticated returns this */
     int echo;          /* send each message back at its level */
     int echo_twice;    /* ... and once more, from the same DATA pointer */
-    int check_data;    /* compare the message bytes before and after the echo */
-    int keep_first;    /* keep a reference to the first authenticated connection in .first */
+    const char *also;  /* after the echo, send this text too (its result in .also_rc) */
+    int also_rc;
+    int check_data; /* compare the message bytes before and after the echo */
+    int keep_first; /* keep a reference to the first authenticated connection in .first */
+    int block;      /* on_message waits (on the loop thread) until .released */
+    int released;
     /* what happened (under lock) */
     int accepts;
     int authenticated;
     int messages;
+    int blocked; /* on_message calls that waited for .released */
     size_t message_bytes;
     int closed;
     int by_reason[6];
@@ -124,6 +143,12 @@ static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negi
                            void *user)
 {
     srvmon *m = user;
+    pthread_mutex_lock(&m->lock);
+    m->blocked += m->block;
+    pthread_cond_broadcast(&m->cond);
+    while (m->block && !m->released)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
     int depth = ++mon_depth;
     uint32_t before = m->check_data ? checksum_update(0, data, len) : 0;
     if (m->echo)
@@ -131,6 +156,15 @@ static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negi
     /* DATA is documented as valid during the whole call: only the bug tests read it again */
     if (m->echo_twice)
         negio_engine_send(m->e, c, data, len, level);
+    pthread_mutex_lock(&m->lock);
+    const char *also = m->also;
+    pthread_mutex_unlock(&m->lock);
+    if (also != NULL) {
+        int rc = negio_engine_send(m->e, c, also, strlen(also), level);
+        pthread_mutex_lock(&m->lock);
+        m->also_rc = rc;
+        pthread_mutex_unlock(&m->lock);
+    }
     int changed = m->check_data && checksum_update(0, data, len) != before;
     mon_depth--;
     pthread_mutex_lock(&m->lock);
@@ -204,8 +238,9 @@ static void live_remove(void **slots, void *p)
     }
 }
 
-/* Starts a server engine listening on 127.0.0.1:0 with O (callbacks and user are set here). */
-static srvmon *srvmon_start(negio_engine_options *o, negio_level min_level)
+/* Starts a server engine listening on 127.0.0.1:0 with O (callbacks and user are set here) and
+ * the server configuration SC (the caller keeps it). */
+static srvmon *srvmon_start_with(negio_engine_options *o, const negio_config *sc)
 {
     srvmon *m = calloc(1, sizeof(*m));
     assert_non_null(m);
@@ -219,11 +254,18 @@ static srvmon *srvmon_start(negio_engine_options *o, negio_level min_level)
     o->user = m;
     assert_int_equal(negio_engine_new(&m->e, o), 0);
     live_add((void **)live_servers, m);
+    assert_int_equal(negio_engine_listen(m->e, "127.0.0.1:0", sc, &m->port), 0);
+    assert_true(m->port > 0);
+    return m;
+}
+
+/* The same with the test realm's Kerberos server configuration and MIN_LEVEL. */
+static srvmon *srvmon_start(negio_engine_options *o, negio_level min_level)
+{
     negio_config *sc = test_server_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_min_level(sc, min_level), 0);
-    assert_int_equal(negio_engine_listen(m->e, "127.0.0.1:0", sc, &m->port), 0);
+    srvmon *m = srvmon_start_with(o, sc);
     negio_config_del(sc);
-    assert_true(m->port > 0);
     return m;
 }
 
@@ -238,15 +280,38 @@ static void srvmon_stop(srvmon *m)
     free(m);
 }
 
-/* A client engine recording into the rec_conn of each connection. */
-static recorder *client_start(unsigned loops)
+/* A client engine recording into the rec_conn of each connection; REPORT: with on_write_failed. */
+static recorder *client_start_reporting(unsigned loops, int report)
 {
     recorder *r = calloc(1, sizeof(*r));
     assert_non_null(r);
     negio_engine_options o = {.loops = loops};
-    recorder_init(r, &o);
+    if (report)
+        recorder_init(r, &o);
+    else
+        recorder_init_without_write_failures(r, &o);
     live_add((void **)live_clients, r);
     return r;
+}
+
+static recorder *client_start(unsigned loops)
+{
+    return client_start_reporting(loops, 1);
+}
+
+/* A Kerberos client connection of CLI to 127.0.0.1:PORT recording into RC (cleared first), with
+ * the client limits LIMITS if not NULL. Returns the caller's handle. */
+static negio_econn *client_connect(recorder *cli, uint16_t port, rec_conn *rc,
+                                   const negio_limits *limits)
+{
+    memset(rc, 0, sizeof(*rc));
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    if (limits != NULL)
+        assert_int_equal(negio_config_set_limits(cc, limits), 0);
+    negio_econn *conn;
+    assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", port, cc, rc, &conn), 0);
+    negio_config_del(cc);
+    return conn;
 }
 
 static void client_stop(recorder *r)
@@ -286,14 +351,6 @@ static mon_close srvmon_close_at(srvmon *m, int i)
     return r;
 }
 
-static int recorder_get(recorder *r, const int *field)
-{
-    pthread_mutex_lock(&r->lock);
-    int v = *field;
-    pthread_mutex_unlock(&r->lock);
-    return v;
-}
-
 /* ---- raw sockets --------------------------------------------------------------------------- */
 
 static void set_nonblock(int fd)
@@ -303,17 +360,22 @@ static void set_nonblock(int fd)
     assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
-/* A blocking TCP connect to 127.0.0.1:PORT (completes in the kernel backlog). */
-static int raw_connect(uint16_t port)
+/* A blocking TCP connect to 127.0.0.1:PORT (completes in the kernel backlog); -1 if there was
+ * no descriptor for it or the connect failed. */
+static int raw_try_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
+    if (fd < 0)
+        return -1;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
     for (int i = 0; i < MAX_LIVE_FDS; i++) {
         if (live_fds[i] == 0) {
             live_fds[i] = fd + 1; /* 0 is a free slot */
@@ -321,6 +383,13 @@ static int raw_connect(uint16_t port)
         }
     }
     fail_msg("too many raw sockets");
+    return fd;
+}
+
+static int raw_connect(uint16_t port)
+{
+    int fd = raw_try_connect(port);
+    assert_true(fd >= 0);
     return fd;
 }
 
@@ -531,6 +600,19 @@ static void sc_connect(sync_client *s, uint16_t port, test_path path, negio_leve
     }
 }
 
+/* sc_connect to M (which keeps its first connection) at level sign; returns the server's side
+ * of the connection once M has authenticated it. */
+static negio_econn *sc_connect_to(sync_client *s, srvmon *m)
+{
+    sc_connect(s, m->port, PATH_KERBEROS, NEGIO_LEVEL_SIGN, 10000);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
+    pthread_mutex_lock(&m->lock);
+    negio_econn *sconn = m->first;
+    pthread_mutex_unlock(&m->lock);
+    assert_non_null(sconn);
+    return sconn;
+}
+
 static void sc_free(sync_client *s)
 {
     if (s->fd >= 0)
@@ -569,12 +651,7 @@ static void slow_reader_run(int grow_input)
     m->keep_first = 1;
 
     sync_client s;
-    sc_connect(&s, m->port, PATH_KERBEROS, NEGIO_LEVEL_SIGN, 10000);
-    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
-    pthread_mutex_lock(&m->lock);
-    negio_econn *sconn = m->first;
-    pthread_mutex_unlock(&m->lock);
-    assert_non_null(sconn);
+    negio_econn *sconn = sc_connect_to(&s, m);
 
     static uint8_t msg[SLOW_MSG], expect[SLOW_MSG];
 
@@ -1247,6 +1324,631 @@ static void on_message_calls_do_not_nest_when_the_callback_sends(void **state)
     assert_int_equal(depth, 1);
 }
 
+/* ---- 7. the hard limit --------------------------------------------------------------------- */
+
+#define HL_LIMIT (4u << 20)
+#define HL_MSG (64u * 1024)
+#define HL_WRITERS 2
+#define HL_WRITE_MS 1000          /* how long the writers write */
+#define HL_ACCEPT_CAP (64u << 20) /* what they stop at if the limit fails (per writer) */
+/* A write is admitted only while what the connection holds stays under the limit; afterwards,
+ * while the loop moves a message into the connector, it is counted in both places for a moment
+ * (never in neither), and its frame adds its header and wrap token. */
+#define HL_QUEUED_BOUND (HL_LIMIT + HL_MSG + 16u * 1024)
+/* RSS may grow by what the connection holds (the limit) in its forms at the moment a write
+ * moves into the connector (the application's copy, the wrap token, the frame), plus what malloc
+ * keeps around: far below what an unbounded queue takes (228 MiB here before the limit counted
+ * everything). ASan pads every block and keeps freed ones in quarantine for a while, so each of
+ * those copies stays resident longer (36 MiB measured); ThreadSanitizer adds shadow memory
+ * several times the size of what it shadows (49 MiB measured). */
+#if defined(__SANITIZE_THREAD__)
+#define HL_RSS_FACTOR 16
+#elif defined(__SANITIZE_ADDRESS__)
+#define HL_RSS_FACTOR 8
+#else
+#define HL_RSS_FACTOR 3
+#endif
+#define HL_RSS_BOUND (HL_RSS_FACTOR * (size_t)HL_LIMIT + (16u << 20))
+/* valgrind adds its shadow memory and the 20 MB of freed blocks it keeps (--freelist-vol) */
+#define HL_RSS_VALGRIND (32u << 20)
+
+/* The process's resident set in bytes (/proc/self/statm), read without allocating: under ASan
+ * the memory freed by a measurement taken after every write would stay in quarantine, and
+ * the measurements would measure themselves. */
+static size_t rss_bytes(void)
+{
+    char text[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    assert_true(n > 0);
+    text[n] = '\0';
+    unsigned long size = 0, resident = 0;
+    assert_int_equal(sscanf(text, "%lu %lu", &size, &resident), 2);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct hl_writer {
+    srvmon *m;
+    negio_econn *c;
+    int index;
+    int accepted, refused, other, other_code; /* what negio_engine_send returned */
+    size_t max_queued;                        /* negio_econn_queued() after each write */
+    size_t max_rss;
+} hl_writer;
+
+/* A writer on its own thread: sealed messages "t<index>-<seq>" for HL_WRITE_MS, as fast as it
+ * can, never waiting for anything but the engine's answer. */
+static void *hl_write(void *arg)
+{
+    hl_writer *w = arg;
+    uint8_t *msg = malloc(HL_MSG);
+    if (msg == NULL)
+        return NULL;
+    memset(msg, 0x5a, HL_MSG);
+    int64_t until = now_ms() + HL_WRITE_MS;
+    while (now_ms() < until && (size_t)w->accepted * HL_MSG < HL_ACCEPT_CAP) {
+        snprintf((char *)msg, 32, "t%d-%d", w->index, w->accepted + 1);
+        int rc = negio_engine_send(w->m->e, w->c, msg, HL_MSG, NEGIO_LEVEL_SEAL);
+        if (rc == NEGIO_OK) {
+            w->accepted++;
+        } else if (rc == NEGIO_ERR_BUSY) {
+            w->refused++;
+            sched_yield(); /* the loop thread needs the CPU to move what was accepted */
+        } else {
+            w->other++;
+            w->other_code = rc;
+        }
+        size_t q = negio_econn_queued(w->c);
+        if (q > w->max_queued)
+            w->max_queued = q;
+        size_t rss = rss_bytes();
+        if (rss > w->max_rss)
+            w->max_rss = rss;
+    }
+    free(msg);
+    return NULL;
+}
+
+/* A peer that completes the handshake and then never reads, and two writers on other threads
+ * than the loop's: everything the server's connection holds for sending (messages accepted and
+ * not yet in the connector, the connector's frames, the write requests) stays under hard_limit,
+ * writes past it fail with NEGIO_ERR_BUSY, and the process's memory stays near the limit. When
+ * the peer reads at last, every accepted message arrives, in each writer's order. */
+static void hard_limit_bounds_what_a_connection_holds_when_the_peer_never_reads(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 1, .hard_limit = HL_LIMIT};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->keep_first = 1;
+    sync_client s;
+    negio_econn *sconn = sc_connect_to(&s, m);
+
+    size_t rss0 = rss_bytes();
+    hl_writer w[HL_WRITERS];
+    pthread_t t[HL_WRITERS];
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < HL_WRITERS; i++) {
+        w[i].m = m;
+        w[i].c = sconn;
+        w[i].index = i;
+        assert_int_equal(pthread_create(&t[i], NULL, hl_write, &w[i]), 0);
+    }
+    for (int i = 0; i < HL_WRITERS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    size_t rss1 = rss_bytes();
+    int accepted = 0, refused = 0, other = 0;
+    size_t max_q = 0, max_rss = rss1;
+    for (int i = 0; i < HL_WRITERS; i++) {
+        accepted += w[i].accepted;
+        refused += w[i].refused;
+        other += w[i].other;
+        if (w[i].other)
+            print_message("writer %d: %s\n", i, negio_err_name(w[i].other_code));
+        if (w[i].max_queued > max_q)
+            max_q = w[i].max_queued;
+        if (w[i].max_rss > max_rss)
+            max_rss = w[i].max_rss;
+    }
+    pthread_mutex_lock(&m->lock);
+    size_t loop_max_q = m->max_queued;
+    pthread_mutex_unlock(&m->lock);
+    size_t grew = max_rss > rss0 ? max_rss - rss0 : 0;
+    size_t rss_bound = HL_RSS_BOUND + (UNDER_VALGRIND() ? HL_RSS_VALGRIND : 0);
+    print_message("hard limit %u: %d messages of %u accepted, %d refused; max queued %zu "
+                  "(writers) / %zu (loop); RSS grew by %zu KiB (bound %zu KiB)\n",
+                  HL_LIMIT, accepted, HL_MSG, refused, max_q, loop_max_q, grew / 1024,
+                  rss_bound / 1024);
+    assert_int_equal(other, 0);
+    assert_true(refused > 0);
+    assert_true(max_q <= HL_QUEUED_BOUND);
+    assert_true(loop_max_q <= HL_QUEUED_BOUND);
+    assert_true(grew <= rss_bound);
+
+    /* the peer reads at last: every accepted message, in order per writer, nothing more */
+    int got = 0, per[HL_WRITERS] = {0}, order_errors = 0;
+    int64_t deadline = now_ms() + 30000;
+    while (got < accepted && now_ms() < deadline) {
+        if (sc_read(&s, now_ms() + 1000) <= 0)
+            break;
+        negio_event ev;
+        int rc;
+        while ((rc = negio_conn_next_event(s.conn, &ev)) == 1) {
+            assert_int_equal(ev.type, NEGIO_EV_MESSAGE);
+            assert_int_equal(ev.len, HL_MSG);
+            int wi = -1, seq = -1;
+            if (sscanf((const char *)ev.data, "t%d-%d", &wi, &seq) != 2 || wi < 0 ||
+                wi >= HL_WRITERS || seq != per[wi] + 1)
+                order_errors++;
+            else
+                per[wi] = seq;
+            got++;
+        }
+        assert_int_equal(rc, 0);
+    }
+    print_message("hard limit: the peer read %d of %d accepted messages\n", got, accepted);
+    assert_int_equal(got, accepted);
+    assert_int_equal(order_errors, 0);
+    for (int i = 0; i < HL_WRITERS; i++)
+        assert_int_equal(per[i], w[i].accepted);
+    assert_int_equal(negio_conn_close(s.conn, 0, NULL), 0);
+    assert_int_equal(sc_flush(&s, now_ms() + 5000), 0);
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 5000), 1);
+    assert_int_equal(srvmon_close_at(m, 0).reason, NEGIO_CLOSE_CLEAN);
+    sc_free(&s);
+    srvmon_stop(m);
+}
+
+/* ---- 8. out of descriptors ----------------------------------------------------------------- */
+
+#define FD_ROOM 32 /* descriptors left above the highest one open, under the lowered limit */
+
+typedef struct log_rec {
+    pthread_mutex_t lock;
+    int lines, starved, recovered;
+    char last[256];
+} log_rec;
+
+static void log_count(void *user, int level, const char *message)
+{
+    log_rec *l = user;
+    (void)level;
+    pthread_mutex_lock(&l->lock);
+    l->lines++;
+    if (strstr(message, "out of descriptors") != NULL)
+        l->starved++;
+    if (strstr(message, "accepting again") != NULL)
+        l->recovered++;
+    snprintf(l->last, sizeof(l->last), "%s", message);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static int log_get(log_rec *l, const int *field)
+{
+    pthread_mutex_lock(&l->lock);
+    int v = *field;
+    pthread_mutex_unlock(&l->lock);
+    return v;
+}
+
+/* The highest descriptor the process has open under LIMIT (valgrind keeps its own above the
+ * limit it shows the process). */
+static int highest_open_fd(rlim_t limit)
+{
+    static int fds[65536];
+    int n = proc_entries("/proc/self/fd", fds, 65536), top = -1;
+    assert_true(n > 0 && n <= 65536);
+    for (int i = 0; i < n; i++)
+        top = fds[i] > top && (rlim_t)fds[i] < limit ? fds[i] : top;
+    return top;
+}
+
+static int64_t cpu_ms(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* The process at its descriptor limit (RLIMIT_NOFILE lowered, every descriptor under it taken)
+ * with clients arriving: the listener can accept none of them. It must not spin on the readable
+ * socket (the process stays nearly idle for a second), must shed the clients rather than leave
+ * them hanging, must say so once for the whole episode, and must serve a new client once
+ * descriptors are free again. */
+static void at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_recovers(void **state)
+{
+    (void)state;
+    static log_rec lg;
+    memset(&lg, 0, sizeof(lg));
+    pthread_mutex_init(&lg.lock, NULL);
+    negio_engine_options o = {.loops = 1};
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_log(sc, log_count, &lg), 0);
+    srvmon *m = srvmon_start_with(&o, sc);
+    negio_config_del(sc);
+    m->echo = 1;
+
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)highest_open_fd(old.rlim_cur) + 1 + FD_ROOM;
+    assert_true(low.rlim_cur <= old.rlim_cur);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    /* every free descriptor under the limit (gaps below the highest one included) */
+    int *fillers = calloc(low.rlim_cur, sizeof(int)), nfill = 0, fd;
+    assert_non_null(fillers);
+    while ((rlim_t)nfill < low.rlim_cur && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        fillers[nfill++] = fd;
+    int full = errno == EMFILE;
+
+    /* one descriptor for a client; the server has none left to accept it with */
+    int shed[2];
+    ssize_t shed_got[2];
+    /* (nothing here may assert before the limit is restored: a later test would inherit it) */
+    close(fillers[--nfill]);
+    shed[0] = raw_try_connect(m->port);
+    int64_t cpu0 = cpu_ms(), t0 = now_ms();
+    sleep_ms(1000); /* the interval measured, not a wait for anything */
+    int64_t cpu = cpu_ms() - cpu0, wall = now_ms() - t0;
+    uint8_t said[16];
+    shed_got[0] = shed[0] < 0 ? -2 : raw_read_to_close(shed[0], said, sizeof(said), 2000, NULL);
+    if (shed[0] >= 0)
+        raw_close(shed[0]);
+    /* a second client in the same episode, in the descriptor the first one freed */
+    shed[1] = raw_try_connect(m->port);
+    shed_got[1] = shed[1] < 0 ? -2 : raw_read_to_close(shed[1], said, sizeof(said), 2000, NULL);
+    if (shed[1] >= 0)
+        raw_close(shed[1]);
+    int starved_lines = log_get(&lg, &lg.starved);
+
+    while (nfill > 0)
+        close(fillers[--nfill]);
+    free(fillers);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    print_message("descriptor limit %lu: %lld ms of CPU in %lld ms at the limit; clients shed: "
+                  "%zd, %zd (-1: not closed, -2: no descriptor to connect with); %d line(s) about "
+                  "it: %s\n",
+                  (unsigned long)low.rlim_cur, (long long)cpu, (long long)wall, shed_got[0],
+                  shed_got[1], starved_lines, lg.last);
+    assert_true(full);
+    assert_true(cpu < 250);           /* no spinning */
+    assert_int_equal(shed_got[0], 0); /* closed at once, nothing said */
+    assert_int_equal(shed_got[1], 0);
+    assert_int_equal(starved_lines, 1);
+
+    /* descriptors are free again: a new client is served */
+    recorder *cli = client_start(1);
+    static rec_conn rc;
+    negio_econn *conn = client_connect(cli, m->port, &rc, NULL);
+    assert_int_equal(negio_engine_write(conn, "after", 5), 0);
+    assert_int_equal(recorder_wait(cli, &cli->messages, 1, 10000), 1);
+    assert_string_equal(rc.first, "after");
+    assert_int_equal(srvmon_get(m, &m->accepts), 1); /* the shed clients never reached on_accept */
+    assert_int_equal(log_get(&lg, &lg.recovered), 1);
+    assert_int_equal(log_get(&lg, &lg.starved), 1);
+    assert_int_equal(negio_engine_close(conn, 0), 0);
+    assert_int_equal(recorder_wait(cli, &cli->closed, 1, 5000), 1);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_CLEAN);
+    negio_econn_unref(conn);
+    client_stop(cli);
+    srvmon_stop(m);
+    pthread_mutex_destroy(&lg.lock);
+}
+
+/* ---- 9. the peer's policy ------------------------------------------------------------------ */
+
+/* The client announces max_message 3 in its POLICY. The server's 4-byte writes, from another
+ * thread and from its loop thread (on_message), fail at once with NEGIO_ERR_MSG_SIZE
+ * (PROTOCOL.md section 4.3) and nothing is sent; the connection stays up, and 3-byte messages
+ * after them are delivered. */
+static void
+a_write_over_the_peers_max_message_fails_locally_and_the_connection_stays_up(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 1};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->keep_first = 1;
+    m->echo = 1;
+    m->also = "four";
+    m->also_rc = 1;
+    recorder *cli = client_start(1);
+    static rec_conn rc;
+    negio_limits lim = {.max_message = 3};
+    negio_econn *conn = client_connect(cli, m->port, &rc, &lim);
+    assert_int_equal(recorder_wait(cli, &cli->authenticated, 1, 10000), 1);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 5000), 1);
+    pthread_mutex_lock(&m->lock);
+    negio_econn *sconn = m->first;
+    pthread_mutex_unlock(&m->lock);
+    assert_non_null(sconn);
+
+    int over = negio_engine_send(m->e, sconn, "four", 4, NEGIO_LEVEL_SEAL);
+    int over_default = negio_engine_write(sconn, "five!", 5);
+    int fits = negio_engine_send(m->e, sconn, "abc", 3, NEGIO_LEVEL_SEAL);
+    int got_first = recorder_wait(cli, &cli->messages, 1, 5000);
+    /* the echo of "pin" fits; the server's "four" after it does not */
+    int pin = negio_engine_write(conn, "pin", 3);
+    int got = recorder_wait(cli, &cli->messages, 2, 5000);
+    int served = srvmon_wait(m, &m->messages, 1, 5000);
+    int also_rc = srvmon_get(m, &m->also_rc);
+    /* one more round trip: nothing else arrives, and the connection is still up */
+    int end = negio_engine_write(conn, "end", 3);
+    int got_after = recorder_wait(cli, &cli->messages, 3, 5000);
+    int closed = __atomic_load_n(&rc.closed, __ATOMIC_ACQUIRE);
+    print_message("peer max_message 3: 4-byte write from another thread %s, 5-byte default "
+                  "write %s, from on_message %s, 3-byte write %s; client got %d message(s), "
+                  "closed %d %s\n",
+                  negio_err_name(over), negio_err_name(over_default), negio_err_name(also_rc),
+                  negio_err_name(fits), got_after, closed, closed ? rc.detail : "");
+    assert_int_equal(got_first, 1);
+    assert_int_equal(pin, NEGIO_OK);
+    assert_int_equal(end, NEGIO_OK);
+    assert_int_equal(served, 1);
+    assert_int_equal(over, NEGIO_ERR_MSG_SIZE);
+    assert_int_equal(over_default, NEGIO_ERR_MSG_SIZE);
+    assert_int_equal(also_rc, NEGIO_ERR_MSG_SIZE);
+    assert_int_equal(fits, NEGIO_OK);
+    assert_int_equal(got, 2);
+    assert_int_equal(got_after, 3);
+    assert_false(closed);
+    uint32_t expect = checksum_update(0, (const uint8_t *)"abc", 3);
+    expect = checksum_update(expect, (const uint8_t *)"pin", 3);
+    expect = checksum_update(expect, (const uint8_t *)"end", 3);
+    assert_int_equal(rc.checksum, expect);
+    assert_int_equal(srvmon_get(m, &m->closed), 0);
+
+    assert_int_equal(negio_engine_close(conn, 0), 0);
+    assert_int_equal(recorder_wait(cli, &cli->closed, 1, 5000), 1);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_CLEAN);
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 5000), 1);
+    assert_int_equal(srvmon_close_at(m, 0).reason, NEGIO_CLOSE_CLEAN);
+    negio_econn_unref(conn);
+    client_stop(cli);
+    srvmon_stop(m);
+}
+
+/* A server whose POLICY announces max_message 3, and a client engine that writes "four" and
+ * then "xyz" right after connecting: before establishment nothing can check them against that
+ * POLICY. REPORT: the client has on_write_failed. */
+typedef struct early_run {
+    srvmon *m;
+    recorder *cli;
+    negio_econn *conn;
+    int early, fits; /* what the two writes returned */
+} early_run;
+
+static void early_write_start(early_run *r, rec_conn *rc, int report)
+{
+    negio_engine_options o = {.loops = 1};
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    negio_limits lim = {.max_message = 3};
+    assert_int_equal(negio_config_set_limits(sc, &lim), 0);
+    r->m = srvmon_start_with(&o, sc);
+    negio_config_del(sc);
+    r->m->echo = 1;
+    r->cli = client_start_reporting(1, report);
+    r->conn = client_connect(r->cli, r->m->port, rc, NULL);
+    r->early = negio_engine_write(r->conn, "four", 4);
+    r->fits = negio_engine_write(r->conn, "xyz", 3);
+}
+
+/* The refused message is reported through on_write_failed when its turn comes (NEGIO_ERR_MSG_SIZE,
+ * its length), nothing of it is sent, the connection stays up, and the message written after
+ * it is delivered (and echoed). */
+static void
+an_early_write_the_peers_policy_refuses_is_reported_and_the_connection_stays_up(void **state)
+{
+    (void)state;
+    static rec_conn rc;
+    early_run r;
+    early_write_start(&r, &rc, 1);
+    int echoed = recorder_wait(r.cli, &r.cli->messages, 1, 10000);
+    int reported = recorder_wait(r.cli, &r.cli->write_failures, 1, 5000);
+    print_message("early write over the peer's max_message: %s then %s; reported %d (%s, %zu "
+                  "bytes); echoes %d (\"%s\"); closed %d %s\n",
+                  negio_err_name(r.early), negio_err_name(r.fits), reported,
+                  negio_err_name(rc.write_failed_code), rc.write_failed_len, echoed, rc.first,
+                  __atomic_load_n(&rc.closed, __ATOMIC_ACQUIRE), rc.detail);
+    assert_int_equal(r.early, NEGIO_OK);
+    assert_int_equal(r.fits, NEGIO_OK);
+    assert_int_equal(reported, 1);
+    assert_int_equal(rc.write_failed_code, NEGIO_ERR_MSG_SIZE);
+    assert_int_equal(rc.write_failed_len, 4);
+    assert_int_equal(echoed, 1);
+    assert_string_equal(rc.first, "xyz");
+    assert_false(__atomic_load_n(&rc.closed, __ATOMIC_ACQUIRE));
+    pthread_mutex_lock(&r.m->lock);
+    size_t bytes = r.m->message_bytes;
+    pthread_mutex_unlock(&r.m->lock);
+    assert_int_equal(bytes, 3);
+    /* the policy is known now: the same write fails at once */
+    assert_int_equal(negio_engine_write(r.conn, "four", 4), NEGIO_ERR_MSG_SIZE);
+    assert_int_equal(negio_engine_close(r.conn, 0), 0);
+    assert_int_equal(recorder_wait(r.cli, &r.cli->closed, 1, 5000), 1);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_CLEAN);
+    assert_int_equal(srvmon_wait(r.m, &r.m->closed, 1, 5000), 1);
+    assert_int_equal(srvmon_close_at(r.m, 0).reason, NEGIO_CLOSE_CLEAN);
+    negio_econn_unref(r.conn);
+    client_stop(r.cli);
+    srvmon_stop(r.m);
+}
+
+/* Without on_write_failed nothing could tell the application that the message was not sent, so
+ * the connection ends: the client reports NEGIO_ERR_POLICY, and the server receives a
+ * protected CLOSE with status 107 (NEGIO_ERR_POLICY negated, PROTOCOL.md section 6.7), not a
+ * truncated stream. */
+static void without_on_write_failed_a_refused_early_write_ends_with_a_protected_close(void **state)
+{
+    (void)state;
+    static rec_conn rc;
+    early_run r;
+    early_write_start(&r, &rc, 0);
+    assert_int_equal(recorder_wait(r.cli, &r.cli->closed, 1, 10000), 1);
+    assert_int_equal(srvmon_wait(r.m, &r.m->closed, 1, 5000), 1);
+    mon_close mc = srvmon_close_at(r.m, 0);
+    print_message("early write, no on_write_failed: client %s %s: %s; server %s %s: %s\n",
+                  negio_close_reason_name(rc.reason), negio_err_name(rc.code), rc.detail,
+                  negio_close_reason_name(mc.reason), negio_err_name(mc.code), mc.detail);
+    assert_int_equal(r.early, NEGIO_OK);
+    assert_int_equal(rc.reason, NEGIO_CLOSE_ERROR);
+    assert_int_equal(rc.code, NEGIO_ERR_POLICY);
+    assert_int_equal(rc.nmsgs, 0);
+    assert_int_equal(mc.reason, NEGIO_CLOSE_ERROR);
+    assert_int_equal(mc.code, NEGIO_ERR_REJECTED);
+    assert_non_null(strstr(mc.detail, "107"));
+    assert_int_equal(srvmon_get(r.m, &r.m->messages), 0);
+    negio_econn_unref(r.conn);
+    client_stop(r.cli);
+    srvmon_stop(r.m);
+}
+
+/* ---- 10. signals and shutdown -------------------------------------------------------------- */
+
+#define MAX_TASKS 256
+
+/* The process's threads (their ids), into IDS; returns how many. */
+static int list_tasks(int *ids, int cap)
+{
+    int n = proc_entries("/proc/self/task", ids, cap);
+    assert_true(n > 0 && n <= cap);
+    return n;
+}
+
+/* The signal set named FIELD ("SigBlk:", "SigPnd:") of thread TID, or 0 if it is gone. */
+static unsigned long long task_sigset(int tid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long set = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, strlen(field)) == 0)
+            set = strtoull(line + strlen(field), NULL, 16);
+    }
+    fclose(f);
+    return set;
+}
+
+/* The engine must not change how the process handles SIGPIPE: with SIGPIPE at its default
+ * (terminate), negio_engine_new leaves it so, each of the engine's threads blocks it instead,
+ * and a peer that resets while the server still has writes queued ends only that connection. */
+static void the_engine_leaves_sigpipe_alone_and_a_reset_peer_does_not_kill_the_process(void **state)
+{
+    (void)state;
+    const unsigned long long pipe_bit = 1ull << (SIGPIPE - 1);
+    struct sigaction before, dfl, after;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    assert_int_equal(sigaction(SIGPIPE, &dfl, &before), 0);
+    static int tasks0[MAX_TASKS], tasks1[MAX_TASKS];
+    int n0 = list_tasks(tasks0, MAX_TASKS);
+
+    negio_engine_options o = {
+        .loops = 1, .workers = 2, .high_water = 64 * 1024, .hard_limit = 4u << 20};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->keep_first = 1;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &after), 0);
+    int n1 = list_tasks(tasks1, MAX_TASKS), engine_threads = 0, unblocked = 0;
+    for (int i = 0; i < n1; i++) {
+        int known = 0;
+        for (int k = 0; k < n0; k++)
+            known |= tasks1[i] == tasks0[k];
+        if (known)
+            continue;
+        engine_threads++;
+        if (!(task_sigset(tasks1[i], "SigBlk:") & pipe_bit))
+            unblocked++;
+    }
+
+    /* a peer that stops reading, so that the server's output waits in write requests, and then
+     * resets the connection */
+    sync_client s;
+    negio_econn *sconn = sc_connect_to(&s, m);
+    static uint8_t msg[HL_MSG];
+    memset(msg, 0x33, sizeof(msg));
+    for (int i = 0; i < 256; i++) {
+        if (negio_engine_send(m->e, sconn, msg, sizeof(msg), NEGIO_LEVEL_SEAL) != NEGIO_OK)
+            break;
+    }
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+    sc_free(&s); /* a reset: the peer had unread data */
+    assert_int_equal(srvmon_wait(m, &m->closed, 1, 10000), 1);
+    mon_close mc = srvmon_close_at(m, 0);
+    int held = 0;
+    n1 = list_tasks(tasks1, MAX_TASKS);
+    for (int i = 0; i < n1; i++)
+        held += (task_sigset(tasks1[i], "SigPnd:") & pipe_bit) != 0;
+    srvmon_stop(m);
+    assert_int_equal(sigaction(SIGPIPE, &before, NULL), 0);
+    print_message("SIGPIPE: disposition after negio_engine_new %s; %d engine threads, %d without "
+                  "SIGPIPE blocked; the reset connection ended %s %s: %s; %d thread(s) hold a "
+                  "SIGPIPE that would have killed the process\n",
+                  after.sa_handler == SIG_DFL   ? "default"
+                  : after.sa_handler == SIG_IGN ? "ignored"
+                                                : "a handler",
+                  engine_threads, unblocked, negio_close_reason_name(mc.reason),
+                  negio_err_name(mc.code), mc.detail, held);
+    assert_true(after.sa_handler == SIG_DFL);
+    assert_true(engine_threads >= 3);
+    assert_int_equal(unblocked, 0);
+    assert_int_equal(mc.reason, NEGIO_CLOSE_ERROR);
+}
+
+/* Releases a callback blocked in mon_on_message after 5 s at the latest, so that a shutdown
+ * that waits for it ends (and fails its test) instead of hanging. */
+static void *release_later(void *arg)
+{
+    srvmon *m = arg;
+    struct timespec ts = deadline_after_ms(5000);
+    pthread_mutex_lock(&m->lock);
+    while (!m->released && pthread_cond_timedwait(&m->cond, &m->lock, &ts) == 0)
+        ;
+    m->released = 1;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* The loop thread is stuck in on_message (an application callback that does not return):
+ * negio_engine_shutdown still returns, with NEGIO_ERR_BUSY, once its deadline and the forced
+ * close's have passed, instead of waiting for the callback. negio_engine_del then waits for it. */
+static void shutdown_returns_within_its_deadline_while_a_callback_does_not(void **state)
+{
+    (void)state;
+    negio_engine_options o = {.loops = 1, .shutdown_timeout_ms = 300};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->block = 1;
+    recorder *cli = client_start(1);
+    static rec_conn rc;
+    negio_econn *conn = client_connect(cli, m->port, &rc, NULL);
+    assert_int_equal(negio_engine_write(conn, "hold", 4), 0);
+    assert_int_equal(srvmon_wait(m, &m->blocked, 1, 10000), 1);
+
+    pthread_t watchdog;
+    assert_int_equal(pthread_create(&watchdog, NULL, release_later, m), 0);
+    int64_t t0 = now_ms();
+    int rc_shutdown = negio_engine_shutdown(m->e);
+    int64_t took = now_ms() - t0;
+    pthread_mutex_lock(&m->lock);
+    m->released = 1;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(watchdog, NULL);
+    print_message("shutdown with a stuck callback: %s after %lld ms (deadline 2 x 300 ms)\n",
+                  negio_err_name(rc_shutdown), (long long)took);
+    negio_econn_unref(conn);
+    client_stop(cli);
+    srvmon_stop(m);
+    assert_int_equal(rc_shutdown, NEGIO_ERR_BUSY);
+    assert_true(took >= 600);
+    assert_true(took < 2000);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -1271,6 +1973,21 @@ int main(void)
         cmocka_unit_test_teardown(garbage_instead_of_a_handshake_is_a_protocol_error, teardown),
         cmocka_unit_test_teardown(on_message_data_stays_valid_while_the_callback_sends, teardown),
         cmocka_unit_test_teardown(on_message_calls_do_not_nest_when_the_callback_sends, teardown),
+        cmocka_unit_test_teardown(
+            hard_limit_bounds_what_a_connection_holds_when_the_peer_never_reads, teardown),
+        cmocka_unit_test_teardown(
+            at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_recovers, teardown),
+        cmocka_unit_test_teardown(
+            a_write_over_the_peers_max_message_fails_locally_and_the_connection_stays_up, teardown),
+        cmocka_unit_test_teardown(
+            an_early_write_the_peers_policy_refuses_is_reported_and_the_connection_stays_up,
+            teardown),
+        cmocka_unit_test_teardown(
+            without_on_write_failed_a_refused_early_write_ends_with_a_protected_close, teardown),
+        cmocka_unit_test_teardown(
+            the_engine_leaves_sigpipe_alone_and_a_reset_peer_does_not_kill_the_process, teardown),
+        cmocka_unit_test_teardown(shutdown_returns_within_its_deadline_while_a_callback_does_not,
+                                  teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,7 @@ typedef enum negio_close_reason {
     NEGIO_CLOSE_TIMEOUT = 3,   /* the handshake deadline or the idle timeout passed */
     NEGIO_CLOSE_ERROR = 4,     /* a fatal error; see the code and detail */
     NEGIO_CLOSE_REFUSED = 5,   /* refused by on_accept or on_authenticated, or engine shutdown */
+    NEGIO_CLOSE_EXPIRED = 6,   /* the security context ended (close_at_context_expiry) */
 } negio_close_reason;
 
 NEGIO_API const char *negio_close_reason_name(negio_close_reason reason);
@@ -101,6 +102,14 @@ typedef struct negio_engine_options {
                                       longer than it with NEGIO_ERR_MSG_SIZE (0: 16 MiB) */
     uint32_t shutdown_timeout_ms;  /* graceful shutdown deadline, and again for the forced
                                       close after it (0: 5000) */
+    /* Non-zero: an established connection is closed when its security context ends, that is
+     * negio_auth_info.lifetime seconds after establishment (a Kerberos initiator: the ticket's
+     * end time; MIT's acceptor: that time plus the allowed clock skew, 5 minutes by default;
+     * NTLM contexts never end), with a protected CLOSE of status NEGIO_STATUS_EXPIRED (the
+     * peer reports NEGIO_ERR_REJECTED) and NEGIO_CLOSE_EXPIRED here. Zero (the default):
+     * connections outlive their tickets, as MIT's per-message calls keep working after the end
+     * time; a client then needs a valid ticket only to open a new connection. */
+    int close_at_context_expiry;
     negio_engine_callbacks callbacks;
     void *user;
 } negio_engine_options;

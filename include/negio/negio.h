@@ -37,6 +37,10 @@ extern "C" {
 
 #define NEGIO_PROTOCOL_VERSION 2
 
+/* CLOSE status values (docs/PROTOCOL.md section 6.8). 0 is a normal close; a failing side sends
+ * its error code negated (101..113); applications should not use 100..199. */
+#define NEGIO_STATUS_EXPIRED 120 /* the sender's security context ended (its ticket expired) */
+
 /* Error codes. Every code at or below NEGIO_ERR_FATAL closes the connection. */
 enum {
     NEGIO_OK = 0,

@@ -127,7 +127,9 @@ struct negio_econn {
     int is_client;
     enum conn_state state;
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    uv_timer_t timer;     /* the handshake deadline; once established, idle and expiry */
+    uint64_t last_active; /* loop time of the last read, for the idle timeout */
+    uint64_t expires_at;  /* loop time the security context ends (0: never, or not asked) */
     uv_connect_t connect_req;
     uv_getaddrinfo_t resolve_req;
     uv_shutdown_t shutdown_req;
@@ -208,6 +210,8 @@ const char *negio_close_reason_name(negio_close_reason reason)
         return "error";
     case NEGIO_CLOSE_REFUSED:
         return "refused";
+    case NEGIO_CLOSE_EXPIRED:
+        return "expired";
     default:
         return "unknown";
     }
@@ -783,8 +787,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (n > 0) {
         negio_conn_recv_done(c->conn, (size_t)n);
-        if (c->established && c->e->o.idle_timeout_ms && !c->local_closing)
-            uv_timer_again(&c->timer); /* activity resets the idle timer */
+        c->last_active = uv_now(&c->l->uv); /* the idle timer looks at this when it fires */
     } else if (n == UV_EOF) {
         negio_conn_recv_done(c->conn, 0);
         negio_conn_feed_eof(c->conn);
@@ -802,14 +805,48 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     econn_process(c);
 }
 
+static void on_timeout(uv_timer_t *t);
+
+/* Established: the timer is due at the earlier of the idle deadline (from the last read) and the
+ * context's end. Nothing to do per read but note the time. */
+static void arm_established_timer(negio_econn *c)
+{
+    uint64_t now = uv_now(&c->l->uv), due = UINT64_MAX;
+    uint32_t idle = c->e->o.idle_timeout_ms;
+    if (idle)
+        due = c->last_active + idle;
+    if (c->expires_at && c->expires_at < due)
+        due = c->expires_at;
+    if (due != UINT64_MAX)
+        uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     negio_econn *c = t->data;
-    if (!c->established)
-        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "handshake did not complete within %u ms",
-                    (unsigned)c->e->o.handshake_timeout_ms);
-    else
-        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "idle for %u ms", (unsigned)c->e->o.idle_timeout_ms);
+    if (!c->established) {
+        /* a step still on a worker is a GSS call, most often one waiting on the KDC */
+        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "handshake did not complete within %u ms%s",
+                    (unsigned)c->e->o.handshake_timeout_ms,
+                    c->step_running ? " (a GSS-API step was still running: waiting on the KDC, or "
+                                      "on credentials)"
+                                    : "");
+        return;
+    }
+    uint64_t now = uv_now(&c->l->uv);
+    uint32_t idle = c->e->o.idle_timeout_ms;
+    if (c->expires_at && now >= c->expires_at) {
+        /* the peer hears it in a protected close with a status of its own (PROTOCOL.md 6.8) */
+        negio_conn_close(c->conn, NEGIO_STATUS_EXPIRED, "the security context expired");
+        flush(c);
+        econn_close(c, NEGIO_CLOSE_EXPIRED, 0,
+                    "the security context expired (its Kerberos ticket ended); the peer must "
+                    "authenticate again");
+    } else if (idle && now - c->last_active >= idle) {
+        econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "idle for %u ms", (unsigned)idle);
+    } else {
+        arm_established_timer(c);
+    }
 }
 
 static void release_held(negio_econn *c);
@@ -829,8 +866,11 @@ static void on_established(negio_econn *c)
     atomic_store(&c->peer_policy, PEER_KNOWN | (uint64_t)info.peer_min_level << 32 |
                                       (uint64_t)info.peer_max_message);
     uv_timer_stop(&c->timer);
-    if (e->o.idle_timeout_ms)
-        uv_timer_start(&c->timer, on_timeout, e->o.idle_timeout_ms, e->o.idle_timeout_ms);
+    c->last_active = uv_now(&c->l->uv);
+    /* GSS_C_INDEFINITE (NTLM): no end */
+    if (e->o.close_at_context_expiry && info.lifetime != UINT32_MAX)
+        c->expires_at = c->last_active + (uint64_t)info.lifetime * 1000 + 1;
+    arm_established_timer(c);
     if (e->o.callbacks.on_authenticated) {
         int status = e->o.callbacks.on_authenticated(c, &info, e->o.user);
         if (status != 0) {

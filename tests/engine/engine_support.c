@@ -86,7 +86,7 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     }
     pthread_mutex_lock(&r->lock);
     r->closed++;
-    if (reason > 0 && reason < 6)
+    if (reason > 0 && reason < (int)(sizeof(r->closed_by_reason) / sizeof(r->closed_by_reason[0])))
         r->closed_by_reason[reason]++;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);

@@ -39,11 +39,11 @@ typedef struct recorder {
     int authenticated;
     int messages;
     int closed;
-    int closed_by_reason[6];
-    int echo;           /* send each message back at its level */
-    int reject;         /* on_authenticated returns this */
-    int backpressure;   /* on_backpressure(1) calls */
-    int write_failures; /* on_write_failed calls */
+    int closed_by_reason[8]; /* by negio_close_reason */
+    int echo;                /* send each message back at its level */
+    int reject;              /* on_authenticated returns this */
+    int backpressure;        /* on_backpressure(1) calls */
+    int write_failures;      /* on_write_failed calls */
 } recorder;
 
 /* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */

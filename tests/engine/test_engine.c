@@ -46,8 +46,7 @@ static void echo_over_every_mechanism_path(void **state)
     for (int p = 0; p < PATH_COUNT; p++) {
         negio_config *cc = test_client_config((test_path)p);
         negio_config_set_min_level(cc, NEGIO_LEVEL_NONE);
-        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[p], &conns[p]),
-                         0);
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[p], &conns[p]), 0);
         negio_config_del(cc);
         /* written before authentication: must go out after it, in order */
         assert_int_equal(negio_engine_send(cli.e, conns[p], "none", 4, NEGIO_LEVEL_NONE), 0);
@@ -59,8 +58,7 @@ static void echo_over_every_mechanism_path(void **state)
     for (int p = 0; p < PATH_COUNT; p++) {
         if (rc[p].closed || rc[p].nmsgs != 4)
             fprintf(stderr, "%s: closed %d %s %s, %d messages\n", test_path_name((test_path)p),
-                    rc[p].closed, negio_close_reason_name(rc[p].reason), rc[p].detail,
-                    rc[p].nmsgs);
+                    rc[p].closed, negio_close_reason_name(rc[p].reason), rc[p].detail, rc[p].nmsgs);
     }
     assert_int_equal(got, 4 * PATH_COUNT);
     for (int p = 0; p < PATH_COUNT; p++) {
@@ -140,8 +138,7 @@ static void a_thousand_concurrent_connections_exchange_messages_intact(void **st
     double t0 = now_s();
     for (int i = 0; i < n; i++) {
         negio_config *cc = test_client_config((test_path)(i % PATH_COUNT));
-        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[i], &conns[i]),
-                         0);
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cc, &rc[i], &conns[i]), 0);
         negio_config_del(cc);
     }
     int auth = recorder_wait(&cli, &cli.authenticated, n, 120000);
@@ -253,6 +250,214 @@ static void a_stalled_kdc_does_not_slow_authenticated_connections(void **state)
     negio_econn_unref(cc);
     recorder_free(&cli);
     recorder_free(&srv);
+}
+
+/* A fresh credential cache holding alice's TGT and no service ticket: its first connection needs
+ * the KDC. */
+static void fresh_tgt(const char *ccache)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "kinit -c '%s' alice < '%s/alice.password' >/dev/null 2>&1", ccache,
+             test_realm_get()->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The KDC down (its port refusing connections): a handshake that needs it fails at once, with an
+ * error that names the KDC, and connections already authenticated go on; when the KDC is back,
+ * handshakes succeed again. */
+static void a_kdc_that_is_down_is_named_and_established_connections_go_on(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 1}, co = {.loops = 1, .handshake_timeout_ms = 10000};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn a = {0}, b = {0}, c = {0};
+    negio_econn *ca, *cb, *cc;
+    negio_config *up = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, up, &a, &ca), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 1, 10000), 1);
+
+    char ccache[400];
+    snprintf(ccache, sizeof(ccache), "FILE:%s/cc-kdc-down", r->dir);
+    fresh_tgt(ccache);
+    negio_config *needs_kdc = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_ccache(needs_kdc, ccache), 0);
+    test_realm_stop_kdc();
+    double t0 = now_s();
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, needs_kdc, &b, &cb), 0);
+    int closed = recorder_wait(&cli, &cli.closed, 1, 10000);
+    double took = now_s() - t0;
+    assert_int_equal(negio_engine_write(ca, "still here", 10), 0);
+    int echoed = recorder_wait(&cli, &cli.messages, 1, 5000);
+    test_realm_restart_kdc(0); /* before any assertion can end the test */
+    fprintf(stderr, "KDC down: failed in %.3f s: %s\n", took, b.detail);
+    assert_int_equal(closed, 1);
+    assert_int_equal(b.reason, NEGIO_CLOSE_ERROR);
+    assert_int_equal(b.code, NEGIO_ERR_HANDSHAKE);
+    assert_non_null(strstr(b.detail, "Cannot contact any KDC for realm"));
+    assert_true(took < 5.0); /* refused at once, not the handshake deadline */
+    assert_int_equal(echoed, 1);
+    assert_false(__atomic_load_n(&a.closed, __ATOMIC_ACQUIRE));
+
+    /* the KDC back: the same credentials authenticate */
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, needs_kdc, &c, &cc), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 2, 20000), 2);
+    assert_true(c.authenticated);
+    negio_config_del(up);
+    negio_config_del(needs_kdc);
+    negio_econn_unref(ca);
+    negio_econn_unref(cb);
+    negio_econn_unref(cc);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+/* 200 handshakes waiting on a KDC that accepts and never answers (stopped): the loop they belong
+ * to goes on serving an authenticated connection with round trips of milliseconds, every one of
+ * them ends at the handshake deadline saying a GSS-API step was still running, and handshakes
+ * succeed once the KDC answers again. */
+static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    enum { WAITING = 200, PROBES = 50 };
+    recorder srv, cli;
+    negio_engine_options so = {.loops = 1}, co = {.loops = 1, .handshake_timeout_ms = 2000};
+    uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+    srv.echo = 1;
+    recorder_init(&cli, &co);
+    rec_conn probe = {0};
+    negio_econn *cp;
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cfg, &probe, &cp), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 1, 10000), 1);
+
+    negio_config *pw = test_client_config(PATH_KERBEROS);
+    negio_config_set_ccache(pw, r->empty_ccache);
+    assert_int_equal(negio_config_set_password(pw, "alice", r->alice_pw), 0);
+    pid_t kdc = kdc_pid();
+    assert_int_equal(kill(kdc, SIGSTOP), 0);
+    rec_conn *w = calloc(WAITING, sizeof(*w));
+    negio_econn **wc = calloc(WAITING, sizeof(*wc));
+    assert_true(w != NULL && wc != NULL);
+    for (int i = 0; i < WAITING; i++)
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, pw, &w[i], &wc[i]), 0);
+    double worst = 0, total = 0;
+    int answered = 0;
+    for (int i = 1; i <= PROBES; i++) {
+        char m[32];
+        int len = snprintf(m, sizeof(m), "t0-%d", i);
+        double t0 = now_s();
+        assert_int_equal(negio_engine_write(cp, m, (size_t)len), 0);
+        if (recorder_wait(&cli, &cli.messages, i, 5000) < i)
+            break;
+        double rtt = now_s() - t0;
+        answered++;
+        total += rtt;
+        worst = rtt > worst ? rtt : worst;
+    }
+    int ended = recorder_wait(&cli, &cli.closed, WAITING, 20000);
+    kill(kdc, SIGCONT); /* before any assertion can end the test */
+    fprintf(stderr,
+            "%d probes while %d handshakes waited on a stopped KDC: mean %.2f ms, worst "
+            "%.2f ms; %d ended: %s\n",
+            answered, WAITING, 1000 * total / (answered ? answered : 1), 1000 * worst, ended,
+            w[0].detail);
+    assert_int_equal(answered, PROBES);
+    /* a blocked loop would answer after the deadline (2 s); the bound is loose for sanitizers */
+    assert_true(worst < 0.5);
+    assert_int_equal(ended, WAITING);
+    for (int i = 0; i < WAITING; i++) {
+        assert_int_equal(w[i].reason, NEGIO_CLOSE_TIMEOUT);
+        assert_non_null(strstr(w[i].detail, "a GSS-API step was still running"));
+        negio_econn_unref(wc[i]);
+    }
+    assert_false(__atomic_load_n(&probe.closed, __ATOMIC_ACQUIRE));
+
+    /* the KDC answering again: a password handshake succeeds */
+    rec_conn d = {0};
+    negio_econn *cd;
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, pw, &d, &cd), 0);
+    assert_int_equal(recorder_wait(&cli, &cli.authenticated, 2, 30000), 2);
+    assert_true(d.authenticated);
+    negio_econn_unref(cd);
+    free(w);
+    free(wc);
+    negio_config_del(cfg);
+    negio_config_del(pw);
+    negio_econn_unref(cp);
+    recorder_free(&cli);
+    recorder_free(&srv);
+}
+
+/* A Kerberos context ends with its ticket. By default an established connection outlives it
+ * (MIT's per-message calls go on working after the end time). With close_at_context_expiry a side
+ * closes it when its own context ends, with a protected CLOSE of status 120: the client at the
+ * ticket's end time, the server (MIT's acceptor) at that time plus the allowed clock skew. The
+ * skew is cut to 1 s here (a krb5.conf of the test's own before the realm's) so that the server's
+ * end comes soon too. Run: 0 nobody asks, 1 the client asks, 2 the server asks. */
+static void connections_close_at_context_expiry_only_when_asked(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    const char *realm_conf = getenv("KRB5_CONFIG");
+    char conf[400], both[900];
+    snprintf(conf, sizeof(conf), "%s/skew1.conf", r->dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs("[libdefaults]\n  clockskew = 1\n", f);
+    fclose(f);
+    snprintf(both, sizeof(both), "%s:%s", conf, realm_conf);
+    char *saved = strdup(realm_conf);
+    assert_non_null(saved);
+    for (int run = 0; run <= 2; run++) {
+        char ccache[400], cmd[1200];
+        snprintf(ccache, sizeof(ccache), "FILE:%s/cc-expiry-%d", r->dir, run);
+        snprintf(cmd, sizeof(cmd),
+                 "kinit -l 4s -c '%s' alice < '%s/alice.password' >/dev/null 2>&1", ccache, r->dir);
+        assert_int_equal(system(cmd), 0);
+        setenv("KRB5_CONFIG", both, 1);
+        recorder srv, cli;
+        negio_engine_options so = {.loops = 1, .close_at_context_expiry = run == 2},
+                             co = {.loops = 1, .close_at_context_expiry = run == 1};
+        uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
+        srv.echo = 1;
+        recorder_init(&cli, &co);
+        negio_config *cfg = test_client_config(PATH_KERBEROS);
+        assert_int_equal(negio_config_set_ccache(cfg, ccache), 0);
+        rec_conn a = {0};
+        negio_econn *ca;
+        assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cfg, &a, &ca), 0);
+        assert_int_equal(recorder_wait(&cli, &cli.authenticated, 1, 10000), 1);
+        if (run == 0) {
+            /* past the ticket's end, and past the skew, nothing closes, and messages flow */
+            assert_int_equal(recorder_wait(&cli, &cli.closed, 1, 7000), 0);
+            assert_int_equal(negio_engine_write(ca, "after the end", 13), 0);
+            assert_int_equal(recorder_wait(&cli, &cli.messages, 1, 5000), 1);
+            assert_int_equal(recorder_get(&srv, &srv.closed), 0);
+        } else {
+            assert_int_equal(recorder_wait(&cli, &cli.closed, 1, 15000), 1);
+            assert_int_equal(recorder_wait(&srv, &srv.closed, 1, 5000), 1);
+            fprintf(stderr, "run %d: client %s %s: %s\n", run, negio_close_reason_name(a.reason),
+                    negio_err_name(a.code), a.detail);
+            recorder *closer = run == 1 ? &cli : &srv, *other = run == 1 ? &srv : &cli;
+            assert_int_equal(closer->closed_by_reason[NEGIO_CLOSE_EXPIRED], 1);
+            assert_int_equal(other->closed_by_reason[NEGIO_CLOSE_ERROR], 1);
+            if (run == 2) { /* the client reads the server's protected CLOSE */
+                assert_int_equal(a.code, NEGIO_ERR_REJECTED);
+                assert_non_null(strstr(a.detail, "status 120"));
+            }
+        }
+        negio_config_del(cfg);
+        negio_econn_unref(ca);
+        recorder_free(&cli);
+        recorder_free(&srv);
+        setenv("KRB5_CONFIG", saved, 1);
+    }
+    free(saved);
 }
 
 /* Shutting the server down with connections open closes each established one with a protected
@@ -419,6 +624,9 @@ int main(void)
         cmocka_unit_test(writes_from_several_threads_keep_per_thread_order),
         cmocka_unit_test(shutdown_with_open_connections_closes_them_cleanly),
         cmocka_unit_test(a_stalled_kdc_does_not_slow_authenticated_connections),
+        cmocka_unit_test(connections_close_at_context_expiry_only_when_asked),
+        cmocka_unit_test(a_kdc_that_is_down_is_named_and_established_connections_go_on),
+        cmocka_unit_test(handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive),
         cmocka_unit_test(a_thousand_concurrent_connections_exchange_messages_intact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

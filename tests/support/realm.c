@@ -139,6 +139,12 @@ const test_realm *test_realm_get(void)
     return &realm;
 }
 
+void test_realm_stop_kdc(void)
+{
+    (void)test_realm_get();
+    run_script("stop");
+}
+
 void test_realm_restart_kdc(int offset_seconds)
 {
     (void)test_realm_get();

@@ -27,6 +27,8 @@ typedef struct test_realm {
 const test_realm *test_realm_get(void);
 /* Stops and restarts the KDC with a clock offset in seconds (0: normal). */
 void test_realm_restart_kdc(int offset_seconds);
+/* Stops the KDC (connections to it are then refused); test_realm_restart_kdc starts it again. */
+void test_realm_stop_kdc(void);
 /* Runs kadmin.local -q QUERY in the realm (principals, keytabs); 0 on success. */
 int test_realm_kadmin(const char *query);
 /* Reads a realm's env file ("export NAME=VALUE" lines; others are skipped) and calls SET for

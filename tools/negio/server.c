@@ -41,6 +41,7 @@ static const char usage_text[] =
     "usage: negio server [--listen ADDR:PORT] [--mech negotiate|kerberos|ntlm] [--keytab FILE]\n"
     "                    [--spn SERVICE@HOST] [--protect LEVEL] [--min-protect LEVEL]\n"
     "                    [--map PRINCIPAL=LOCALUSER ...] [--ntlm-domain DOMAIN] [--json]\n"
+    "                    [--close-at-expiry]\n"
     "                    [--profile native|gss-sample]\n"
     "                    [--tls | --tls-negotiate] [--cert FILE [--key FILE]] [--ca FILE]\n"
     "                    [--require-client-cert] [--tls-allow-ntlm]\n"
@@ -67,6 +68,9 @@ static const char usage_text[] =
     "  --profile PROFILE    native (default) or gss-sample: serve MIT's gss-client, which gets\n"
     "                       a MIC of each message as its answer (no --echo, --files or\n"
     "                       --forward then)\n"
+    "  --close-at-expiry    close a connection when its Kerberos context ends (the ticket's\n"
+    "                       end time plus the allowed clock skew), with a protected close of\n"
+    "                       status 120; by default connections outlive their tickets\n"
     "  --json               one JSON object per line: listening, authenticated, message,\n"
     "                       closed, and request / forwarded / forward_closed\n"
     "  -h, --help           this text\n"
@@ -938,6 +942,7 @@ int cli_server(int argc, char **argv)
         {"min-protect", required_argument, NULL, 'n'},
         {"echo", no_argument, NULL, 'e'},
         {"json", no_argument, NULL, 'j'},
+        {"close-at-expiry", no_argument, NULL, 'X'},
         {"files", required_argument, NULL, 'f'},
         {"impersonate", no_argument, NULL, 'I'},
         {"allow-root", no_argument, NULL, 'R'},
@@ -958,6 +963,7 @@ int cli_server(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static struct cli_map maps[CLI_MAX_MAPS];
+    int close_at_expiry = 0;
     size_t nmaps = 0;
     const char *listen = "127.0.0.1:7000", *keytab = NULL, *spn = "negio@localhost";
     const char *files = NULL, *forward_spn = NULL, *ntlm_domain = getenv("NETBIOS_DOMAIN_NAME");
@@ -1017,6 +1023,9 @@ int cli_server(int argc, char **argv)
         case 'j':
             s.json = 1;
             break;
+        case 'X':
+            close_at_expiry = 1;
+            break;
         case 'f':
             files = optarg;
             break;
@@ -1066,7 +1075,8 @@ int cli_server(int argc, char **argv)
                                listen);
     if (strchr(spn, '@') == NULL)
         return cli_usage_error("server", usage_text, "--spn: expected SERVICE@HOST, got '%s'", spn);
-    if (server_profile == NEGIO_PROFILE_GSS_SAMPLE && (s.echo || files != NULL || s.forward != NULL))
+    if (server_profile == NEGIO_PROFILE_GSS_SAMPLE &&
+        (s.echo || files != NULL || s.forward != NULL))
         return cli_usage_error("server", usage_text,
                                "--profile gss-sample answers by itself: no --echo, --files or "
                                "--forward");
@@ -1155,6 +1165,7 @@ int cli_server(int argc, char **argv)
     eo.callbacks.on_authenticated = on_authenticated;
     eo.callbacks.on_message = on_message;
     eo.callbacks.on_closed = on_closed;
+    eo.close_at_context_expiry = close_at_expiry;
     eo.user = &s;
     rc = negio_engine_new(&s.engine, &eo);
     if (rc < 0) {

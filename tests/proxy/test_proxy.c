@@ -826,20 +826,31 @@ static void write_over_high_water_before_establishment_does_not_stall_the_handsh
     assert_int_equal(echoed, 1);
 }
 
-/* Waits (at most 60 s, then kills it) for the child process PID, which must exit with status 0;
- * a signal that killed it is reported as WHAT's death. */
-static void child_must_exit_cleanly(pid_t pid, const char *what)
+/* Waits at most MS for the child process PID, then kills it (*TIMED_OUT set); returns its wait
+ * status. */
+static int wait_child(pid_t pid, int ms, int *timed_out)
 {
     int st = 0;
-    int64_t until = now_ms() + 60000;
+    int64_t until = now_ms() + ms;
+    *timed_out = 0;
     while (waitpid(pid, &st, WNOHANG) == 0) {
         if (now_ms() > until) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &st, 0);
-            fail_msg("%s did not finish in 60 s", what);
+            *timed_out = 1;
+            break;
         }
         usleep(10000);
     }
+    return st;
+}
+
+/* A child process's wait status ST must be an exit with status 0; a signal that killed it is
+ * reported as WHAT's death. */
+static void check_child_exit(int st, int timed_out, const char *what)
+{
+    if (timed_out)
+        fail_msg("%s did not finish in 60 s", what);
     if (WIFSIGNALED(st))
         print_error("%s: the process died of signal %d (%s)\n", what, WTERMSIG(st),
                     strsignal(WTERMSIG(st)));
@@ -884,7 +895,8 @@ static void listening_twice_on_one_engine_does_not_crash(void **state)
     int rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
     unsetenv("NEGIO_PROXY_REPRO");
     assert_int_equal(rc, 0);
-    child_must_exit_cleanly(pid, "500 engines listening eight times each");
+    int timed_out, st = wait_child(pid, 60000, &timed_out);
+    check_child_exit(st, timed_out, "500 engines listening eight times each");
 }
 
 /* ---- 3. the handshake ------------------------------------------------------------------------ */
@@ -1488,17 +1500,15 @@ static void unprotected_handshake_bytes_changed_on_the_path_are_refused(void **s
     negio_config_del(cc);
 }
 
-/* The client side of forged_handshake_error_with_a_challenge_leaves_the_client_alive, in a child
- * process: its own client engine, one connection through the proxy at PPORT. Exits 0 if the
- * client failed with NEGIO_ERR_PEER, without authenticating or delivering anything. */
+/* The client side of forged_handshake_error_with_a_challenge_leaves_the_client_alive, in a
+ * process of its own (launcher_main): a client engine, one connection through the proxy at PPORT.
+ * Exits 0 if the client failed with NEGIO_ERR_PEER, without authenticating or delivering anything.
+ */
 static void hostile_error_client(uint16_t pport)
 {
     int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         signal(sigs[i], SIG_DFL); /* a crash must reach the parent as the signal */
-    /* only this thread came across: the lock may have been taken by one that did not */
-    pthread_mutex_init(&lock, NULL);
-    pthread_cond_init(&cond, NULL);
     world *w = calloc(1, sizeof(*w));
     negio_engine_options o = {.loops = 1,
                               .workers = 2,
@@ -1527,12 +1537,68 @@ static void hostile_error_client(uint16_t pport)
     _exit(ok ? 0 : 11);
 }
 
+/* The process that starts hostile_error_client processes: forked by main() before this process
+ * has threads, it forks one client process per request and answers with its wait status. (A
+ * client forked from the test process itself, whose engines have threads, can inherit a lock
+ * that one of them held at that moment and hang on it: it did, once in three runs under ASan.) */
+typedef struct launch {
+    uint16_t port;
+    test_path path;
+} launch;
+typedef struct launched {
+    int status, timed_out;
+} launched;
+static int launcher_cmd = -1, launcher_ans = -1;
+
+static void launcher_main(int cmd, int ans)
+{
+    launch q;
+    while (read(cmd, &q, sizeof(q)) == (ssize_t)sizeof(q)) {
+        launched a = {0, 0};
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(cmd);
+            close(ans);
+            cur_path = q.path;
+            hostile_error_client(q.port);
+        }
+        if (pid < 0)
+            a.status = 99 << 8;
+        else
+            a.status = wait_child(pid, 60000, &a.timed_out);
+        if (write(ans, &a, sizeof(a)) != (ssize_t)sizeof(a))
+            break;
+    }
+    _exit(0); /* the realm and everything else belong to the test process */
+}
+
+static void launcher_start(void)
+{
+    int cmd[2], ans[2];
+    if (pipe(cmd) != 0 || pipe(ans) != 0)
+        abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        close(cmd[1]);
+        close(ans[0]);
+        launcher_main(cmd[0], ans[1]);
+    }
+    close(cmd[0]);
+    close(ans[1]);
+    launcher_cmd = cmd[1]; /* closed at exit: the launcher then ends */
+    launcher_ans = ans[0];
+}
+
 /* Issue 13, result 1: a HANDSHAKE_ERROR in place of the server's CHALLENGE, carrying an NTLM
  * CHALLENGE whose target name is empty while its TARGET_TYPE flags announce one (raw on the ntlm
  * path, inside a NegTokenResp on negotiate->ntlm). On commit 4f7be19 the client handed it to
  * gss-ntlmssp 1.2.0, which crashed the client process (SIGSEGV). An error frame's token never
  * reaches NTLM now: the client survives and reports the peer's failure (NEGIO_ERR_PEER). The
- * client runs in a child process, so that a crash is seen as its signal. */
+ * client runs in a process of its own (see launcher_main), so that a crash is seen as its
+ * signal. */
 static void forged_handshake_error_with_a_challenge_leaves_the_client_alive(void **state)
 {
     (void)state;
@@ -1551,14 +1617,13 @@ static void forged_handshake_error_with_a_challenge_leaves_the_client_alive(void
     proxy *px = px_start(NEGIO_LEVEL_SIGN, 31, &pport);
     proxy_rule r = with_bytes(rule(PROXY_S2C, PROXY_HANDSHAKE, 0, PROXY_REPLACE), frame, flen);
     int id = proxy_add_rule(px, &r);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        hostile_error_client(pport);
+    launch q = {pport, cur_path};
+    launched a;
+    assert_int_equal(write(launcher_cmd, &q, sizeof(q)), (ssize_t)sizeof(q));
+    assert_int_equal(read(launcher_ans, &a, sizeof(a)), (ssize_t)sizeof(a));
     char what[600];
     snprintf(what, sizeof(what), "[%s, %s] the client process", test_path_name(cur_path), where);
-    child_must_exit_cleanly(pid, what);
+    check_child_exit(a.status, a.timed_out, what);
     /* the server's side: never authenticated, nothing delivered, ended */
     uint16_t up = proxy_upstream_port(px, 0);
     assert_true(up != 0);
@@ -1877,6 +1942,7 @@ int main(void)
     if (repro != NULL && strcmp(repro, "listen") == 0)
         return repro_listen_race();
     test_realm_get();
+    launcher_start(); /* before any thread */
     verbose = getenv("NEGIO_TEST_VERBOSE") != NULL;
     /* clang-format off */
 #define PER_PATH(fn)                                                                              \

@@ -526,7 +526,9 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
  * place of the server's CHALLENGE, raw and inside a NegTokenResp: before protocol version 2 the
  * client gave an error frame's token to GSS without the check and gss-ntlmssp 1.2.0 crashed it
  * (SIGSEGV, issue 13). An error frame's token never reaches NTLM now: the client survives and
- * reports the peer's failure. tests/proxy/test_proxy.c runs the same attack over the network. */
+ * reports the peer's failure; so does a Kerberos client given the same frame (inside a
+ * NegTokenResp on negotiate->kerberos). tests/proxy/test_proxy.c runs the same attack over the
+ * network. */
 static void forged_handshake_error_with_a_challenge_does_not_crash_the_client(void **state)
 {
     (void)state;
@@ -537,9 +539,10 @@ static void forged_handshake_error_with_a_challenge_does_not_crash_the_client(vo
     uint8_t chal[64], spnego[128];
     size_t n = test_ntlm_challenge(chal, 0);
     size_t m = test_wrap_negtokenresp(spnego, chal, n);
-    for (int path = PATH_NEG_NTLM; path <= PATH_NTLM; path++) {
-        const uint8_t *tok = path == PATH_NTLM ? chal : spnego;
-        size_t tlen = path == PATH_NTLM ? n : m;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        int spnego_path = path == PATH_NEG_KERBEROS || path == PATH_NEG_NTLM;
+        const uint8_t *tok = spnego_path ? spnego : chal;
+        size_t tlen = spnego_path ? m : n;
         size_t blen;
         uint8_t *body = test_hs_error_body(tok, tlen, "forged", &blen);
         uint8_t *frame = malloc(8 + blen);

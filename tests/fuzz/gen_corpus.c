@@ -80,6 +80,18 @@ static void headers(const log_t *l, log_t *out)
     }
 }
 
+/* What a server of SC sends to a client of CC, the whole exchange long. */
+static log_t server_replies(const negio_config *cc, const negio_config *sc)
+{
+    test_pair pr;
+    test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
+    log_t a = {0}, b = {0};
+    pump(&pr, &a, &b);
+    test_pair_free(&pr);
+    free(a.p);
+    return b;
+}
+
 static void record_path(test_path path, log_t *all_headers)
 {
     static uint8_t big[10000];
@@ -174,13 +186,9 @@ static void record_path(test_path path, log_t *all_headers)
     /* refused: a Kerberos-only server answers an NTLM client with a HANDSHAKE_ERROR */
     if (path == PATH_NTLM) {
         negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS);
-        test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
-        log_t a = {0}, b = {0};
-        pump(&pr, &a, &b);
+        log_t b = server_replies(cc, sc);
         write_seed("fuzz_client_handshake", "ntlm-refused", (uint8_t)path, 1, b.p, b.len);
         headers(&b, all_headers);
-        test_pair_free(&pr);
-        free(a.p);
         free(b.p);
     }
     negio_config_del(cc);
@@ -200,10 +208,7 @@ static void error_seeds(log_t *all_headers)
         negio_config *cc = test_client_config((test_path)path);
         negio_config *sc = test_server_config((test_path)path);
         negio_config_set_service(cc, "other@localhost");
-        test_pair pr;
-        test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
-        log_t a = {0}, b = {0};
-        pump(&pr, &a, &b);
+        log_t b = server_replies(cc, sc);
         /* one HANDSHAKE_ERROR frame carrying a token (its u32 length is not zero) */
         if (b.len < 12 || b.p[1] != 2 || (b.p[8] | b.p[9] | b.p[10] | b.p[11]) == 0) {
             fprintf(stderr, "%s: the server sent no error token\n", krb_names[path]);
@@ -211,8 +216,6 @@ static void error_seeds(log_t *all_headers)
         }
         write_seed("fuzz_client_handshake", krb_names[path], (uint8_t)path, 1, b.p, b.len);
         headers(&b, all_headers);
-        test_pair_free(&pr);
-        free(a.p);
         free(b.p);
         negio_config_del(cc);
         negio_config_del(sc);

@@ -1147,7 +1147,7 @@ static void negotiate_downgrade(void **state)
 
 /* One key-free rewrite, applied by the proxy (PROXY_EDIT), and what it did: DONE counts the
  * frames it changed, read after px_stop(). Its target is found by a byte pattern (FIND) or as
- * the NTLM message of type NTLM; at AT from there it writes PUT, or xors XOR into one byte. */
+ * the NTLM message of type NTLM; at AT from there it writes PUT, or xors MASK into one byte. */
 typedef struct edit_rec {
     int done;
     const uint8_t *find;
@@ -1156,7 +1156,7 @@ typedef struct edit_rec {
     size_t at;
     const uint8_t *put;
     size_t nput;
-    uint8_t xor ;
+    uint8_t mask;
     uint32_t clear, set; /* edit_ntlm_flags */
     int element;         /* edit_der_long_form */
 } edit_rec;
@@ -1180,7 +1180,7 @@ static void edit_patch(uint8_t **f, size_t *n, void *user)
     if (e->nput)
         memcpy(p + e->at, e->put, e->nput);
     else
-        p[e->at] ^= e->xor ;
+        p[e->at] ^= e->mask;
     e->done++;
 }
 
@@ -1472,7 +1472,7 @@ static void unprotected_handshake_bytes_changed_on_the_path_are_refused(void **s
                     continue; /* negotiate->kerberos: the client sends no NegTokenResp */
                 set_where("%s NegTokenResp #%d: negState xor %u", d ? "server's" : "client's", k,
                           x);
-                e = (edit_rec){.find = state_el, .nfind = 4, .at = 4, .xor = x};
+                e = (edit_rec){.find = state_el, .nfind = 4, .at = 4, .mask = x};
                 r = edit_rule((proxy_dir)d, k, edit_patch, &e);
                 (void)rewritten(&r, recs, 1, cc);
             }
@@ -1483,7 +1483,7 @@ static void unprotected_handshake_bytes_changed_on_the_path_are_refused(void **s
          * bit 0 (0x80 of the first byte) is reserved */
         static const uint8_t ap_options[] = {0xa2, 0x07, 0x03, 0x05, 0x00};
         set_where("AP-REQ ap-options: reserved bit 0 set");
-        edit_rec e = {.find = ap_options, .nfind = sizeof(ap_options), .at = 5, .xor = 0x80};
+        edit_rec e = {.find = ap_options, .nfind = sizeof(ap_options), .at = 5, .mask = 0x80};
         proxy_rule r = edit_rule(PROXY_C2S, 0, edit_patch, &e);
         edit_rec *recs[1] = {&e};
         (void)rewritten(&r, recs, 1, cc);
@@ -1501,7 +1501,7 @@ static void unprotected_handshake_bytes_changed_on_the_path_are_refused(void **s
     } else {
         /* NEGOTIATE: Version (8 bytes at 32), present with NEGOTIATE_VERSION: ProductMajor */
         set_where("NEGOTIATE's Version field changed");
-        edit_rec e = {.ntlm = 1, .at = 32, .xor = 0x01};
+        edit_rec e = {.ntlm = 1, .at = 32, .mask = 0x01};
         proxy_rule r = edit_rule(PROXY_C2S, 0, edit_patch, &e);
         edit_rec *recs[1] = {&e};
         (void)rewritten(&r, recs, 1, cc);

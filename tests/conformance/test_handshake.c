@@ -20,6 +20,7 @@
 #include "gss/ntlm_check.h"
 #include "gss/peer_token.h"
 #include "support/support.h"
+#include "support/tokens.h"
 
 static void report(const test_pair *p, const char *what)
 {
@@ -373,54 +374,6 @@ static void keytab_rotation_needs_no_restart(void **state)
     negio_config_del(sc);
 }
 
-/* An NTLM CHALLENGE ([MS-NLMP] 2.2.1.2) with Unicode and TARGET_TYPE_DOMAIN set and a target
- * name of NAME_LEN bytes. */
-static size_t make_challenge(uint8_t *m, uint16_t name_len)
-{
-    memset(m, 0, 64 + name_len);
-    memcpy(m, "NTLMSSP\0", 8);
-    m[8] = 2;                  /* MessageType */
-    m[12] = (uint8_t)name_len; /* TargetNameFields.Len */
-    m[14] = (uint8_t)name_len; /* .MaxLen */
-    m[16] = 56;                /* .BufferOffset */
-    uint32_t flags = 0x00000001u | 0x00000200u | 0x00010000u | 0x00080000u | 0x00800000u;
-    m[20] = (uint8_t)flags;
-    m[21] = (uint8_t)(flags >> 8);
-    m[22] = (uint8_t)(flags >> 16);
-    m[23] = (uint8_t)(flags >> 24);
-    memcpy(m + 24, "\x01\x23\x45\x67\x89\xab\xcd\xef", 8); /* ServerChallenge */
-    m[40] = 0;                                             /* TargetInfoFields: empty */
-    m[44] = 56;
-    for (uint16_t i = 0; i < name_len; i++)
-        m[56 + i] = (i % 2) ? 0 : 'N';
-    return 56 + name_len;
-}
-
-/* Wraps an NTLM message as SPNEGO NegTokenResp (RFC 4178 4.2.2), accept-incomplete. */
-static size_t wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len)
-{
-    static const uint8_t ntlm_oid[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04,
-                                       0x01, 0x82, 0x37, 0x02, 0x02, 0x0a};
-    size_t inner = 5 + (2 + sizeof(ntlm_oid)) + (4 + len);
-    size_t k = 0;
-    out[k++] = 0xa1;
-    out[k++] = (uint8_t)(2 + inner);
-    out[k++] = 0x30;
-    out[k++] = (uint8_t)inner;
-    memcpy(out + k, "\xa0\x03\x0a\x01\x01", 5);
-    k += 5;
-    out[k++] = 0xa1;
-    out[k++] = sizeof(ntlm_oid);
-    memcpy(out + k, ntlm_oid, sizeof(ntlm_oid));
-    k += sizeof(ntlm_oid);
-    out[k++] = 0xa2;
-    out[k++] = (uint8_t)(2 + len);
-    out[k++] = 0x04;
-    out[k++] = (uint8_t)len;
-    memcpy(out + k, msg, len);
-    return k + len;
-}
-
 /* What a client's token check (src/gss/peer_token.c) says of TOK as the server's first answer:
  * raw NTLM, or SPNEGO after an offer of NTLM alone (a client without a ticket). */
 static const char *client_check(negio_mech want, const uint8_t *tok, size_t n)
@@ -430,9 +383,11 @@ static const char *client_check(negio_mech want, const uint8_t *tok, size_t n)
     return negio__peer_token_check(&st, tok, n, &why) == 0 ? NULL : why;
 }
 
-/* Feeds TOKEN as the server's reply to a fresh client of PATH in a child process; returns the
- * child's wait status: exit 0 means the client failed cleanly with NEGIO_ERR_HANDSHAKE. */
-static int hostile_server_reply(test_path path, const uint8_t *token, size_t len, const char *why)
+/* Feeds FRAME (a whole frame) as the server's reply to a fresh client of PATH that has sent its
+ * first token, in a child process (a crash is seen as its signal); returns the child's wait
+ * status: exit 0 means the client failed cleanly with EXPECT and a detail containing WHY. */
+static int hostile_server_frame(test_path path, const uint8_t *frame, size_t len, int expect,
+                                const char *why)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -447,16 +402,14 @@ static int hostile_server_reply(test_path path, const uint8_t *token, size_t len
         if (negio_conn_new(&c, cc) != 0)
             _exit(10);
         negio_event ev;
-        if (negio_conn_next_event(c, &ev) != 0) /* produces the NEGOTIATE token */
+        if (negio_conn_next_event(c, &ev) != 0) /* produces the first token */
             _exit(11);
-        uint8_t frame[8 + 512] = {NEGIO_PROTOCOL_VERSION, 1,           0, 0, 0, 0,
-                                  (uint8_t)(len >> 8),    (uint8_t)len};
-        memcpy(frame + 8, token, len);
-        negio_conn_feed(c, frame, 8 + len);
+        negio_conn_feed(c, frame, len);
         int rc = negio_conn_next_event(c, &ev);
-        fprintf(stderr, "hostile challenge (%s): %s: %s\n", test_path_name(path),
+        fprintf(stderr, "hostile reply, %s frame (%s): %s: %s\n",
+                frame[1] == 1 ? "HANDSHAKE" : "HANDSHAKE_ERROR", test_path_name(path),
                 negio_err_name(rc), negio_conn_error_detail(c));
-        int ok = rc == NEGIO_ERR_HANDSHAKE && strstr(negio_conn_error_detail(c), why) != NULL;
+        int ok = rc == expect && strstr(negio_conn_error_detail(c), why) != NULL;
         negio_conn_del(c);
         negio_config_del(cc);
         _exit(ok ? 0 : 12);
@@ -466,6 +419,17 @@ static int hostile_server_reply(test_path path, const uint8_t *token, size_t len
     if (WIFSIGNALED(st))
         fprintf(stderr, "client process killed by signal %d\n", WTERMSIG(st));
     return st;
+}
+
+/* TOKEN as the server's HANDSHAKE frame: the client must fail cleanly with NEGIO_ERR_HANDSHAKE
+ * and WHY (see hostile_server_frame). */
+static int hostile_server_reply(test_path path, const uint8_t *token, size_t len, const char *why)
+{
+    uint8_t frame[8 + 512] = {NEGIO_PROTOCOL_VERSION, 1,           0, 0, 0, 0,
+                              (uint8_t)(len >> 8),    (uint8_t)len};
+    assert_true(len <= 512);
+    memcpy(frame + 8, token, len);
+    return hostile_server_frame(path, frame, 8 + len, NEGIO_ERR_HANDSHAKE, why);
 }
 
 /* gss-ntlmssp 1.2.0 crashes on a CHALLENGE announcing an empty target name; the client must
@@ -479,18 +443,18 @@ static void hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_cli
         skip();
     }
     uint8_t chal[128], spnego[256];
-    size_t n = make_challenge(chal, 0);
+    size_t n = test_ntlm_challenge(chal, 0);
     assert_non_null(negio__ntlm_check_challenge(chal, n));
     int st = hostile_server_reply(PATH_NTLM, chal, n, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    size_t m = wrap_negtokenresp(spnego, chal, n);
+    size_t m = test_wrap_negtokenresp(spnego, chal, n);
     assert_non_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     st = hostile_server_reply(PATH_NEG_NTLM, spnego, m, "target but its name is empty");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* control: the same message with a target name passes the check */
-    n = make_challenge(chal, 10);
+    n = test_ntlm_challenge(chal, 10);
     assert_null(negio__ntlm_check_challenge(chal, n));
-    m = wrap_negtokenresp(spnego, chal, n);
+    m = test_wrap_negtokenresp(spnego, chal, n);
     assert_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     /* fields pointing outside the message are refused too */
     chal[16] = 200;
@@ -533,13 +497,13 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* a CHALLENGE anywhere in a token is checked, whatever the framing around it */
     uint8_t chal[128], junk[200] = {0x30, 0x82};
-    size_t c = make_challenge(chal, 0);
+    size_t c = test_ntlm_challenge(chal, 0);
     memcpy(junk + 7, chal, c);
     assert_non_null(client_check(NEGIO_MECH_NEGOTIATE, junk, 7 + c));
     /* each element must be exactly the length of its content */
     uint8_t spnego[256];
-    c = make_challenge(chal, 10);
-    size_t m = wrap_negtokenresp(spnego, chal, c);
+    c = test_ntlm_challenge(chal, 10);
+    size_t m = test_wrap_negtokenresp(spnego, chal, c);
     assert_null(client_check(NEGIO_MECH_NEGOTIATE, spnego, m));
     for (size_t i = 0; i < m && i < 30; i++) {
         uint8_t save = spnego[i];
@@ -555,6 +519,43 @@ static void negtokenresp_with_inconsistent_lengths_does_not_crash_the_client(voi
                 assert_non_null(why);
         }
         spnego[i] = save;
+    }
+}
+
+/* The same CHALLENGE (empty target name, TARGET_TYPE flags set) in a HANDSHAKE_ERROR frame, in
+ * place of the server's CHALLENGE, raw and inside a NegTokenResp: before protocol version 2 the
+ * client gave an error frame's token to GSS without the check and gss-ntlmssp 1.2.0 crashed it
+ * (SIGSEGV, issue 13). An error frame's token never reaches NTLM now: the client survives and
+ * reports the peer's failure; so does a Kerberos client given the same frame (inside a
+ * NegTokenResp on negotiate->kerberos). tests/proxy/test_proxy.c runs the same attack over the
+ * network. */
+static void forged_handshake_error_with_a_challenge_does_not_crash_the_client(void **state)
+{
+    (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN) {
+        /* the hostile frame is fed as bare bytes; the token's path is the same inside TLS */
+        skip();
+    }
+    uint8_t chal[64], spnego[128];
+    size_t n = test_ntlm_challenge(chal, 0);
+    size_t m = test_wrap_negtokenresp(spnego, chal, n);
+    for (int path = 0; path < PATH_COUNT; path++) {
+        int spnego_path = path == PATH_NEG_KERBEROS || path == PATH_NEG_NTLM;
+        const uint8_t *tok = spnego_path ? spnego : chal;
+        size_t tlen = spnego_path ? m : n;
+        size_t blen;
+        uint8_t *body = test_hs_error_body(tok, tlen, "forged", &blen);
+        uint8_t *frame = malloc(8 + blen);
+        assert_non_null(frame);
+        const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, (uint8_t)(blen >> 8),
+                                (uint8_t)blen};
+        memcpy(frame, hdr, 8);
+        memcpy(frame + 8, body, blen);
+        int st = hostile_server_frame((test_path)path, frame, 8 + blen, NEGIO_ERR_PEER,
+                                      "peer reported: forged");
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        free(frame);
+        free(body);
     }
 }
 
@@ -890,6 +891,7 @@ int main(void)
         cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),
         cmocka_unit_test(hostile_ntlm_challenge_with_empty_target_name_does_not_crash_the_client),
         cmocka_unit_test(negtokenresp_with_inconsistent_lengths_does_not_crash_the_client),
+        cmocka_unit_test(forged_handshake_error_with_a_challenge_does_not_crash_the_client),
         cmocka_unit_test(copies_of_a_configuration_share_its_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,11 +11,12 @@
 
 #define MAX_WINDOWS 512
 
-/* PROTOCOL.md 3.1-3.4, written independently of frame.c. */
+/* PROTOCOL.md 3.1-3.4, written independently of frame.c: version 2 since the handshake
+ * transcript (issue 13). */
 static int model_valid(const uint8_t *p)
 {
     uint8_t version = p[0], type = p[1], level = p[2], flags = p[3];
-    if (version != 1 || level > 2 || type < 1 || type > 5)
+    if (version != 2 || level > 2 || type < 1 || type > 5)
         return 0;
     if ((type == 1 || type == 2) && level != 0) /* HANDSHAKE, HANDSHAKE_ERROR: none only */
         return 0;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fuzz/fuzz_support.h"
+#include "support/tokens.h"
 
 typedef struct log {
     uint8_t *p;
@@ -77,6 +78,18 @@ static void headers(const log_t *l, log_t *out)
                        (uint32_t)l->p[at + 6] << 8 | l->p[at + 7];
         at += 8 + (size_t)len;
     }
+}
+
+/* What a server of SC sends to a client of CC, the whole exchange long. */
+static log_t server_replies(const negio_config *cc, const negio_config *sc)
+{
+    test_pair pr;
+    test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
+    log_t a = {0}, b = {0};
+    pump(&pr, &a, &b);
+    test_pair_free(&pr);
+    free(a.p);
+    return b;
 }
 
 static void record_path(test_path path, log_t *all_headers)
@@ -173,17 +186,59 @@ static void record_path(test_path path, log_t *all_headers)
     /* refused: a Kerberos-only server answers an NTLM client with a HANDSHAKE_ERROR */
     if (path == PATH_NTLM) {
         negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS);
-        test_pair_init(&pr, cc, sc, SPLIT_WHOLE, 1);
-        log_t a = {0}, b = {0};
-        pump(&pr, &a, &b);
+        log_t b = server_replies(cc, sc);
         write_seed("fuzz_client_handshake", "ntlm-refused", (uint8_t)path, 1, b.p, b.len);
         headers(&b, all_headers);
-        test_pair_free(&pr);
-        free(a.p);
         free(b.p);
     }
     negio_config_del(cc);
     negio_config_del(sc);
+}
+
+/* fuzz_client_handshake: HANDSHAKE_ERROR frames whose token the client must judge (PROTOCOL.md
+ * section 4.2): a genuine KRB-ERROR, the server's answer to a client that asked for a service
+ * whose key it lacks, on both Kerberos paths (given to GSS there), and a hostile server's
+ * CHALLENGE with an empty target name and TARGET_TYPE flags set (gss-ntlmssp 1.2.0 crashed the
+ * client on it before protocol version 2, issue 13), raw and inside a NegTokenResp (never given
+ * to NTLM). */
+static void error_seeds(log_t *all_headers)
+{
+    static const char *const krb_names[] = {"kerberos-krb-error", "negotiate-kerberos-krb-error"};
+    for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
+        negio_config *cc = test_client_config((test_path)path);
+        negio_config *sc = test_server_config((test_path)path);
+        negio_config_set_service(cc, "other@localhost");
+        log_t b = server_replies(cc, sc);
+        /* one HANDSHAKE_ERROR frame carrying a token (its u32 length is not zero) */
+        if (b.len < 12 || b.p[1] != 2 || (b.p[8] | b.p[9] | b.p[10] | b.p[11]) == 0) {
+            fprintf(stderr, "%s: the server sent no error token\n", krb_names[path]);
+            exit(1);
+        }
+        write_seed("fuzz_client_handshake", krb_names[path], (uint8_t)path, 1, b.p, b.len);
+        headers(&b, all_headers);
+        free(b.p);
+        negio_config_del(cc);
+        negio_config_del(sc);
+    }
+    uint8_t chal[64], spnego[128];
+    size_t n = test_ntlm_challenge(chal, 0);
+    size_t m = test_wrap_negtokenresp(spnego, chal, n);
+    for (int path = PATH_NEG_NTLM; path <= PATH_NTLM; path++) {
+        size_t blen;
+        uint8_t *body = test_hs_error_body(path == PATH_NTLM ? chal : spnego,
+                                           path == PATH_NTLM ? n : m, "forged", &blen);
+        const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, (uint8_t)(blen >> 8),
+                                (uint8_t)blen};
+        log_t f = {0};
+        append(&f, hdr, sizeof(hdr));
+        append(&f, body, blen);
+        write_seed("fuzz_client_handshake",
+                   path == PATH_NTLM ? "ntlm-hostile-error-challenge"
+                                     : "negotiate-ntlm-hostile-error-challenge",
+                   (uint8_t)path, 1, f.p, f.len);
+        free(f.p);
+        free(body);
+    }
 }
 
 /* fuzz_sample: the same path in the gss-sample profile (docs/PROTOCOL.md appendix A): the
@@ -367,8 +422,10 @@ int main(int argc, char **argv)
         record_path((test_path)p, &hdrs);
         record_sample((test_path)p);
     }
+    error_seeds(&hdrs);
     write_seed("fuzz_frame", "headers-of-every-recorded-frame", 0, 0, hdrs.p, hdrs.len);
-    static const uint8_t bad[] = {2, 1, 0, 0, 0, 0, 0, 1, 1, 6, 0,    0,    0,    0,
+    /* the first header: version 1, which protocol version 2 refuses */
+    static const uint8_t bad[] = {1, 1, 0, 0, 0, 0, 0, 1, 1, 6, 0,    0,    0,    0,
                                   0, 0, 1, 4, 3, 0, 0, 0, 0, 0, 1,    4,    0,    2,
                                   0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0,    16,   1,    1,
                                   1, 0, 0, 0, 0, 1, 1, 4, 0, 1, 0xff, 0xff, 0xff, 0xff};

@@ -395,6 +395,9 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
         case PROXY_REFLECT:
             reflect = 1;
             break;
+        case PROXY_EDIT:
+            ru->edit(&cur.data, &cur.len, ru->edit_user);
+            break;
         }
     }
 

@@ -55,7 +55,14 @@ typedef enum proxy_act {
     PROXY_RECORD,        /* copy the frame (as modified so far) into SLOT; forward it */
     PROXY_SPLICE,        /* send the frame recorded in SLOT (by any connection) instead */
     PROXY_REFLECT,       /* send the frame back to its sender instead of forwarding it */
+    PROXY_EDIT,          /* EDIT(&data, &len, EDIT_USER) rewrites the frame (as modified so far) */
 } proxy_act;
+
+/* For PROXY_EDIT: *DATA (heap, *LEN bytes) is the whole frame, header included; the function may
+ * change it in place or replace the buffer (realloc, or free and malloc) and its length. It runs
+ * on the proxy's thread, with the proxy's lock held: what it records in USER may be read after
+ * proxy_stop(). */
+typedef void (*proxy_edit_fn)(uint8_t **data, size_t *len, void *user);
 
 #define PROXY_MAX_FLIPS 8
 #define PROXY_SLOTS 8
@@ -77,7 +84,9 @@ typedef struct proxy_rule {
     uint8_t flip_xor[PROXY_MAX_FLIPS];
     const uint8_t *bytes; /* INJECT_*, REPLACE: copied by proxy_add_rule */
     size_t nbytes;
-    int slot; /* RECORD, SPLICE */
+    int slot;           /* RECORD, SPLICE */
+    proxy_edit_fn edit; /* EDIT */
+    void *edit_user;
 } proxy_rule;
 
 /* Starts a proxy in front of 127.0.0.1:UPSTREAM_PORT; *PORT receives the port to connect to.
@@ -103,7 +112,7 @@ uint8_t *proxy_frame_copy(proxy *p, int conn, proxy_dir dir, int n, size_t *len)
 /* 1 once both directions of connection CONN have ended and its sockets are closed. */
 int proxy_conn_done(proxy *p, int conn);
 
-/* Builds a frame: the 8-byte header (version 1) and BODY (caller frees). */
+/* Builds a frame: the 8-byte header (version 2) and BODY (caller frees). */
 uint8_t *proxy_frame_make(uint8_t type, uint8_t level, uint8_t flags, const void *body,
                           size_t nbody, size_t *len);
 

@@ -18,7 +18,13 @@
  * (a raw NTLM context downgraded on the path to 40-bit sealing keys is refused),
  * write_over_high_water_before_establishment_does_not_stall_the_handshake (writes made before
  * establishment do not pause reading) and listening_twice_on_one_engine_does_not_crash (loop 0
- * sets each listener up itself). */
+ * sets each listener up itself).
+ *
+ * Section 3b holds the attacks of issue 13 on the handshake, made with key-free rewrites of its
+ * tokens (PROXY_EDIT): the Kerberos to NTLM downgrade, NTLM flag edits, changes to handshake
+ * bytes no mechanism protects, and a forged HANDSHAKE_ERROR that crashed NTLM clients. Each of
+ * them got through on commit 4f7be19 (authenticated both sides, or killed the client); each must
+ * now be refused on every path where it applies. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -39,6 +45,7 @@
 
 #include "engine/engine_support.h"
 #include "proxy/proxy.h"
+#include "support/tokens.h"
 
 #define HDR 8
 #define MAX_RECS 256
@@ -819,6 +826,37 @@ static void write_over_high_water_before_establishment_does_not_stall_the_handsh
     assert_int_equal(echoed, 1);
 }
 
+/* Waits at most MS for the child process PID, then kills it (*TIMED_OUT set); returns its wait
+ * status. */
+static int wait_child(pid_t pid, int ms, int *timed_out)
+{
+    int st = 0;
+    int64_t until = now_ms() + ms;
+    *timed_out = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > until) {
+            kill(pid, SIGKILL);
+            (void)waitpid(pid, &st, 0);
+            *timed_out = 1;
+            break;
+        }
+        usleep(10000);
+    }
+    return st;
+}
+
+/* A child process's wait status ST must be an exit with status 0; a signal that killed it is
+ * reported as WHAT's death. */
+static void check_child_exit(int st, int timed_out, const char *what)
+{
+    if (timed_out)
+        fail_msg("%s did not finish in 60 s", what);
+    if (WIFSIGNALED(st))
+        print_error("%s died of signal %d (%s)\n", what, WTERMSIG(st), strsignal(WTERMSIG(st)));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* Regression (fixed in src/uv/engine.c: loop 0 now sets each listener up itself, CMD_LISTEN):
  * the new listener used to be linked into e->listeners before its uv_poll handle was initialised,
  * on the caller's thread, and a CMD_RESUME posted by an earlier listen call made loop 0
@@ -856,21 +894,8 @@ static void listening_twice_on_one_engine_does_not_crash(void **state)
     int rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
     unsetenv("NEGIO_PROXY_REPRO");
     assert_int_equal(rc, 0);
-    int st = 0;
-    int64_t until = now_ms() + 60000;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > until) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            fail_msg("500 engines with eight listeners each did not finish in 60 s");
-        }
-        usleep(10000);
-    }
-    if (WIFSIGNALED(st))
-        print_error("500 engines listening eight times each: the process died of signal %d (%s)\n",
-                    WTERMSIG(st), strsignal(WTERMSIG(st)));
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    int timed_out, st = wait_child(pid, 60000, &timed_out);
+    check_child_exit(st, timed_out, "the process of 500 engines listening eight times each");
 }
 
 /* ---- 3. the handshake ------------------------------------------------------------------------ */
@@ -1110,6 +1135,521 @@ static void negotiate_downgrade(void **state)
         px_stop(px);
     }
     free(forged);
+}
+
+/* ---- 3b. the handshake rewritten on the path, by someone holding no keys ------------------- */
+
+/* Every HANDSHAKE frame, both ways, is hashed by each side into its handshake transcript, which
+ * travels inside the first protected frame, the POLICY (PROTOCOL.md section 4.3): whatever the
+ * mechanism itself lets through unnoticed, both sides then fail before any message. The cases
+ * below are the ones that got through before (issue 13, on commit 4f7be19 each of them
+ * authenticated both sides, or, for the forged HANDSHAKE_ERROR, killed the client). */
+
+/* One key-free rewrite, applied by the proxy (PROXY_EDIT), and what it did: DONE counts the
+ * frames it changed, read after px_stop(). Its target is found by a byte pattern (FIND) or as
+ * the NTLM message of type NTLM; at AT from there it writes PUT, or xors MASK into one byte. */
+typedef struct edit_rec {
+    int done;
+    const uint8_t *find;
+    size_t nfind;
+    uint32_t ntlm;
+    size_t at;
+    const uint8_t *put;
+    size_t nput;
+    uint8_t mask;
+    uint32_t clear, set; /* edit_ntlm_flags */
+    int element;         /* edit_der_long_form */
+} edit_rec;
+
+static uint8_t *edit_locate(const edit_rec *e, uint8_t *f, size_t n)
+{
+    if (n <= HDR)
+        return NULL;
+    if (e->find != NULL)
+        return memmem(f + HDR, n - HDR, e->find, e->nfind);
+    return test_ntlm_find(f + HDR, n - HDR, e->ntlm);
+}
+
+static void edit_patch(uint8_t **f, size_t *n, void *user)
+{
+    edit_rec *e = user;
+    uint8_t *p = edit_locate(e, *f, *n);
+    size_t need = e->at + (e->nput ? e->nput : 1);
+    if (p == NULL || (size_t)(*f + *n - p) < need)
+        return;
+    if (e->nput)
+        memcpy(p + e->at, e->put, e->nput);
+    else
+        p[e->at] ^= e->mask;
+    e->done++;
+}
+
+/* The NTLM message of type E->ntlm: E->clear cleared and E->set set in its NegotiateFlags. */
+static void edit_ntlm_flags(uint8_t **f, size_t *n, void *user)
+{
+    edit_rec *e = user;
+    uint8_t *m = edit_locate(e, *f, *n);
+    uint8_t *fl = m != NULL ? test_ntlm_flags(m, *f + *n) : NULL;
+    if (fl == NULL)
+        return;
+    test_put_le32(fl, (test_le32(fl) & ~e->clear) | e->set);
+    e->done++;
+}
+
+/* The MsvAvTimestamp AV pair of a CHALLENGE renamed (to 0x000b, an id no one defines): a client
+ * that finds no timestamp sends no MIC in its AUTHENTICATE ([MS-NLMP] 3.1.5.1.2), and then
+ * nothing in NTLM binds its three messages together. */
+static void edit_rename_timestamp(uint8_t **f, size_t *n, void *user)
+{
+    edit_rec *e = user;
+    uint8_t *m = test_ntlm_find(*f + HDR, *n - HDR, 2);
+    uint8_t *av = m != NULL ? test_ntlm_av(m, *f + *n, TEST_AV_TIMESTAMP) : NULL;
+    if (av == NULL)
+        return;
+    av[0] = 0x0b;
+    e->done++;
+}
+
+/* The SPNEGO token in the frame body with the length of its E->element-th DER element encoded
+ * in a longer form: the same values, other bytes. */
+static void edit_der_long_form(uint8_t **f, size_t *n, void *user)
+{
+    edit_rec *e = user;
+    size_t len;
+    uint8_t *body = test_der_long_form(*f + HDR, *n - HDR, e->element, &len);
+    if (body == NULL)
+        return;
+    uint8_t *g = malloc(HDR + len);
+    assert_non_null(g);
+    memcpy(g, *f, 4); /* version, type, level, flags as they were */
+    g[4] = (uint8_t)(len >> 24);
+    g[5] = (uint8_t)(len >> 16);
+    g[6] = (uint8_t)(len >> 8);
+    g[7] = (uint8_t)len;
+    memcpy(g + HDR, body, len);
+    free(body);
+    free(*f);
+    *f = g;
+    *n = HDR + len;
+    e->done++;
+}
+
+static proxy_rule edit_rule(proxy_dir dir, int nth, proxy_edit_fn fn, edit_rec *e)
+{
+    proxy_rule r = rule(dir, PROXY_HANDSHAKE, nth, PROXY_EDIT);
+    r.edit = fn;
+    r.edit_user = e;
+    return r;
+}
+
+/* Whether any frame of direction DIR on the proxy's connection 0 holds an NTLM message of TYPE;
+ * if MSG is given, a copy of the first such frame's message is left there (caller frees). */
+static int sent_ntlm(proxy *px, proxy_dir dir, uint32_t type, uint8_t **frame, uint8_t **msg,
+                     size_t *len)
+{
+    int nf = proxy_frame_count(px, 0, dir);
+    for (int i = 0; i < nf; i++) {
+        size_t n;
+        uint8_t *f = proxy_frame_copy(px, 0, dir, i, &n);
+        uint8_t *m = n > HDR ? test_ntlm_find(f + HDR, n - HDR, type) : NULL;
+        if (m != NULL) {
+            if (frame != NULL) {
+                *frame = f;
+                *msg = m;
+                *len = (size_t)(f + n - m);
+            } else {
+                free(f);
+            }
+            return 1;
+        }
+        free(f);
+    }
+    return 0;
+}
+
+/* What a handshake rewritten on the path must come to: neither side authenticates, nothing is
+ * delivered, both sides end in an error. */
+static void check_refused(const conn_out *o)
+{
+    if (verbose)
+        print_message("[%s, %s] client %s %s: %s | server %s %s: %s\n", test_path_name(cur_path),
+                      where, negio_close_reason_name(o->c->reason), negio_err_name(o->c->code),
+                      o->c->detail, negio_close_reason_name(o->s->reason),
+                      negio_err_name(o->s->code), o->s->detail);
+    CHECK(o, !o->c->authenticated && !o->s->authenticated);
+    CHECK(o, o->c->nmsgs == 0 && o->s->nmsgs == 0);
+    CHECK(o, o->c->reason == NEGIO_CLOSE_ERROR || o->c->reason == NEGIO_CLOSE_TRUNCATED);
+    CHECK(o, o->s->reason == NEGIO_CLOSE_ERROR || o->s->reason == NEGIO_CLOSE_TRUNCATED);
+}
+
+/* Whether side R failed as the one that found the change: the transcripts differ
+ * (INTEGRITY), or its mechanism refused a token (HANDSHAKE), or the token failed negio's own
+ * check before GSS (HANDSHAKE too). */
+static int detected(const side_rec *r)
+{
+    return r->code == NEGIO_ERR_INTEGRITY || r->code == NEGIO_ERR_HANDSHAKE;
+}
+
+/* Whether side R failed because its peer reported a failure, or ended: the other side of a
+ * detection. */
+static int told(const side_rec *r)
+{
+    return detected(r) || r->code == NEGIO_ERR_PEER || r->code == NEGIO_ERR_REJECTED ||
+           r->code == NEGIO_ERR_TRUNCATED;
+}
+
+/* Whether CODE is the transcript's verdict, or the peer's report of it: its protected CLOSE
+ * (REJECTED) or its HANDSHAKE_ERROR (PEER). */
+static int integrity_or_report(int code)
+{
+    return code == NEGIO_ERR_INTEGRITY || code == NEGIO_ERR_REJECTED || code == NEGIO_ERR_PEER;
+}
+
+/* Runs one connection with the N rules R (each must fire and each edit must change a frame) and
+ * checks that the handshake was refused by a detection on one side. */
+static conn_out rewritten(const proxy_rule *r, edit_rec *const *edits, int n,
+                          const negio_config *cc)
+{
+    uint16_t pport;
+    proxy *px = px_start(NEGIO_LEVEL_SIGN, 23, &pport);
+    int ids[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++)
+        ids[i] = proxy_add_rule(px, &r[i]);
+    const msgspec *m = genuine_at(NEGIO_LEVEL_SEAL);
+    conn_out o = conn_run(px, pport, 0, cc, m, NMSGS);
+    for (int i = 0; i < n; i++)
+        CHECK(&o, proxy_fired(px, ids[i]) >= 1);
+    px_stop(px);
+    for (int i = 0; i < n; i++) {
+        if (edits[i] != NULL && edits[i]->done == 0)
+            print_error("  edit %d found nothing to change\n", i);
+        CHECK(&o, edits[i] == NULL || edits[i]->done >= 1);
+    }
+    check_refused(&o);
+    CHECK(&o, (detected(o.c) && told(o.s)) || (detected(o.s) && told(o.c)));
+    return o;
+}
+
+static const uint8_t negtokeninit_ntlm_only[] = {
+    0x60, 0x1c, 0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02,              /* SPNEGO */
+    0xa0, 0x12, 0x30, 0x10, 0xa0, 0x0e, 0x30, 0x0c,                          /* mechTypes */
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a}; /* NTLM, no token */
+
+/* The downgrade of issue 13, run through the proxy: a client with alice's ticket offers
+ * Kerberos, with its AP-REQ, and NTLM; the attacker rewrites the NegTokenInit to offer NTLM alone
+ * without an optimistic token, so that the server answers naming NTLM (and the client's SPNEGO
+ * then starts NTLM with a NEGOTIATE of its own: no forged NEGOTIATE is needed), and renames
+ * MsvAvTimestamp in the server's CHALLENGE, so that gss-ntlmssp sends no NTLM MIC and SPNEGO
+ * exchanges no mechListMIC (NTLM was the first mechanism the server was offered).
+ * On commit 4f7be19 both sides authenticated over NTLM and exchanged the messages (the server
+ * never authenticated to the client). Now the client refuses SPNEGO's move to NTLM before it
+ * produces an NTLM message (NEGIO_ERR_POLICY); a client that allows the fallback goes through
+ * NTLM and the transcripts differ (NEGIO_ERR_INTEGRITY). */
+static void kerberos_to_ntlm_downgrade_on_the_path_is_refused(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *init = proxy_frame_make(PROXY_HANDSHAKE, 0, 0, negtokeninit_ntlm_only,
+                                     sizeof(negtokeninit_ntlm_only), &n);
+    for (int allow = 0; allow <= 1; allow++) {
+        set_where("NegTokenInit rewritten to [ntlm], CHALLENGE's timestamp renamed, client %s",
+                  allow ? "allowing the NTLM fallback" : "with the default policy");
+        edit_rec ts = {0};
+        proxy_rule r[2] = {with_bytes(rule(PROXY_C2S, PROXY_HANDSHAKE, 0, PROXY_REPLACE), init, n),
+                           edit_rule(PROXY_S2C, -1, edit_rename_timestamp, &ts)};
+        uint16_t pport;
+        proxy *px = px_start(NEGIO_LEVEL_SIGN, 29, &pport);
+        int id0 = proxy_add_rule(px, &r[0]);
+        (void)proxy_add_rule(px, &r[1]);
+        negio_config *cc = client_cfg(NEGIO_LEVEL_SIGN);
+        if (allow)
+            assert_int_equal(negio_config_set_allow_ntlm_fallback(cc, 1), 0);
+        const msgspec *m = genuine_at(NEGIO_LEVEL_SEAL);
+        conn_out o = conn_run(px, pport, 0, cc, m, NMSGS);
+        negio_config_del(cc);
+        CHECK(&o, proxy_fired(px, id0) == 1);
+        uint8_t *f = NULL, *auth = NULL;
+        size_t alen = 0;
+        int client_ntlm = sent_ntlm(px, PROXY_C2S, 1, NULL, NULL, NULL);
+        int got_auth = sent_ntlm(px, PROXY_C2S, 3, &f, &auth, &alen);
+        const uint8_t *avf = got_auth ? test_ntlm_av(auth, auth + alen, TEST_AV_FLAGS) : NULL;
+        int auth_mic = avf != NULL && (test_le32(avf + 4) & TEST_AV_FLAG_MIC) != 0;
+        int server_chal = sent_ntlm(px, PROXY_S2C, 2, NULL, NULL, NULL);
+        size_t rn;
+        uint8_t *resp = proxy_frame_copy(px, 0, PROXY_S2C, 0, &rn);
+        static const uint8_t oid_ntlm[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04,
+                                           0x01, 0x82, 0x37, 0x02, 0x02, 0x0a};
+        int server_ntlm = resp != NULL && rn > HDR && resp[1] == PROXY_HANDSHAKE &&
+                          memmem(resp + HDR, rn - HDR, oid_ntlm, sizeof(oid_ntlm)) != NULL;
+        free(resp);
+        free(f);
+        px_stop(px);
+        check_refused(&o);
+        /* the server took the bait: its first answer selects NTLM */
+        CHECK(&o, server_ntlm);
+        if (!allow) {
+            CHECK(&o, o.c->code == NEGIO_ERR_POLICY && strstr(o.c->detail, "downgrade") != NULL);
+            CHECK(&o, !client_ntlm); /* no NTLM message left the client */
+            CHECK(&o, o.s->code == NEGIO_ERR_PEER);
+        } else {
+            /* the attack went through NTLM as on 4f7be19: the timestamp renamed, so the client's
+             * AUTHENTICATE carries no MIC; only the transcript can catch it */
+            CHECK(&o, server_chal && ts.done == 1 && got_auth && !auth_mic);
+            CHECK(&o, o.c->code == NEGIO_ERR_INTEGRITY || o.s->code == NEGIO_ERR_INTEGRITY);
+            /* and the other side learnt it from that side's report */
+            CHECK(&o, integrity_or_report(o.c->code) && integrity_or_report(o.s->code));
+        }
+    }
+    free(init);
+}
+
+/* NTLM's negotiation flags changed on the path: KEY_EXCH cleared in NEGOTIATE and CHALLENGE,
+ * DATAGRAM set in both, and both changes at once. Inside SPNEGO with the timestamp trick (no
+ * NTLM MIC, see above), and on raw NTLM, where nothing binds the NEGOTIATE message anyway. On
+ * commit 4f7be19 each of these authenticated both sides (only clearing the 128/56-bit flags was
+ * caught, by negio's key-strength check). */
+static void ntlm_flag_edits_on_the_path_are_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        uint32_t clear, set;
+    } edits[] = {
+        {"KEY_EXCH cleared", TEST_NTLM_KEY_EXCH, 0},
+        {"DATAGRAM set", 0, TEST_NTLM_DATAGRAM},
+        {"KEY_EXCH cleared and DATAGRAM set", TEST_NTLM_KEY_EXCH, TEST_NTLM_DATAGRAM},
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        for (int trick = 0; trick <= 1; trick++) {
+            set_where("NEGOTIATE and CHALLENGE flags: %s%s", edits[i].what,
+                      trick ? ", CHALLENGE's timestamp renamed" : "");
+            edit_rec neg = {.ntlm = 1, .clear = edits[i].clear, .set = edits[i].set};
+            edit_rec chal = {.ntlm = 2, .clear = edits[i].clear, .set = edits[i].set};
+            edit_rec ts = {0};
+            proxy_rule r[3] = {edit_rule(PROXY_C2S, 0, edit_ntlm_flags, &neg),
+                               edit_rule(PROXY_S2C, 0, edit_ntlm_flags, &chal),
+                               edit_rule(PROXY_S2C, 0, edit_rename_timestamp, &ts)};
+            edit_rec *recs[3] = {&neg, &chal, &ts};
+            negio_config *cc = client_cfg(NEGIO_LEVEL_SIGN);
+            (void)rewritten(r, recs, trick ? 3 : 2, cc);
+            negio_config_del(cc);
+        }
+    }
+}
+
+/* Handshake bytes that no mechanism protects, changed on the path, each where it exists: a
+ * SPNEGO length re-encoded in long form (the same value: BER allows it, DER does not), in either
+ * direction; the negState of a NegTokenResp; a reserved bit of the Kerberos AP-REQ's ap-options;
+ * the ticket's service name, which travels in the clear, relabelled negio/localhost ->
+ * other/localhost (the ticket's ciphertext is unchanged, so it still decrypts with negio's key);
+ * the Version field of an NTLM NEGOTIATE ([MS-NLMP] 2.2.2.10: informational). On commit 4f7be19
+ * each of these authenticated both sides (the raw NTLM Version field went unnoticed too). */
+static void unprotected_handshake_bytes_changed_on_the_path_are_refused(void **state)
+{
+    (void)state;
+    int spnego = cur_path == PATH_NEG_KERBEROS || cur_path == PATH_NEG_NTLM;
+    int krb = test_path_mech(cur_path) == NEGIO_MECH_KERBEROS;
+    negio_config *cc = client_cfg(NEGIO_LEVEL_SIGN);
+    if (spnego) {
+        /* the NegTokenInit: its mechTypes [0] (element 4: 60, OID, a0, 30, a0) */
+        set_where("client's NegTokenInit: mechTypes length in long form");
+        edit_rec e = {.element = 4};
+        proxy_rule r = edit_rule(PROXY_C2S, 0, edit_der_long_form, &e);
+        edit_rec *recs[1] = {&e};
+        (void)rewritten(&r, recs, 1, cc);
+        /* the server's first NegTokenResp: its negState [0] (element 2: a1, 30, a0) */
+        set_where("server's NegTokenResp: negState length in long form");
+        e = (edit_rec){.element = 2};
+        r = edit_rule(PROXY_S2C, 0, edit_der_long_form, &e);
+        (void)rewritten(&r, recs, 1, cc);
+        /* negState: accept-completed <-> accept-incomplete, and request-mic */
+        static const uint8_t state_el[] = {0xa0, 0x03, 0x0a, 0x01};
+        for (int d = 0; d < 2; d++) {
+            for (uint8_t x = 1; x <= 3; x += 2) {
+                int k = d == PROXY_C2S ? 1 : 0; /* the client's first NegTokenResp */
+                if (d == PROXY_C2S && !path_is_ntlm())
+                    continue; /* negotiate->kerberos: the client sends no NegTokenResp */
+                set_where("%s NegTokenResp #%d: negState xor %u", d ? "server's" : "client's", k,
+                          x);
+                e = (edit_rec){.find = state_el, .nfind = 4, .at = 4, .mask = x};
+                r = edit_rule((proxy_dir)d, k, edit_patch, &e);
+                (void)rewritten(&r, recs, 1, cc);
+            }
+        }
+    }
+    if (krb) {
+        /* ap-options ([RFC 4120] 5.5.1): a BIT STRING of 32 bits after its unused-bits byte;
+         * bit 0 (0x80 of the first byte) is reserved */
+        static const uint8_t ap_options[] = {0xa2, 0x07, 0x03, 0x05, 0x00};
+        set_where("AP-REQ ap-options: reserved bit 0 set");
+        edit_rec e = {.find = ap_options, .nfind = sizeof(ap_options), .at = 5, .mask = 0x80};
+        proxy_rule r = edit_rule(PROXY_C2S, 0, edit_patch, &e);
+        edit_rec *recs[1] = {&e};
+        (void)rewritten(&r, recs, 1, cc);
+        /* the ticket's sname, a SEQUENCE OF GeneralString: "negio", "localhost" */
+        static const uint8_t sname[] = {0x1b, 0x05, 'n', 'e', 'g', 'i', 'o', 0x1b, 0x09,
+                                        'l',  'o',  'c', 'a', 'l', 'h', 'o', 's',  't'};
+        set_where("ticket sname relabelled negio/localhost -> other/localhost");
+        e = (edit_rec){.find = sname,
+                       .nfind = sizeof(sname),
+                       .at = 2,
+                       .put = (const uint8_t *)"other",
+                       .nput = 5};
+        r = edit_rule(PROXY_C2S, 0, edit_patch, &e);
+        (void)rewritten(&r, recs, 1, cc);
+    } else {
+        /* NEGOTIATE: Version (8 bytes at 32), present with NEGOTIATE_VERSION: ProductMajor */
+        set_where("NEGOTIATE's Version field changed");
+        edit_rec e = {.ntlm = 1, .at = 32, .mask = 0x01};
+        proxy_rule r = edit_rule(PROXY_C2S, 0, edit_patch, &e);
+        edit_rec *recs[1] = {&e};
+        (void)rewritten(&r, recs, 1, cc);
+    }
+    negio_config_del(cc);
+}
+
+/* The client side of forged_handshake_error_with_a_challenge_leaves_the_client_alive, in a
+ * process of its own (launcher_main): a client engine, one connection through the proxy at PPORT.
+ * Exits 0 if the client failed with NEGIO_ERR_PEER, without authenticating or delivering anything.
+ */
+static void hostile_error_client(uint16_t pport)
+{
+    int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        signal(sigs[i], SIG_DFL); /* a crash must reach the parent as the signal */
+    world *w = calloc(1, sizeof(*w));
+    negio_engine_options o = {.loops = 1,
+                              .workers = 2,
+                              .handshake_timeout_ms = 10000,
+                              .callbacks = {.on_authenticated = cb_authenticated,
+                                            .on_message = cb_message,
+                                            .on_closed = cb_closed},
+                              .user = w};
+    negio_econn *h;
+    side_rec *c = &w->recs[0];
+    negio_config *cc = test_client_config(cur_path);
+    if (w == NULL || negio_engine_new(&w->e, &o) != NEGIO_OK ||
+        negio_engine_connect(w->e, "127.0.0.1", pport, cc, c, &h) != NEGIO_OK)
+        _exit(10);
+    w->nrecs = 1;
+    const msgspec *m = genuine_at(NEGIO_LEVEL_SEAL);
+    for (int i = 0; i < NMSGS; i++)
+        (void)negio_engine_send(w->e, h, m[i].data, m[i].len, m[i].level);
+    WAIT_UNTIL(c->closed, WAIT_MS);
+    fprintf(stderr, "[%s] client process: closed %d, %s %s: %s\n", test_path_name(cur_path),
+            c->closed, negio_close_reason_name(c->reason), negio_err_name(c->code), c->detail);
+    int ok = c->closed && c->code == NEGIO_ERR_PEER && !c->authenticated && c->nmsgs == 0;
+    negio_econn_unref(h);
+    negio_engine_del(w->e);
+    negio_config_del(cc);
+    _exit(ok ? 0 : 11);
+}
+
+/* The process that starts hostile_error_client processes: forked by main() before this process
+ * has threads, it forks one client process per request and answers with its wait status. (A
+ * client forked from the test process itself, whose engines have threads, can inherit a lock
+ * that one of them held at that moment and hang on it: it did, once in three runs under ASan.) */
+typedef struct launch {
+    uint16_t port;
+    test_path path;
+} launch;
+typedef struct launched {
+    int status, timed_out;
+} launched;
+static int launcher_cmd = -1, launcher_ans = -1;
+
+static void launcher_main(int cmd, int ans)
+{
+    launch q;
+    while (read(cmd, &q, sizeof(q)) == (ssize_t)sizeof(q)) {
+        launched a = {0, 0};
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(cmd);
+            close(ans);
+            cur_path = q.path;
+            hostile_error_client(q.port);
+        }
+        if (pid < 0)
+            a.status = 99 << 8;
+        else
+            a.status = wait_child(pid, 60000, &a.timed_out);
+        if (write(ans, &a, sizeof(a)) != (ssize_t)sizeof(a))
+            break;
+    }
+    _exit(0); /* the realm and everything else belong to the test process */
+}
+
+static void launcher_start(void)
+{
+    int cmd[2], ans[2];
+    if (pipe(cmd) != 0 || pipe(ans) != 0)
+        abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        close(cmd[1]);
+        close(ans[0]);
+        launcher_main(cmd[0], ans[1]);
+    }
+    close(cmd[0]);
+    close(ans[1]);
+    launcher_cmd = cmd[1]; /* closed at exit: the launcher then ends */
+    launcher_ans = ans[0];
+}
+
+/* Issue 13, result 1: a HANDSHAKE_ERROR in place of the server's CHALLENGE, carrying an NTLM
+ * CHALLENGE whose target name is empty while its TARGET_TYPE flags announce one (raw on the ntlm
+ * path, inside a NegTokenResp on negotiate->ntlm). On commit 4f7be19 the client handed it to
+ * gss-ntlmssp 1.2.0, which crashed the client process (SIGSEGV). An error frame's token never
+ * reaches NTLM now: the client survives and reports the peer's failure (NEGIO_ERR_PEER). The
+ * Kerberos paths get the same frame (inside a NegTokenResp on negotiate->kerberos), where it must
+ * end the same way. The
+ * client runs in a process of its own (see launcher_main), so that a crash is seen as its
+ * signal. */
+static void forged_handshake_error_with_a_challenge_leaves_the_client_alive(void **state)
+{
+    (void)state;
+    uint8_t chal[64], spnego[128];
+    size_t clen = test_ntlm_challenge(chal, 0), tlen = clen;
+    const uint8_t *tok = chal;
+    if (cur_path == PATH_NEG_NTLM || cur_path == PATH_NEG_KERBEROS) {
+        tlen = test_wrap_negtokenresp(spnego, chal, clen);
+        tok = spnego;
+    }
+    size_t blen, flen;
+    uint8_t *body = test_hs_error_body(tok, tlen, "forged", &blen);
+    uint8_t *frame = proxy_frame_make(PROXY_HS_ERROR, 0, 0, body, blen, &flen);
+    set_where("server's CHALLENGE replaced by a HANDSHAKE_ERROR carrying one with an empty target");
+    uint16_t pport;
+    proxy *px = px_start(NEGIO_LEVEL_SIGN, 31, &pport);
+    proxy_rule r = with_bytes(rule(PROXY_S2C, PROXY_HANDSHAKE, 0, PROXY_REPLACE), frame, flen);
+    int id = proxy_add_rule(px, &r);
+    launch q = {pport, cur_path};
+    launched a;
+    assert_int_equal(write(launcher_cmd, &q, sizeof(q)), (ssize_t)sizeof(q));
+    assert_int_equal(read(launcher_ans, &a, sizeof(a)), (ssize_t)sizeof(a));
+    char what[600];
+    snprintf(what, sizeof(what), "[%s, %s] the client process", test_path_name(cur_path), where);
+    check_child_exit(a.status, a.timed_out, what);
+    /* the server's side: never authenticated, nothing delivered, ended */
+    uint16_t up = proxy_upstream_port(px, 0);
+    assert_true(up != 0);
+    WAIT_UNTIL(server_closed(up), WAIT_MS);
+    pthread_mutex_lock(&lock);
+    conn_out o = {.s = find_server_rec(up)};
+    side_rec none = {0};
+    o.c = &none;
+    pthread_mutex_unlock(&lock);
+    CHECK(&o, proxy_fired(px, id) == 1);
+    CHECK(&o, o.s != NULL && o.s->closed && !o.s->authenticated && o.s->nmsgs == 0);
+    CHECK(&o, o.s->reason != NEGIO_CLOSE_CLEAN);
+    px_stop(px);
+    free(frame);
+    free(body);
 }
 
 /* ---- 4. per-message protection ------------------------------------------------------------- */
@@ -1413,6 +1953,7 @@ int main(void)
     if (repro != NULL && strcmp(repro, "listen") == 0)
         return repro_listen_race();
     test_realm_get();
+    launcher_start(); /* before any thread */
     verbose = getenv("NEGIO_TEST_VERBOSE") != NULL;
     /* clang-format off */
 #define PER_PATH(fn)                                                                              \
@@ -1431,6 +1972,15 @@ int main(void)
         PER_PATH(handshake),
         {"negotiate_downgrade/negotiate->kerberos", negotiate_downgrade, fx_setup, fx_teardown,
          &path_ids[PATH_NEG_KERBEROS]},
+        {"kerberos_to_ntlm_downgrade_on_the_path_is_refused/negotiate->kerberos",
+         kerberos_to_ntlm_downgrade_on_the_path_is_refused, fx_setup, fx_teardown,
+         &path_ids[PATH_NEG_KERBEROS]},
+        {"ntlm_flag_edits_on_the_path_are_refused/negotiate->ntlm",
+         ntlm_flag_edits_on_the_path_are_refused, fx_setup, fx_teardown, &path_ids[PATH_NEG_NTLM]},
+        {"ntlm_flag_edits_on_the_path_are_refused/ntlm", ntlm_flag_edits_on_the_path_are_refused,
+         fx_setup, fx_teardown, &path_ids[PATH_NTLM]},
+        PER_PATH(unprotected_handshake_bytes_changed_on_the_path_are_refused),
+        PER_PATH(forged_handshake_error_with_a_challenge_leaves_the_client_alive),
         {"raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path/ntlm",
          raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path, fx_setup, fx_teardown,
          &path_ids[PATH_NTLM]},

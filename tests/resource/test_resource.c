@@ -532,33 +532,45 @@ typedef struct clients {
     int cmd, ans;
 } clients;
 
+/* The child's next answer line (waiting at most MS for it). */
+static const char *clients_answer(clients *cl, int ms)
+{
+    static char ans[64];
+    size_t got = 0;
+    while (got < sizeof(ans) - 1) {
+        assert_int_equal(read_all(cl->ans, ans + got, 1, ms), 0);
+        if (ans[got++] == '\n')
+            break;
+    }
+    ans[got] = '\0';
+    return ans;
+}
+
 static unsigned clients_cmd(clients *cl, const char *verb, test_path path, int k, int n)
 {
     char cmd[64];
     int len = snprintf(cmd, sizeof(cmd), "%s %d %d %d\n", verb, (int)path, k, n);
     assert_int_equal(write_all(cl->cmd, cmd, (size_t)len), 0);
-    char ans[64];
-    size_t got = 0;
-    while (got < sizeof(ans) - 1) {
-        assert_int_equal(read_all(cl->ans, ans + got, 1, 300000), 0);
-        if (ans[got++] == '\n')
-            break;
-    }
-    ans[got] = '\0';
     unsigned failed;
-    assert_int_equal(sscanf(ans, "ok %u", &failed), 1);
+    assert_int_equal(sscanf(clients_answer(cl, 300000), "ok %u", &failed), 1);
     return failed;
+}
+
+/* Waits until the server has freed every connection. */
+static void server_empty(recorder *srv)
+{
+    int64_t until = now_ms() + 10000;
+    while (negio_engine_connections(srv->e) > 0 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(negio_engine_connections(srv->e), 0);
+    sleep_ms(100); /* a worker may still hold its reference for a moment */
 }
 
 /* Waits until the server has reported every connection closed and freed them. */
 static void server_settle(recorder *srv, int total)
 {
     assert_int_equal(recorder_wait(srv, &srv->closed, total, 60000), total);
-    int64_t until = now_ms() + 10000;
-    while (negio_engine_connections(srv->e) > 0 && now_ms() < until)
-        sleep_ms(5);
-    assert_int_equal(negio_engine_connections(srv->e), 0);
-    sleep_ms(100); /* a worker may still hold its reference for a moment */
+    server_empty(srv);
 }
 
 #define WARMUP 100
@@ -598,7 +610,7 @@ static void abandoned_handshakes(test_path path, clients *cl, recorder *srv, int
 }
 
 /* Forks the clients' process; call it while this one has no threads of its own. */
-static void clients_start(clients *cl)
+static void clients_start(clients *cl, void (*child_main)(int cmd_fd, int ans_fd))
 {
     int cmd[2], ans[2];
     assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
@@ -609,7 +621,7 @@ static void clients_start(clients *cl)
     if (cl->pid == 0) {
         close(cmd[1]);
         close(ans[0]);
-        clients_main(cmd[0], ans[1]);
+        child_main(cmd[0], ans[1]);
     }
     close(cmd[0]);
     close(ans[1]);
@@ -647,7 +659,7 @@ static void abandoned_handshakes_leave_server_memory_flat(void **state)
 {
     (void)state;
     clients cl;
-    clients_start(&cl); /* first, while this process has no threads of its own */
+    clients_start(&cl, clients_main); /* first, while this process has no threads of its own */
     recorder srv;
     negio_engine_options so = {.loops = 2, .workers = 4};
     recorder_init(&srv, &so);
@@ -890,12 +902,13 @@ static void cs_on_closed(negio_econn *c, negio_close_reason reason, int code, co
     pthread_mutex_unlock(&s->r.lock);
 }
 
-static void code_server_init(code_server *s)
+static void code_server_init(code_server *s, uint32_t handshake_timeout_ms)
 {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->r.lock, NULL);
     pthread_cond_init(&s->r.cond, NULL);
-    negio_engine_options o = {.loops = 2, .workers = 4};
+    negio_engine_options o = {
+        .loops = 2, .workers = 4, .handshake_timeout_ms = handshake_timeout_ms};
     o.callbacks.on_authenticated = cs_on_authenticated;
     o.callbacks.on_message = cs_on_message;
     o.callbacks.on_closed = cs_on_closed;
@@ -938,9 +951,9 @@ static void failed_handshakes_leave_server_memory_flat(void **state)
 {
     (void)state;
     clients cl;
-    clients_start(&cl); /* first, while this process has no threads of its own */
+    clients_start(&cl, clients_main); /* first, while this process has no threads of its own */
     code_server srv;
-    code_server_init(&srv);
+    code_server_init(&srv, 0);
     clients_connect_to(&cl, server_listen(&srv.r));
 
     int64_t t0 = now_ms();
@@ -997,6 +1010,281 @@ static void failed_handshakes_leave_server_memory_flat(void **state)
     }
 }
 
+/* ---- 4. before authentication: at most one handshake token per connection -------------------- */
+
+/* A peer that has not authenticated can make the server hold one handshake token at most
+ * (max_token, 64 KiB by default), never a frame of max_frame (1 MiB): a frame whose type or size
+ * the state does not allow is refused on its header, before its body is buffered (PROTOCOL.md
+ * sections 3.5 and 4.1; before commit 7871e00 a DATA header announcing 1 MiB at level none made
+ * the server buffer the megabyte until the handshake deadline, issue 13).
+ *
+ * The peers, in a child process: PRE_N connections that each send a HANDSHAKE header announcing
+ * max_token and then nothing more, the same with all of the token but its last byte (the most a
+ * connection can make the server hold), and PRE_N that each send a DATA header at level none
+ * announcing 1 MiB and then the megabyte but a byte, as far as the server takes it. The server's
+ * heap is measured (as in section 2) once it has read everything the HANDSHAKE peers sent (the
+ * kernel's receive queue of each of its sockets is empty, /proc/net/tcp), and sampled while the
+ * DATA peers send: the highest value counts. */
+
+#define PRE_N 64
+#define DATA_BODY ((1 << 20) - 1) /* all of the announced megabyte but a byte */
+#define MAX_TOKEN 65536           /* negio's default max_token (src/core/config.c) */
+/* What a connection that has not authenticated may cost the server beyond the token it holds:
+ * the receive region the connector keeps free for the next read (16 KiB, src/core/conn.c
+ * RECV_CHUNK), the 4 KiB step its input buffer grows by before authentication (src/core/buf.c),
+ * and the connection itself: the engine's connection and its libuv TCP and timer handles, the
+ * connector with its copy of the configuration, the frame header. Measured here (glibc, no
+ * tcache): about 20,000 bytes per connection for a header alone (the 16 KiB region and about
+ * 3.6 KiB), 73,300 to 85,600 with the whole token but a byte, depending on where the reads fell;
+ * the most it can be is the token and its header with a region after them, in 4 KiB steps
+ * (86,016 bytes), and the 3.6 KiB: 89,700, under the bound of 94,208. 8 KiB is left for the
+ * connection itself and the allocator. On commit 4f7be19 the token took 134,700 bytes per
+ * connection (the input buffer doubled), and the DATA peers were held until the deadline with
+ * 2 MiB each (the megabyte in a doubled buffer: the server's heap peaked at 134.7 MB). */
+#define PRE_REGION (16u * 1024)
+#define PRE_STEP (4u * 1024)
+#define PRE_CONN (8u * 1024)
+#define PRE_FIXED (PRE_REGION + PRE_STEP + PRE_CONN)
+
+static int pre_fd[PRE_N];
+static int pre_open;
+
+/* Sends what it can of N bytes (zeros) to FD: until they are all out or the peer has gone. */
+static void pre_send_body(int fd, size_t n)
+{
+    static const uint8_t zeros[16384];
+    while (n > 0) {
+        ssize_t w = send(fd, zeros, n < sizeof(zeros) ? n : sizeof(zeros), MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        n -= (size_t)w;
+    }
+}
+
+/* Opens N connections to PORT that each send a frame header of TYPE announcing LEN bytes, then
+ * (once all are open) BODY bytes of it each; they stay open. Returns how many got their header
+ * out. */
+static int pre_open_frames(uint16_t port, int n, uint8_t type, uint32_t len, size_t body)
+{
+    uint8_t hdr[HDR] = {
+        NEGIO_PROTOCOL_VERSION, type,        0, 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+        (uint8_t)(len >> 8),    (uint8_t)len};
+    int ok = 0, first = pre_open;
+    for (int i = 0; i < n && pre_open < PRE_N; i++) {
+        int fd = connect_to(port);
+        if (fd < 0)
+            continue;
+        pre_fd[pre_open++] = fd;
+        ok += write_all(fd, hdr, HDR) == 0;
+    }
+    for (int i = first; i < pre_open && body > 0; i++)
+        pre_send_body(pre_fd[i], body);
+    return ok;
+}
+
+/* Waits for the server to end each open connection (end of stream or reset, after whatever it
+ * sent), up to MS; returns how many it ended and the longest wait in *MAX_MS. */
+static int pre_wait_closed(int ms, int64_t t0, int64_t *max_ms)
+{
+    int closed = 0;
+    *max_ms = 0;
+    for (int i = 0; i < pre_open; i++) {
+        uint8_t b[512];
+        for (;;) {
+            struct pollfd pfd = {.fd = pre_fd[i], .events = POLLIN};
+            int left = (int)(t0 + ms - now_ms());
+            if (left <= 0 || poll(&pfd, 1, left) <= 0)
+                break;
+            ssize_t r = read(pre_fd[i], b, sizeof(b));
+            if (r > 0 || (r < 0 && errno == EINTR))
+                continue;
+            closed++;
+            if (now_ms() - t0 > *max_ms)
+                *max_ms = now_ms() - t0;
+            break;
+        }
+    }
+    return closed;
+}
+
+static void pre_close_all(void)
+{
+    for (int i = 0; i < pre_open; i++)
+        close(pre_fd[i]);
+    pre_open = 0;
+}
+
+/* Commands: "port P"; "hs N BODY" (N HANDSHAKE headers announcing MAX_TOKEN, BODY bytes of it
+ * each); "data N BODY" (N DATA headers at level none announcing 1 MiB, BODY bytes of it each, as
+ * far as the server takes them; answers once the server ended them: "ok ENDED LONGEST_MS");
+ * "close" (all connections); "quit". Every other answer is "ok SENT 0". */
+static void pre_peers_main(int cmd_fd, int ans_fd)
+{
+    FILE *in = fdopen(cmd_fd, "r");
+    char line[128];
+    unsigned port = 0, n, body;
+    while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
+        char ans[64];
+        int len;
+        if (sscanf(line, "port %u", &port) == 1)
+            continue;
+        if (sscanf(line, "hs %u %u", &n, &body) == 2) {
+            int ok = pre_open_frames((uint16_t)port, (int)n, 1, MAX_TOKEN, body);
+            len = snprintf(ans, sizeof(ans), "ok %d 0\n", ok);
+        } else if (sscanf(line, "data %u %u", &n, &body) == 2) {
+            int64_t t0 = now_ms(), longest;
+            (void)pre_open_frames((uint16_t)port, (int)n, 4, 1u << 20, body);
+            int ended = pre_wait_closed(10000, t0, &longest);
+            pre_close_all();
+            len = snprintf(ans, sizeof(ans), "ok %d %lld\n", ended, (long long)longest);
+        } else if (strncmp(line, "close", 5) == 0) {
+            pre_close_all();
+            len = snprintf(ans, sizeof(ans), "ok 0 0\n");
+        } else {
+            break;
+        }
+        (void)!write(ans_fd, ans, (size_t)len);
+    }
+    _exit(0);
+}
+
+/* Sends a command to the peers and reads "ok A B". */
+static void pre_cmd(clients *cl, const char *cmd, int *a, long long *b)
+{
+    assert_int_equal(write_all(cl->cmd, cmd, strlen(cmd)), 0);
+    assert_int_equal(sscanf(clients_answer(cl, 60000), "ok %d %lld", a, b), 2);
+}
+
+/* pre_cmd, sampling the server's heap until the answer comes: the highest in *PEAK. */
+static void pre_cmd_watching(clients *cl, const char *cmd, int *a, long long *b, size_t *peak)
+{
+    struct pollfd pfd = {.fd = cl->ans, .events = POLLIN};
+    assert_int_equal(write_all(cl->cmd, cmd, strlen(cmd)), 0);
+    int64_t until = now_ms() + 60000;
+    while (poll(&pfd, 1, 1) == 0 && now_ms() < until) {
+        size_t h = heap_in_use();
+        if (h > *peak)
+            *peak = h;
+    }
+    assert_int_equal(sscanf(clients_answer(cl, 60000), "ok %d %lld", a, b), 2);
+}
+
+/* The bytes the kernel holds unread for the server's established sockets on PORT (the local
+ * port in /proc/net/tcp), and how many such sockets there are. */
+static long unread_at(uint16_t port, int *sockets)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[256];
+    long unread = 0;
+    *sockets = 0;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned lport, st;
+        unsigned long tx, rx;
+        if (sscanf(line, " %*u: %*8x:%4x %*8x:%*4x %2x %8lx:%8lx", &lport, &st, &tx, &rx) == 4 &&
+            lport == port && st == 1) {
+            (*sockets)++;
+            unread += (long)rx;
+        }
+    }
+    fclose(f);
+    return unread;
+}
+
+/* Waits until the server has accepted N connections on PORT and read all they sent. */
+static void server_read_all(code_server *srv, uint16_t port, int n)
+{
+    int64_t until = now_ms() + 30000;
+    int sockets = 0;
+    long unread = -1;
+    while (now_ms() < until) {
+        unread = unread_at(port, &sockets);
+        if (sockets == n && unread == 0 && (int)negio_engine_connections(srv->r.e) == n)
+            return;
+        sleep_ms(5);
+    }
+    fail_msg("the server did not read everything from %d connections: %d sockets, %ld bytes "
+             "unread, %u connections",
+             n, sockets, unread, negio_engine_connections(srv->r.e));
+}
+
+/* N HANDSHAKE headers with BODY bytes each: the server's heap growth per connection. */
+static double held_per_connection(clients *cl, code_server *srv, uint16_t port, int body)
+{
+    server_empty(&srv->r);
+    size_t before = heap_in_use();
+    char cmd[64];
+    int sent;
+    long long unused;
+    snprintf(cmd, sizeof(cmd), "hs %d %d\n", PRE_N, body);
+    pre_cmd(cl, cmd, &sent, &unused);
+    assert_int_equal(sent, PRE_N);
+    server_read_all(srv, port, PRE_N);
+    size_t after = heap_in_use();
+    pre_cmd(cl, "close\n", &sent, &unused);
+    double per = ((double)after - (double)before) / PRE_N;
+    print_message("%d connections each sent a HANDSHAKE header announcing %d bytes and %d bytes "
+                  "of it: server heap %zu -> %zu bytes (%+.0f per connection)\n",
+                  PRE_N, MAX_TOKEN, body, before, after, per);
+    return per;
+}
+
+static void connections_before_authentication_hold_at_most_one_token(void **state)
+{
+    (void)state;
+    clients cl;
+    clients_start(&cl, pre_peers_main); /* first, while this process has no threads of its own */
+    code_server srv;
+    code_server_init(&srv, 60000); /* no deadline fires while the peers wait */
+    uint16_t port = server_listen(&srv.r);
+    clients_connect_to(&cl, port);
+
+    (void)held_per_connection(&cl, &srv, port, MAX_TOKEN - 1); /* warm-up: arenas, caches */
+    double header_only = held_per_connection(&cl, &srv, port, 0);
+    double whole_token = held_per_connection(&cl, &srv, port, MAX_TOKEN - 1);
+
+    server_empty(&srv.r);
+    size_t before = heap_in_use();
+    int had = code_count(&srv, NEGIO_ERR_PROTOCOL);
+    int ended;
+    long long longest;
+    char line[64];
+    snprintf(line, sizeof(line), "data %d %d\n", PRE_N, DATA_BODY);
+    size_t peak = before;
+    pre_cmd_watching(&cl, line, &ended, &longest, &peak);
+    server_empty(&srv.r);
+    size_t after = heap_in_use();
+    int refused = code_count(&srv, NEGIO_ERR_PROTOCOL) - had;
+    print_message("%d connections each sent a DATA header announcing 1 MiB at level none and "
+                  "then what the server would take of it: %d ended by the server within %lld "
+                  "ms, %d of them as protocol errors (\"%s\"); server heap %zu, at most %zu "
+                  "meanwhile (%+.0f per connection), %zu afterwards\n",
+                  PRE_N, ended, longest, refused, srv.detail[-101 - NEGIO_ERR_PROTOCOL], before,
+                  peak, ((double)peak - (double)before) / PRE_N, after);
+    pthread_mutex_lock(&srv.r.lock);
+    int authenticated = srv.r.authenticated, messages = srv.r.messages;
+    pthread_mutex_unlock(&srv.r.lock);
+    clients_stop(&cl);
+    recorder_free(&srv.r);
+
+    assert_int_equal(authenticated, 0);
+    assert_int_equal(messages, 0);
+    /* a header alone: the connection and its receive region; the whole token but a byte: that
+     * token more, and nothing in proportion to what the header announced beyond it */
+    assert_true(header_only <= PRE_FIXED);
+    assert_true(whole_token <= MAX_TOKEN + PRE_FIXED);
+    /* DATA before authentication is refused on its header, at once (the deadline is 60 s),
+     * having cost no more than a connection that sent a header alone */
+    assert_int_equal(ended, PRE_N);
+    assert_int_equal(refused, PRE_N);
+    assert_true(longest < 5000);
+    assert_true(peak - before <= (size_t)PRE_N * PRE_FIXED);
+    assert_true(after - before < FLAT_BOUND || after < before);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -1022,6 +1310,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(half_open_and_slowloris_peers_do_not_starve_real_clients),
         cmocka_unit_test(abandoned_handshakes_leave_server_memory_flat),
         cmocka_unit_test(failed_handshakes_leave_server_memory_flat),
+        cmocka_unit_test(connections_before_authentication_hold_at_most_one_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

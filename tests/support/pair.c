@@ -237,6 +237,54 @@ void test_pair_run(test_pair *p)
     abort();
 }
 
+/* Hands every whole frame of FROM's pending output to HOOK, then to TO. Returns the bytes taken
+ * from FROM. */
+static size_t move_frames(test_side *from, test_side *to, int dir, int *count, test_frame_hook hook,
+                          void *user)
+{
+    size_t avail;
+    const uint8_t *out = negio_conn_send_buf(from->conn, &avail);
+    size_t at = 0;
+    while (at < avail) {
+        size_t n = avail - at;
+        if (n >= 8) {
+            size_t body = (size_t)out[at + 4] << 24 | (size_t)out[at + 5] << 16 |
+                          (size_t)out[at + 6] << 8 | out[at + 7];
+            if (body <= n - 8)
+                n = 8 + body;
+        }
+        test_frame f = {dir, (*count)++, malloc(n + 1), n};
+        if (f.data == NULL)
+            abort();
+        memcpy(f.data, out + at, n);
+        hook(&f, user);
+        if (f.len > 0)
+            (void)negio_conn_feed(to->conn, f.data, f.len);
+        free(f.data);
+        at += n;
+    }
+    negio_conn_send_done(from->conn, avail);
+    return avail;
+}
+
+void test_pair_run_frames(test_pair *p, test_frame_hook hook, void *user)
+{
+    int count[2] = {0, 0};
+    test_side_drain(&p->client);
+    test_side_drain(&p->server);
+    for (int guard = 0; guard < 100000; guard++) {
+        size_t a = move_frames(&p->client, &p->server, 0, &count[0], hook, user);
+        if (a)
+            test_side_drain(&p->server);
+        size_t b = move_frames(&p->server, &p->client, 1, &count[1], hook, user);
+        if (b)
+            test_side_drain(&p->client);
+        if (a == 0 && b == 0)
+            return;
+    }
+    abort();
+}
+
 int test_side_count(const test_side *s, negio_event_type type)
 {
     int n = 0;

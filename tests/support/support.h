@@ -119,8 +119,23 @@ void test_pair_free(test_pair *p);
 void test_side_free(test_side *s);
 /* Moves bytes both ways and collects events until neither side can make progress. */
 void test_pair_run(test_pair *p);
-/* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns bytes moved.
- */
+/* A frame on its way between the connectors of a pair, for test_pair_run_frames: DIR 0 is
+ * client to server, 1 server to client; N counts the frames of DIR from 0; DATA (heap, LEN
+ * bytes) is the whole frame, header included, which the hook may change in place, replace with
+ * another heap buffer (freeing this one) or empty (LEN 0: nothing is delivered). */
+typedef struct test_frame {
+    int dir;
+    int n;
+    uint8_t *data;
+    size_t len;
+} test_frame;
+typedef void (*test_frame_hook)(test_frame *f, void *user);
+/* test_pair_run, with every frame each side sends passed through HOOK before the other side
+ * receives it, whole (the split policy is ignored). The stream must carry negio frames (no TLS,
+ * not the gss-sample profile). */
+void test_pair_run_frames(test_pair *p, test_frame_hook hook, void *user);
+/* Moves at most one chunk (per the split policy) from FROM's output into TO. Returns the bytes
+ * moved. */
 size_t test_pair_move(test_pair *p, test_side *from, test_side *to);
 /* Processes events on a side after input was fed to it. */
 void test_side_drain(test_side *s);

@@ -57,9 +57,11 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
                       char *detail);
 /* Whether negio__gss_sign and negio__gss_verify join a HEAD and BODY in TMP. */
 int negio__gss_mic_joins(const negio__gss *g);
-/* Tests only: non-zero makes every MIC go through the joined form (to show both are the same
- * on the wire). */
-extern int negio__gss_no_iov;
+#ifdef NEGIO_TEST_HOOKS
+/* The test build only (negio_hook_static, tests/CMakeLists.txt): non-zero makes every MIC of the
+ * process go through the joined form (to show both are the same on the wire). */
+extern _Atomic int negio__gss_no_iov;
+#endif
 /* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
 int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
                     char *detail);

@@ -19,6 +19,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/frame.h"
+#include "negio/identity.h"
 #include "support/support.h"
 
 #ifndef NEGIO_ALLOC_HOOK
@@ -502,6 +503,56 @@ static void a_handshake_error_is_sent_whole_or_not_at_all(void **state)
     assert_true(whole > 0 && empty > 0); /* both outcomes were reached */
 }
 
+static int identity_fn_runs;
+
+static int identity_fn(void *arg)
+{
+    (void)arg;
+    identity_fn_runs++;
+    return 0;
+}
+
+/* The identity layer allocates through negio's allocator like the rest (src/core/alloc.h), so its
+ * failures are injected too: looking up an account fails at each of its allocations with
+ * NEGIO_ERR_NOMEM and no result, and an impersonation that cannot save the thread's groups
+ * returns NEGIO_ERR_NOMEM without running the function. ("root", allowed explicitly, is the one
+ * account every test machine has; nothing here switches identities.) */
+static void identity_calls_fail_cleanly_at_every_allocation(void **state)
+{
+    (void)state;
+    negio_identity_policy root_allowed = {.allow_root = 1};
+    long n;
+    for (n = 1; n <= 1000; n++) {
+        negio_user *u = NULL;
+        negio__alloc_fail_after(n);
+        int rc = negio_user_lookup(&u, "root", &root_allowed, NULL, 0);
+        long injected = negio__alloc_injected();
+        negio__alloc_fail_after(0);
+        if (injected == 0) {
+            assert_int_equal(rc, NEGIO_OK);
+            assert_non_null(u);
+            negio_user_del(u);
+            break;
+        }
+        assert_int_equal(rc, NEGIO_ERR_NOMEM);
+        assert_null(u);
+    }
+    if (n == 1)
+        fail_msg("negio_user_lookup made no allocation through negio's allocator");
+
+    negio_user *u;
+    assert_int_equal(negio_user_lookup(&u, "root", &root_allowed, NULL, 0), NEGIO_OK);
+    identity_fn_runs = 0;
+    negio__alloc_fail_after(1);
+    int rc = negio_impersonate(u, identity_fn, NULL, NULL);
+    long injected = negio__alloc_injected();
+    negio__alloc_fail_after(0);
+    negio_user_del(u);
+    assert_int_equal(injected, 1);
+    assert_int_equal(rc, NEGIO_ERR_NOMEM);
+    assert_int_equal(identity_fn_runs, 0);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof(payload); i++)
@@ -513,6 +564,7 @@ int main(void)
         cmocka_unit_test(negotiate_ntlm),
         cmocka_unit_test(ntlm),
         cmocka_unit_test(a_handshake_error_is_sent_whole_or_not_at_all),
+        cmocka_unit_test(identity_calls_fail_cleanly_at_every_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,7 +108,8 @@ NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t p
  * Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID (also: sign or seal on a
  * NEGIO_TRANSPORT_TLS connection, which has level none only), NEGIO_ERR_BUSY (over the hard
  * limit), NEGIO_ERR_MSG_SIZE, NEGIO_ERR_CLOSED (the connection has ended or is closing),
- * NEGIO_ERR_LEVEL (established, and LEVEL is below the peer's announced minimum; not sent).
+ * NEGIO_ERR_LEVEL (established, and LEVEL is below the peer's announced minimum; not sent),
+ * NEGIO_ERR_NOMEM (no memory to queue the write; not sent).
  * A write made before establishment whose level turns out to be below the peer's minimum ends
  * the connection with NEGIO_ERR_POLICY (reported through on_closed). */
 NEGIO_API int negio_engine_write(negio_econn *c, const void *data, size_t len);
@@ -116,7 +117,8 @@ NEGIO_API int negio_engine_send(negio_engine *e, negio_econn *c, const void *dat
                                 negio_level level);
 
 /* Closes C: a protected close with STATUS (0 normal, non-zero rejection) once pending output is
- * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED. */
+ * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED,
+ * NEGIO_ERR_NOMEM (no memory to pass the close to the connection's loop; nothing changed). */
 NEGIO_API int negio_engine_close(negio_econn *c, uint32_t status);
 
 /* References to a connection handle; safe from any thread. */
@@ -131,7 +133,7 @@ NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
  * thread. */
 NEGIO_API size_t negio_econn_queued(const negio_econn *c);
 /* The facts of an authenticated connection; from its loop thread only (e.g. in callbacks).
- * Returns NEGIO_OK, NEGIO_ERR_STATE. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL INFO), NEGIO_ERR_STATE. */
 NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
 
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
@@ -144,7 +146,7 @@ NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
 
 /* Stops accepting, closes every connection gracefully (flush, protected close) within the
  * shutdown deadline, then force-closes what is left. Returns once all connections are closed.
- * Returns NEGIO_OK. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL engine). */
 NEGIO_API int negio_engine_shutdown(negio_engine *e);
 /* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
  * inside GSS-API (an unreachable KDC) is waited for: the mechanism's own timeouts bound it. */

@@ -40,8 +40,10 @@ void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);
 int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
                     int *complete, char *detail);
 
-/* Gives a client's context the peer's error token, to learn the mechanism's own reason.
- * Never succeeds; returns a negative code and fills DETAIL. */
+/* Gives a client's context the peer's error token, to learn the mechanism's own reason, which it
+ * writes into DETAIL; DETAIL is "" when there is none (a server, no context yet or a complete
+ * one, an empty token, or no error from the mechanism). It has no result: the connection fails
+ * with NEGIO_ERR_PEER either way. */
 void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
 
 /* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the

@@ -159,7 +159,7 @@ NEGIO_API int negio_engine_send(negio_engine *e, negio_econn *c, const void *dat
 
 /* Closes C: a protected close with STATUS (0 normal, non-zero rejection) once pending output is
  * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED,
- * NEGIO_ERR_NOMEM. */
+ * NEGIO_ERR_NOMEM (no memory to pass the close to the connection's loop; nothing changed). */
 NEGIO_API int negio_engine_close(negio_econn *c, uint32_t status);
 
 /* References to a connection handle; safe from any thread. */
@@ -175,7 +175,7 @@ NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
  * hard_limit bound. Safe from any thread. */
 NEGIO_API size_t negio_econn_queued(const negio_econn *c);
 /* The facts of an authenticated connection; from its loop thread only (e.g. in callbacks).
- * Returns NEGIO_OK, NEGIO_ERR_STATE. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL INFO), NEGIO_ERR_STATE. */
 NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
 
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
@@ -190,7 +190,7 @@ NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
  * shutdown deadline, then force-closes what is left and waits as long again. Returns when all
  * connections are closed, or when that second deadline passes (an application callback that
  * has not returned holds a loop thread); calling it again waits again.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_BUSY (connections were still open). */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL engine), NEGIO_ERR_BUSY (connections were still open). */
 NEGIO_API int negio_engine_shutdown(negio_engine *e);
 /* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
  * inside GSS-API (an unreachable KDC) is waited for (the mechanism's own timeouts bound it), and

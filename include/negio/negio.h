@@ -104,7 +104,8 @@ typedef enum negio_level {
 
 NEGIO_API const char *negio_mech_name(negio_mech mech);    /* "negotiate", "kerberos", "ntlm" */
 NEGIO_API const char *negio_level_name(negio_level level); /* "none", "sign", "seal" */
-/* Parses "negotiate"/"kerberos"/"ntlm" and "none"/"sign"/"seal"; NEGIO_ERR_INVALID otherwise. */
+/* Parses "negotiate"/"kerberos"/"ntlm" and "none"/"sign"/"seal".
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (any other name, or a NULL argument). */
 NEGIO_API int negio_mech_parse(const char *name, negio_mech *out);
 NEGIO_API int negio_level_parse(const char *name, negio_level *out);
 
@@ -155,7 +156,8 @@ NEGIO_API int negio_config_set_ccache(negio_config *cfg, const char *name);
  * NTLM_USER_FILE. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_ntlm_file(negio_config *cfg, const char *path);
 /* Client: authenticate as USER with PASSWORD (Kerberos: a TGT is obtained in memory; NTLM:
- * "DOMAIN\user" or "user"). The password is copied and wiped when the config is freed.
+ * "DOMAIN\user" or "user"). The password is copied and wiped when the config is freed; a
+ * connector's own copy is wiped once its first step has acquired the credentials.
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_password(negio_config *cfg, const char *user, const char *password);
 
@@ -191,6 +193,8 @@ NEGIO_API int negio_config_set_delegate(negio_config *cfg, int on);
  * character maps to nothing. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_add_user_map(negio_config *cfg, const char *principal,
                                         const char *local_name);
+/* Server: the NTLM domain of rule 3 above (NULL: none, so NTLM peers map only through explicit
+ * entries). Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain);
 /* Both: the wire profile. NEGIO_PROFILE_NATIVE is negio's protocol (docs/PROTOCOL.md).
  * NEGIO_PROFILE_GSS_SAMPLE speaks the conversation of MIT's gss-sample programs (gss-client,
@@ -258,8 +262,8 @@ NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
 /* Loads the TLS certificate, key and CA files now (or makes the ephemeral certificate) instead
  * of at the first connection, to report a bad file at start-up. Writes the cause into DETAIL
  * (CAP bytes, may be 0). Connections made from this configuration, or from copies of it, share
- * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_CREDENTIALS,
- * NEGIO_ERR_NOMEM. */
+ * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_INVALID,
+ * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap);
 NEGIO_API negio_transport negio_config_get_transport(const negio_config *cfg);
 
@@ -310,7 +314,7 @@ NEGIO_API uint8_t *negio_conn_recv_buf(negio_conn *conn, size_t *len);
 /* Returns NEGIO_OK, NEGIO_ERR_INVALID (N larger than the region). */
 NEGIO_API int negio_conn_recv_done(negio_conn *conn, size_t n);
 /* The peer closed its side of the stream (EOF). If no protected close was received, the next
- * event is the fatal NEGIO_ERR_TRUNCATED. Returns NEGIO_OK. */
+ * event is the fatal NEGIO_ERR_TRUNCATED. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_conn_feed_eof(negio_conn *conn);
 
 /* Output for the wire: the next *LEN bytes to send (NULL and 0 when there are none), then
@@ -341,7 +345,8 @@ NEGIO_API int negio_conn_write(negio_conn *conn, const void *data, size_t len, n
  * an optional short REASON) once the connection is established. Before that, it sends an
  * unprotected handshake error and ends the connector (the sticky error becomes
  * NEGIO_ERR_CLOSED; no further handshake step runs). No write is accepted afterwards.
- * Returns NEGIO_OK, NEGIO_ERR_STATE (already closed), NEGIO_ERR_NOMEM, or the sticky error. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (already closed), NEGIO_ERR_NOMEM, or the
+ * sticky error. */
 NEGIO_API int negio_conn_close(negio_conn *conn, uint32_t status, const char *reason);
 
 typedef enum negio_event_type {
@@ -365,12 +370,13 @@ typedef struct negio_event {
 
 /* Processes buffered input and returns the next event: 1 with *EV filled, 0 when nothing more
  * can happen until more input arrives or a deferred step runs (see negio_conn_want()), or the
- * fatal error (sticky; returned again on every later call).
- * Returns 1, 0, NEGIO_ERR_NOMEM, NEGIO_ERR_PROTOCOL, NEGIO_ERR_TOO_LARGE, NEGIO_ERR_TRUNCATED,
- * NEGIO_ERR_HANDSHAKE, NEGIO_ERR_PEER, NEGIO_ERR_POLICY, NEGIO_ERR_DOWNGRADE,
- * NEGIO_ERR_INTEGRITY, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_CLOSED, NEGIO_ERR_REJECTED, and
- * NEGIO_ERR_STATE (not fatal) while a negio_conn_recv_buf() region is outstanding. After a
- * NEGIO_EV_CLOSED event it returns 0. */
+ * fatal error (sticky; returned again on every later call). After a NEGIO_EV_CLOSED event it
+ * returns 0.
+ * Returns 1, 0, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_PROTOCOL, NEGIO_ERR_TOO_LARGE,
+ * NEGIO_ERR_TRUNCATED, NEGIO_ERR_HANDSHAKE, NEGIO_ERR_PEER, NEGIO_ERR_POLICY,
+ * NEGIO_ERR_DOWNGRADE, NEGIO_ERR_INTEGRITY, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_CLOSED,
+ * NEGIO_ERR_REJECTED, NEGIO_ERR_BINDING, and NEGIO_ERR_STATE (not fatal) while a
+ * negio_conn_recv_buf() region is outstanding. */
 NEGIO_API int negio_conn_next_event(negio_conn *conn, negio_event *ev);
 
 #define NEGIO_WANT_READ 0x1u  /* more input is useful */
@@ -382,8 +388,9 @@ NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
 
 /* Runs the pending handshake step (gss_init_sec_context / gss_accept_sec_context). May block on
  * the network inside the mechanism (KDC). Safe to call on another thread if no other call is
- * made on this connector meanwhile. Returns NEGIO_OK (also when no step was pending) or the
- * sticky fatal error (NEGIO_ERR_HANDSHAKE, NEGIO_ERR_CREDENTIALS, NEGIO_ERR_POLICY, ...). */
+ * made on this connector meanwhile. Returns NEGIO_OK (also when no step was pending),
+ * NEGIO_ERR_INVALID, or the sticky fatal error (NEGIO_ERR_HANDSHAKE, NEGIO_ERR_CREDENTIALS,
+ * NEGIO_ERR_POLICY, ...). */
 NEGIO_API int negio_conn_step(negio_conn *conn);
 
 /* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
@@ -416,10 +423,11 @@ typedef struct negio_auth_info {
 /* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
 NEGIO_API int negio_conn_auth_info(const negio_conn *conn, negio_auth_info *info);
 
-/* The first fatal error (0 if none) and its detail text (never NULL; "" if none). */
+/* The first fatal error and its detail text (never NULL; "" if none). negio_conn_error returns
+ * 0 (none), the sticky fatal error, or NEGIO_ERR_INVALID (a NULL connector). */
 NEGIO_API int negio_conn_error(const negio_conn *conn);
 NEGIO_API const char *negio_conn_error_detail(const negio_conn *conn);
-/* 1 once established (both policies agreed) and not failed. */
+/* Returns 1 once established (both policies agreed) and not failed, else 0. */
 NEGIO_API int negio_conn_is_established(const negio_conn *conn);
 /* Bytes of application data queued inside the connector (not yet protected) plus bytes pending
  * for the wire. For flow control. */

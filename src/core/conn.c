@@ -395,10 +395,14 @@ static void put_hs_error(negio_conn *c, const uint8_t *tok, size_t len, const ch
             (void)sample_put_token(c, 0x02, tok, len);
         return;
     }
-    if (put_header(c, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 4 + len + rlen) < 0 ||
-        negio__buf_append_u32(&c->out, (uint32_t)len) < 0 ||
-        negio__buf_append(&c->out, tok, len) < 0 || negio__buf_append(&c->out, reason, rlen) < 0)
-        return; /* best effort: the connection is failing anyway */
+    /* Best effort (the connection is failing anyway), but whole or not at all: room for the
+     * frame first, so that no append below can fail and leave half a frame (see put_frame). */
+    if (negio__buf_reserve(&c->out, NEGIO__HDR_LEN + 4 + len + rlen) < 0)
+        return;
+    (void)put_header(c, NEGIO__FT_HS_ERROR, NEGIO_LEVEL_NONE, 0, 4 + len + rlen);
+    (void)negio__buf_append_u32(&c->out, (uint32_t)len);
+    (void)negio__buf_append(&c->out, tok, len);
+    (void)negio__buf_append(&c->out, reason, rlen);
 }
 
 /* CLOSE body: [status u32][reason text]. Best effort when failing: the connection ends anyway. */

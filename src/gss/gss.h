@@ -40,8 +40,10 @@ void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);
 int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
                     int *complete, char *detail);
 
-/* Gives a client's context the peer's error token, to learn the mechanism's own reason.
- * Never succeeds; returns a negative code and fills DETAIL. */
+/* Gives a client's context the peer's error token, to learn the mechanism's own reason, which it
+ * writes into DETAIL; DETAIL is "" when there is none (a server, no context yet or a complete
+ * one, an empty token, or no error from the mechanism). It has no result: the connection fails
+ * with NEGIO_ERR_PEER either way. */
 void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
 
 /* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the
@@ -57,9 +59,11 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
                       char *detail);
 /* Whether negio__gss_sign and negio__gss_verify join a HEAD and BODY in TMP. */
 int negio__gss_mic_joins(const negio__gss *g);
-/* Tests only: non-zero makes every MIC go through the joined form (to show both are the same
- * on the wire). */
-extern int negio__gss_no_iov;
+#ifdef NEGIO_TEST_HOOKS
+/* The test build only (negio_hook_static, tests/CMakeLists.txt): non-zero makes every MIC of the
+ * process go through the joined form (to show both are the same on the wire). */
+extern _Atomic int negio__gss_no_iov;
+#endif
 /* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
 int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
                     char *detail);

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/internal.h"
 #include "identity/identity.h"
 #include "negio/identity.h"
@@ -87,52 +88,52 @@ int negio_user_lookup(negio_user **out, const char *name, const negio_identity_p
     char *buf = NULL;
     int rc;
     do { /* the entry may not fit the suggested size */
-        free(buf);
-        buf = malloc(len);
+        negio__free(buf);
+        buf = negio__malloc(len);
         if (buf == NULL)
             return NEGIO_ERR_NOMEM;
         rc = getpwnam_r(name, &pw, buf, len, &res);
         len *= 2;
     } while (rc == ERANGE && len < (1u << 24));
     if (rc != 0 || res == NULL) {
-        free(buf);
+        negio__free(buf);
         say(detail, cap, "no local account \"%s\"", name);
         return NEGIO_ERR_IDENTITY;
     }
     uid_t min = policy->min_uid ? policy->min_uid : login_min_uid();
     if (pw.pw_uid == 0 && !policy->allow_root) {
-        free(buf);
+        negio__free(buf);
         say(detail, cap, "refused to act as \"%s\": uid 0", name);
         return NEGIO_ERR_IDENTITY;
     }
     if (pw.pw_uid != 0 && pw.pw_uid < min && !policy->allow_system) {
-        free(buf);
+        negio__free(buf);
         say(detail, cap, "refused to act as \"%s\": a system account (below the login range)",
             name);
         return NEGIO_ERR_IDENTITY;
     }
-    negio_user *u = calloc(1, sizeof(*u));
+    negio_user *u = negio__calloc(1, sizeof(*u));
     int n = 32;
-    gid_t *groups = malloc(sizeof(gid_t) * (size_t)n);
+    gid_t *groups = negio__malloc(sizeof(gid_t) * (size_t)n);
     if (u == NULL || groups == NULL) {
-        free(u);
-        free(groups);
-        free(buf);
+        negio__free(u);
+        negio__free(groups);
+        negio__free(buf);
         return NEGIO_ERR_NOMEM;
     }
     while (getgrouplist(name, pw.pw_gid, groups, &n) < 0) {
         if (n > MAX_GROUPS) {
-            free(u);
-            free(groups);
-            free(buf);
+            negio__free(u);
+            negio__free(groups);
+            negio__free(buf);
             say(detail, cap, "\"%s\" is in too many groups", name);
             return NEGIO_ERR_IDENTITY;
         }
-        gid_t *more = realloc(groups, sizeof(gid_t) * (size_t)n);
+        gid_t *more = negio__realloc(groups, sizeof(gid_t) * (size_t)n);
         if (more == NULL) {
-            free(u);
-            free(groups);
-            free(buf);
+            negio__free(u);
+            negio__free(groups);
+            negio__free(buf);
             return NEGIO_ERR_NOMEM;
         }
         groups = more;
@@ -142,7 +143,7 @@ int negio_user_lookup(negio_user **out, const char *name, const negio_identity_p
     u->gid = pw.pw_gid;
     u->groups = groups;
     u->ngroups = n;
-    free(buf);
+    negio__free(buf);
     *out = u;
     return NEGIO_OK;
 }
@@ -171,8 +172,8 @@ int negio_conn_user(negio_user **out, const negio_conn *conn, const negio_identi
 void negio_user_del(negio_user *u)
 {
     if (u != NULL) {
-        free(u->groups);
-        free(u);
+        negio__free(u->groups);
+        negio__free(u);
     }
 }
 
@@ -193,8 +194,9 @@ gid_t negio_user_gid(const negio_user *u)
 
 /* ---- the switch ---------------------------------------------------------------------------- */
 
-/* Tests can make step N of the switch fail (see identity/identity.h). */
-static int (*fail_hook)(int step);
+#ifdef NEGIO_TEST_HOOKS
+/* The test build can make step N of the switch fail (see identity/identity.h). */
+static int (*_Atomic fail_hook)(int step);
 
 void negio__identity_set_fail_hook(int (*hook)(int step))
 {
@@ -204,12 +206,21 @@ void negio__identity_set_fail_hook(int (*hook)(int step))
 /* A step the test hook refuses is not attempted at all, as if the kernel had said EPERM. */
 static int refused_by_hook(int step)
 {
-    if (fail_hook != NULL && fail_hook(step)) {
+    int (*hook)(int) = fail_hook;
+    if (hook != NULL && hook(step)) {
         errno = EPERM;
         return 1;
     }
     return 0;
 }
+#else
+/* The libraries that are installed have no hook: every step is attempted. */
+static int refused_by_hook(int step)
+{
+    (void)step;
+    return 0;
+}
+#endif
 
 static int sys_setgroups(size_t n, const gid_t *g, int step)
 {
@@ -274,12 +285,12 @@ static int save(saved *s)
     int n = getgroups(0, NULL); /* the calling thread's list: a plain system call */
     if (n < 0)
         return -1;
-    s->groups = malloc(sizeof(gid_t) * (size_t)(n > 0 ? n : 1));
+    s->groups = negio__malloc(sizeof(gid_t) * (size_t)(n > 0 ? n : 1));
     if (s->groups == NULL)
         return -2;
     s->ngroups = getgroups(n, s->groups);
     if (s->ngroups < 0 || caps_get(&s->caps) < 0) {
-        free(s->groups);
+        negio__free(s->groups);
         return -1;
     }
     s->keepcaps = prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0);
@@ -316,7 +327,7 @@ static void restore(saved *s, int uid_changed, int gid_changed, int groups_chang
         abort();
     }
     prctl(PR_SET_KEEPCAPS, (unsigned long)s->keepcaps, 0, 0, 0);
-    free(s->groups);
+    negio__free(s->groups);
 }
 
 int negio_impersonate(const negio_user *u, int (*fn)(void *arg), void *arg, int *result)
@@ -330,12 +341,12 @@ int negio_impersonate(const negio_user *u, int (*fn)(void *arg), void *arg, int 
     if (rc < 0)
         return NEGIO_ERR_PERMISSION;
     if (!(s.euid == 0 || (has_cap(&s.caps, CAP_SETUID, 1) && has_cap(&s.caps, CAP_SETGID, 1)))) {
-        free(s.groups);
+        negio__free(s.groups);
         errno = EPERM;
         return NEGIO_ERR_PERMISSION;
     }
     if (prctl(PR_SET_KEEPCAPS, 1UL, 0, 0, 0) < 0) {
-        free(s.groups);
+        negio__free(s.groups);
         return NEGIO_ERR_PERMISSION;
     }
     int err;

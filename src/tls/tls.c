@@ -1,6 +1,5 @@
 /* The TLS transport on OpenSSL 3, through a BIO over the connector's buffers (docs/PROTOCOL.md
- * appendix B, ARCHITECTURE.md
- * section 15). */
+ * appendix B, ARCHITECTURE.md section 16). */
 #include "tls/tls.h"
 
 #include <pthread.h>

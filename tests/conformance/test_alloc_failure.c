@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
+#include "core/frame.h"
+#include "negio/identity.h"
 #include "support/support.h"
 
 #ifndef NEGIO_ALLOC_HOOK
@@ -51,6 +54,7 @@ typedef struct side {
     int established; /* ESTABLISHED events */
     int closed;      /* CLOSED events */
     int created;     /* negio_conn_new succeeded */
+    size_t wire_out; /* bytes this side put on the wire for its peer */
 } side;
 
 typedef struct run {
@@ -159,6 +163,7 @@ static size_t move_zero_copy(side *from, side *to)
     const uint8_t *out = negio_conn_send_buf(from->conn, &n);
     if (n == 0)
         return 0;
+    from->wire_out += n;
     if (to->err != 0) {
         negio_conn_send_done(from->conn, n); /* nobody reads any more */
         return n;
@@ -192,6 +197,7 @@ static size_t feed(side *from, side *to)
         out = negio_conn_send_buf(from->conn, &n);
     if (n == 0)
         return 0;
+    from->wire_out += n;
     if (to->err == 0) {
         int rc = negio_conn_feed(to->conn, out, n);
         if (rc < 0)
@@ -258,24 +264,64 @@ static int fully_successful(const run *r)
            r->echoed == NSCRIPT && r->client.closed == 1 && r->server.closed == 1;
 }
 
-/* What the other side may report when one side ran out of memory: nothing, the peer's handshake
- * error, its protected CLOSE carrying the negated NEGIO_ERR_NOMEM, the end of the stream, or
- * (PROTOCOL.md 6.7) the fatal protocol error of an established side that receives the
- * HANDSHAKE_ERROR of a peer that failed before it was established itself. */
-static int consequence(const side *s)
+/* What P, the peer of the side F that ran out of memory, must report: exactly what F told it
+ * (PROTOCOL.md 6.7), never a symptom of a damaged stream. A half frame left in F's output (an
+ * allocation failing half-way through a frame, with F's report appended after it) makes P wait
+ * for the rest and end in NEGIO_ERR_TRUNCATED, or misread F's report: so TRUNCATED is accepted
+ * only when F never put a byte on the wire (nobody was waiting to be told), and each report must
+ * arrive with F's reason:
+ *  - F's protected CLOSE: NEGIO_ERR_REJECTED, status 101 (the negated NEGIO_ERR_NOMEM) and its
+ *    reason, "out of memory";
+ *  - F's HANDSHAKE_ERROR: NEGIO_ERR_PEER with F's reason: "out of memory", or for a failure to
+ *    set up the mechanism at F's first step, "server credentials unavailable" (F a server) or
+ *    "client credentials unavailable" (F a client inside TLS);
+ *  - that HANDSHAKE_ERROR reaching a P that is already established: NEGIO_ERR_PROTOCOL;
+ *  - nothing, when P had ended cleanly (a verified close) or was never made. */
+static int consequence(const side *p, const side *f, int f_is_server)
 {
-    int err = s->err;
-    const char *detail = negio_conn_error_detail(s->conn);
-    char nomem[32];
-    snprintf(nomem, sizeof(nomem), "status %d:", -NEGIO_ERR_NOMEM);
-    if (err == NEGIO_ERR_PROTOCOL)
-        return s->established == 1 &&
-               strncmp(detail, "handshake error frame after establishment", 41) == 0 &&
-               strstr(detail, "it said: out of memory") != NULL;
-    if (err == NEGIO_ERR_REJECTED)
-        return strstr(detail, nomem) != NULL;
-    return err == 0 || err == NEGIO_ERR_NOMEM || err == NEGIO_ERR_PEER ||
-           err == NEGIO_ERR_TRUNCATED;
+    const char *detail = negio_conn_error_detail(p->conn);
+    char expect[160];
+    switch (p->err) {
+    case 0:
+        return !p->created || p->closed == 1;
+    case NEGIO_ERR_REJECTED:
+        snprintf(expect, sizeof(expect), "peer closed with status %d: %s", -NEGIO_ERR_NOMEM,
+                 negio_strerror(NEGIO_ERR_NOMEM));
+        return strcmp(detail, expect) == 0;
+    case NEGIO_ERR_PEER: {
+        const char *reasons[] = {negio_strerror(NEGIO_ERR_NOMEM),
+                                 f_is_server ? "server credentials unavailable"
+                                             : "client credentials unavailable"};
+        for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+            snprintf(expect, sizeof(expect), "peer reported: %s", reasons[i]);
+            size_t n = strlen(expect);
+            /* the reason, then nothing or "; " and what the mechanism made of F's token */
+            if (strncmp(detail, expect, n) == 0 && (detail[n] == '\0' || detail[n] == ';'))
+                return 1;
+        }
+        return 0;
+    }
+    case NEGIO_ERR_PROTOCOL: {
+        /* an established P keeps what the unprotected frame said: F's reason */
+        static const char head[] = "handshake error frame after establishment";
+        snprintf(expect, sizeof(expect), "it said: %s)", negio_strerror(NEGIO_ERR_NOMEM));
+        return p->established == 1 && strncmp(detail, head, sizeof(head) - 1) == 0 &&
+               strstr(detail, expect) != NULL;
+    }
+    case NEGIO_ERR_TRUNCATED: {
+        /* F never put a byte on the wire: nobody was waiting to be told. Inside TLS, also when
+         * TLS could not carry F's report: F failed before its TLS handshake was done (the report
+         * then waits, unencrypted, in F's output) or in the TLS layer itself (its detail says
+         * so; after that nothing more can be encrypted, src/core/conn.c tls_pump_out). */
+        const char *why = negio_conn_error_detail(f->conn);
+        return f->wire_out == 0 ||
+               (test_transport_get() != TRANSPORT_PLAIN &&
+                (negio_conn_pending_bytes(f->conn) > 0 || strstr(why, "TLS") != NULL ||
+                 strstr(why, "certificate") != NULL));
+    }
+    default:
+        return 0;
+    }
 }
 
 static void describe(const char *path, long n, const run *r)
@@ -316,6 +362,7 @@ static void every_allocation_failure_ends_cleanly(test_path path)
         run r;
         run_once(&r, cc, sc, n);
         long injected = negio__alloc_injected();
+        fprintf(stderr, "DBG n=%ld inj=%ld\n", n, injected);
         negio__alloc_fail_after(0);
         if (injected == 0) {
             /* past the last allocation: this run is the reference again */
@@ -359,7 +406,15 @@ static void every_allocation_failure_ends_cleanly(test_path path)
                              negio_conn_error_detail(r.client.conn)[0] == '\0') ||
                             (r.server.err == NEGIO_ERR_NOMEM &&
                              negio_conn_error_detail(r.server.conn)[0] == '\0');
-            if (!nomem || !consequence(&r.client) || !consequence(&r.server) || no_detail ||
+            /* the side that could not allocate, and what its peer must report */
+            int bad_peer = 0;
+            if (r.client.err == NEGIO_ERR_NOMEM)
+                bad_peer |= !consequence(&r.server, &r.client, 0);
+            if (r.server.err == NEGIO_ERR_NOMEM)
+                bad_peer |= !consequence(&r.client, &r.server, 1);
+            if (r.create_err == NEGIO_ERR_NOMEM) /* a side never made: its peer never ran */
+                bad_peer |= r.client.err != 0 || r.server.err != 0;
+            if (!nomem || bad_peer || no_detail ||
                 (r.create_err != 0 && r.create_err != NEGIO_ERR_NOMEM) || still_up) {
                 describe(name, n, &r);
                 violations++;
@@ -405,6 +460,103 @@ static void ntlm(void **state)
     every_allocation_failure_ends_cleanly(PATH_NTLM);
 }
 
+/* A connector that fails sends its report whole or not at all: closing a server before
+ * authentication puts a HANDSHAKE_ERROR with the reason in its output, and with the Nth
+ * allocation failing the output must hold either nothing or that one frame, complete. Half a
+ * frame would make the peer wait for bytes that never come (NEGIO_ERR_TRUNCATED, or the next
+ * frame read as the rest of this one) instead of reading the reason. */
+static void a_handshake_error_is_sent_whole_or_not_at_all(void **state)
+{
+    (void)state;
+    char reason[256];
+    memset(reason, 'r', sizeof(reason) - 1); /* longer than the output's first block */
+    reason[sizeof(reason) - 1] = '\0';
+    negio_config *sc;
+    assert_int_equal(negio_config_new(&sc, NEGIO_ROLE_SERVER), NEGIO_OK);
+    int whole = 0, empty = 0;
+    for (long n = 1; n <= 100; n++) {
+        negio_conn *c;
+        assert_int_equal(negio_conn_new(&c, sc), NEGIO_OK);
+        negio__alloc_fail_after(n); /* counting from the close */
+        assert_int_equal(negio_conn_close(c, 1, reason), NEGIO_OK);
+        long injected = negio__alloc_injected();
+        negio__alloc_fail_after(0);
+        size_t len;
+        const uint8_t *out = negio_conn_send_buf(c, &len);
+        if (len == 0) {
+            empty++;
+        } else {
+            negio__frame_hdr h;
+            const char *why;
+            assert_true(len >= NEGIO__HDR_LEN);
+            assert_int_equal(negio__frame_decode(out, &h, &why, 0), 0);
+            assert_int_equal(h.type, NEGIO__FT_HS_ERROR);
+            if (h.length != len - NEGIO__HDR_LEN)
+                fail_msg("allocation %ld failed: the output holds %zu bytes of a frame announcing "
+                         "%u",
+                         n, len - NEGIO__HDR_LEN, (unsigned)h.length);
+            assert_int_equal(negio__get_u32(out + NEGIO__HDR_LEN), 0); /* no token */
+            assert_memory_equal(out + NEGIO__HDR_LEN + 4, reason, strlen(reason));
+            whole++;
+        }
+        negio_conn_del(c);
+        if (injected == 0)
+            break;
+    }
+    negio_config_del(sc);
+    assert_true(whole > 0 && empty > 0); /* both outcomes were reached */
+}
+
+static int identity_fn_runs;
+
+static int identity_fn(void *arg)
+{
+    (void)arg;
+    identity_fn_runs++;
+    return 0;
+}
+
+/* The identity layer allocates through negio's allocator like the rest (src/core/alloc.h), so its
+ * failures are injected too: looking up an account fails at each of its allocations with
+ * NEGIO_ERR_NOMEM and no result, and an impersonation that cannot save the thread's groups
+ * returns NEGIO_ERR_NOMEM without running the function. ("root", allowed explicitly, is the one
+ * account every test machine has; nothing here switches identities.) */
+static void identity_calls_fail_cleanly_at_every_allocation(void **state)
+{
+    (void)state;
+    negio_identity_policy root_allowed = {.allow_root = 1};
+    long n;
+    for (n = 1; n <= 1000; n++) {
+        negio_user *u = NULL;
+        negio__alloc_fail_after(n);
+        int rc = negio_user_lookup(&u, "root", &root_allowed, NULL, 0);
+        long injected = negio__alloc_injected();
+        negio__alloc_fail_after(0);
+        if (injected == 0) {
+            assert_int_equal(rc, NEGIO_OK);
+            assert_non_null(u);
+            negio_user_del(u);
+            break;
+        }
+        assert_int_equal(rc, NEGIO_ERR_NOMEM);
+        assert_null(u);
+    }
+    if (n == 1)
+        fail_msg("negio_user_lookup made no allocation through negio's allocator");
+
+    negio_user *u;
+    assert_int_equal(negio_user_lookup(&u, "root", &root_allowed, NULL, 0), NEGIO_OK);
+    identity_fn_runs = 0;
+    negio__alloc_fail_after(1);
+    int rc = negio_impersonate(u, identity_fn, NULL, NULL);
+    long injected = negio__alloc_injected();
+    negio__alloc_fail_after(0);
+    negio_user_del(u);
+    assert_int_equal(injected, 1);
+    assert_int_equal(rc, NEGIO_ERR_NOMEM);
+    assert_int_equal(identity_fn_runs, 0);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof(payload); i++)
@@ -415,6 +567,8 @@ int main(void)
         cmocka_unit_test(negotiate_kerberos),
         cmocka_unit_test(negotiate_ntlm),
         cmocka_unit_test(ntlm),
+        cmocka_unit_test(a_handshake_error_is_sent_whole_or_not_at_all),
+        cmocka_unit_test(identity_calls_fail_cleanly_at_every_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -737,10 +737,18 @@ static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state
                 size_t first =
                     8 + ((size_t)f[4] << 24 | (size_t)f[5] << 16 | (size_t)f[6] << 8 | f[7]);
                 size_t m = corrupt(f, first, v, &seed);
+                /* a CHALLENGE damaged so that gss-ntlmssp leaks (support.h): its known leaks,
+                 * not checked by LeakSanitizer */
+                int known = (path == PATH_NEG_NTLM || path == PATH_NTLM) &&
+                            test_ntlm_known_leak(f, m, path == PATH_NEG_NTLM);
                 negio_conn_feed(to->conn, f, m);
                 negio_conn_feed_eof(to->conn); /* nothing more will come */
                 free(f);
+                if (known)
+                    test_known_leak_begin();
                 test_side_drain(to);
+                if (known)
+                    test_known_leak_end();
                 if (to->err == 0)
                     fprintf(stderr, "%s round %d variant %d: no error\n",
                             test_path_name((test_path)path), round, v);
@@ -750,6 +758,67 @@ static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state
             }
         }
     }
+}
+
+/* A CHALLENGE whose target info names the same computer twice is valid enough for gss-ntlmssp,
+ * which answers it but loses the first name (its known leak, tests/support/support.h): the
+ * client must go on as with any challenge, and nothing of negio's may leak with it. The valgrind
+ * pass matches the lost name by its exact stack (tests/valgrind.supp); under LeakSanitizer the
+ * step is not leak-checked, and test_ntlm_known_leak must recognise the message. */
+static void a_challenge_repeating_an_av_pair_leaks_only_inside_gss_ntlmssp(void **state)
+{
+    (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN)
+        skip(); /* the CHALLENGE is rewritten on a bare stream; TLS changes nothing here */
+    negio_config *cc = test_client_config(PATH_NTLM), *sc = test_server_config(PATH_NTLM);
+    test_pair p;
+    test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+    negio_config_del(cc);
+    negio_config_del(sc);
+    test_side_drain(&p.client);
+    while (test_pair_move(&p, &p.client, &p.server) > 0)
+        ;
+    test_side_drain(&p.server);
+    size_t n;
+    uint8_t *f = test_take_output(p.server.conn, &n);
+    assert_true(n > 8 + 48 && f[1] == 1 && memcmp(f + 8, "NTLMSSP\0\2\0\0\0", 12) == 0);
+    uint8_t *m = f + 8;
+    size_t mlen = n - 8;
+    /* the target info comes last: insert a copy of its first pair (a name) at its start */
+    size_t ti_len = (size_t)(m[40] | m[41] << 8);
+    size_t ti_off = (size_t)(m[44] | m[45] << 8 | m[46] << 16 | (size_t)m[47] << 24);
+    assert_int_equal(ti_off + ti_len, mlen);
+    size_t pair = 4 + (size_t)(m[ti_off + 2] | m[ti_off + 3] << 8);
+    uint16_t id = (uint16_t)(m[ti_off] | m[ti_off + 1] << 8);
+    assert_true(id >= 1 && id <= 5 && pair <= ti_len);
+    uint8_t *g = malloc(n + pair);
+    assert_non_null(g);
+    memcpy(g, f, 8 + ti_off);
+    memcpy(g + 8 + ti_off, m + ti_off, pair);
+    memcpy(g + 8 + ti_off + pair, m + ti_off, ti_len);
+    size_t gn = n + pair;
+    uint8_t *gm = g + 8;
+    gm[40] = gm[42] = (uint8_t)(ti_len + pair);
+    gm[41] = gm[43] = (uint8_t)((ti_len + pair) >> 8);
+    g[4] = (uint8_t)((gn - 8) >> 24);
+    g[5] = (uint8_t)((gn - 8) >> 16);
+    g[6] = (uint8_t)((gn - 8) >> 8);
+    g[7] = (uint8_t)(gn - 8);
+    assert_false(test_ntlm_known_leak(m, mlen, 0)); /* the genuine one */
+    assert_true(test_ntlm_known_leak(g, gn, 0));
+    negio_conn_feed(p.client.conn, g, gn);
+    test_known_leak_begin();
+    test_side_drain(&p.client);
+    test_known_leak_end();
+    /* gss-ntlmssp accepted it: the client answered and its context is complete */
+    assert_int_equal(p.client.err, 0);
+    size_t out_len;
+    uint8_t *out = test_take_output(p.client.conn, &out_len);
+    assert_true(out_len > 8 && out[1] == 1); /* the AUTHENTICATE */
+    free(out);
+    free(g);
+    free(f);
+    test_pair_free(&p);
 }
 
 /* A client with only a client keytab (no ticket, no password) obtains its ticket from it. */
@@ -886,6 +955,7 @@ int main(void)
         cmocka_unit_test(handshake_frame_after_completion_is_fatal),
         cmocka_unit_test(handshake_error_after_establishment_is_fatal_and_keeps_its_reason),
         cmocka_unit_test(corrupted_handshake_tokens_are_fatal_in_both_directions),
+        cmocka_unit_test(a_challenge_repeating_an_av_pair_leaks_only_inside_gss_ntlmssp),
         cmocka_unit_test(client_keytab_credentials_authenticate),
         cmocka_unit_test(an_expired_ticket_fails_with_the_reason),
         cmocka_unit_test(server_without_a_name_accepts_any_key_in_its_keytab),

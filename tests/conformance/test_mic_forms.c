@@ -3,7 +3,8 @@
  * gss_verify_mic_iov) or over the two joined in one buffer (gss_get_mic and gss_verify_mic, what
  * NTLM always uses and what PROTOCOL.md section 5 describes). Each side is switched between the
  * two forms independently (negio__gss_no_iov), in both directions, on every mechanism path, for
- * empty, small and multi-frame messages; a flipped payload bit is refused in either form. */
+ * empty, small and multi-frame messages; a flipped payload bit is refused in either form. The
+ * switch exists only in the test build of the library, which this test links. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,11 @@
 
 #include "gss/gss.h"
 #include "support/support.h"
+
+#ifndef NEGIO_TEST_HOOKS
+#error                                                                                             \
+    "test_mic_forms needs negio__gss_no_iov, in the test build of the library (negio_hook_static)"
+#endif
 
 static const size_t sizes[] = {0, 1, 5000, 70000};
 

@@ -22,6 +22,11 @@
 #include "identity/identity.h"
 #include "negio/identity.h"
 
+#ifndef NEGIO_TEST_HOOKS
+#error                                                                                             \
+    "test_impersonation needs negio__identity_set_fail_hook, in the test build (negio_hook_static)"
+#endif
+
 #define ALICE 2001
 #define BOB 2002
 #define SHARED_GID 3000

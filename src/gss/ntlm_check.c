@@ -1,12 +1,16 @@
 /* NTLM messages ([MS-NLMP] 2.2.1) checked before gss-ntlmssp parses them: the type each side may
  * receive, every field inside the message, and the CHALLENGE rules. gss-ntlmssp 1.2.0 writes
  * through a NULL pointer when a CHALLENGE announces a target name (TARGET_TYPE_SERVER or _DOMAIN,
- * Unicode) of length zero, so a hostile server could crash the client; such messages are refused. */
+ * Unicode) of length zero, so a hostile server could crash the client; it loses memory on a
+ * target info that repeats an AV pair (ntlm_decode_target_info) and on a context without extended
+ * session security when SPNEGO resets its RC4 state (ntlm_reset_rc4_state; both still in 1.3.1),
+ * so a hostile peer could make the other side leak at will. Such messages are refused. */
 #include "gss/ntlm_check.h"
 
 #include <string.h>
 
 #define NTLM_NEGOTIATE_UNICODE 0x00000001u
+#define NTLM_NEGOTIATE_ESS 0x00080000u /* NEGOTIATE_EXTENDED_SESSIONSECURITY (2.2.2.5) */
 #define NTLM_TARGET_TYPE_DOMAIN 0x00010000u
 #define NTLM_TARGET_TYPE_SERVER 0x00020000u
 #define CHALLENGE_MIN 48 /* up to and including TargetInfoFields */
@@ -28,6 +32,30 @@ static int field_ok(const uint8_t *m, size_t n, size_t at)
     return len == 0 || (off >= CHALLENGE_MIN - 16 && off <= n && len <= n - off);
 }
 
+/* A CHALLENGE's target info (2.2.2.1): AV pairs (AvId u16, AvLen u16, value) inside the field,
+ * each AvId at most once, ending with MsvAvEOL (AvId 0, AvLen 0). Empty is allowed. */
+static const char *check_target_info(const uint8_t *p, size_t len)
+{
+    uint32_t seen[2] = {0, 0}; /* the AvIds 0..63 met so far; [MS-NLMP] defines 0..10 */
+    const uint8_t *end = p + len;
+    if (len == 0)
+        return NULL;
+    while (end - p >= 4) {
+        unsigned id = le16(p), alen = le16(p + 2);
+        p += 4;
+        if (alen > (size_t)(end - p))
+            return "NTLM challenge target info pair outside its field";
+        if (id == 0)
+            return alen == 0 ? NULL : "NTLM challenge target info ends with a malformed pair";
+        if (id < 64 && (seen[id / 32] & 1u << (id % 32)))
+            return "NTLM challenge target info repeats a pair";
+        if (id < 64)
+            seen[id / 32] |= 1u << (id % 32);
+        p += alen;
+    }
+    return "NTLM challenge target info without its end";
+}
+
 const char *negio__ntlm_check_challenge(const uint8_t *m, size_t n)
 {
     if (n < 12 || memcmp(m, "NTLMSSP\0", 8) != 0 || le32(m + 8) != 2)
@@ -43,7 +71,9 @@ const char *negio__ntlm_check_challenge(const uint8_t *m, size_t n)
         return "NTLM challenge announces a target but its name is empty";
     if ((flags & NTLM_NEGOTIATE_UNICODE) && (le16(m + 12) & 1))
         return "NTLM challenge target name has an odd Unicode length";
-    return NULL;
+    if (!(flags & NTLM_NEGOTIATE_ESS))
+        return "NTLM challenge without extended session security";
+    return check_target_info(m + le32(m + 44), le16(m + 40));
 }
 
 /* Any NTLM message ([MS-NLMP] 2.2.1): the right type for where it arrives, long enough for its
@@ -78,5 +108,7 @@ const char *negio__ntlm_check_message(const uint8_t *m, size_t n, uint32_t expec
         if (len != 0 && (off > n || len > n - off))
             return "NTLM message field outside the message";
     }
+    if (type == 1 && !(le32(m + 12) & NTLM_NEGOTIATE_ESS))
+        return "NTLM negotiate without extended session security";
     return type == 2 ? negio__ntlm_check_challenge(m, n) : NULL;
 }

@@ -74,22 +74,6 @@ const struct test_certs *test_certs_get(void);
 const char *test_path_name(test_path p);
 negio_mech test_path_mech(test_path p);
 
-/* Two leaks of gss-ntlmssp 1.2.0 (still in 1.3.1) that a client suffers from a corrupted or
- * hostile CHALLENGE (docs/SECURITY.md 8.3): a 1,032-byte RC4 handle lost when MIT's SPNEGO resets
- * the crypto state of a context negotiated without extended session security, and the string of
- * a target-info AV pair (a NetBIOS or DNS name, the target name) lost when the CHALLENGE repeats
- * that pair. LeakSanitizer cannot suppress them by their stacks: they are allocated inside the
- * stripped gss-ntlmssp under gss_init_sec_context, as are the output tokens gss-ntlmssp returns,
- * whose loss would be negio's and must be reported (tests/leakcheck). So the tests that feed such
- * a CHALLENGE say so: test_ntlm_known_leak() finds one in a token or a byte stream (SPNEGO: the
- * CHALLENGE arrives inside SPNEGO, where the first leak happens), and allocations made on the
- * calling thread between test_known_leak_begin() and test_known_leak_end() are not leak-checked
- * by LeakSanitizer (no-ops in other builds). valgrind matches both by their exact stacks instead
- * (tests/valgrind.supp). */
-int test_ntlm_known_leak(const uint8_t *p, size_t n, int spnego);
-void test_known_leak_begin(void);
-void test_known_leak_end(void);
-
 /* Configs for a path, with the realm's credentials; the caller may adjust and must free. */
 negio_config *test_client_config(test_path p);
 negio_config *test_server_config(test_path p);

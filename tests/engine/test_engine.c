@@ -323,7 +323,10 @@ static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **st
 {
     (void)state;
     const test_realm *r = test_realm_get();
-    enum { WAITING = 200, PROBES = 50 };
+    enum { PROBES = 50 };
+    /* 200, fewer where NEGIO_TEST_CONNECTIONS is lowered for a slow run (TSan, valgrind) */
+    int waiting = env_int("NEGIO_TEST_CONNECTIONS", 1000) / 2;
+    const int WAITING = waiting < 200 ? waiting : 200;
     recorder srv, cli;
     negio_engine_options so = {.loops = 1}, co = {.loops = 1, .handshake_timeout_ms = 2000};
     uint16_t port = start_server(&srv, &so, NEGIO_LEVEL_SIGN);
@@ -367,8 +370,10 @@ static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **st
             answered, WAITING, 1000 * total / (answered ? answered : 1), 1000 * worst, ended,
             w[0].detail);
     assert_int_equal(answered, PROBES);
-    /* a blocked loop would answer after the deadline (2 s); the bound is loose for sanitizers */
-    assert_true(worst < 0.5);
+    /* a loop blocked on the KDC would answer nothing until the KDC came back (every probe was
+     * answered); the bound only says no probe waited near the deadline: the loop also runs the
+     * TLS handshakes of the waiting connections in the TLS variant, slow under sanitizers */
+    assert_true(worst < 1.5);
     assert_int_equal(ended, WAITING);
     for (int i = 0; i < WAITING; i++) {
         assert_int_equal(w[i].reason, NEGIO_CLOSE_TIMEOUT);

@@ -366,10 +366,14 @@ typedef struct negio_event {
     size_t len;
     uint32_t status;    /* NEGIO_EV_CLOSED: the peer's status (0: normal close) */
     const char *reason; /* NEGIO_EV_CLOSED: the peer's reason text, possibly empty */
+    unsigned want;      /* next_event returned 0: what the connector needs before it can go on,
+                           as negio_conn_want() would say (NEGIO_WANT_READ: input; NEGIO_WANT_STEP:
+                           a deferred step; NEGIO_WANT_WRITE: output waits; 0: nothing more) */
 } negio_event;
 
 /* Processes buffered input and returns the next event: 1 with *EV filled, 0 when nothing more
- * can happen until more input arrives or a deferred step runs (see negio_conn_want()), or the
+ * can happen until more input arrives or a deferred step runs (EV->want then says which, as
+ * negio_conn_want() does), or the
  * fatal error (sticky; returned again on every later call). After a NEGIO_EV_CLOSED event it
  * returns 0.
  * Returns 1, 0, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_PROTOCOL, NEGIO_ERR_TOO_LARGE,

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
-#include "core/internal.h"
+#include "base/buf.h"
+#include "base/config.h"
 
 typedef struct negio__gss negio__gss;
 
@@ -18,7 +18,10 @@ negio__cred_cache *negio__cred_cache_new(void);
 void negio__cred_cache_ref(negio__cred_cache *cc);
 void negio__cred_cache_unref(negio__cred_cache *cc);
 
-int negio__gss_new(negio__gss **out, const negio_config *cfg, char *detail);
+/* A provider for a connector's configuration CFG (its own copy, alive as long as the provider).
+ * A client given DELEGATED (a credential another connection received, negio__delegated_cred;
+ * borrowed: it must outlive the provider) authenticates with it, over Kerberos. */
+int negio__gss_new(negio__gss **out, const negio_config *cfg, void *delegated, char *detail);
 void negio__gss_del(negio__gss *g);
 
 /* A copy of G's established context for CFG (the clone's own configuration): same keys, same
@@ -37,8 +40,8 @@ void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);
 /* One context step on IN (NULL/0 for the client's first call). Appends the output token (if any)
  * to OUT even on failure, so that an error token can still reach the peer. *COMPLETE is set once
  * the context is established and every policy check on it passed. */
-int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out,
-                    int *complete, char *detail);
+int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out, int *complete,
+                    char *detail);
 
 /* Gives a client's context the peer's error token, to learn the mechanism's own reason, which it
  * writes into DETAIL; DETAIL is "" when there is none (a server, no context yet or a complete
@@ -49,7 +52,8 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
 /* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the
  * MIC covers the pieces where they are (gss_get_mic_iov) and is made in place in OUT; other
  * mechanisms get the pieces joined in TMP first (a MIC covers what the wire carries in the
- * clear: TMP can be a buffer that is not wiped). Both forms give the same token (RFC 4121 section 4.2.6.1). */
+ * clear: TMP can be a buffer that is not wiped). Both forms give the same token (RFC 4121
+ * section 4.2.6.1). */
 int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
                     size_t blen, negio__buf *out, negio__buf *tmp, char *detail);
 /* Verifies MIC over HEAD || BODY, as negio__gss_sign makes it: only an exact GSS_S_COMPLETE
@@ -80,13 +84,22 @@ int negio__gss_unseal(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
  * lives in G itself (no allocation per message): release it before negio__gss_del(G). */
 void negio__gss_release(void **handle);
 
-/* Server: the credentials the client delegated, or NULL (owned by G; take a reference). */
-struct negio_delegated *negio__gss_delegated(const negio__gss *g);
+/* Server: the credential the client delegated, or NULL; the caller owns it from then on and
+ * gives it back with negio__gss_cred_release (src/identity/delegated.c wraps it). */
+void *negio__gss_take_delegated(negio__gss *g);
+/* Releases a credential handed out by the provider, and sets *CRED to NULL. */
+void negio__gss_cred_release(void **cred);
+/* Server: the local account name the realm's rules (krb5.conf auth_to_local) give the peer, in
+ * *OUT (negio__free it), or NULL when no rule does. 0 or NEGIO_ERR_NOMEM. */
+int negio__gss_localname(const negio__gss *g, char **out);
+/* Whether the peer's name held NUL or control characters (shown as '?'): it maps to nothing. */
+int negio__gss_peer_unsafe(const negio__gss *g);
 
 /* Whether the established context negotiated confidentiality. */
 int negio__gss_has_conf(const negio__gss *g);
 
-/* The facts of the established context; strings stay owned by G. */
+/* The facts of the established context (mechanism, peer, flags, lifetime; not the local name or
+ * delegation, which the connector holds); strings stay owned by G. */
 void negio__gss_info(const negio__gss *g, negio_auth_info *info);
 
 #endif

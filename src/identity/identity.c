@@ -17,8 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/alloc.h"
-#include "core/internal.h"
+#include "base/alloc.h"
+#include "base/config.h"
 #include "identity/identity.h"
 #include "negio/identity.h"
 
@@ -77,8 +77,9 @@ int negio_user_lookup(negio_user **out, const char *name, const negio_identity_p
     if (policy == NULL)
         policy = &def;
     if (!negio__local_name_ok(name, strnlen(name, 257))) {
-        say(detail, cap, "refused local name \"%.64s\": empty, too long, or holds '/', ':' or "
-                         "a control character",
+        say(detail, cap,
+            "refused local name \"%.64s\": empty, too long, or holds '/', ':' or "
+            "a control character",
             name);
         return NEGIO_ERR_IDENTITY;
     }
@@ -146,27 +147,6 @@ int negio_user_lookup(negio_user **out, const char *name, const negio_identity_p
     negio__free(buf);
     *out = u;
     return NEGIO_OK;
-}
-
-int negio_conn_user(negio_user **out, const negio_conn *conn, const negio_identity_policy *policy,
-                    char *detail, size_t cap)
-{
-    if (out == NULL || conn == NULL)
-        return NEGIO_ERR_INVALID;
-    *out = NULL;
-    negio_auth_info info;
-    int rc = negio_conn_auth_info(conn, &info);
-    if (rc < 0)
-        return rc;
-    if (info.flags & NEGIO_FLAG_ANON) {
-        say(detail, cap, "%s", "anonymous peers are never impersonated");
-        return NEGIO_ERR_IDENTITY;
-    }
-    if (info.local_name == NULL) {
-        say(detail, cap, "\"%s\" maps to no local account", info.peer);
-        return NEGIO_ERR_IDENTITY;
-    }
-    return negio_user_lookup(out, info.local_name, policy, detail, cap);
 }
 
 void negio_user_del(negio_user *u)
@@ -370,8 +350,8 @@ int negio_impersonate(const negio_user *u, int (*fn)(void *arg), void *arg, int 
     }
     /* the function runs with no effective capability: every access check is the user's */
     caps none;
-    if (caps_get(&none) < 0 || (none.data[0].effective = none.data[1].effective = 0,
-                                caps_set(&none) < 0)) {
+    if (caps_get(&none) < 0 ||
+        (none.data[0].effective = none.data[1].effective = 0, caps_set(&none) < 0)) {
         err = errno;
         restore(&s, 1, 1, 1);
         errno = err;

@@ -12,20 +12,20 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/alloc.h"
+#include "base/alloc.h"
 
 #define READ_CHUNK 16384
 
 struct negio__tls_shared {
     atomic_int refs;
     pthread_mutex_t lock;
-    int built;          /* 1 built, -1 failed */
-    int rc;             /* the failure's code */
+    int built; /* 1 built, -1 failed */
+    int rc;    /* the failure's code */
     char failure[NEGIO__DETAIL_MAX];
     SSL_CTX *ctx;
     BIO_METHOD *bio; /* the transport BIO's methods, for every SSL made from CTX */
-    int ephemeral;      /* server: the ephemeral self-signed certificate */
-    int verify_peer;    /* client: the server's certificate is verified */
+    int ephemeral;   /* server: the ephemeral self-signed certificate */
+    int verify_peer; /* client: the server's certificate is verified */
 };
 
 /* The connector's buffers as OpenSSL's transport: records are read straight from the received
@@ -44,10 +44,10 @@ struct negio__tls {
     int done;
     int peer_closed;
     int shutdown_sent;
-    int renegotiation;  /* a renegotiation was attempted */
+    int renegotiation; /* a renegotiation was attempted */
     int cert_free;
     int verify_peer;
-    char *peer;         /* the verified peer certificate's subject */
+    char *peer; /* the verified peer certificate's subject */
     int peer_verified;
     const char *version;
     const char *cipher;
@@ -279,11 +279,11 @@ static int build_ctx(negio__tls_shared *s, const negio_config *cfg, char *detail
             return NEGIO_ERR_CREDENTIALS;
         }
         if (cfg->tls_ca != NULL)
-            SSL_CTX_set_verify(ctx,
-                               SSL_VERIFY_PEER | (cfg->tls_require_client_cert
-                                                      ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                                      : 0),
-                               NULL);
+            SSL_CTX_set_verify(
+                ctx,
+                SSL_VERIFY_PEER |
+                    (cfg->tls_require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                NULL);
     } else if (cfg->tls_ca != NULL || cfg->transport == NEGIO_TRANSPORT_TLS) {
         if (cfg->tls_ca == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1) {
             ssl_detail(detail, "TLS: cannot load the system's trusted certificates");
@@ -332,7 +332,8 @@ static void on_message(int write_p, int version, int content_type, const void *b
     if (t == NULL || write_p || !t->done || content_type != SSL3_RT_HANDSHAKE || len < 1)
         return;
     uint8_t type = ((const uint8_t *)buf)[0];
-    if (version < TLS1_3_VERSION || (type != SSL3_MT_NEWSESSION_TICKET && type != SSL3_MT_KEY_UPDATE))
+    if (version < TLS1_3_VERSION ||
+        (type != SSL3_MT_NEWSESSION_TICKET && type != SSL3_MT_KEY_UPDATE))
         t->renegotiation = 1;
 }
 
@@ -378,8 +379,8 @@ int negio__tls_new(negio__tls **out, const negio_config *cfg, negio__buf *wire_o
         return NEGIO_ERR_NOMEM;
     }
     t->role = cfg->role;
-    t->verify_peer = cfg->tls_shared->verify_peer || (cfg->role == NEGIO_ROLE_SERVER &&
-                                                      cfg->tls_ca != NULL);
+    t->verify_peer =
+        cfg->tls_shared->verify_peer || (cfg->role == NEGIO_ROLE_SERVER && cfg->tls_ca != NULL);
     t->cert_free = cfg->transport == NEGIO_TRANSPORT_TLS_NEGOTIATE &&
                    (cfg->role == NEGIO_ROLE_SERVER ? cfg->tls_shared->ephemeral
                                                    : !cfg->tls_shared->verify_peer);

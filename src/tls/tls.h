@@ -1,15 +1,15 @@
 /* The TLS transport (OpenSSL 3, through a BIO over the connector's own buffers): a byte-stream
- * filter under negio's frames. Wire bytes go in, plaintext comes out into the connector's frame buffer; the connector's
- * frames go in, wire bytes come out. Every function writes a human-readable cause into DETAIL
- * (size NEGIO__DETAIL_MAX) when it fails. */
+ * filter under negio's frames. Wire bytes go in, plaintext comes out into the connector's frame
+ * buffer; the connector's frames go in, wire bytes come out. Every function writes a human-readable
+ * cause into DETAIL (size NEGIO__DETAIL_MAX) when it fails. */
 #ifndef NEGIO_TLS_TLS_H
 #define NEGIO_TLS_TLS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
-#include "core/internal.h"
+#include "base/buf.h"
+#include "base/config.h"
 
 /* The SSL_CTX built from a configuration, shared by the configuration, its copies and their
  * connectors, built once on first use. Any change to a configuration's TLS settings gives that
@@ -49,7 +49,8 @@ int negio__tls_shutdown_sent(const negio__tls *t);
  * ephemeral certificate. */
 int negio__tls_cert_free(const negio__tls *t);
 /* The GSS channel-binding application data of this session ("tls-exporter:" || 32 bytes with
- * TLS 1.3, "tls-server-end-point:" || hash with TLS 1.2). Returns its length, or a negative code. */
+ * TLS 1.3, "tls-server-end-point:" || hash with TLS 1.2). Returns its length, or a negative code.
+ */
 int negio__tls_bindings(negio__tls *t, uint8_t out[NEGIO__TLS_CB_MAX], char *detail);
 /* Fills the TLS fields of INFO (strings owned by T). */
 void negio__tls_info(const negio__tls *t, negio_auth_info *info);

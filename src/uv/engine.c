@@ -26,9 +26,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "core/alloc.h"
-#include "core/internal.h" /* the listener logs through its configuration's log function */
-#include "core/write_check.h"
+#include "base/alloc.h"
+#include "base/config.h" /* the listener logs through its configuration's log function */
+#include "conn/write_check.h"
 #include "negio/engine.h"
 #include "negio/identity.h"
 
@@ -117,7 +117,7 @@ struct negio_econn {
      * only after it is counted in UNSENT. */
     atomic_size_t queued;
     atomic_size_t unsent;
-    /* The peer's POLICY as negio_engine_send checks it from any thread (core/write_check.h),
+    /* The peer's POLICY as negio_engine_send checks it from any thread (conn/write_check.h),
      * published once when the connection is established. */
     _Atomic uint64_t peer_policy;
     negio_engine *e;

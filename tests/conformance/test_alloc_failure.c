@@ -1,6 +1,6 @@
 /* Allocation failure at every allocation negio makes during a handshake plus a message exchange
  * (CHECKLIST "Resources"): for each mechanism path and N = 1, 2, ..., the Nth allocation fails
- * (src/core/alloc.h hook, this test links the test-only library negio_hook_static), until a run
+ * (src/base/alloc.h hook, this test links the test-only library negio_hook_static), until a run
  * makes fewer than N allocations. Every run must end either fully successful, with the same
  * authentication facts as a run where nothing fails and every byte echoed back, or with a fatal
  * NEGIO_ERR_NOMEM (and a detail) on the side that could not allocate and at most a consequence of
@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
-#include "core/alloc.h"
-#include "core/buf.h"
-#include "core/frame.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "wire/frame.h"
 #include "negio/identity.h"
 #include "support/support.h"
 
@@ -312,7 +312,7 @@ static int consequence(const side *p, const side *f, int f_is_server)
         /* F never put a byte on the wire: nobody was waiting to be told. Inside TLS, also when
          * TLS could not carry F's report: F failed before its TLS handshake was done (the report
          * then waits, unencrypted, in F's output) or in the TLS layer itself (its detail says
-         * so; after that nothing more can be encrypted, src/core/conn.c tls_pump_out). */
+         * so; after that nothing more can be encrypted, src/conn/conn.c tls_pump_out). */
         const char *why = negio_conn_error_detail(f->conn);
         return f->wire_out == 0 ||
                (test_transport_get() != TRANSPORT_PLAIN &&
@@ -516,7 +516,7 @@ static int identity_fn(void *arg)
     return 0;
 }
 
-/* The identity layer allocates through negio's allocator like the rest (src/core/alloc.h), so its
+/* The identity layer allocates through negio's allocator like the rest (src/base/alloc.h), so its
  * failures are injected too: looking up an account fails at each of its allocations with
  * NEGIO_ERR_NOMEM and no result, and an impersonation that cannot save the thread's groups
  * returns NEGIO_ERR_NOMEM without running the function. ("root", allowed explicitly, is the one

@@ -1,4 +1,4 @@
-/* Conformance: copies of an established connector (negio__conn_clone, src/core/internal.h), on
+/* Conformance: copies of an established connector (negio__conn_clone, src/conn/conn.h), on
  * which the fuzzing fixture of tests/fuzz/fuzz_established.c rests. On every mechanism path a
  * clone must behave exactly like the connector it was copied from: it accepts what the peer sends
  * after establishment, with the same sequence state (two clones accept the same frames, each
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "core/internal.h"
+#include "conn/conn.h"
 #include "support/support.h"
 
 static void establish(test_pair *p, test_path path)

@@ -7,7 +7,7 @@
  * ntlm) and, where it applies, for signed and for sealed frames. A failing check prints the
  * path, level and variant it was checking.
  *
- * Wire format (src/core/conn.c, frame.h): 8-byte header [version 2][type][level][flags]
+ * Wire format (src/conn/native.c, src/wire/frame.h): 8-byte header [version 2][type][level][flags]
  * [u32 BE body length]; types HANDSHAKE=1 HS_ERROR=2 POLICY=3 DATA=4 CLOSE=5; levels none=0
  * sign=1 seal=2; DATA flag 0x01 = MORE. sign body = [u32 mic len][MIC(PH || payload)][payload];
  * seal body = GSS_Wrap(conf) of (PH || payload), PH being the first 4 header bytes. The frame
@@ -414,8 +414,8 @@ static void level_flip(void **state)
  * Instead the test is its own client here: it runs gss_init_sec_context itself against a
  * server connector, speaks the negio handshake and policy frames by hand, and then builds
  * frames with gss_wrap/gss_get_mic. The server must reject the integrity-only token (the
- * conf_state check in src/gss/gss.c negio__gss_unseal) and a sealed header that does not
- * match the clear one (the memcmp in conn.c unprotect). */
+ * conf_state check in negio__gss_unseal, src/gss/message.c, src/gss/message.c) and a sealed header
+ * that does not match the clear one (the memcmp in conn.c unprotect). */
 
 static gss_OID_desc oid_krb5 = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
 static gss_OID_desc oid_ntlm = {10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"};
@@ -566,7 +566,7 @@ static void forger_start(forger *f, test_path path)
     f->transcript = EVP_MD_CTX_new();
     assert_true(f->transcript != NULL && EVP_DigestInit_ex(f->transcript, EVP_sha256(), NULL) == 1);
 
-    /* the same credentials the path's client connector uses (see src/gss/gss.c) */
+    /* the same credentials the path's client connector uses (see src/gss/cred.c) */
     gss_OID_set_desc mechs = {1, f->mech};
     gss_key_value_element_desc el[2];
     gss_key_value_set_desc store = {0, el};

@@ -1,6 +1,6 @@
 /* The engine when memory or threads run out (CHECKLIST "Resources": no abort() in library code,
  * every init call checked). This program links the engine and the connector built with the
- * allocation hook (src/core/alloc.h; negio_uv_hook_static in tests/CMakeLists.txt): the Nth of
+ * allocation hook (src/base/alloc.h; negio_uv_hook_static in tests/CMakeLists.txt): the Nth of
  * negio's own allocations from now fails, on whatever thread it is made. Allocations inside
  * libuv, GSS-API and the mechanisms are not counted. For each N until a run makes fewer than N
  * allocations, the engine must answer with an error or close the connection concerned, never
@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "core/alloc.h"
+#include "base/alloc.h"
 #include "engine/engine_support.h"
 
 #ifndef NEGIO_ALLOC_HOOK

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/internal.h"
+#include "conn/conn.h"
 #include "fuzz/fuzz_support.h"
 
 /* the established servers, by path and by whether level none is accepted */

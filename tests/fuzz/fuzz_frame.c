@@ -1,4 +1,4 @@
-/* Fuzz target: the frame header codec (src/core/frame.h) on every 8-byte window of the input.
+/* Fuzz target: the frame header codec (src/wire/frame.h) on every 8-byte window of the input.
  * Each window is decoded and checked against a model written from PROTOCOL.md section 3, a
  * header that decodes is encoded again and must give the same 8 bytes, and a header built from
  * the window's bytes goes through encode and decode unchanged. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/frame.h"
+#include "wire/frame.h"
 #include "fuzz/fuzz_support.h"
 
 #define MAX_WINDOWS 512

@@ -6,7 +6,7 @@
 #   test_no_test_hooks.sh SRC_DIR HOOK_LIBRARY INSTALLED_FILE...
 #
 # A hook is a negio__ name declared in a header under src/ inside "#ifdef NEGIO_ALLOC_HOOK" or
-# "#ifdef NEGIO_TEST_HOOKS" and not also in that block's #else branch (src/core/alloc.h gives the
+# "#ifdef NEGIO_TEST_HOOKS" and not also in that block's #else branch (src/base/alloc.h gives the
 # allocation wrappers to both builds: inline in the installed one, so they are not hooks), and
 # each of the hooks named below, which must stay hooks even if their #ifdef were lost.
 set -uo pipefail

@@ -1026,7 +1026,7 @@ static void handshake(void **state)
  * 56 -> the first 5 bytes of the session key) without key exchange. Under SPNEGO the same change
  * is refused (the NTLM MIC is checked: "Permission denied"), and clearing SIGN, SEAL or
  * EXTENDED_SESSIONSECURITY fails the handshake on every path. negio refuses such contexts (fixed
- * in src/gss/gss.c: a context with confidentiality whose security strength is below 64 bits is
+ * in src/gss/context.c: a context with confidentiality whose security strength is below 64 bits is
  * NEGIO_ERR_POLICY on both sides), so the attacked handshake must not establish. */
 static void raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path(void **state)
 {

@@ -1028,10 +1028,10 @@ static void failed_handshakes_leave_server_memory_flat(void **state)
 
 #define PRE_N 64
 #define DATA_BODY ((1 << 20) - 1) /* all of the announced megabyte but a byte */
-#define MAX_TOKEN 65536           /* negio's default max_token (src/core/config.c) */
+#define MAX_TOKEN 65536           /* negio's default max_token (src/conn/config.c) */
 /* What a connection that has not authenticated may cost the server beyond the token it holds:
- * the receive region the connector keeps free for the next read (16 KiB, src/core/conn.c
- * RECV_CHUNK), the 4 KiB step its input buffer grows by before authentication (src/core/buf.c),
+ * the receive region the connector keeps free for the next read (16 KiB, src/conn/conn.c
+ * RECV_CHUNK), the 4 KiB step its input buffer grows by before authentication (src/base/buf.c),
  * and the connection itself: the engine's connection and its libuv TCP and timer handles, the
  * connector with its copy of the configuration, the frame header. Measured here (glibc, no
  * tcache): about 20,000 bytes per connection for a header alone (the 16 KiB region and about

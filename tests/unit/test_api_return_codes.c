@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "core/alloc.h"
+#include "base/alloc.h"
 #include "negio/engine.h"
 #include "negio/identity.h"
 #include "negio/negio.h"

@@ -1,4 +1,4 @@
-/* Unit tests for the growable byte buffer (src/core/buf.h). */
+/* Unit tests for the growable byte buffer (src/base/buf.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "core/buf.h"
+#include "base/buf.h"
 #include "negio/negio.h"
 
 static void fill_pattern(uint8_t *p, size_t n, unsigned seed)

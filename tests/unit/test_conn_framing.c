@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "core/frame.h"
+#include "wire/frame.h"
 #include "negio/negio.h"
 
 #define T_HANDSHAKE 1

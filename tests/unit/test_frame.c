@@ -1,4 +1,4 @@
-/* Unit tests for the frame header codec (src/core/frame.h): encode/decode round trips and every
+/* Unit tests for the frame header codec (src/wire/frame.h): encode/decode round trips and every
  * validation rule of negio__frame_decode. Length limits are the connector's job, not the
  * codec's. */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "core/frame.h"
+#include "wire/frame.h"
 #include "negio/negio.h"
 
 static void put_raw(uint8_t *p, unsigned version, unsigned type, unsigned level, unsigned flags,

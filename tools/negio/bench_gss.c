@@ -1,7 +1,7 @@
 /*
  * negio bench: the in-process limits. GSS contexts are made the way negio makes them (the same
- * mechanism OIDs, request flags and credentials, src/gss/gss.c) but driven directly, with no
- * framing, no copies and no I/O: what is left is the mechanism's own cost.
+ * mechanism OIDs, request flags and credentials, src/gss/cred.c and context.c) but driven directly,
+ * with no framing, no copies and no I/O: what is left is the mechanism's own cost.
  */
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
@@ -17,7 +17,7 @@ static gss_OID_desc oid_krb5 = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02
 static gss_OID_desc oid_ntlm = {10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"};
 
 #define SERVICE "negio@localhost"
-/* negio's request: src/gss/gss.c, negio__gss_new() with mutual authentication (the default) */
+/* negio's request: src/gss/context.c, negio__gss_new() with mutual authentication (the default) */
 #define REQ_FLAGS                                                                                  \
     (GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG |              \
      GSS_C_CONF_FLAG)

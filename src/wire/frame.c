@@ -1,6 +1,6 @@
-#include "core/frame.h"
+#include "wire/frame.h"
 
-#include "core/buf.h"
+#include "base/buf.h"
 #include "negio/negio.h"
 
 const char *negio__frame_type_name(uint8_t type)

@@ -1,5 +1,5 @@
-#include "core/buf.h"
-#include "core/alloc.h"
+#include "base/buf.h"
+#include "base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-/* The counting allocator behind src/core/alloc.h, compiled only into the test-only library
+/* The counting allocator behind src/base/alloc.h, compiled only into the test-only library
  * (NEGIO_ALLOC_HOOK). A normal build gets the inline libc calls from the header and this file
  * contributes nothing. */
-#include "core/alloc.h"
+#include "base/alloc.h"
 
 #ifdef NEGIO_ALLOC_HOOK
 

@@ -1,6 +1,9 @@
-/* Internal state shared between the connector core and the GSS provider. */
-#ifndef NEGIO_CORE_INTERNAL_H
-#define NEGIO_CORE_INTERNAL_H
+/* The settings every layer reads: the definition of negio_config (set through the public setters
+ * in src/conn/config.c), and the sizes and the detail text they share. Data only: the objects it
+ * points to (credentials, TLS context, delegated credentials) are opaque here and belong to the
+ * layers that make them. */
+#ifndef NEGIO_BASE_CONFIG_H
+#define NEGIO_BASE_CONFIG_H
 
 #include "negio/negio.h"
 
@@ -44,24 +47,6 @@ struct negio_config {
     struct negio__tls_shared *tls_shared; /* the SSL_CTX built from the above (a reference) */
     struct negio__cred_cache *creds;      /* GSS credentials shared by connectors (a reference) */
 };
-
-/* Delegated credentials (src/gss): reference counting used by the configuration. */
-void negio__delegated_ref(struct negio_delegated *d);
-void negio__delegated_unref(struct negio_delegated *d);
-
-/* The configuration's shared GSS credential cache, made on first use (NULL without memory). */
-struct negio__cred_cache *negio__config_creds(const negio_config *cfg);
-
-/* Deep copy of a configuration (strings duplicated). 0 or NEGIO_ERR_NOMEM. */
-int negio__config_copy(negio_config *dst, const negio_config *src);
-void negio__config_clear(negio_config *cfg);
-
-/* A copy of an established, idle connector (nothing buffered, no error, no TLS, not the
- * gss-sample profile): same state, a copy of its GSS context (negio__gss_clone in src/gss/gss.h:
- * SRC's own context is exported by the first clone and SRC then only serves as a template).
- * NEGIO_ERR_INVALID otherwise; the cause goes to DETAIL (NEGIO__DETAIL_MAX bytes). For the
- * fuzzing fixture of tests/fuzz/fuzz_established.c and its test. */
-int negio__conn_clone(negio_conn **out, negio_conn *src, char *detail);
 
 /* snprintf into a detail buffer of NEGIO__DETAIL_MAX bytes. */
 void negio__detail(char *detail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,9 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/alloc.h"
-#include "core/internal.h"
+#include "base/alloc.h"
+#include "conn/conn.h"
 #include "gss/gss.h"
+#include "identity/identity.h"
 #include "tls/tls.h"
 #include "negio/identity.h"
 

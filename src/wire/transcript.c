@@ -1,8 +1,8 @@
-#include "core/transcript.h"
+#include "wire/transcript.h"
 
 #include <openssl/evp.h>
 
-#include "core/frame.h"
+#include "wire/frame.h"
 #include "negio/negio.h"
 
 /* A negio__transcript is an EVP_MD_CTX under an opaque name (the struct is never defined):

@@ -1,0 +1,94 @@
+/* GSS-API status codes as text a person can read (gss_display_status), and in words for the
+ * per-message failures. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gss/gss_internal.h"
+
+/* Appends every message of one status type to S (bounded). */
+static void status_text(char *s, size_t cap, OM_uint32 code, int type, gss_OID mech)
+{
+    OM_uint32 more = 0, min;
+    size_t used = strlen(s);
+    do {
+        gss_buffer_desc b = GSS_C_EMPTY_BUFFER;
+        if (GSS_ERROR(gss_display_status(&min, code, type, mech, &more, &b)))
+            break;
+        if (used + 3 < cap) {
+            int n = snprintf(s + used, cap - used, "%s%.*s", used ? "; " : "", (int)b.length,
+                             (const char *)b.value);
+            if (n > 0)
+                used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+        }
+        gss_release_buffer(&min, &b);
+    } while (more != 0);
+}
+
+/* "CALL: MAJOR TEXT; MINOR TEXT (major 0x..., minor ...)" */
+static void gss_text(char *text, size_t cap, const char *call, OM_uint32 major, OM_uint32 minor,
+                     gss_OID mech)
+{
+    char gss[NEGIO__DETAIL_MAX] = "", mine[256] = "";
+    status_text(gss, sizeof(gss), major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+    if (minor != 0)
+        status_text(mine, sizeof(mine), minor, GSS_C_MECH_CODE, mech);
+    /* gss-ntlmssp names codes it does not know "Unknown Error", and MIT's minor text of a
+     * supplementary status is "Success": neither says anything */
+    int say = mine[0] != '\0' && strcmp(mine, "Unknown Error") != 0 && strcmp(mine, "Success") != 0;
+    snprintf(text, cap, "%s: %s%s%s (major 0x%08x, minor %u)", call, gss, say ? "; " : "",
+             say ? mine : "", (unsigned)major, (unsigned)minor);
+}
+
+void negio__gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint32 minor,
+                       gss_OID mech)
+{
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, mech);
+    negio__detail(detail, "%s", text);
+}
+
+/* A received frame that failed its MIC or unwrap, in words a person can act on, then the
+ * mechanism's own report (PROTOCOL.md section 5.4: every such failure is fatal). */
+void negio__gss_frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,
+                             OM_uint32 minor)
+{
+    OM_uint32 routine = GSS_ROUTINE_ERROR(major), sup = GSS_SUPPLEMENTARY_INFO(major);
+    const char *what;
+    if (routine == GSS_S_BAD_SIG)
+        what = g->won == NEGIO_MECH_NTLM
+                   ? "the frame does not verify: it was altered, replayed, reordered or dropped "
+                     "on the way, or comes from another connection (an NTLM signature covers "
+                     "its sequence number and cannot tell which)"
+                   : "the frame does not verify: it was altered on the way, or comes from "
+                     "another connection";
+    else if (routine == GSS_S_DEFECTIVE_TOKEN)
+        what = "the frame's token is malformed";
+    else if (routine == GSS_S_CONTEXT_EXPIRED)
+        what = "the security context has expired";
+    else if (routine != 0)
+        what = "the frame could not be verified";
+    else if (sup & GSS_S_DUPLICATE_TOKEN)
+        what = "a replayed frame: a copy of one already received";
+    else if (sup & GSS_S_OLD_TOKEN)
+        what = "an old frame: replayed, or reordered on the way";
+    else if (sup & GSS_S_UNSEQ_TOKEN)
+        what = "a frame out of order: reordered on the way";
+    else if (sup & GSS_S_GAP_TOKEN)
+        what = "a frame is missing: one was dropped on the way";
+    else
+        what = "the frame could not be verified";
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, GSS_C_NO_OID);
+    negio__detail(detail, "%s; %s", what, text);
+}
+
+/* Whether a mechanism's minor status is the errno value ERR. The mechanism glue renumbers minor
+ * codes that pass through SPNEGO, so the number alone cannot tell; its text can. */
+int negio__gss_minor_is_errno(OM_uint32 minor, gss_OID mech, int err)
+{
+    char text[256] = "";
+    if (minor == (OM_uint32)err)
+        return 1;
+    status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
+    return strcmp(text, strerror(err)) == 0;
+}

@@ -17,6 +17,7 @@
 int cli_realm(int argc, char **argv);
 int cli_server(int argc, char **argv);
 int cli_client(int argc, char **argv);
+int cli_bench(int argc, char **argv); /* tools/bench */
 
 /* Prints the synopsis (USAGE's first paragraph) and a pointer to --help to stderr. */
 void cli_usage_short(const char *cmd, const char *usage);

@@ -16,9 +16,6 @@
 
 #include "negio/negio.h"
 
-/* The subcommand (ARGV[0] is its name). */
-int cmd_bench(int argc, char **argv);
-
 /* ---- clocks, CPU and memory (bench_proc.c) ------------------------------------------------- */
 
 /* Monotonic wall clock, nanoseconds. */

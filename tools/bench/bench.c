@@ -1031,7 +1031,7 @@ static FILE *open_out(const char *path)
     return f;
 }
 
-int cmd_bench(int argc, char **argv)
+int cli_bench(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--child") == 0)
         return bench_child_main(argc - 2, argv + 2);

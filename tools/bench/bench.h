@@ -47,6 +47,10 @@ double bench_kv_num(const char *line, const char *key, double def);
 const char *bench_arg(int argc, char **argv, const char *key, const char *def);
 double bench_arg_num(int argc, char **argv, const char *key, double def);
 
+/* Sorts the N round trips RTT (nanoseconds) and prints the latency roles' result line:
+ * "latency n=N p50_us=... p99_us=... p999_us=... max_us=... mean_us=..." (bench_proc.c). */
+void bench_print_latency(int64_t *rtt, long n);
+
 /* ---- children (bench_proc.c) ---------------------------------------------------------------- */
 
 typedef struct bench_child {

@@ -13,7 +13,7 @@ import sys
 MECH_DSOS = ("libk5crypto", "libcrypto", "gssntlmssp", "libkrb5", "libgssapi_krb5",
              "libkrb5support", "libcom_err")
 HARNESS = ("st_", "srv_", "hs_", "hd_", "lt_", "tc_", "ts_", "bench_", "parse", "send_copy",
-           "free_req", "stdin_ready", "main", "cmd_bench")
+           "free_req", "stdin_ready", "main", "cli_bench")
 COPY = ("memmove", "memcpy", "__memmove", "__memcpy")
 WIPE = ("memset", "__memset", "explicit_bzero")
 ALLOC = ("malloc", "free", "calloc", "realloc", "_int_malloc", "_int_free", "cfree",

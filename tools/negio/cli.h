@@ -1,4 +1,8 @@
-/* The negio command: subcommands and the helpers they share. */
+/*
+ * The negio command: its subcommands and the helpers they share (main.c). The options of the
+ * subcommands come in groups (opt.h). tests/fuzz links main.c alone against this header: what
+ * main.c defines must not need any other file of the command.
+ */
 #ifndef NEGIO_CLI_H
 #define NEGIO_CLI_H
 
@@ -17,6 +21,7 @@
 int cli_realm(int argc, char **argv);
 int cli_server(int argc, char **argv);
 int cli_client(int argc, char **argv);
+int cli_bench(int argc, char **argv); /* tools/bench */
 
 /* Prints the synopsis (USAGE's first paragraph) and a pointer to --help to stderr. */
 void cli_usage_short(const char *cmd, const char *usage);
@@ -47,60 +52,5 @@ int cli_valid_local_user(const char *name);
  * usage error and returns -1 if invalid. */
 int cli_parse_map(const char *cmd, const char *usage, const char *opt, const char *arg,
                   struct cli_map *out);
-
-/* ---- the TLS options of server and client (tls.c) ---- */
-
-/* getopt_long values of the TLS options: above every option character */
-enum {
-    CLI_OPT_TLS = 0x100,         /* --tls */
-    CLI_OPT_TLS_NEGOTIATE,       /* --tls-negotiate */
-    CLI_OPT_CERT,                /* --cert FILE */
-    CLI_OPT_KEY,                 /* --key FILE */
-    CLI_OPT_CA,                  /* --ca FILE */
-    CLI_OPT_REQUIRE_CLIENT_CERT, /* --require-client-cert (server) */
-    CLI_OPT_TLS_ALLOW_NTLM,      /* --tls-allow-ntlm */
-    CLI_OPT_TLS_HOST,            /* --tls-host NAME (client) */
-};
-
-/* What the TLS options asked for; the strings point into argv. */
-struct cli_tls {
-    negio_transport transport; /* NEGIO_TRANSPORT_PLAIN without --tls or --tls-negotiate */
-    const char *cert, *key, *ca, *host;
-    int require_client_cert, allow_ntlm;
-};
-
-/* Takes option OPT (as getopt_long returned it) with its ARG into *T. Returns 1 if OPT is a TLS
- * option, 0 if it is not, -1 after printing a usage error. */
-int cli_tls_option(const char *cmd, const char *usage, int opt, const char *arg, struct cli_tls *t);
-/* After the options: refuses combinations that make no sense for ROLE (a TLS option without a
- * TLS transport, --key without --cert, a --tls server without --cert, ...). Returns 0, or -1
- * after printing a usage error. */
-int cli_tls_validate(const char *cmd, const char *usage, negio_role role, const struct cli_tls *t);
-/* The levels on a TLS transport: none unless the user gave one (*HAVE_PROTECT, *HAVE_MIN say
- * whether they did; they are set to 1 here), and none only with --tls; and no gss-sample
- * profile with TLS. Nothing changes without a TLS transport. Returns 0, or -1 after printing a
- * usage error. */
-int cli_tls_levels(const char *cmd, const char *usage, const struct cli_tls *t, int profile,
-                   int *have_protect, negio_level *protect, int *have_min, negio_level *min);
-/* Whether T is the certificate-free mode: --tls-negotiate without --cert (server) or without
- * --ca (client). */
-int cli_tls_cert_free(negio_role role, const struct cli_tls *t);
-/* Sets the transport and the TLS settings on CFG. The transport resets both levels to none, so
- * the caller sets the levels the user gave explicitly after this call. Returns 0 or the
- * library's error. */
-int cli_tls_apply(negio_config *cfg, const struct cli_tls *t);
-/* Loads the certificate, key and CA files now (negio_config_tls_check), so that a bad file stops
- * the command at start-up. Returns 0, or -1 after printing why to stderr. */
-int cli_tls_load(const char *cmd, negio_config *cfg, const struct cli_tls *t);
-/* "plain", "tls" or "tls-negotiate" */
-const char *cli_transport_name(negio_transport transport);
-
-struct json_writer;
-/* The TLS facts of an established connection as JSON members: transport, tls_version,
- * tls_cipher, tls_peer, tls_peer_verified, channel_bound, client_authenticated. */
-void cli_tls_json(struct json_writer *w, negio_transport transport, const negio_auth_info *info);
-/* The same in words, e.g. 'over TLSv1.3 (TLS_AES_256_GCM_SHA384), server certificate not
- * verified, channel bound'; ROLE is this side's (the peer is the other). */
-void cli_tls_print(FILE *out, negio_role role, const negio_auth_info *info);
 
 #endif /* NEGIO_CLI_H */

@@ -17,71 +17,130 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "json.h"
+#include "opt.h"
 #include "negio/engine.h"
 
 #define DEFAULT_TIMEOUT_S 30
 #define MAX_LINE (16u << 20) /* the connector's default message limit */
 #define CLOSE_GRACE_MS 2000  /* after a failure: how long the close may take */
 
-static const char usage_text[] =
-    "usage: negio client --connect HOST:PORT [--spn SERVICE@HOST] [--mech MECH]\n"
-    "                    [--user NAME --password-file FILE] [--protect LEVEL]\n"
-    "                    [--min-protect LEVEL] [--require-mutual] [--allow-ntlm-fallback]\n"
-    "                    [--delegate]\n"
-    "                    [--profile native|gss-sample]\n"
-    "                    [--tls | --tls-negotiate] [--ca FILE] [--tls-host NAME]\n"
-    "                    [--cert FILE [--key FILE]] [--tls-allow-ntlm]\n"
-    "                    [--timeout SECONDS] [--json] [MESSAGE ...]\n"
-    "\n"
-    "Authenticates to a negio server, sends each MESSAGE and waits for its reply before the\n"
-    "next, then closes. A MESSAGE starting with none:, sign: or seal: is sent at that level\n"
-    "(the prefix removed); others at the --protect level. Without MESSAGE arguments, each line\n"
-    "of stdin is a message.\n"
-    "\n"
-    "options:\n"
-    "  --connect HOST:PORT    the server ([::1]:PORT for IPv6)\n"
-    "  --spn SERVICE@HOST     the server's service name (default negio@localhost)\n"
-    "  --mech MECH            negotiate (SPNEGO: Kerberos, else NTLM; the default), kerberos\n"
-    "                         or ntlm\n"
-    "  --user NAME            authenticate as NAME (Kerberos: user or user@REALM; NTLM:\n"
-    "                         user or DOMAIN\\user) with the password in the first line of\n"
-    "  --password-file FILE   FILE; without them: the credential cache (KRB5CCNAME) and the\n"
-    "                         NTLM account file (NTLM_USER_FILE)\n"
-    "  --protect LEVEL        the default level of messages: none, sign or seal (default seal)\n"
-    "  --min-protect LEVEL    the lowest level accepted in replies (default: sign, or the\n"
-    "                         lowest level among --protect and the MESSAGE prefixes if lower)\n"
-    "  --require-mutual       fail unless the server is authenticated (Kerberos only)\n"
-    "  --allow-ntlm-fallback  let negotiate end on NTLM even after this client offered a\n"
-    "                         Kerberos ticket for the server (refused by default: it is what\n"
-    "                         a downgrade attack, or a server without the service's key, does)\n"
-    "  --profile PROFILE      native (default) or gss-sample: talk to MIT's gss-server; each\n"
-    "                         message's reply is the server's verified MIC of it (level sign)\n"
-    "  --delegate             delegate this client's credentials to the server (Kerberos\n"
-    "                         with a forwardable ticket; NTLM cannot delegate)\n"
-    "  --timeout SECONDS      give up after this long in all (default 30; 0: never)\n"
-    "  --json                 print one JSON object with the outcome\n"
-    "  -h, --help             this text\n"
-    "\n"
-    "TLS (a TLS transport makes none the default of --protect and --min-protect):\n"
-    "  --tls                  TLS only: the server is authenticated by its certificate (--ca,\n"
-    "                         else the system's trusted CAs), no Kerberos or NTLM; messages\n"
-    "                         at level none\n"
-    "  --tls-negotiate        TLS, then Kerberos or NTLM inside it, bound to that TLS channel\n"
-    "                         (a man in the middle terminating TLS fails). Without --ca:\n"
-    "                         certificate-free, the server's certificate is not checked and\n"
-    "                         Kerberos mutual authentication must prove the server (no NTLM)\n"
-    "  --ca FILE              verify the server's certificate against these CAs (PEM)\n"
-    "  --tls-host NAME        the name the server's certificate must hold (default: the HOST\n"
-    "                         of --spn)\n"
-    "  --cert FILE            a client certificate chain (PEM), sent if the server asks\n"
-    "  --key FILE             its private key (PEM; default: in the --cert file)\n"
-    "  --tls-allow-ntlm       certificate-free --tls-negotiate: allow NTLM anyway (the server\n"
-    "                         is then authenticated by nothing)\n"
-    "\n"
-    "Exit status: 0 if every step succeeded, 1 if authentication or the exchange failed (or\n"
-    "a TLS file could not be loaded), 2 for a usage error.\n";
+/* ---- options --------------------------------------------------------------------------------- */
+
+enum {
+    OPT_CONNECT = CLI_GROUP_BASE(CLI_G_CLIENT),
+    OPT_TIMEOUT,
+};
+
+/* What the command line asks for. */
+struct client_cmdline {
+    const char *connect;
+    long timeout; /* seconds, 0: none */
+    struct cli_connection conn;
+    int json;
+    /* found by client_validate() */
+    char host[256];
+    uint16_t port;
+    char **messages; /* the MESSAGE arguments */
+    int nmessages;
+};
+
+static const struct cli_option client_options[] = {
+    {"connect", required_argument, OPT_CONNECT, CLI_ALL, "HOST:PORT",
+     "the server ([::1]:PORT for IPv6)"},
+    {"timeout", required_argument, OPT_TIMEOUT, CLI_ALL, "SECONDS",
+     "give up after this long in all (default 30; 0: never)"},
+    {NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct cli_synopsis client_synopsis[] = {
+    {CLI_ALL, "--connect HOST:PORT"},
+    {CLI_ALL, "[--timeout SECONDS]"},
+    {0, NULL},
+};
+
+static void client_init(void *state)
+{
+    struct client_cmdline *o = state;
+    o->connect = NULL;
+    o->timeout = DEFAULT_TIMEOUT_S;
+}
+
+static int client_take(const struct cli *c, void *state, int id, const char *arg)
+{
+    struct client_cmdline *o = state;
+    if (id == OPT_TIMEOUT)
+        return cli_parse_long(c, "--timeout", arg, 0, 86400, " seconds", &o->timeout);
+    o->connect = arg;
+    return 0;
+}
+
+static const struct cli_group client_group = {
+    .no = CLI_G_CLIENT,
+    .options = client_options,
+    .synopsis = client_synopsis,
+    .init = client_init,
+    .take = client_take,
+};
+
+static const struct cli_command client_command = {
+    .name = "client",
+    .role = CLI_INITIATOR,
+    .operands = "[MESSAGE ...]",
+    .about =
+        "Authenticates to a negio server, sends each MESSAGE and waits for its reply before "
+        "the\nnext, then closes. A MESSAGE starting with none:, sign: or seal: is sent at that "
+        "level\n(the prefix removed); others at the --protect level. Without MESSAGE "
+        "arguments, each line\nof stdin is a message.\n",
+    .footer = "Exit status: 0 if every step succeeded, 1 if authentication or the exchange failed "
+              "(or\na TLS file could not be loaded), 2 for a usage error.\n",
+    .column = 25,
+};
+
+/* The lowest level among the messages' prefixes and DEFAULT_LEVEL. */
+static negio_level lowest_level(char **messages, int n, negio_level default_level)
+{
+    negio_level low = default_level;
+    for (int i = 0; i < n; i++)
+        if (strncmp(messages[i], "none:", 5) == 0)
+            low = NEGIO_LEVEL_NONE;
+        else if (strncmp(messages[i], "sign:", 5) == 0 && low > NEGIO_LEVEL_SIGN)
+            low = NEGIO_LEVEL_SIGN;
+    return low;
+}
+
+static int client_parse(struct cli *c, struct client_cmdline *o, int argc, char **argv)
+{
+    const struct cli_use uses[] = {
+        {&client_group, o},
+        CLI_CONNECTION_USES(&o->conn),
+        {&cli_output_group, &o->json},
+    };
+    return cli_parse(c, &client_command, uses, sizeof(uses) / sizeof(uses[0]), argc, argv);
+}
+
+/* The combinations, the server's address, and the lowest level to accept. */
+static int client_validate(const struct cli *c, struct client_cmdline *o)
+{
+    if (o->connect == NULL)
+        return cli_error(c, "--connect HOST:PORT is required");
+    if (cli_split_hostport(o->connect, o->host, sizeof(o->host), &o->port) < 0 ||
+        o->host[0] == '\0' || o->port == 0)
+        return cli_error(c, "--connect: expected HOST:PORT, got '%s'", o->connect);
+    if (cli_connection_validate(c, &o->conn, NULL, 0) < 0)
+        return -1;
+    o->messages = c->args;
+    o->nmessages = c->nargs;
+    struct cli_protect *p = &o->conn.protect;
+    if (!p->have_min) {
+        negio_level low = lowest_level(o->messages, o->nmessages, p->protect);
+        if (low < p->min)
+            p->min = low;
+    }
+    return 0;
+}
+
+/* ---- the run --------------------------------------------------------------------------------- */
 
 struct reply {
     struct reply *next;
@@ -598,36 +657,6 @@ static void print_json(struct run *r)
     fflush(stdout);
 }
 
-/* The first line of FILE, without its newline, in OUT (wiped by the caller). */
-static int read_password(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "negio client: --password-file %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int got = fgets(out, (int)cap, f) != NULL;
-    fclose(f);
-    if (!got) {
-        fprintf(stderr, "negio client: --password-file %s is empty\n", path);
-        return -1;
-    }
-    out[strcspn(out, "\r\n")] = '\0';
-    return 0;
-}
-
-/* The lowest level among the messages' prefixes and DEFAULT_LEVEL. */
-static negio_level lowest_level(char **messages, int n, negio_level default_level)
-{
-    negio_level low = default_level;
-    for (int i = 0; i < n; i++)
-        if (strncmp(messages[i], "none:", 5) == 0)
-            low = NEGIO_LEVEL_NONE;
-        else if (strncmp(messages[i], "sign:", 5) == 0 && low > NEGIO_LEVEL_SIGN)
-            low = NEGIO_LEVEL_SIGN;
-    return low;
-}
-
 static void free_run(struct run *r)
 {
     for (size_t i = 0; i < r->nex; i++) {
@@ -648,185 +677,25 @@ static void free_run(struct run *r)
     free(r->in);
 }
 
-int cli_client(int argc, char **argv)
+/* One connection through the engine, reported on stdout; the status is the outcome's. */
+static int client_run(const struct cli *c, const struct client_cmdline *o)
 {
-    static const struct option options[] = {
-        {"connect", required_argument, NULL, 'c'},
-        {"spn", required_argument, NULL, 's'},
-        {"mech", required_argument, NULL, 'm'},
-        {"user", required_argument, NULL, 'u'},
-        {"password-file", required_argument, NULL, 'P'},
-        {"protect", required_argument, NULL, 'p'},
-        {"min-protect", required_argument, NULL, 'n'},
-        {"require-mutual", no_argument, NULL, 'M'},
-        {"allow-ntlm-fallback", no_argument, NULL, 'F'},
-        {"delegate", no_argument, NULL, 'd'},
-        {"profile", required_argument, NULL, 'R'},
-        {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {"tls", no_argument, NULL, CLI_OPT_TLS},
-        {"tls-negotiate", no_argument, NULL, CLI_OPT_TLS_NEGOTIATE},
-        {"cert", required_argument, NULL, CLI_OPT_CERT},
-        {"key", required_argument, NULL, CLI_OPT_KEY},
-        {"ca", required_argument, NULL, CLI_OPT_CA},
-        {"tls-host", required_argument, NULL, CLI_OPT_TLS_HOST},
-        {"tls-allow-ntlm", no_argument, NULL, CLI_OPT_TLS_ALLOW_NTLM},
-        {NULL, 0, NULL, 0},
-    };
-    const char *connect = NULL, *spn = "negio@localhost", *user = NULL, *pwfile = NULL;
-    negio_mech mech = NEGIO_MECH_NEGOTIATE;
-    negio_level protect = NEGIO_LEVEL_SEAL, min = NEGIO_LEVEL_SIGN;
-    int have_min = 0, have_protect = 0, have_mech = 0, require_mutual = 0, json = 0, delegate = 0;
-    int ntlm_fallback = 0;
-    negio_profile profile = NEGIO_PROFILE_NATIVE;
-    struct cli_tls tls = {.transport = NEGIO_TRANSPORT_PLAIN};
-    long timeout = DEFAULT_TIMEOUT_S;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        int taken = cli_tls_option("client", usage_text, opt, optarg, &tls);
-        if (taken < 0)
-            return CLI_EXIT_USAGE;
-        if (taken > 0)
-            continue;
-        switch (opt) {
-        case 'c':
-            connect = optarg;
-            break;
-        case 'R':
-            if (strcmp(optarg, "native") == 0)
-                profile = NEGIO_PROFILE_NATIVE;
-            else if (strcmp(optarg, "gss-sample") == 0)
-                profile = NEGIO_PROFILE_GSS_SAMPLE;
-            else
-                return cli_usage_error("client", usage_text,
-                                       "--profile must be native or gss-sample");
-            break;
-        case 's':
-            spn = optarg;
-            break;
-        case 'm':
-            if (negio_mech_parse(optarg, &mech) < 0)
-                return cli_usage_error("client", usage_text,
-                                       "--mech: expected negotiate, kerberos or ntlm, got '%s'",
-                                       optarg);
-            have_mech = 1;
-            break;
-        case 'u':
-            user = optarg;
-            break;
-        case 'P':
-            pwfile = optarg;
-            break;
-        case 'p':
-            if (cli_parse_level("client", usage_text, "--protect", optarg, &protect) < 0)
-                return CLI_EXIT_USAGE;
-            have_protect = 1;
-            break;
-        case 'n':
-            if (cli_parse_level("client", usage_text, "--min-protect", optarg, &min) < 0)
-                return CLI_EXIT_USAGE;
-            have_min = 1;
-            break;
-        case 'M':
-            require_mutual = 1;
-            break;
-        case 'F':
-            ntlm_fallback = 1;
-            break;
-        case 'd':
-            delegate = 1;
-            break;
-        case 't': {
-            char *end;
-            errno = 0;
-            timeout = strtol(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || timeout < 0 || timeout > 86400)
-                return cli_usage_error("client", usage_text,
-                                       "--timeout: expected 0..86400 seconds, got '%s'", optarg);
-            break;
-        }
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return CLI_EXIT_OK;
-        default:
-            cli_usage_short("client", usage_text);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (connect == NULL)
-        return cli_usage_error("client", usage_text, "--connect HOST:PORT is required");
-    char host[256];
-    uint16_t port;
-    if (cli_split_hostport(connect, host, sizeof(host), &port) < 0 || host[0] == '\0' || port == 0)
-        return cli_usage_error("client", usage_text, "--connect: expected HOST:PORT, got '%s'",
-                               connect);
-    if (strchr(spn, '@') == NULL)
-        return cli_usage_error("client", usage_text, "--spn: expected SERVICE@HOST, got '%s'", spn);
-    if ((user == NULL) != (pwfile == NULL))
-        return cli_usage_error("client", usage_text, "--user and --password-file go together");
-    if (cli_tls_validate("client", usage_text, NEGIO_ROLE_CLIENT, &tls) < 0)
-        return CLI_EXIT_USAGE;
-    if (cli_tls_levels("client", usage_text, &tls, profile, &have_protect, &protect, &have_min,
-                       &min) < 0)
-        return CLI_EXIT_USAGE;
-    if (tls.transport == NEGIO_TRANSPORT_TLS) {
-        if (have_mech || user != NULL || require_mutual || delegate)
-            return cli_usage_error("client", usage_text,
-                                   "--tls authenticates with certificates only: no --mech, "
-                                   "--user, --require-mutual or --delegate (use --tls-negotiate "
-                                   "for Kerberos or NTLM)");
-    }
-    char **messages = argv + optind;
-    int nmessages = argc - optind;
-    if (!have_min) {
-        negio_level low = lowest_level(messages, nmessages, protect);
-        if (low < min)
-            min = low;
-    }
-
     negio_config *cfg = NULL;
-    char password[1024] = {0};
-    int rc = negio_config_new(&cfg, NEGIO_ROLE_CLIENT);
-    /* the transport before the levels: choosing a TLS transport resets them to none */
-    if (rc == 0 && (rc = negio_config_set_mech(cfg, mech)) == 0 &&
-        (rc = negio_config_set_service(cfg, spn)) == 0 && (rc = cli_tls_apply(cfg, &tls)) == 0 &&
-        (rc = negio_config_set_default_level(cfg, protect)) == 0 &&
-        (rc = negio_config_set_min_level(cfg, min)) == 0 &&
-        (rc = negio_config_set_require_server_auth(cfg, require_mutual)) == 0 &&
-        (rc = negio_config_set_allow_ntlm_fallback(cfg, ntlm_fallback)) == 0 &&
-        (rc = negio_config_set_delegate(cfg, delegate)) == 0 &&
-        (rc = negio_config_set_profile(cfg, profile)) == 0 && user != NULL) {
-        if (read_password(pwfile, password, sizeof(password)) < 0) {
-            explicit_bzero(password, sizeof(password));
-            negio_config_del(cfg);
-            return CLI_EXIT_USAGE;
-        }
-        rc = negio_config_set_password(cfg, user, password);
-        explicit_bzero(password, sizeof(password));
-    }
-    if (rc < 0) {
-        fprintf(stderr, "negio client: invalid configuration: %s: %s\n", negio_err_name(rc),
-                negio_strerror(rc));
-        negio_config_del(cfg);
-        return rc == NEGIO_ERR_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
-    }
-
-    if (cli_tls_load("client", cfg, &tls) < 0) {
+    int status = cli_connection_config(c, &o->conn, &cfg);
+    if (status != CLI_EXIT_OK)
+        return status;
+    if (cli_tls_load(c, cfg, &o->conn.tls) < 0) {
         negio_config_del(cfg);
         return CLI_EXIT_FAIL;
     }
 
     struct run r;
     memset(&r, 0, sizeof(r));
-    r.json = json;
-    r.delegate = delegate;
-    r.transport = tls.transport;
-    r.protect = protect;
-    r.deadline = timeout > 0 ? now_ms() + timeout * 1000 : -1;
+    r.json = o->json;
+    r.delegate = o->conn.auth.delegate;
+    r.transport = o->conn.tls.transport;
+    r.protect = o->conn.protect.protect;
+    r.deadline = o->timeout > 0 ? now_ms() + o->timeout * 1000 : -1;
     r.sh.tail = &r.sh.replies;
     r.wake_r = -1;
     r.sh.wake_w = -1;
@@ -850,17 +719,17 @@ int cli_client(int argc, char **argv)
     eo.callbacks.on_acknowledged = on_message;
     eo.callbacks.on_closed = on_closed;
     eo.user = &r.sh;
-    rc = negio_engine_new(&r.engine, &eo);
+    int rc = negio_engine_new(&r.engine, &eo);
     if (rc < 0) {
         fail(&r, negio_err_name(rc), "cannot start the engine: %s", negio_strerror(rc));
         goto report;
     }
-    rc = negio_engine_connect(r.engine, host, port, cfg, NULL, &r.conn);
+    rc = negio_engine_connect(r.engine, o->host, o->port, cfg, NULL, &r.conn);
     if (rc < 0) {
-        fail(&r, negio_err_name(rc), "cannot connect to %s: %s", connect, negio_strerror(rc));
+        fail(&r, negio_err_name(rc), "cannot connect to %s: %s", o->connect, negio_strerror(rc));
         goto report;
     }
-    if (run_client(&r, messages, nmessages) < 0) {
+    if (run_client(&r, o->messages, o->nmessages) < 0) {
         /* end the connection politely if it is still open, but never wait long for it */
         pthread_mutex_lock(&r.sh.mu);
         int closed = r.sh.closed;
@@ -875,11 +744,11 @@ report:
     if (r.conn != NULL)
         negio_econn_unref(r.conn);
     negio_engine_del(r.engine);
-    if (json)
+    if (r.json)
         print_json(&r);
     if (r.error != NULL)
         fprintf(stderr, "negio client: %s: %s\n", r.error, r.detail != NULL ? r.detail : "");
-    int status = r.error == NULL ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    status = r.error == NULL ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     free_run(&r);
     if (r.wake_r >= 0)
         close(r.wake_r);
@@ -888,4 +757,18 @@ report:
     pthread_mutex_destroy(&r.sh.mu);
     negio_config_del(cfg);
     return status;
+}
+
+int cli_client(int argc, char **argv)
+{
+    struct client_cmdline o;
+    struct cli c;
+    memset(&o, 0, sizeof(o));
+    if (client_parse(&c, &o, argc, argv) < 0)
+        return CLI_EXIT_USAGE;
+    if (c.help)
+        return CLI_EXIT_OK;
+    if (client_validate(&c, &o) < 0)
+        return CLI_EXIT_USAGE;
+    return client_run(&c, &o);
 }

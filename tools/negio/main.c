@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
 #include "cli.h"
 
 #ifndef NEGIO_VERSION
@@ -162,7 +161,7 @@ int main(int argc, char **argv)
         return argv[1] = server_name, cli_server(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) {
         static char bench_name[] = "negio bench";
-        return argv[1] = bench_name, cmd_bench(argc - 1, argv + 1);
+        return argv[1] = bench_name, cli_bench(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "client") == 0)
         return argv[1] = client_name, cli_client(argc - 1, argv + 1);

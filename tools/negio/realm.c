@@ -7,7 +7,8 @@
  * The realm is described by one struct realm_spec; the configuration files, the environment
  * (DIR/env) and the commands that populate the database are all derived from it, so a new realm
  * option (for example auth_to_local rules for the realm stanza of krb5.conf) is one field in the
- * spec, one option in cli_realm() and a few lines in the writer that uses it.
+ * spec, one entry in realm_options[] with its case in realm_take(), and a few lines in the writer
+ * that uses it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "opt.h"
 
 #define DEFAULT_REALM "NEGIO.TEST"
 #define NTLM_DOMAIN "NEGIO"
@@ -41,31 +42,6 @@
 #define KDC_STOP_TIMEOUT_MS 5000
 /* DIR plus the longest leaf name ("alice.password.tmp", "service.keytab", ...) fits in PATH_MAX */
 #define MAX_DIR_LEN (PATH_MAX - 64)
-
-static const char usage_text[] =
-    "usage: negio realm start DIR [--port N] [--realm NAME] [--map PRINCIPAL=LOCALUSER ...]\n"
-    "       negio realm stop DIR\n"
-    "\n"
-    "start creates DIR if needed and sets up a throwaway realm in it:\n"
-    "  a KDC on 127.0.0.1:N (a free port unless --port), realm NAME (default " DEFAULT_REALM ")\n"
-    "  service principal " SERVICE_PRINCIPAL " in DIR/service.keytab, and a second one,\n"
-    "  " OTHER_PRINCIPAL ", in DIR/other.keytab (the backend of a delegation double hop)\n"
-    "  users alice and bob, passwords in DIR/alice.password and DIR/bob.password, and root\n"
-    "  (DIR/root.password: a principal that maps to uid 0, for tests that it is refused)\n"
-    "  NTLM accounts " NTLM_DOMAIN "\\alice and " NTLM_DOMAIN "\\bob in DIR/ntlm_users\n"
-    "  a ticket for alice in FILE:DIR/cc\n"
-    "  DIR/env: export lines for every Kerberos and NTLM variable; '. DIR/env' makes\n"
-    "  'negio server' and 'negio client' use the realm with no further options\n"
-    "stop stops the realm's KDC (DIR is kept; remove it yourself).\n"
-    "\n"
-    "options:\n"
-    "  --port N       the KDC's port (TCP and UDP) on 127.0.0.1\n"
-    "  --realm NAME   the realm name (letters, digits, '.', '-', '_')\n"
-    "  --map PRINCIPAL=LOCALUSER\n"
-    "                 map PRINCIPAL (name[/instance][@NAME]) to the local account LOCALUSER\n"
-    "                 (an auth_to_local rule in DIR/krb5.conf; repeatable); every other\n"
-    "                 principal of the realm maps by the default rule (its name)\n"
-    "  -h, --help     this text\n";
 
 struct realm_spec {
     char dir[PATH_MAX]; /* absolute */
@@ -769,16 +745,14 @@ static int valid_realm_name(const char *name)
 /* Checks a --map principal (name[/instance...][@REALM], the realm being R's) and strips the
  * realm from it; the rules in krb5.conf are built from it unquoted. Returns 0, or -1 after a
  * usage error. */
-static int check_map_principal(const struct realm_spec *r, struct cli_map *m)
+static int check_map_principal(const struct cli *c, const struct realm_spec *r, struct cli_map *m)
 {
     char *at = strchr(m->principal, '@');
-    if (at != NULL && strcmp(at + 1, r->name) != 0) {
-        cli_usage_error("realm", usage_text,
-                        "--map: %s is not a principal of the realm %s (only this realm's "
-                        "principals can be mapped)",
-                        m->principal, r->name);
-        return -1;
-    }
+    if (at != NULL && strcmp(at + 1, r->name) != 0)
+        return cli_error(c,
+                         "--map: %s is not a principal of the realm %s (only this realm's "
+                         "principals can be mapped)",
+                         m->principal, r->name);
     if (at != NULL)
         *at = '\0';
     size_t n = strlen(m->principal), components = 1;
@@ -788,14 +762,12 @@ static int check_map_principal(const struct realm_spec *r, struct cli_map *m)
                                   "0123456789._-/") == n;
     for (const char *p = m->principal; *p; p++)
         components += *p == '/';
-    if (!ok || components > MAX_MAP_COMPONENTS) {
-        cli_usage_error("realm", usage_text,
-                        "--map: '%s' is not a principal name this command maps (up to %d "
-                        "components of letters, digits, '.', '_' or '-' separated by '/', then "
-                        "optionally @%s)",
-                        m->principal, MAX_MAP_COMPONENTS, r->name);
-        return -1;
-    }
+    if (!ok || components > MAX_MAP_COMPONENTS)
+        return cli_error(c,
+                         "--map: '%s' is not a principal name this command maps (up to %d "
+                         "components of letters, digits, '.', '_' or '-' separated by '/', then "
+                         "optionally @%s)",
+                         m->principal, MAX_MAP_COMPONENTS, r->name);
     return 0;
 }
 
@@ -940,80 +912,145 @@ static int realm_stop(const struct realm_spec *r)
     return 0;
 }
 
+/* ---- options --------------------------------------------------------------------------------- */
+
+enum {
+    OPT_PORT = CLI_GROUP_BASE(CLI_G_REALM),
+    OPT_REALM,
+    OPT_MAP,
+};
+
+/* What the command line asks for. */
+struct realm_cmdline {
+    struct realm_spec spec; /* the name, the port and the maps; the directory comes with the run */
+    int have_port, have_realm;
+    /* found by realm_validate() */
+    int start; /* start, else stop */
+    const char *dir;
+};
+
+static const struct cli_option realm_options[] = {
+    {"port", required_argument, OPT_PORT, CLI_ALL, "N",
+     "the KDC's port (TCP and UDP) on 127.0.0.1"},
+    {"realm", required_argument, OPT_REALM, CLI_ALL, "NAME",
+     "the realm name (letters, digits, '.', '-', '_')"},
+    {"map", required_argument, OPT_MAP, CLI_ALL, "PRINCIPAL=LOCALUSER",
+     "map PRINCIPAL (name[/instance][@NAME]) to the local account LOCALUSER (an auth_to_local "
+     "rule in DIR/krb5.conf; repeatable); every other principal of the realm maps by the default "
+     "rule (its name)"},
+    {NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct cli_synopsis realm_synopsis[] = {
+    {CLI_ALL, "[--port N]"},
+    {CLI_ALL, "[--realm NAME]"},
+    {CLI_ALL, "[--map PRINCIPAL=LOCALUSER ...]"},
+    {0, NULL},
+};
+
+static void realm_init(void *state)
+{
+    struct realm_cmdline *o = state;
+    memset(o, 0, sizeof(*o));
+    snprintf(o->spec.name, sizeof(o->spec.name), "%s", DEFAULT_REALM);
+}
+
+static int realm_take(const struct cli *c, void *state, int id, const char *arg)
+{
+    struct realm_cmdline *o = state;
+    switch (id) {
+    case OPT_PORT: {
+        long v;
+        if (cli_parse_long(c, "--port", arg, 1, 65535, "", &v) < 0)
+            return -1;
+        o->spec.port = (unsigned)v;
+        o->have_port = 1;
+        return 0;
+    }
+    case OPT_REALM:
+        if (!valid_realm_name(arg))
+            return cli_error(c, "--realm: '%s' is not a valid realm name", arg);
+        snprintf(o->spec.name, sizeof(o->spec.name), "%s", arg);
+        o->have_realm = 1;
+        return 0;
+    default: /* OPT_MAP */
+        return cli_add_map(c, arg, o->spec.maps, &o->spec.nmaps);
+    }
+}
+
+static const struct cli_group realm_group = {
+    .no = CLI_G_REALM,
+    .options = realm_options,
+    .synopsis = realm_synopsis,
+    .init = realm_init,
+    .take = realm_take,
+};
+
+static const struct cli_command realm_command = {
+    .name = "realm",
+    .role = CLI_LOCAL,
+    .lead = "start DIR",
+    .more = "negio realm stop DIR",
+    .about =
+        "start creates DIR if needed and sets up a throwaway realm in it:\n"
+        "  a KDC on 127.0.0.1:N (a free port unless --port), realm NAME (default " DEFAULT_REALM
+        ")\n"
+        "  service principal " SERVICE_PRINCIPAL " in DIR/service.keytab, and a second one,\n"
+        "  " OTHER_PRINCIPAL ", in DIR/other.keytab (the backend of a delegation double hop)\n"
+        "  users alice and bob, passwords in DIR/alice.password and DIR/bob.password, and root\n"
+        "  (DIR/root.password: a principal that maps to uid 0, for tests that it is refused)\n"
+        "  NTLM accounts " NTLM_DOMAIN "\\alice and " NTLM_DOMAIN "\\bob in DIR/ntlm_users\n"
+        "  a ticket for alice in FILE:DIR/cc\n"
+        "  DIR/env: export lines for every Kerberos and NTLM variable; '. DIR/env' makes\n"
+        "  'negio server' and 'negio client' use the realm with no further options\n"
+        "stop stops the realm's KDC (DIR is kept; remove it yourself).\n",
+    .column = 17,
+};
+
+/* The action and its directory, and the --map principals checked against the realm. */
+static int realm_validate(const struct cli *c, struct realm_cmdline *o)
+{
+    if (c->nargs < 1)
+        return cli_error(c, "missing start or stop");
+    const char *verb = c->args[0];
+    if (strcmp(verb, "start") != 0 && strcmp(verb, "stop") != 0)
+        return cli_error(c, "unknown action '%s'", verb);
+    if (c->nargs != 2)
+        return cli_error(c, "%s", c->nargs < 2 ? "missing DIR" : "too many arguments");
+    o->start = strcmp(verb, "start") == 0;
+    o->dir = c->args[1];
+    struct realm_spec *r = &o->spec;
+    if (!o->start && (o->have_port || o->have_realm || r->nmaps > 0))
+        return cli_error(c, "--port, --realm and --map are options of start");
+    for (size_t i = 0; i < r->nmaps; i++) {
+        if (check_map_principal(c, r, &r->maps[i]) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->maps[i].principal, r->maps[j].principal) == 0)
+                return cli_error(c, "--map: %s@%s is mapped twice", r->maps[i].principal, r->name);
+    }
+    return 0;
+}
+
+static int realm_run(struct realm_cmdline *o)
+{
+    umask(077); /* passwords, keys and the ticket are for this user only */
+    if (resolve_dir(o->dir, &o->spec, o->start) < 0)
+        return CLI_EXIT_FAIL;
+    return (o->start ? realm_start(&o->spec) : realm_stop(&o->spec)) < 0 ? CLI_EXIT_FAIL
+                                                                         : CLI_EXIT_OK;
+}
+
 int cli_realm(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"realm", required_argument, NULL, 'r'},
-        {"map", required_argument, NULL, 'M'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    static struct realm_spec r; /* large: not on the stack */
-    memset(&r, 0, sizeof(r));
-    snprintf(r.name, sizeof(r.name), "%s", DEFAULT_REALM);
-    int have_port = 0, have_realm = 0, opt;
-    opterr = 1;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'p': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || end == optarg || v < 1 || v > 65535)
-                return cli_usage_error("realm", usage_text, "--port: expected 1..65535, got '%s'",
-                                       optarg);
-            r.port = (unsigned)v;
-            have_port = 1;
-            break;
-        }
-        case 'r':
-            if (!valid_realm_name(optarg))
-                return cli_usage_error("realm", usage_text,
-                                       "--realm: '%s' is not a valid realm name", optarg);
-            snprintf(r.name, sizeof(r.name), "%s", optarg);
-            have_realm = 1;
-            break;
-        case 'M':
-            if (r.nmaps == CLI_MAX_MAPS)
-                return cli_usage_error("realm", usage_text, "--map: at most %d mappings",
-                                       CLI_MAX_MAPS);
-            if (cli_parse_map("realm", usage_text, "--map", optarg, &r.maps[r.nmaps]) < 0)
-                return CLI_EXIT_USAGE;
-            r.nmaps++;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return CLI_EXIT_OK;
-        default:
-            cli_usage_short("realm", usage_text);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    int nargs = argc - optind;
-    if (nargs < 1)
-        return cli_usage_error("realm", usage_text, "missing start or stop");
-    const char *verb = argv[optind];
-    if (strcmp(verb, "start") != 0 && strcmp(verb, "stop") != 0)
-        return cli_usage_error("realm", usage_text, "unknown action '%s'", verb);
-    if (nargs != 2)
-        return cli_usage_error("realm", usage_text,
-                               nargs < 2 ? "missing DIR" : "too many arguments");
-    int start = strcmp(verb, "start") == 0;
-    if (!start && (have_port || have_realm || r.nmaps > 0))
-        return cli_usage_error("realm", usage_text,
-                               "--port, --realm and --map are options of start");
-    for (size_t i = 0; i < r.nmaps; i++) {
-        if (check_map_principal(&r, &r.maps[i]) < 0)
-            return CLI_EXIT_USAGE;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(r.maps[i].principal, r.maps[j].principal) == 0)
-                return cli_usage_error("realm", usage_text, "--map: %s@%s is mapped twice",
-                                       r.maps[i].principal, r.name);
-    }
-
-    umask(077); /* passwords, keys and the ticket are for this user only */
-    if (resolve_dir(argv[optind + 1], &r, start) < 0)
-        return CLI_EXIT_FAIL;
-    return (start ? realm_start(&r) : realm_stop(&r)) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    static struct realm_cmdline o; /* large: not on the stack */
+    struct cli c;
+    const struct cli_use uses[] = {{&realm_group, &o}};
+    if (cli_parse(&c, &realm_command, uses, 1, argc, argv) < 0)
+        return CLI_EXIT_USAGE;
+    if (c.help)
+        return CLI_EXIT_OK;
+    if (realm_validate(&c, &o) < 0)
+        return CLI_EXIT_USAGE;
+    return realm_run(&o);
 }

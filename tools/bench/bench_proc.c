@@ -352,3 +352,31 @@ void bench_kill(bench_child *ch)
     }
     close_fds(ch);
 }
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The value at quantile P of the N sorted round trips V (ns), in microseconds. */
+static double pct(const int64_t *v, long n, double p)
+{
+    if (n <= 0)
+        return -1;
+    long i = (long)(p * (double)n);
+    if (i >= n)
+        i = n - 1;
+    return (double)v[i] / 1000.0;
+}
+
+void bench_print_latency(int64_t *rtt, long n)
+{
+    qsort(rtt, (size_t)n, sizeof(int64_t), cmp_i64);
+    double sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += (double)rtt[i];
+    printf("latency n=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\n", n,
+           pct(rtt, n, 0.50), pct(rtt, n, 0.99), pct(rtt, n, 0.999),
+           n ? (double)rtt[n - 1] / 1000.0 : -1, n ? sum / (double)n / 1000.0 : -1);
+}

@@ -46,10 +46,10 @@ const char *const b_tls_names[B_TLS_PATHS] = {"tls", "tls-negotiate"};
     "makes per outgoing connection, but each handshake still carries what the in-process loop "    \
     "has not: the POLICY and CLOSE exchanges (four MICs made and checked), the peer's name and "   \
     "local account, a connector and its buffers per connection ('negio in memory'), and over TCP " \
-    "the kernel's connect/accept/shutdown/close and the event loop (the worker-thread hand-offs "   \
+    "the kernel's connect/accept/shutdown/close and the event loop (the worker-thread hand-offs "  \
     "of the steps measured as no cost worth removing)"
 #define WHY_RSS                                                                                    \
-    "the credential is shared per configuration and released by each context once established; "  \
+    "the credential is shared per configuration and released by each context once established; "   \
     "what remains per connection is the GSS context, the connector with its buffers, and the "     \
     "engine's 16-32 KiB receive buffer kept while idle"
 #define WHY_SEAL64                                                                                 \

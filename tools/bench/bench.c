@@ -24,59 +24,11 @@
 
 #include "bench.h"
 #include "bench_report.h"
-#include "cli.h"
+#include "opt.h"
 
 #ifndef NEGIO_VERSION
 #define NEGIO_VERSION "unknown"
 #endif
-
-static const char usage_text[] =
-    "usage: negio bench [--quick | --full] [--json[=FILE]] [--csv[=FILE]] [--realm-dir DIR]\n"
-    "                   [--only SECTIONS] [--connections N] [--seconds S] [--repeat N]\n"
-    "                   [--no-progress]\n"
-    "\n"
-    "Measures negio against its limits in one run, on this machine, and prints each figure\n"
-    "absolutely and as a ratio to its limit:\n"
-    "  gss         the in-process GSS limit: gss_wrap+gss_unwrap and gss_get_mic+\n"
-    "              gss_verify_mic on one thread, kerberos and ntlm, per message size\n"
-    "  e2e         negio end to end over loopback: a client and a server process on the\n"
-    "              engine, one connection, levels none/sign/seal, kerberos and ntlm, 64 B to\n"
-    "              1 MiB messages; throughput and CPU seconds per GB of both processes\n"
-    "  tcp         plain TCP: the same transfer over a minimal libuv client and server of the\n"
-    "              bench's own (no negio), the baseline for level none\n"
-    "  tls         the same transfer at level none over TLS (an ephemeral certificate made\n"
-    "              for the run) and Kerberos inside certificate-free TLS (tls-negotiate),\n"
-    "              next to Kerberos at seal without TLS (from e2e)\n"
-    "  handshake   new TCP connection + full handshake + protected close, many in parallel,\n"
-    "              kerberos (service ticket cached) and negotiate->ntlm, next to the\n"
-    "              in-process init+accept loop; the replay cache stays on\n"
-    "  connections N authenticated idle connections held open; the server's resident\n"
-    "              memory per connection\n"
-    "  latency     round trip of a 1 KiB sealed echo, p50/p99/p99.9, idle and while another\n"
-    "              connection streams 16 KiB sealed messages\n"
-    "\n"
-    "options:\n"
-    "  --quick            short points and 10,000 connections: under a minute (the default)\n"
-    "  --full             8 message sizes, every point measured 3 times, longer latency\n"
-    "                     and handshake runs, 100,000 connections (a few minutes)\n"
-    "  --json[=FILE]      one JSON object (to FILE, or instead of the table on stdout)\n"
-    "  --csv[=FILE]       CSV rows: section,mech,level,size_bytes,metric,value,unit,limit,ratio\n"
-    "  --realm-dir DIR    use the realm in DIR, or start one there (kept afterwards); without\n"
-    "                     it the realm of the environment (NEGIO_REALM_DIR, from '. DIR/env'),\n"
-    "                     else a temporary realm started and removed by the bench\n"
-    "  --only SECTIONS    comma-separated subset of: gss,e2e,tcp,tls,handshake,connections,\n"
-    "                     latency\n"
-    "  --connections N    connections to hold (quick 10000, full 100000)\n"
-    "  --seconds S        duration of one throughput point (quick 0.25, full 0.5)\n"
-    "  --repeat N         measure every throughput point N times, in whole sweeps, and keep\n"
-    "                     the median by CPU per byte (quick 1, full 3; up to 9): other work on\n"
-    "                     the machine inflates single figures\n"
-    "  --no-progress      no progress lines on stderr\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "Sizes are in bytes of application data; MB = 10^6 bytes, GB = 10^9 bytes. Run it on an\n"
-    "otherwise idle machine. Exit status: 0 when every section ran (missed targets included),\n"
-    "1 if a measurement failed, 2 for a usage error.\n";
 
 static const size_t quick_sizes[] = {64, 1024, 16384, 65536, 1048576};
 static const size_t full_sizes[] = {64, 256, 1024, 4096, 16384, 65536, 262144, 1048576};
@@ -1021,109 +973,188 @@ static int parse_sections(const char *s, unsigned *out)
     return *out ? 0 : -1;
 }
 
-static FILE *open_out(const char *path)
+enum {
+    OPT_QUICK = CLI_GROUP_BASE(CLI_G_BENCH),
+    OPT_FULL,
+    OPT_JSON,
+    OPT_CSV,
+    OPT_REALM_DIR,
+    OPT_ONLY,
+    OPT_CONNECTIONS,
+    OPT_SECONDS,
+    OPT_REPEAT,
+    OPT_NO_PROGRESS,
+};
+
+/* What the command line asks for. */
+struct bench_cmdline {
+    int full, progress;
+    int json, csv; /* to JSON_PATH, CSV_PATH, or NULL: stdout */
+    const char *json_path, *csv_path, *realm_dir;
+    unsigned sections;
+    long connections, repeat; /* -1: the mode's */
+    double seconds;           /* -1: the mode's */
+};
+
+static const struct cli_option bench_options[] = {
+    {"quick", no_argument, OPT_QUICK, CLI_ALL, NULL,
+     "short points and 10,000 connections: under a minute (the default)"},
+    {"full", no_argument, OPT_FULL, CLI_ALL, NULL,
+     "8 message sizes, every point measured 3 times, longer latency and handshake runs, 100,000 "
+     "connections (a few minutes)"},
+    {"json", optional_argument, OPT_JSON, CLI_ALL, "[=FILE]",
+     "one JSON object (to FILE, or instead of the table on stdout)"},
+    {"csv", optional_argument, OPT_CSV, CLI_ALL, "[=FILE]",
+     "CSV rows: section,mech,level,size_bytes,metric,value,unit,limit,ratio"},
+    {"realm-dir", required_argument, OPT_REALM_DIR, CLI_ALL, "DIR",
+     "use the realm in DIR, or start one there (kept afterwards); without it the realm of the "
+     "environment (NEGIO_REALM_DIR, from '. DIR/env'), else a temporary realm started and "
+     "removed by the bench"},
+    {"only", required_argument, OPT_ONLY, CLI_ALL, "SECTIONS",
+     "comma-separated subset of: gss,e2e,tcp,tls,handshake,connections, latency"},
+    {"connections", required_argument, OPT_CONNECTIONS, CLI_ALL, "N",
+     "connections to hold (quick 10000, full 100000)"},
+    {"seconds", required_argument, OPT_SECONDS, CLI_ALL, "S",
+     "duration of one throughput point (quick 0.25, full 0.5)"},
+    {"repeat", required_argument, OPT_REPEAT, CLI_ALL, "N",
+     "measure every throughput point N times, in whole sweeps, and keep the median by CPU per "
+     "byte (quick 1, full 3; up to 9): other work on the machine inflates single figures"},
+    {"no-progress", no_argument, OPT_NO_PROGRESS, CLI_ALL, NULL, "no progress lines on stderr"},
+    {NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct cli_synopsis bench_synopsis[] = {
+    {CLI_ALL, "[--quick | --full]"}, {CLI_ALL, "[--json[=FILE]]"},
+    {CLI_ALL, "[--csv[=FILE]]"},     {CLI_ALL, "[--realm-dir DIR]"},
+    {CLI_ALL, "[--only SECTIONS]"},  {CLI_ALL, "[--connections N]"},
+    {CLI_ALL, "[--seconds S]"},      {CLI_ALL, "[--repeat N]"},
+    {CLI_ALL, "[--no-progress]"},    {0, NULL},
+};
+
+static void bench_init(void *state)
 {
-    if (path == NULL)
-        return stdout;
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        fprintf(stderr, "negio bench: cannot write %s: %s\n", path, strerror(errno));
-    return f;
+    struct bench_cmdline *o = state;
+    memset(o, 0, sizeof(*o));
+    o->progress = 1;
+    o->sections = S_ALL;
+    o->connections = o->repeat = -1;
+    o->seconds = -1;
 }
 
-int cmd_bench(int argc, char **argv)
+static int bench_take(const struct cli *c, void *state, int id, const char *arg)
 {
-    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
-        return bench_child_main(argc - 2, argv + 2);
-
-    static const struct option options[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"full", no_argument, NULL, 'f'},
-        {"json", optional_argument, NULL, 'j'},
-        {"csv", optional_argument, NULL, 'c'},
-        {"realm-dir", required_argument, NULL, 'r'},
-        {"only", required_argument, NULL, 'o'},
-        {"connections", required_argument, NULL, 'n'},
-        {"seconds", required_argument, NULL, 's'},
-        {"repeat", required_argument, NULL, 'R'},
-        {"no-progress", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int full = 0, json = 0, csv = 0, opt;
-    const char *json_path = NULL, *csv_path = NULL, *realm_dir = NULL;
-    unsigned sections = S_ALL;
-    long connections = -1, repeat = -1;
-    double seconds = -1;
-    run.progress = 1;
-    opterr = 1;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        char *end;
-        switch (opt) {
-        case 'q':
-            full = 0;
-            break;
-        case 'f':
-            full = 1;
-            break;
-        case 'j':
-            json = 1;
-            json_path = optarg;
-            break;
-        case 'c':
-            csv = 1;
-            csv_path = optarg;
-            break;
-        case 'r':
-            realm_dir = optarg;
-            break;
-        case 'o':
-            if (parse_sections(optarg, &sections) < 0)
-                return cli_usage_error("bench", usage_text, "--only: unknown section in '%s'",
-                                       optarg);
-            break;
-        case 'n':
-            errno = 0;
-            connections = strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || connections < 200 || connections > 1000000)
-                return cli_usage_error("bench", usage_text,
-                                       "--connections: expected 200..1000000, got '%s'", optarg);
-            break;
-        case 's':
-            seconds = strtod(optarg, &end);
-            if (*end != '\0' || !(seconds >= 0.05 && seconds <= 60))
-                return cli_usage_error("bench", usage_text,
-                                       "--seconds: expected 0.05..60, got '%s'", optarg);
-            break;
-        case 'R':
-            errno = 0;
-            repeat = strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || repeat < 1 || repeat > MAX_REPEAT)
-                return cli_usage_error("bench", usage_text, "--repeat: expected 1..%d, got '%s'",
-                                       MAX_REPEAT, optarg);
-            break;
-        case 'P':
-            run.progress = 0;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return CLI_EXIT_OK;
-        default:
-            cli_usage_short("bench", usage_text);
-            return CLI_EXIT_USAGE;
-        }
+    struct bench_cmdline *o = state;
+    char *end;
+    switch (id) {
+    case OPT_QUICK:
+    case OPT_FULL:
+        o->full = id == OPT_FULL;
+        return 0;
+    case OPT_JSON:
+        o->json = 1;
+        o->json_path = arg;
+        return 0;
+    case OPT_CSV:
+        o->csv = 1;
+        o->csv_path = arg;
+        return 0;
+    case OPT_REALM_DIR:
+        o->realm_dir = arg;
+        return 0;
+    case OPT_ONLY:
+        if (parse_sections(arg, &o->sections) < 0)
+            return cli_error(c, "--only: unknown section in '%s'", arg);
+        return 0;
+    case OPT_CONNECTIONS:
+        return cli_parse_long(c, "--connections", arg, 200, 1000000, "", &o->connections);
+    case OPT_SECONDS:
+        o->seconds = strtod(arg, &end);
+        if (*end != '\0' || !(o->seconds >= 0.05 && o->seconds <= 60))
+            return cli_error(c, "--seconds: expected 0.05..60, got '%s'", arg);
+        return 0;
+    case OPT_REPEAT:
+        return cli_parse_long(c, "--repeat", arg, 1, MAX_REPEAT, "", &o->repeat);
+    default: /* OPT_NO_PROGRESS */
+        o->progress = 0;
+        return 0;
     }
-    if (optind != argc)
-        return cli_usage_error("bench", usage_text, "unexpected argument '%s'", argv[optind]);
-    if (json && csv && json_path == NULL && csv_path == NULL)
-        return cli_usage_error("bench", usage_text,
-                               "--json and --csv cannot both go to stdout: give one a FILE");
+}
+
+static const struct cli_group bench_group = {
+    .no = CLI_G_BENCH,
+    .options = bench_options,
+    .synopsis = bench_synopsis,
+    .init = bench_init,
+    .take = bench_take,
+};
+
+static const struct cli_command bench_command = {
+    .name = "bench",
+    .role = CLI_LOCAL,
+    .about =
+        "Measures negio against its limits in one run, on this machine, and prints each figure\n"
+        "absolutely and as a ratio to its limit:\n"
+        "  gss         the in-process GSS limit: gss_wrap+gss_unwrap and gss_get_mic+\n"
+        "              gss_verify_mic on one thread, kerberos and ntlm, per message size\n"
+        "  e2e         negio end to end over loopback: a client and a server process on the\n"
+        "              engine, one connection, levels none/sign/seal, kerberos and ntlm, 64 B to\n"
+        "              1 MiB messages; throughput and CPU seconds per GB of both processes\n"
+        "  tcp         plain TCP: the same transfer over a minimal libuv client and server of the\n"
+        "              bench's own (no negio), the baseline for level none\n"
+        "  tls         the same transfer at level none over TLS (an ephemeral certificate made\n"
+        "              for the run) and Kerberos inside certificate-free TLS (tls-negotiate),\n"
+        "              next to Kerberos at seal without TLS (from e2e)\n"
+        "  handshake   new TCP connection + full handshake + protected close, many in parallel,\n"
+        "              kerberos (service ticket cached) and negotiate->ntlm, next to the\n"
+        "              in-process init+accept loop; the replay cache stays on\n"
+        "  connections N authenticated idle connections held open; the server's resident\n"
+        "              memory per connection\n"
+        "  latency     round trip of a 1 KiB sealed echo, p50/p99/p99.9, idle and while another\n"
+        "              connection streams 16 KiB sealed messages\n",
+    .footer =
+        "Sizes are in bytes of application data; MB = 10^6 bytes, GB = 10^9 bytes. Run it on an\n"
+        "otherwise idle machine. Exit status: 0 when every section ran (missed targets included),\n"
+        "1 if a measurement failed, 2 for a usage error.\n",
+    .column = 21,
+};
+
+static int bench_validate(const struct cli *c, const struct bench_cmdline *o)
+{
+    if (c->nargs > 0)
+        return cli_error(c, "unexpected argument '%s'", c->args[0]);
+    if (o->json && o->csv && o->json_path == NULL && o->csv_path == NULL)
+        return cli_error(c, "--json and --csv cannot both go to stdout: give one a FILE");
+    return 0;
+}
+
+/* Writes R with WRITE to PATH (NULL: stdout). Returns 0, or -1 after saying why. */
+static int write_report(const b_results *r, void (*write)(const b_results *, FILE *),
+                        const char *path)
+{
+    FILE *f = path != NULL ? fopen(path, "w") : stdout;
+    if (f == NULL) {
+        fprintf(stderr, "negio bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    write(r, f);
+    if (f != stdout)
+        fclose(f);
+    return 0;
+}
+
+/* Every section asked for, then the reports. */
+static int bench_run(const struct bench_cmdline *o)
+{
+    int full = o->full;
+    unsigned sections = o->sections;
+    long connections = o->connections;
+    run.progress = o->progress;
 
     static b_results r; /* large: not on the stack */
     memset(&r, 0, sizeof(r));
     r.full = full;
-    r.seconds = seconds > 0 ? seconds : full ? 0.5 : 0.25;
-    r.repeat = repeat > 0 ? (int)repeat : full ? 3 : 1;
+    r.seconds = o->seconds > 0 ? o->seconds : full ? 0.5 : 0.25;
+    r.repeat = o->repeat > 0 ? (int)o->repeat : full ? 3 : 1;
     const size_t *sizes = full ? full_sizes : quick_sizes;
     r.nsizes = full ? sizeof(full_sizes) / sizeof(full_sizes[0])
                     : sizeof(quick_sizes) / sizeof(quick_sizes[0]);
@@ -1140,7 +1171,7 @@ int cmd_bench(int argc, char **argv)
 
     int64_t t0 = bench_now_ns();
     progress("%s mode; progress on stderr, results on stdout at the end", full ? "full" : "quick");
-    if (realm_setup(realm_dir) < 0) {
+    if (realm_setup(o->realm_dir) < 0) {
         realm_teardown();
         return CLI_EXIT_FAIL;
     }
@@ -1232,27 +1263,11 @@ int cmd_bench(int argc, char **argv)
     }
 
     int rc = CLI_EXIT_OK;
-    if (json) {
-        FILE *f = open_out(json_path);
-        if (f == NULL)
-            rc = CLI_EXIT_FAIL;
-        else {
-            b_report_json(&r, f);
-            if (f != stdout)
-                fclose(f);
-        }
-    }
-    if (csv) {
-        FILE *f = open_out(csv_path);
-        if (f == NULL)
-            rc = CLI_EXIT_FAIL;
-        else {
-            b_report_csv(&r, f);
-            if (f != stdout)
-                fclose(f);
-        }
-    }
-    if (!(json && json_path == NULL) && !(csv && csv_path == NULL))
+    if (o->json && write_report(&r, b_report_json, o->json_path) < 0)
+        rc = CLI_EXIT_FAIL;
+    if (o->csv && write_report(&r, b_report_csv, o->csv_path) < 0)
+        rc = CLI_EXIT_FAIL;
+    if (!(o->json && o->json_path == NULL) && !(o->csv && o->csv_path == NULL))
         b_report_table(&r, stdout);
     fflush(stdout);
     if (run.failures > 0) {
@@ -1262,4 +1277,20 @@ int cmd_bench(int argc, char **argv)
     }
     progress("finished in %.0f s", r.elapsed_s);
     return rc;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+        return bench_child_main(argc - 2, argv + 2);
+    struct bench_cmdline o;
+    struct cli c;
+    const struct cli_use uses[] = {{&bench_group, &o}};
+    if (cli_parse(&c, &bench_command, uses, 1, argc, argv) < 0)
+        return CLI_EXIT_USAGE;
+    if (c.help)
+        return CLI_EXIT_OK;
+    if (bench_validate(&c, &o) < 0)
+        return CLI_EXIT_USAGE;
+    return bench_run(&o);
 }

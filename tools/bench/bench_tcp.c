@@ -233,6 +233,13 @@ struct hdr_req {
     uint8_t hdr[4];
 };
 
+/* The clients read into their READ_BUF-byte buffer, the handle's data. */
+static void client_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    *buf = uv_buf_init(h->data, READ_BUF);
+}
+
 static struct {
     uv_loop_t *loop;
     uv_tcp_t tcp;
@@ -331,13 +338,6 @@ static void tc_message(int kind, size_t len, const uint8_t *small, void *u)
         uv_close((uv_handle_t *)&tc.tcp, NULL);
 }
 
-static void tc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init((char *)tc.rbuf, sizeof(tc.rbuf));
-}
-
 static void tc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     if (n > 0) {
@@ -359,7 +359,8 @@ static void tc_connected(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&tc.tcp, 1);
-    uv_read_start((uv_stream_t *)&tc.tcp, tc_alloc, tc_read);
+    tc.tcp.data = tc.rbuf;
+    uv_read_start((uv_stream_t *)&tc.tcp, client_alloc, tc_read);
     tc_start_point();
 }
 
@@ -455,13 +456,6 @@ static void tl_message(int kind, size_t len, const uint8_t *small, void *u)
         tl_ping();
 }
 
-static void tl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init((char *)tl.rbuf, sizeof(tl.rbuf));
-}
-
 static void tl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     if (n > 0) {
@@ -481,21 +475,10 @@ static void tl_connected(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&tl.tcp, 1);
-    uv_read_start((uv_stream_t *)&tl.tcp, tl_alloc, tl_read);
+    tl.tcp.data = tl.rbuf;
+    uv_read_start((uv_stream_t *)&tl.tcp, client_alloc, tl_read);
     tl.tend = bench_now_ns() + (int64_t)(tl.seconds * 1e9);
     tl_ping();
-}
-
-static int cmp_rtt(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double rtt_pct(double p)
-{
-    long i = (long)(p * (double)tl.n);
-    return tl.n > 0 ? (double)tl.rtt[i < tl.n ? i : tl.n - 1] / 1000.0 : -1;
 }
 
 /* key=value: port size=1024 seconds=S max=N. Prints "latency n=N p50_us=...", as the negio
@@ -521,17 +504,10 @@ int bench_tcp_latency(int argc, char **argv)
     uv_tcp_init(tl.loop, &tl.tcp);
     uv_tcp_connect(&tl.creq, &tl.tcp, (const struct sockaddr *)&a, tl_connected);
     uv_run(tl.loop, UV_RUN_DEFAULT);
-    if (tl.failed || tl.n == 0) {
+    if (tl.failed || tl.n == 0)
         printf("error role=tcplatency the echo failed\n");
-    } else {
-        qsort(tl.rtt, (size_t)tl.n, sizeof(int64_t), cmp_rtt);
-        double sum = 0;
-        for (long i = 0; i < tl.n; i++)
-            sum += (double)tl.rtt[i];
-        printf("latency n=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\n",
-               tl.n, rtt_pct(0.50), rtt_pct(0.99), rtt_pct(0.999),
-               (double)tl.rtt[tl.n - 1] / 1000.0, sum / (double)tl.n / 1000.0);
-    }
+    else
+        bench_print_latency(tl.rtt, tl.n);
     fflush(stdout);
     uv_loop_close(tl.loop);
     bench_free_payload(tl.buf);

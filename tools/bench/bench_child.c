@@ -268,6 +268,17 @@ static void first_error(char *dst, size_t cap, const char *detail)
     pthread_mutex_unlock(&mu);
 }
 
+/* A one-connection role's connection ended: a failure (with DETAIL) unless it was done. */
+static void role_closed(int *done, int *failed, char *error, size_t cap, const char *detail)
+{
+    if (!*done) {
+        *failed = 1;
+        first_error(error, cap, detail);
+    }
+    *done = 1;
+    signal_main();
+}
+
 /* ---- stream: bulk one-way transfer at each level and size on one connection ------------------ */
 
 struct point {
@@ -407,12 +418,43 @@ static void st_on_closed(negio_econn *c, negio_close_reason reason, int code, co
     (void)reason;
     (void)code;
     (void)user;
-    if (!st.done) {
-        st.failed = 1;
-        first_error(st.error, sizeof(st.error), detail);
-    }
-    st.done = 1;
-    signal_main();
+    role_closed(&st.done, &st.failed, st.error, sizeof(st.error), detail);
+}
+
+/* The client roles with one connection: PATH's client configuration, a one-loop engine with CB,
+ * a connection to 127.0.0.1:PORT, and a wait until a callback sets *DONE (under mu). Returns 0,
+ * or the role's usage error. */
+static int connect_and_wait(const char *role, const char *path, uint16_t port,
+                            const negio_engine_callbacks *cb, const int *done, negio_engine **e,
+                            negio_econn **c, negio_config **cfg)
+{
+    char err[256];
+    *cfg = bench_client_config(path, err, sizeof(err));
+    if (*cfg == NULL)
+        return usage_error(role, err);
+    negio_engine_options eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.loops = 1; /* one connection lives on one loop anyway */
+    eo.callbacks = *cb;
+    int rc = negio_engine_new(e, &eo);
+    if (rc == 0)
+        rc = negio_engine_connect(*e, "127.0.0.1", port, *cfg, NULL, c);
+    if (rc != 0)
+        return usage_error(role, negio_strerror(rc));
+    pthread_mutex_lock(&mu);
+    while (!*done)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+/* Ends what connect_and_wait() started. */
+static void disconnect(negio_engine *e, negio_econn *c, negio_config *cfg)
+{
+    negio_engine_close(c, 0);
+    negio_econn_unref(c);
+    negio_engine_del(e);
+    negio_config_del(cfg);
 }
 
 /* key=value: path=kerberos|ntlm port=N levels=none,sign,seal (as numbers 0,1,2) sizes=64,...
@@ -441,35 +483,22 @@ int bench_child_stream(int argc, char **argv)
     st.buf = bench_payload(maxsize);
     if (st.buf == NULL)
         return usage_error("stream", "out of memory");
-    char err[256];
-    negio_config *cfg = bench_client_config(path, err, sizeof(err));
-    if (cfg == NULL)
-        return usage_error("stream", err);
-    negio_engine_options eo;
-    memset(&eo, 0, sizeof(eo));
-    eo.loops = 1; /* one connection lives on one loop anyway */
-    eo.callbacks.on_authenticated = st_on_authenticated;
-    eo.callbacks.on_message = st_on_message;
-    eo.callbacks.on_closed = st_on_closed;
-    eo.callbacks.on_backpressure = st_on_backpressure;
-    int rc = negio_engine_new(&st.e, &eo);
-    if (rc == 0)
-        rc = negio_engine_connect(st.e, "127.0.0.1", port, cfg, NULL, &st.c);
+    static const negio_engine_callbacks cb = {
+        .on_authenticated = st_on_authenticated,
+        .on_message = st_on_message,
+        .on_closed = st_on_closed,
+        .on_backpressure = st_on_backpressure,
+    };
+    negio_config *cfg;
+    int rc = connect_and_wait("stream", path, port, &cb, &st.done, &st.e, &st.c, &cfg);
     if (rc != 0)
-        return usage_error("stream", negio_strerror(rc));
-    pthread_mutex_lock(&mu);
-    while (!st.done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+        return rc;
     if (st.failed)
         printf("error role=stream %s\n", st.error);
     else
         printf("done\n");
     fflush(stdout);
-    negio_engine_close(st.c, 0);
-    negio_econn_unref(st.c);
-    negio_engine_del(st.e);
-    negio_config_del(cfg);
+    disconnect(st.e, st.c, cfg);
     bench_free_payload(st.buf);
     return st.failed ? 1 : 0;
 }
@@ -780,28 +809,7 @@ static void lt_on_closed(negio_econn *c, negio_close_reason reason, int code, co
     (void)reason;
     (void)code;
     (void)user;
-    if (!lt.done) {
-        lt.failed = 1;
-        first_error(lt.error, sizeof(lt.error), detail);
-    }
-    lt.done = 1;
-    signal_main();
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const int64_t *v, long n, double p)
-{
-    if (n <= 0)
-        return -1;
-    long i = (long)(p * (double)n);
-    if (i >= n)
-        i = n - 1;
-    return (double)v[i] / 1000.0;
+    role_closed(&lt.done, &lt.failed, lt.error, sizeof(lt.error), detail);
 }
 
 /* key=value: path port size=1024 level=2 seconds=S max=N. Prints "latency n=N p50_us=...". */
@@ -820,42 +828,21 @@ int bench_child_latency(int argc, char **argv)
         return usage_error("latency", "port and size are required");
     memset(lt.buf, 'x', lt.size);
     lt.buf[0] = 'P';
-    char err[256];
-    negio_config *cfg = bench_client_config(path, err, sizeof(err));
-    if (cfg == NULL)
-        return usage_error("latency", err);
-    negio_engine_options eo;
-    memset(&eo, 0, sizeof(eo));
-    eo.loops = 1;
-    eo.callbacks.on_authenticated = lt_on_authenticated;
-    eo.callbacks.on_message = lt_on_message;
-    eo.callbacks.on_closed = lt_on_closed;
-    int rc = negio_engine_new(&lt.e, &eo);
-    if (rc == 0)
-        rc = negio_engine_connect(lt.e, "127.0.0.1", port, cfg, NULL, &lt.c);
+    static const negio_engine_callbacks cb = {
+        .on_authenticated = lt_on_authenticated,
+        .on_message = lt_on_message,
+        .on_closed = lt_on_closed,
+    };
+    negio_config *cfg;
+    int rc = connect_and_wait("latency", path, port, &cb, &lt.done, &lt.e, &lt.c, &cfg);
     if (rc != 0)
-        return usage_error("latency", negio_strerror(rc));
-    pthread_mutex_lock(&mu);
-    while (!lt.done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
-    if (lt.failed) {
+        return rc;
+    if (lt.failed)
         printf("error role=latency %s\n", lt.error);
-    } else {
-        qsort(lt.rtt, (size_t)lt.n, sizeof(int64_t), cmp_i64);
-        double sum = 0;
-        for (long i = 0; i < lt.n; i++)
-            sum += (double)lt.rtt[i];
-        printf("latency n=%ld p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\n",
-               lt.n, pct(lt.rtt, lt.n, 0.50), pct(lt.rtt, lt.n, 0.99), pct(lt.rtt, lt.n, 0.999),
-               lt.n ? (double)lt.rtt[lt.n - 1] / 1000.0 : -1,
-               lt.n ? sum / (double)lt.n / 1000.0 : -1);
-    }
+    else
+        bench_print_latency(lt.rtt, lt.n);
     fflush(stdout);
-    negio_engine_close(lt.c, 0);
-    negio_econn_unref(lt.c);
-    negio_engine_del(lt.e);
-    negio_config_del(cfg);
+    disconnect(lt.e, lt.c, cfg);
     bench_free_payload(lt.buf);
     free(lt.rtt);
     return lt.failed ? 1 : 0;

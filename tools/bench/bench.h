@@ -16,9 +16,6 @@
 
 #include "negio/negio.h"
 
-/* The subcommand (ARGV[0] is its name). */
-int cmd_bench(int argc, char **argv);
-
 /* ---- clocks, CPU and memory (bench_proc.c) ------------------------------------------------- */
 
 /* Monotonic wall clock, nanoseconds. */
@@ -49,6 +46,10 @@ double bench_kv_num(const char *line, const char *key, double def);
 /* The same over an argument vector of "key=value" words (children's command lines). */
 const char *bench_arg(int argc, char **argv, const char *key, const char *def);
 double bench_arg_num(int argc, char **argv, const char *key, double def);
+
+/* Sorts the N round trips RTT (nanoseconds) and prints the latency roles' result line:
+ * "latency n=N p50_us=... p99_us=... p999_us=... max_us=... mean_us=..." (bench_proc.c). */
+void bench_print_latency(int64_t *rtt, long n);
 
 /* ---- children (bench_proc.c) ---------------------------------------------------------------- */
 

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "negio/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,6 +38,11 @@ extern "C" {
 #endif
 
 #define NEGIO_PROTOCOL_VERSION 2
+
+/* The library's own version (negio/version.h holds the headers'): NEGIO_VERSION_NUMBER and
+ * NEGIO_VERSION_STRING as they were when the library was built. */
+NEGIO_API unsigned negio_version(void);
+NEGIO_API const char *negio_version_string(void);
 
 /* CLOSE status values (docs/PROTOCOL.md section 6.8). 0 is a normal close; a failing side sends
  * its error code negated (101..113); applications should not use 100..199. */

@@ -9,13 +9,13 @@
     X(NEGIO_OK, "success")                                                                         \
     X(NEGIO_ERR_INVALID, "invalid argument")                                                       \
     X(NEGIO_ERR_STATE, "call not valid in the current state")                                      \
-    X(NEGIO_ERR_LEVEL, "protection level below the peer's minimum")                               \
+    X(NEGIO_ERR_LEVEL, "protection level below the peer's minimum")                                \
     X(NEGIO_ERR_MSG_SIZE, "message larger than the maximum message size")                          \
     X(NEGIO_ERR_BUSY, "send queue full; retry later")                                              \
     X(NEGIO_ERR_ADDRESS, "address could not be parsed, resolved, bound or reached")                \
     X(NEGIO_ERR_SYSTEM, "a system call failed")                                                    \
-    X(NEGIO_ERR_IDENTITY, "no acceptable local account for this peer")                           \
-    X(NEGIO_ERR_PERMISSION, "this process may not switch identities")                            \
+    X(NEGIO_ERR_IDENTITY, "no acceptable local account for this peer")                             \
+    X(NEGIO_ERR_PERMISSION, "this process may not switch identities")                              \
     X(NEGIO_ERR_FATAL, "fatal error")                                                              \
     X(NEGIO_ERR_NOMEM, "out of memory")                                                            \
     X(NEGIO_ERR_PROTOCOL, "protocol violation by the peer")                                        \
@@ -28,7 +28,7 @@
     X(NEGIO_ERR_INTEGRITY, "message failed integrity or confidentiality check")                    \
     X(NEGIO_ERR_CREDENTIALS, "credentials could not be acquired")                                  \
     X(NEGIO_ERR_CLOSED, "connection closed")                                                       \
-    X(NEGIO_ERR_REJECTED, "the peer closed the connection with an error status")              \
+    X(NEGIO_ERR_REJECTED, "the peer closed the connection with an error status")                   \
     X(NEGIO_ERR_BINDING, "authentication not bound to this TLS channel (man in the middle?)")
 
 const char *negio_strerror(int code)
@@ -63,4 +63,14 @@ void negio__detail(char *detail, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, NEGIO__DETAIL_MAX, fmt, ap);
     va_end(ap);
+}
+
+unsigned negio_version(void)
+{
+    return NEGIO_VERSION_NUMBER;
+}
+
+const char *negio_version_string(void)
+{
+    return NEGIO_VERSION_STRING;
 }

@@ -18,6 +18,23 @@
  *  - A connector is not thread-safe: one thread at a time may call into it. negio_conn_step() may
  *    run on a different thread than the other calls (for instance a worker pool), provided no
  *    other call on the same connector runs at the same time.
+ *  - Structures that cross the API by pointer can grow: later versions append fields. They are
+ *    negio_limits and negio_auth_info here, negio_engine_options (engine.h) and
+ *    negio_identity_policy (identity.h). Each begins with `uint32_t size`, the number of bytes
+ *    of the structure the caller has, so that a program and a library built with different
+ *    versions of these headers agree on what is there (docs/ARCHITECTURE.md section 17.4):
+ *     - size is sizeof(the structure), or 0, which stands for the layout of negio 0.2 (every
+ *       field the 0.2 headers declare): `= {0}`, designated initialisers and memset() leave it
+ *       0 and keep working. A field added after 0.2 is used only when size covers it, so new
+ *       code sets size = sizeof.
+ *     - A structure the caller passes in: the library reads its first size bytes and no more;
+ *       a field beyond them takes its default, as if zero. Bytes beyond the fields this library
+ *       knows (a program built with newer headers) must be zero, else the call fails with
+ *       NEGIO_ERR_INVALID: they ask for something this library cannot do.
+ *     - A structure the library fills: it writes the first size bytes and no more, zero where
+ *       it has no field, and sets size to the bytes it filled: fields beyond that are absent
+ *       (a library older than the headers).
+ *     - A size of 1 to 3 (not even the size itself) or over 4096 is NEGIO_ERR_INVALID.
  */
 #ifndef NEGIO_NEGIO_H
 #define NEGIO_NEGIO_H
@@ -122,8 +139,9 @@ NEGIO_API int negio_level_parse(const char *name, negio_level *out);
  */
 typedef struct negio_config negio_config;
 
-/* Size and count limits. A zero field keeps the default (shown). */
+/* Size and count limits. A zero field keeps the default (shown). Growable: see size above. */
 typedef struct negio_limits {
+    uint32_t size;        /* sizeof(negio_limits), or 0: the 0.2 layout (the conventions above) */
     uint32_t max_token;   /* largest handshake token accepted (65536; at most 16 MiB) */
     uint32_t max_rounds;  /* most handshake frames accepted from the peer (8) */
     uint32_t max_frame;   /* largest frame body accepted (1048576; at least 4096) */
@@ -291,7 +309,9 @@ NEGIO_API int negio_config_dup(negio_config **out, const negio_config *cfg);
 /* Read back what a configuration holds (for layers built on the connector, like the engine). */
 NEGIO_API negio_role negio_config_get_role(const negio_config *cfg);
 NEGIO_API negio_level negio_config_get_default_level(const negio_config *cfg);
-NEGIO_API negio_limits negio_config_get_limits(const negio_config *cfg);
+/* Fills *LIMITS (its size set: see the conventions above) with the limits in force, defaults
+ * included. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_get_limits(const negio_config *cfg, negio_limits *limits);
 /* The configured "service@host", or NULL. */
 NEGIO_API const char *negio_config_get_service(const negio_config *cfg);
 
@@ -400,8 +420,11 @@ NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
  * NEGIO_ERR_POLICY, ...). */
 NEGIO_API int negio_conn_step(negio_conn *conn);
 
-/* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
+/* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime (the
+ * strings belong to the connector). Growable: see size in the conventions above. */
 typedef struct negio_auth_info {
+    uint32_t size;                  /* set by the caller (sizeof, or 0: the 0.2 layout); set by
+                                       the library to the bytes it filled */
     negio_mech mech;                /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won
                                        (NEGIO_MECH_NONE with NEGIO_TRANSPORT_TLS) */
     int negotiated;                 /* 1 if it was chosen through SPNEGO */
@@ -427,7 +450,8 @@ typedef struct negio_auth_info {
     int channel_bound;       /* TLS_NEGOTIATE: the GSS context is bound to this TLS session */
 } negio_auth_info;
 
-/* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
+/* Fills *INFO, whose size the caller sets: `negio_auth_info info = {.size = sizeof(info)};`.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
 NEGIO_API int negio_conn_auth_info(const negio_conn *conn, negio_auth_info *info);
 
 /* The first fatal error and its detail text (never NULL; "" if none). negio_conn_error returns

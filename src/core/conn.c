@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/frame.h"
 #include "core/internal.h"
+#include "core/sized.h"
 #include "core/transcript.h"
 #include "core/write_check.h"
 #include "gss/gss.h"
@@ -1319,13 +1320,17 @@ unsigned negio_conn_want(const negio_conn *c)
     return w;
 }
 
-int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
+/* negio_auth_info as negio 0.2 declared it ends with channel_bound (core/sized.h) */
+#define AUTH_INFO_SIZE_0_2 NEGIO__END(negio_auth_info, channel_bound)
+
+int negio_conn_auth_info(const negio_conn *c, negio_auth_info *caller)
 {
-    if (c == NULL || info == NULL)
+    if (c == NULL || caller == NULL)
         return NEGIO_ERR_INVALID;
     if (!c->established)
         return NEGIO_ERR_STATE;
-    memset(info, 0, sizeof(*info));
+    /* filled whole here, then as much of it as the caller has room for */
+    negio_auth_info whole = {.size = sizeof(whole)}, *info = &whole;
     if (c->gss != NULL) {
         negio__gss_info(c->gss, info);
         info->client_authenticated = 1;
@@ -1346,7 +1351,7 @@ int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
     info->peer_min_level = c->peer_min;
     info->peer_default_level = c->peer_default;
     info->peer_max_message = c->peer_max_message;
-    return NEGIO_OK;
+    return negio__sized_out(caller, &whole, sizeof(whole), AUTH_INFO_SIZE_0_2);
 }
 
 int negio_conn_error(const negio_conn *c)

@@ -32,13 +32,8 @@
 extern "C" {
 #endif
 
-/* Engine-specific codes (non-fatal for the connection). */
-enum {
-    NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
-                                (negio_engine_shutdown) connections were still open */
-    NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
-    NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
-};
+/* The engine's error codes, NEGIO_ERR_BUSY, NEGIO_ERR_ADDRESS and NEGIO_ERR_SYSTEM, are in the
+ * one table of negio.h (range -20..-39). */
 
 typedef struct negio_engine negio_engine;
 typedef struct negio_econn negio_econn;
@@ -188,7 +183,6 @@ NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info)
 
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
  * loop thread only (e.g. in on_authenticated). Take a reference to keep them past the call. */
-typedef struct negio_delegated negio_delegated;
 NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
 
 /* Number of open connections (approximate while they change). Safe from any thread. */

@@ -65,13 +65,40 @@ NEGIO_API const char *negio_version_string(void);
  * its error code negated (101..113); applications should not use 100..199. */
 #define NEGIO_STATUS_EXPIRED 120 /* the sender's security context ended (its ticket expired) */
 
-/* Error codes. Every code at or below NEGIO_ERR_FATAL closes the connection. */
+/* Error codes: one table for the whole library, the engine (engine.h) and identity (identity.h)
+ * included, with a range reserved for each layer. negio_strerror() and negio_err_name() know
+ * every code below.
+ *
+ *        0          NEGIO_OK
+ *     -1 ..  -19    the connector: a call refused; nothing changed
+ *    -20 ..  -39    the engine (libnegio_uv): a call refused, or (on_closed) why a connection
+ *                   could not be made or kept
+ *    -40 ..  -59    identity: no acceptable account, or the identity could not be switched
+ *    -60 ..  -99    reserved for future layers (not fatal)
+ *   -100            NEGIO_ERR_FATAL, the threshold: every code at or below it is fatal for the
+ *                   connection (sticky: every later call returns it)
+ *   -101 .. -199    fatal errors of the connector and its providers (GSS-API, TLS). Negated,
+ *                   they are the CLOSE status values of docs/PROTOCOL.md section 6.8 (101..113
+ *                   today), so a code here is never renumbered, only added
+ *   below -199      reserved
+ *
+ * Codes are never reused for another meaning; a code's number, once released, stays. */
 enum {
     NEGIO_OK = 0,
-    NEGIO_ERR_INVALID = -1,       /* a bad argument; nothing changed */
-    NEGIO_ERR_STATE = -2,         /* the call is not valid in the connector's current state */
-    NEGIO_ERR_LEVEL = -3,         /* a write below the peer's announced minimum level; not sent */
-    NEGIO_ERR_MSG_SIZE = -4,      /* a write over the maximum message size; not sent */
+    /* the connector: refusals */
+    NEGIO_ERR_INVALID = -1,  /* a bad argument; nothing changed */
+    NEGIO_ERR_STATE = -2,    /* the call is not valid in the connector's current state */
+    NEGIO_ERR_LEVEL = -3,    /* a write below the peer's announced minimum level; not sent */
+    NEGIO_ERR_MSG_SIZE = -4, /* a write over the maximum message size; not sent */
+    /* the engine (engine.h) */
+    NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
+                                (negio_engine_shutdown) connections were still open */
+    NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
+    NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
+    /* identity (identity.h) */
+    NEGIO_ERR_IDENTITY = -40,   /* no acceptable local account for this peer; see the detail */
+    NEGIO_ERR_PERMISSION = -41, /* this process may not switch identities */
+    /* fatal */
     NEGIO_ERR_FATAL = -100,       /* threshold: this and below are fatal and sticky */
     NEGIO_ERR_NOMEM = -101,       /* an allocation failed */
     NEGIO_ERR_PROTOCOL = -102,    /* the peer broke the framing or the conversation */
@@ -91,7 +118,7 @@ enum {
 
 /* Returns a static English description of an error code ("unknown error" for others). */
 NEGIO_API const char *negio_strerror(int code);
-/* Returns the code's symbolic name, e.g. "NEGIO_ERR_PROTOCOL". */
+/* Returns the code's symbolic name, e.g. "NEGIO_ERR_PROTOCOL" ("NEGIO_ERR_UNKNOWN" for others). */
 NEGIO_API const char *negio_err_name(int code);
 
 typedef enum negio_role { NEGIO_ROLE_CLIENT = 1, NEGIO_ROLE_SERVER = 2 } negio_role;
@@ -136,6 +163,19 @@ NEGIO_API int negio_level_parse(const char *name, negio_level *out);
 /* ---------------------------------------------------------------------------------------------
  * Configuration. A config is copied by negio_conn_new(); it may be changed or freed afterwards
  * without affecting existing connectors.
+ *
+ * Threads: a configuration that no thread changes may be used by any number of threads at once,
+ * by the calls that read it: negio_conn_new(), negio_config_dup(), negio_engine_listen() and
+ * negio_engine_connect() (which copy it) and the negio_config_get_*() calls. What those calls
+ * set up inside it is made once, whichever thread comes first, under a lock or an atomic
+ * operation: the GSS credential cache (the credentials themselves are acquired once, under the
+ * cache's lock, by the first connector that needs them and then used by every connector made
+ * from the configuration or its copies, on any thread: MIT krb5 locks its credentials,
+ * gss-ntlmssp's are read-only once acquired) and the TLS context (built by the first
+ * connection). Every call that changes a configuration (negio_config_set_*(),
+ * negio_config_add_user_map(), negio_config_tls_check(), negio_config_del()) needs it to itself:
+ * no other call on the same configuration may run meanwhile. The log function is called on the
+ * thread of whichever connector made from the configuration logs.
  */
 typedef struct negio_config negio_config;
 
@@ -319,6 +359,8 @@ NEGIO_API const char *negio_config_get_service(const negio_config *cfg);
  * The connector.
  */
 typedef struct negio_conn negio_conn;
+/* Credentials a client delegated to a server connection (include/negio/identity.h). */
+typedef struct negio_delegated negio_delegated;
 
 /* Creates a connector for one connection. A client is ready to produce its first token at once
  * (see NEGIO_WANT_STEP). Credentials are acquired in the first step, not here.

@@ -2,8 +2,6 @@
 #include <stdio.h>
 
 #include "core/internal.h"
-#include "negio/engine.h"
-#include "negio/identity.h"
 
 #define CODES(X)                                                                                   \
     X(NEGIO_OK, "success")                                                                         \

@@ -1,5 +1,8 @@
 /* The ABI promises of docs/ARCHITECTURE.md section 17 that a program can observe:
  *  - the library reports the version of the headers it was built with;
+ *  - one error table (include/negio/negio.h): every code the public headers declare has a name
+ *    and a text, lies in the range of its layer, and the fatal ones keep the numbers that are
+ *    CLOSE statuses on the wire (docs/PROTOCOL.md section 6.8);
  *  - the growable structures (the conventions of negio.h): the library reads and writes no more
  *    of a caller's structure than its size says (each older, smaller structure below sits at the
  *    very end of a page followed by an inaccessible one, so one byte more is a crash), treats
@@ -37,6 +40,127 @@ static void the_library_reports_the_version_of_its_headers(void **state)
                      NEGIO_VERSION_MAJOR << 16 | NEGIO_VERSION_MINOR << 8 | NEGIO_VERSION_PATCH);
     assert_int_equal(negio_version(), NEGIO_VERSION_NUMBER);
     assert_string_equal(negio_version_string(), NEGIO_VERSION_STRING);
+}
+
+/* ---- the error table ------------------------------------------------------------------------ */
+
+#define MAX_CODES 64
+
+typedef struct code {
+    char name[48];
+    int value;
+} code;
+
+/* The "NEGIO_OK = 0," and "NEGIO_ERR_X = -N," enumerators of a public header. */
+static int read_codes(const char *file, code *out, int max)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", NEGIO_PUBLIC_HEADERS, file);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("cannot read %s", path);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char name[48];
+        int value;
+        if (sscanf(line, " %47[A-Z_] = %d ,", name, &value) == 2 &&
+            (strcmp(name, "NEGIO_OK") == 0 || strncmp(name, "NEGIO_ERR_", 10) == 0)) {
+            if (n == max)
+                fail_msg("more than %d codes in %s", max, file);
+            snprintf(out[n].name, sizeof(out[n].name), "%s", name);
+            out[n++].value = value;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static int in(const char *name, const char *const *names)
+{
+    for (; *names != NULL; names++)
+        if (strcmp(name, *names) == 0)
+            return 1;
+    return 0;
+}
+
+static void every_code_is_in_the_one_table_with_a_name_and_a_text(void **state)
+{
+    (void)state;
+    code codes[MAX_CODES];
+    int n = read_codes("negio.h", codes, MAX_CODES);
+    assert_true(n >= 24); /* 24 in 0.2 */
+    code other[MAX_CODES];
+    assert_int_equal(read_codes("engine.h", other, MAX_CODES), 0);
+    assert_int_equal(read_codes("identity.h", other, MAX_CODES), 0);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(negio_err_name(codes[i].value), codes[i].name);
+        assert_string_not_equal(negio_strerror(codes[i].value), "unknown error");
+        for (int j = 0; j < i; j++) {
+            assert_int_not_equal(codes[i].value, codes[j].value);
+            assert_string_not_equal(negio_strerror(codes[i].value), negio_strerror(codes[j].value));
+        }
+    }
+    /* and the library knows no code the headers do not declare */
+    for (int v = -300; v <= 300; v++) {
+        int declared = 0;
+        for (int i = 0; i < n; i++)
+            declared |= codes[i].value == v;
+        if (!declared) {
+            assert_string_equal(negio_strerror(v), "unknown error");
+            assert_string_equal(negio_err_name(v), "NEGIO_ERR_UNKNOWN");
+        }
+    }
+}
+
+static void each_code_lies_in_the_range_of_its_layer(void **state)
+{
+    (void)state;
+    static const char *const connector[] = {"NEGIO_ERR_INVALID", "NEGIO_ERR_STATE",
+                                            "NEGIO_ERR_LEVEL", "NEGIO_ERR_MSG_SIZE", NULL};
+    static const char *const engine[] = {"NEGIO_ERR_BUSY", "NEGIO_ERR_ADDRESS", "NEGIO_ERR_SYSTEM",
+                                         NULL};
+    static const char *const identity[] = {"NEGIO_ERR_IDENTITY", "NEGIO_ERR_PERMISSION", NULL};
+    code codes[MAX_CODES];
+    int n = read_codes("negio.h", codes, MAX_CODES);
+    for (int i = 0; i < n; i++) {
+        const char *name = codes[i].name;
+        int v = codes[i].value, lo, hi;
+        if (strcmp(name, "NEGIO_OK") == 0)
+            lo = hi = 0;
+        else if (strcmp(name, "NEGIO_ERR_FATAL") == 0)
+            lo = hi = -100;
+        else if (in(name, connector))
+            lo = -19, hi = -1;
+        else if (in(name, engine))
+            lo = -39, hi = -20;
+        else if (in(name, identity))
+            lo = -59, hi = -40;
+        else /* everything else is fatal: the connector's and its providers' */
+            lo = -199, hi = -101;
+        if (v < lo || v > hi)
+            fail_msg("%s = %d lies outside its layer's range %d..%d", name, v, lo, hi);
+    }
+}
+
+/* The negated codes are CLOSE statuses (docs/PROTOCOL.md section 6.8): peers built with other
+ * versions read them, so they never move. */
+static void the_fatal_codes_keep_their_wire_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        int status;
+    } wire[] = {
+        {NEGIO_ERR_NOMEM, 101},       {NEGIO_ERR_PROTOCOL, 102},  {NEGIO_ERR_TOO_LARGE, 103},
+        {NEGIO_ERR_TRUNCATED, 104},   {NEGIO_ERR_HANDSHAKE, 105}, {NEGIO_ERR_PEER, 106},
+        {NEGIO_ERR_POLICY, 107},      {NEGIO_ERR_DOWNGRADE, 108}, {NEGIO_ERR_INTEGRITY, 109},
+        {NEGIO_ERR_CREDENTIALS, 110}, {NEGIO_ERR_CLOSED, 111},    {NEGIO_ERR_REJECTED, 112},
+        {NEGIO_ERR_BINDING, 113},
+    };
+    assert_int_equal(NEGIO_ERR_FATAL, -100);
+    for (size_t i = 0; i < sizeof(wire) / sizeof(wire[0]); i++)
+        assert_int_equal(-wire[i].code, wire[i].status);
 }
 
 /* ---- growable structures -------------------------------------------------------------------- */
@@ -339,6 +463,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_library_reports_the_version_of_its_headers),
+        cmocka_unit_test(every_code_is_in_the_one_table_with_a_name_and_a_text),
+        cmocka_unit_test(each_code_lies_in_the_range_of_its_layer),
+        cmocka_unit_test(the_fatal_codes_keep_their_wire_numbers),
         cmocka_unit_test(an_older_limits_is_read_no_further_than_its_size),
         cmocka_unit_test(fields_beyond_the_callers_size_take_their_defaults),
         cmocka_unit_test(a_zero_size_stands_for_the_0_2_layout),

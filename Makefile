@@ -46,7 +46,7 @@ cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
 endef
 
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
-        fuzz fuzz-build bench bench-plot demo install clean format
+        check-abi abi-baseline fuzz fuzz-build bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -56,15 +56,17 @@ deps:
 	@bash scripts/deps.sh
 
 # Everything, one pass after the other: plain, ASan+UBSan, TSan (engine), valgrind (conformance
-# and engine), then each fuzz target for FUZZ_CHECK_SECONDS. The last line sums every passed
-# ctest test and every check the valgrind and fuzz scripts recorded (their self-tests included).
-check: check-plain check-asan check-tsan check-valgrind check-fuzz
+# and engine), each fuzz target for FUZZ_CHECK_SECONDS, then the ABI check. The last line sums
+# every passed ctest test and every check the valgrind, fuzz and ABI scripts recorded (their
+# self-tests included).
+check: check-plain check-asan check-tsan check-valgrind check-fuzz check-abi
 	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
 	p3=$$($(call ctest_count,$(TSAN_BUILD)/ctest.log)); \
 	p4=$$($(call results_count,$(BUILD)/valgrind)); \
 	p5=$$($(call results_count,$(FUZZ_BUILD)/fuzz)); \
-	echo "$$((p1 + p2 + p3 + p4 + p5)) passed, 0 failed"
+	p6=$$($(call results_count,$(BUILD)/abi)); \
+	echo "$$((p1 + p2 + p3 + p4 + p5 + p6)) passed, 0 failed"
 
 check-plain: all
 	@rm -f $(BUILD)/ctest.log
@@ -93,6 +95,20 @@ check-tsan: deps
 check-valgrind: all
 	bash scripts/valgrind.sh --self-test $(BUILD)
 	bash scripts/valgrind.sh $(BUILD)
+
+# The ABI check (docs/ARCHITECTURE.md section 17.7): the plain build's libnegio.so and
+# libnegio_uv.so against the baseline in abi/ (abidiff, abigail-tools), after proving that the
+# comparison catches a moved struct member and a removed function. Needs the debug information
+# of the default RelWithDebInfo build.
+check-abi: all
+	bash scripts/abi.sh --self-test $(BUILD)
+	bash scripts/abi.sh $(BUILD)
+
+# Rewrites the baseline from the plain build, on purpose: when a release changes the ABI (every
+# new 0.x minor, whose SONAME changes too) or adds to it (a function, a field appended to a
+# growable struct). Review `git diff abi/` and commit it with the change.
+abi-baseline: all
+	bash scripts/abi.sh --baseline $(BUILD)
 
 # libFuzzer targets (tests/fuzz, docs/FUZZING.md) in their own clang build.
 fuzz-build: deps

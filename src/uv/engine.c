@@ -28,6 +28,7 @@
 
 #include "base/alloc.h"
 #include "base/config.h" /* the listener logs through its configuration's log function */
+#include "base/sized.h"
 #include "conn/write_check.h"
 #include "negio/engine.h"
 #include "negio/identity.h"
@@ -388,7 +389,9 @@ static negio_econn *econn_new(negio_engine *e, loop *l, const negio_config *cfg,
     c->is_client = is_client;
     c->default_level = negio_config_get_default_level(cfg);
     c->tls_only = negio_config_get_transport(cfg) == NEGIO_TRANSPORT_TLS;
-    c->max_message = negio_config_get_limits(cfg).max_message;
+    negio_limits limits = {.size = sizeof(limits)};
+    (void)negio_config_get_limits(cfg, &limits); /* cannot fail: both are there */
+    c->max_message = limits.max_message;
     c->held_tail = &c->held;
     c->state = ST_CONNECTING;
     if (!counted)
@@ -854,7 +857,7 @@ static void release_held(negio_econn *c);
 static void on_established(negio_econn *c)
 {
     negio_engine *e = c->e;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     int rc = negio_conn_auth_info(c->conn, &info);
     if (rc < 0) {
         econn_close(c, NEGIO_CLOSE_ERROR, rc, "established without its facts: %s",
@@ -2003,14 +2006,21 @@ static void engine_free(negio_engine *e)
     negio__free(e);
 }
 
+/* negio_engine_options as negio 0.2 declared it ends with user, without padding (base/sized.h,
+ * docs/ARCHITECTURE.md section 17.4) */
+#define OPTIONS_SIZE_0_2 NEGIO__END(negio_engine_options, user)
+_Static_assert(sizeof(negio_engine_options) == NEGIO__END(negio_engine_options, user),
+               "negio_engine_options grew: keep OPTIONS_SIZE_0_2, move this to the new last field");
+
 int negio_engine_new(negio_engine **out, const negio_engine_options *opts)
 {
-    if (out == NULL || opts == NULL)
+    negio_engine_options o;
+    if (out == NULL || opts == NULL || negio__sized_in(&o, sizeof(o), opts, OPTIONS_SIZE_0_2) < 0)
         return NEGIO_ERR_INVALID;
     negio_engine *e = negio__calloc(1, sizeof(*e));
     if (e == NULL)
         return NEGIO_ERR_NOMEM;
-    e->o = *opts;
+    e->o = o;
     if (e->o.loops == 0)
         e->o.loops = uv_available_parallelism();
     if (e->o.workers == 0)

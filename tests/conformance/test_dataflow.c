@@ -277,7 +277,7 @@ static void authentication_facts_name_the_winner_and_the_peer(void **state)
         test_pair p;
         pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
         establish(&p, (test_path)path, SPLIT_WHOLE);
-        negio_auth_info ci, si;
+        negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
         assert_int_equal(negio_conn_auth_info(p.client.conn, &ci), 0);
         assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
         negio_mech want = test_path_mech((test_path)path);

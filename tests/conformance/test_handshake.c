@@ -70,7 +70,7 @@ static void password_credentials_authenticate_on_each_mechanism(void **state)
         run(&p, password_client(mechs[i], "alice", r->alice_pw), test_server_config(PATH_KERBEROS),
             negio_mech_name(mechs[i]));
         assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
-        negio_auth_info si;
+        negio_auth_info si = {.size = sizeof(si)};
         assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
         assert_non_null(strstr(si.peer, "alice"));
         test_pair_free(&p);
@@ -831,7 +831,7 @@ static void client_keytab_credentials_authenticate(void **state)
         test_pair p;
         run(&p, cc, test_server_config(PATH_KERBEROS), "client keytab");
         assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
-        negio_auth_info si;
+        negio_auth_info si = {.size = sizeof(si)};
         assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
         char carol[128];
         snprintf(carol, sizeof(carol), "carol@%s", r->realm);

@@ -121,7 +121,7 @@ static void stacked_kerberos_certificate_free_under_every_split(void **state)
                 report(split_name((test_split)split), &p);
                 fail_msg("stacked %s did not establish", test_path_name(paths[i]));
             }
-            negio_auth_info ci, si;
+            negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
             must(negio_conn_auth_info(p.client.conn, &ci));
             must(negio_conn_auth_info(p.server.conn, &si));
             assert_int_equal(ci.mech, NEGIO_MECH_KERBEROS);
@@ -176,7 +176,7 @@ static void certificate_free_refuses_ntlm_unless_allowed(void **state)
             report("certificate-free ntlm allowed", &p);
             fail_msg("NTLM allowed did not establish");
         }
-        negio_auth_info ci;
+        negio_auth_info ci = {.size = sizeof(ci)};
         must(negio_conn_auth_info(p.client.conn, &ci));
         assert_int_equal(ci.mech, NEGIO_MECH_NTLM);
         assert_int_equal(ci.server_authenticated, 0);
@@ -202,7 +202,7 @@ static void stacked_with_certificates_every_path_both_versions(void **state)
                 report(test_path_name((test_path)path), &p);
                 fail_msg("stacked with certificates did not establish");
             }
-            negio_auth_info ci;
+            negio_auth_info ci = {.size = sizeof(ci)};
             must(negio_conn_auth_info(p.client.conn, &ci));
             assert_int_equal(ci.mech, test_path_mech((test_path)path));
             assert_string_equal(ci.tls_version, version == 12 ? "TLSv1.2" : "TLSv1.3");
@@ -237,7 +237,7 @@ static void plain_tls_carries_messages_under_every_split(void **state)
             report("plain tls", &p);
             fail_msg("plain TLS did not establish");
         }
-        negio_auth_info ci, si;
+        negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
         must(negio_conn_auth_info(p.client.conn, &ci));
         must(negio_conn_auth_info(p.server.conn, &si));
         assert_int_equal(ci.mech, NEGIO_MECH_NONE);
@@ -363,7 +363,7 @@ static void client_certificates_are_required_and_verified(void **state)
         report(cases[i].what, &p);
         assert_int_equal(ok, cases[i].ok);
         if (ok) {
-            negio_auth_info si;
+            negio_auth_info si = {.size = sizeof(si)};
             must(negio_conn_auth_info(p.server.conn, &si));
             assert_int_equal(si.client_authenticated, 1);
             assert_int_equal(si.tls_peer_verified, 1);

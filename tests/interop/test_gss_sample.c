@@ -180,7 +180,7 @@ static void negio_client_talks_to_mit_gss_server(void **state)
                         negio_conn_error_detail(d.c));
             assert_int_equal(rc, 0);
             assert_int_equal(d.acks, 4);
-            negio_auth_info ci;
+            negio_auth_info ci = {.size = sizeof(ci)};
             assert_int_equal(negio_conn_auth_info(d.c, &ci), 0);
             assert_int_equal(ci.mech, test_path_mech(paths[i]));
             assert_int_equal(negio_conn_close(d.c, 0, NULL), 0); /* the closing NOOP */
@@ -308,7 +308,7 @@ static void mit_gss_client_talks_to_negio_server(void **state)
                 assert_string_equal(j.d[k].texts[m], "hello from gss-client");
                 assert_int_equal(j.d[k].levels[m], cases[i].level);
             }
-            negio_auth_info si;
+            negio_auth_info si = {.size = sizeof(si)};
             assert_int_equal(negio_conn_auth_info(j.d[k].c, &si), 0);
             assert_non_null(strstr(si.peer, cases[i].peer));
             negio_conn_del(j.d[k].c);

@@ -297,6 +297,12 @@ static void configuration_calls(void)
     PROBE(negio_config_set_limits, NULL, &(negio_limits){0});
     PROBE(negio_config_set_limits, cc, &(negio_limits){.max_frame = 1});
     PROBE(negio_config_set_limits, cc, &(negio_limits){0});
+    PROBE(negio_config_set_limits, cc, &(negio_limits){.size = 2});
+    negio_limits lim = {.size = sizeof(lim)};
+    PROBE(negio_config_get_limits, NULL, &lim);
+    PROBE(negio_config_get_limits, cc, NULL);
+    PROBE(negio_config_get_limits, cc, &(negio_limits){.size = 5000});
+    PROBE(negio_config_get_limits, cc, &lim);
     PROBE(negio_config_set_deferred_steps, NULL, 1);
     PROBE(negio_config_set_deferred_steps, cc, 1);
     PROBE(negio_config_set_log, NULL, NULL, NULL);
@@ -347,7 +353,7 @@ static void connector_calls(void)
     assert_int_equal(negio_config_new(&no_target, NEGIO_ROLE_CLIENT), NEGIO_OK);
     negio_conn *c = NULL;
     negio_event ev;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     size_t len;
     static const uint8_t garbage[100] = {9, 9, 9};
 
@@ -427,6 +433,7 @@ static void connector_calls(void)
     PROBE(negio_user_lookup, &u, "a/b", NULL, detail, sizeof(detail));
     PROBE(negio_user_lookup, &u, "no-such-negio-user", NULL, detail, sizeof(detail));
     PROBE(negio_user_lookup, &u, "root", NULL, detail, sizeof(detail)); /* uid 0 refused */
+    PROBE(negio_user_lookup, &u, "root", &(negio_identity_policy){.size = 1}, NULL, 0);
     EACH_ALLOCATION(u = NULL, PROBE(negio_user_lookup, &u, "root", &root_allowed, NULL, 0),
                     negio_user_del(u));
     assert_int_equal(negio_conn_new(&c, sc), NEGIO_OK);
@@ -458,7 +465,7 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     (void)code;
     (void)detail;
     (void)user;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     PROBE(negio_econn_auth_info, c, &info);
     PROBE(negio_econn_auth_info, c, NULL);
     PROBE(negio_engine_write, c, "x", 1);
@@ -472,6 +479,7 @@ static void engine_calls(void)
     negio_engine_options o = {0};
     PROBE(negio_engine_new, NULL, &o);
     PROBE(negio_engine_new, &engine, NULL);
+    PROBE(negio_engine_new, &engine, &(negio_engine_options){.size = 3});
     o.loops = 1;
     o.workers = 1;
     o.callbacks.on_closed = on_closed;

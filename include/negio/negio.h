@@ -428,6 +428,9 @@ typedef enum negio_event_type {
                                   MIC was asked for (level: none) */
 } negio_event_type;
 
+/* The caller's, filled whole by negio_conn_next_event(). Unlike the structs that begin with a size
+ * field, it never grows within a SONAME: what a later release has to say about an event comes
+ * through a function. */
 typedef struct negio_event {
     negio_event_type type;
     negio_level level;   /* NEGIO_EV_MESSAGE: the level the message arrived at */

@@ -4,6 +4,8 @@ ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
 FUZZ_CC ?= clang-14
+COV_BUILD := build-cov
+COV_CC ?= clang-14
 # make fuzz: each fuzz target this long; make check: this long (docs/FUZZING.md says why 30 s)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 30
@@ -46,7 +48,7 @@ cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
 endef
 
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
-        fuzz fuzz-build bench bench-plot demo install clean format
+        fuzz fuzz-build coverage bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -107,6 +109,19 @@ check-fuzz: fuzz-build
 	bash scripts/fuzz.sh --self-test $(FUZZ_BUILD)
 	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CHECK_SECONDS)
 
+# Not part of make check. Line and branch coverage of src/ per file (llvm-cov), twice: the test
+# suite (every ctest test, each process writing its own profile), and the fuzz corpora replayed
+# through the fuzz targets built with coverage and tests/fuzz/replay.c instead of libFuzzer
+# (tests/fuzz/corpus, and what make fuzz found in build-fuzz/fuzz/corpus). Its own clang build,
+# build-cov; tables in build-cov/coverage/summary.txt, suite.txt, fuzz.txt, the lines of
+# src/core and src/gss no fuzz input reaches in fuzz-unreached.txt, HTML in html-suite/ and
+# html-fuzz/ (scripts/coverage.sh, docs/FUZZING.md section 5). COVERAGE_PARTS=fuzz skips the suite.
+coverage: deps
+	@test -f $(COV_BUILD)/CMakeCache.txt || \
+	  CC=$(COV_CC) cmake -S . -B $(COV_BUILD) -DNEGIO_COVERAGE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(COV_BUILD) -j2
+	FUZZ_BUILD=$(CURDIR)/$(FUZZ_BUILD) bash scripts/coverage.sh $(COV_BUILD)
+
 # negio bench (docs/PERFORMANCE.md): quick mode by default, under a minute; BENCH_ARGS=--full
 # for the documented run. Starts and removes a throwaway realm unless one is in the environment.
 BENCH_ARGS ?= --quick
@@ -131,7 +146,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(sort build build-asan build-tsan build-fuzz $(BUILD))
+	rm -rf $(sort build build-asan build-tsan build-fuzz build-cov $(BUILD))
 
 format:
 	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \

@@ -9,6 +9,8 @@ COV_CC ?= clang-14
 # make fuzz: each fuzz target this long; make check: this long (docs/FUZZING.md says why 30 s)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 30
+# make soak: the soak segments last this long in all, after a warm-up of a sixth of it (at least 15 s)
+SOAK_SECONDS ?= 180
 PREFIX ?= /usr/local
 
 SHELL := /bin/bash
@@ -48,7 +50,7 @@ cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
 endef
 
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
-        fuzz fuzz-build coverage bench bench-plot demo install clean format
+        fuzz fuzz-build coverage soak bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -121,6 +123,22 @@ coverage: deps
 	  CC=$(COV_CC) cmake -S . -B $(COV_BUILD) -DNEGIO_COVERAGE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(COV_BUILD) -j2
 	FUZZ_BUILD=$(CURDIR)/$(FUZZ_BUILD) bash scripts/coverage.sh $(COV_BUILD)
+
+# Not part of make check. The soak run (tests/soak/soak.c, docs/SECURITY.md "The soak run"): the
+# ASan build's negio server against thousands of connections over the four mechanism paths, some
+# clients killed mid-handshake or mid-message (sockets reset or closed, client processes killed),
+# its RSS and descriptors sampled; then a graceful stop and LeakSanitizer (the suppressions of
+# check-asan). A few minutes: SOAK_SECONDS (180) after the warm-up; SOAK_SECONDS=20 for a smoke
+# run. Report in build-asan/soak.log, the server's output and the samples in build-asan/soak/.
+soak: deps
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || \
+	  cmake -S . -B $(ASAN_BUILD) -DNEGIO_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j2 --target negio_cli soak soak_heap_probe
+	cat tests/lsan.supp tests/lsan-fast-unwind.supp > $(ASAN_BUILD)/lsan.supp
+	$(ASAN_ENV) NEGIO_BIN=$(CURDIR)/$(ASAN_BUILD)/negio \
+	  SOAK_HEAP_PROBE=$(CURDIR)/$(ASAN_BUILD)/tests/libsoak_heap_probe.so \
+	  NEGIO_TEST_REALM_SCRIPT=$(CURDIR)/scripts/realm.sh SOAK_SECONDS=$(SOAK_SECONDS) \
+	  SOAK_OUT=$(CURDIR)/$(ASAN_BUILD)/soak $(ASAN_BUILD)/tests/soak 2>&1 | tee $(ASAN_BUILD)/soak.log
 
 # negio bench (docs/PERFORMANCE.md): quick mode by default, under a minute; BENCH_ARGS=--full
 # for the documented run. Starts and removes a throwaway realm unless one is in the environment.

@@ -9,7 +9,7 @@ COV_CC ?= clang-14
 # make fuzz: each fuzz target this long; make check: this long (docs/FUZZING.md says why 30 s)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 30
-# make soak: the soak segments last this long in all, after a warm-up of a sixth of it (at least 15 s)
+# make soak: its three segments last this long in all, after a warm-up (a sixth of it, >= 30 s)
 SOAK_SECONDS ?= 180
 PREFIX ?= /usr/local
 

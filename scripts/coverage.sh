@@ -163,7 +163,8 @@ def total(files, what):
     return {what: {"covered": covered, "count": count}}
 
 lines = []
-hdr = f"{'file':<26} {'suite lines':>18} {'suite branches':>18} {'fuzz lines':>18} {'fuzz branches':>18}"
+hdr = (f"{'file':<26} {'suite lines':>18} {'suite branches':>18} {'fuzz lines':>18} "
+       f"{'fuzz branches':>18}")
 lines.append(hdr)
 lines.append("-" * len(hdr))
 for n in names:
@@ -216,5 +217,6 @@ open(f"{out}/fuzz-unreached.txt", "w").write("\n".join(report) + "\n")
 print(f"coverage: lines of src/core and src/gss no fuzz input reaches, by function: "
       f"{out}/fuzz-unreached.txt")
 EOF
-echo "coverage: reports in $out (suite.txt, fuzz.txt, summary.txt, fuzz-unreached.txt, html-suite/, html-fuzz/)"
+echo "coverage: reports in $out (suite.txt, fuzz.txt, summary.txt, fuzz-unreached.txt," \
+  "html-suite/, html-fuzz/)"
 exit $status

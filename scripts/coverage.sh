@@ -15,7 +15,8 @@
 # 3. Reports in BUILD_DIR/coverage/: suite.txt and fuzz.txt (llvm-cov report: regions, functions,
 #    lines, branches per file of src/), summary.txt (lines and branches of both, per file, also
 #    printed), fuzz-unreached.txt (the lines of src/core and src/gss that no fuzz input reaches,
-#    by function: what docs/FUZZING.md section 5 accounts for), and html-suite/, html-fuzz/.
+#    by function: what docs/FUZZING.md section 5 accounts for), suite-unreached.txt (the same for
+#    the test suite), and html-suite/, html-fuzz/.
 #
 # A process that dies by a signal or _exit()s writes no profile (a child killed on purpose by a
 # test, for example): what it ran is not counted. Exits 1 if a test or a replay failed, after
@@ -121,11 +122,10 @@ for kind in $parts; do
   "$cov" show -format=html -show-branches=count -output-dir="$out/html-$kind" \
     -instr-profile="$out/$kind.profdata" "${args[@]}" "$src/src" 2>>"$out/$kind-llvm-cov.log" ||
     exit 1
+  "$cov" export -format=lcov -instr-profile="$out/$kind.profdata" "${args[@]}" "$src/src/core" \
+    "$src/src/gss" >"$out/$kind-core-gss.lcov" 2>>"$out/$kind-llvm-cov.log" || exit 1
   echo "coverage: $kind: $n raw profiles from ${#objs[@]} binaries"
 done
-mapfile -t args < <(cov_args "${fuzz_objs[@]}")
-"$cov" export -format=lcov -instr-profile="$out/fuzz.profdata" "${args[@]}" "$src/src/core" \
-  "$src/src/gss" >"$out/fuzz-core-gss.lcov" 2>>"$out/fuzz-llvm-cov.log" || exit 1
 
 python3 - "$src" "$out" <<'EOF'
 import json, os, re, sys
@@ -180,10 +180,9 @@ text = "\n".join(lines) + "\n"
 open(f"{out}/summary.txt", "w").write(text)
 print(text, end="")
 
-# The lines of src/core and src/gss that no fuzz input reached, grouped by the function that
-# holds them (the last function starting at or before the line).
-report, cur, funcs, missed = [], None, [], []
-def flush():
+# The lines of src/core and src/gss that no fuzz input (no test) reached, grouped by the function
+# that holds them (the last function starting at or before the line).
+def flush(report, cur, funcs, missed):
     if cur is None or not missed:
         return
     report.append(os.path.relpath(cur, src))
@@ -199,24 +198,29 @@ def flush():
                 if i < len(lns):
                     a = lns[i]
         report.append(f"  {name} (line {start}): {len(lns)} lines: {', '.join(ranges)}")
-for raw in open(f"{out}/fuzz-core-gss.lcov"):
-    raw = raw.strip()
-    if raw.startswith("SF:"):
-        cur, funcs, missed = raw[3:], [], []
-    elif raw.startswith("FN:"):
-        ln, name = raw[3:].split(",", 1)
-        funcs.append((int(ln), re.sub(r"^.*\.c:", "", name)))
-    elif raw.startswith("DA:"):
-        ln, count = raw[3:].split(",")[:2]
-        if int(count) == 0:
-            missed.append(int(ln))
-    elif raw == "end_of_record":
-        flush()
-        cur = None
-open(f"{out}/fuzz-unreached.txt", "w").write("\n".join(report) + "\n")
-print(f"coverage: lines of src/core and src/gss no fuzz input reaches, by function: "
-      f"{out}/fuzz-unreached.txt")
+for kind in ("suite", "fuzz"):
+    if not os.path.exists(f"{out}/{kind}-core-gss.lcov"):
+        continue
+    report, cur, funcs, missed = [], None, [], []
+    for raw in open(f"{out}/{kind}-core-gss.lcov"):
+        raw = raw.strip()
+        if raw.startswith("SF:"):
+            cur, funcs, missed = raw[3:], [], []
+        elif raw.startswith("FN:"):
+            ln, name = raw[3:].split(",", 1)
+            funcs.append((int(ln), re.sub(r"^.*\.c:", "", name)))
+        elif raw.startswith("DA:"):
+            ln, count = raw[3:].split(",")[:2]
+            if int(count) == 0:
+                missed.append(int(ln))
+        elif raw == "end_of_record":
+            flush(report, cur, funcs, missed)
+            cur = None
+    open(f"{out}/{kind}-unreached.txt", "w").write("\n".join(report) + "\n")
+    who = "no test" if kind == "suite" else "no fuzz input"
+    print(f"coverage: lines of src/core and src/gss that {who} reaches, by function: "
+          f"{out}/{kind}-unreached.txt")
 EOF
-echo "coverage: reports in $out (suite.txt, fuzz.txt, summary.txt, fuzz-unreached.txt," \
-  "html-suite/, html-fuzz/)"
+echo "coverage: reports in $out (suite.txt, fuzz.txt, summary.txt, suite-unreached.txt," \
+  "fuzz-unreached.txt, html-suite/, html-fuzz/)"
 exit $status

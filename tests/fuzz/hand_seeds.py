@@ -139,10 +139,10 @@ CHALLENGE_FLAGS = 0xE2898235
 
 
 def ntlm_challenge(flags=CHALLENGE_FLAGS, target=utf16("NEGIO"), name_field=None,
-                   info_field=None):
-    """[MS-NLMP] 2.2.1.2 CHALLENGE: fixed part (48 bytes), version, then target name and info;
-    NAME_FIELD or INFO_FIELD replace the (length, offset) of that field."""
-    info = av_pairs()
+                   info_field=None, info=None):
+    """[MS-NLMP] 2.2.1.2 CHALLENGE: fixed part (48 bytes), version, then target name and info
+    (INFO, else av_pairs()); NAME_FIELD or INFO_FIELD replace the (length, offset) of a field."""
+    info = av_pairs() if info is None else info
     at = 56
     name_field = name_field or (len(target), at)
     info_field = info_field or (len(info), at + len(target))
@@ -254,6 +254,8 @@ seed(S, "kerberos-token-without-tok-id", hs(framed(OID_KRB5, b"\x01")))
 seed(S, "ntlm-shorter-than-a-header", hs(b"NTLMSSP\0\x01"))
 seed(S, "ntlm-negotiate-too-short", hs(ntlm_header(1) + b"\x07\x82"))
 seed(S, "ntlm-negotiate-without-optional-fields", hs(NTLM_NEGOTIATE[:20]))
+seed(S, "ntlm-negotiate-without-extended-session-security",
+     hs(NTLM_NEGOTIATE[:12] + struct.pack("<I", 0xE2088237 & ~0x00080000) + NTLM_NEGOTIATE[16:]))
 seed(S, "ntlm-negotiate-field-outside",
      hs(NTLM_NEGOTIATE[:16] + field(8, 200) + NTLM_NEGOTIATE[24:]))
 seed(S, "ntlm-challenge-as-first-token", hs(ntlm_challenge()))
@@ -365,7 +367,20 @@ for path, pname, wrap in ((NTLM, "ntlm", lambda t: t),
             ("valid-challenge", ntlm_challenge()),
             # [MS-NLMP] 3.4.5.3 / SECURITY.md 8.4: without NEGOTIATE_128, _56 and KEY_EXCH the
             # sealing key is 40 bits; gss-ntlmssp accepts it, the connector refuses the context
-            ("challenge-40-bit-keys", ntlm_challenge(flags=CHALLENGE_FLAGS & ~0xE0000000))):
+            ("challenge-40-bit-keys", ntlm_challenge(flags=CHALLENGE_FLAGS & ~0xE0000000)),
+            # the target info rules of ntlm_check.c (SECURITY.md 8.3: what makes gss-ntlmssp
+            # leak) and extended session security
+            ("challenge-without-extended-session-security",
+             ntlm_challenge(flags=CHALLENGE_FLAGS & ~0x00080000)),
+            ("challenge-empty-target-info", ntlm_challenge(info=b"")),
+            ("challenge-target-info-pair-outside-its-field",
+             ntlm_challenge(info=struct.pack("<HH", 2, 40) + utf16("NEGIO"))),
+            ("challenge-target-info-repeats-a-pair",
+             ntlm_challenge(info=av_pairs()[:-4] + struct.pack("<HH", 2, 10) + utf16("OTHER") +
+                            struct.pack("<HH", 0, 0))),
+            ("challenge-target-info-without-its-end", ntlm_challenge(info=av_pairs()[:-4])),
+            ("challenge-target-info-end-with-a-value",
+             ntlm_challenge(info=av_pairs()[:-4] + struct.pack("<HH", 0, 2) + b"xx"))):
         seed(C, pname + "-" + name, pb + hs(wrap(token)))
     # a client whose context is complete (raw NTLM: after the CHALLENGE) refuses more handshake
     # frames and data before the server's POLICY; a second CHALLENGE inside SPNEGO is one NTLM

@@ -632,6 +632,8 @@ static pid_t start_server(const char *bin, const char *out_dir, const test_realm
         if (o < 0 || e < 0 || devnull < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 ||
             dup2(devnull, 0) < 0)
             _exit(127);
+        /* the server holds only what it opens itself: its descriptor counts are its own */
+        close_range(3, ~0u, 0);
         /* ASan's quarantine of freed blocks (256 MB by default) would dominate the RSS; a small
          * one fills during the warm-up, so that the RSS follows the heap negio uses */
         const char *asan = getenv("ASAN_OPTIONS");

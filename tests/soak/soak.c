@@ -934,6 +934,9 @@ int main(void)
            auth_krb, auth_ntlm, closed, sanitizer, sup_blocks, sup_bytes,
            auths ? (double)sup_bytes / (double)auths : 0.0,
            auths ? (double)sup_blocks / (double)auths : 0.0);
+    printf("connections: %lu opened by the client, %lu by the client processes killed; %lu closed "
+           "by the server\n",
+           all.started, all.child_connections, closed);
     printf("server descriptors: %ld at start, %ld at the baseline, %ld at the end (lists in "
            "%s/fds-start.txt, fds-end.txt)\n",
            s_start.fds, sm[0].fds, sm[3].fds, out);

@@ -5,7 +5,9 @@
 # sanitizers use to name the functions in a report (scripts/fuzz.sh --self-test looks for
 # negio_config_new in a leak report; clang-14 only recommends it, through llvm-14-dev); valgrind
 # (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there;
-# abigail-tools (abidw, abidiff) runs check-abi.
+# abigail-tools (abidw, abidiff) runs check-abi. Outside make check, make coverage uses clang-14's
+# profile runtime (libclang-rt-14-dev) and llvm-14's llvm-profdata-14 and llvm-cov-14, and python3
+# for its tables and tests/fuzz/hand_seeds.py.
 set -euo pipefail
 
 pkgs=(

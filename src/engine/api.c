@@ -113,7 +113,12 @@ int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t 
     if (!reserve(c, len))
         return NEGIO_ERR_BUSY;
     int here = negio__on_loop_thread(c->l);
-    if (here && !negio__must_hold(c)) {
+    /* From a callback of C itself the message goes to the connector now (from on_message it
+     * leaves when the round ends). Anywhere else on C's loop thread, a callback of another
+     * connection, it waits for C's turn later in this iteration (write.c): none of C's callbacks
+     * may run inside the caller's. */
+    int own = here && c->in_callback > 0;
+    if (own && !negio__must_hold(c)) {
         negio__do_write(c, data, len, level);
         return NEGIO_OK;
     }
@@ -126,10 +131,12 @@ int negio_engine_send(negio_engine *e, negio_econn *c, const void *data, size_t 
         memcpy(m->data, data, len);
     m->level = level;
     negio_econn_ref(c); /* the command's */
-    if (here)
+    if (here) {
         negio__hold(c, m);
-    else
+        negio__queue_turn(c);
+    } else {
         negio__post(c->l, m);
+    }
     return NEGIO_OK;
 }
 
@@ -147,7 +154,11 @@ int negio_engine_close(negio_econn *c, uint32_t status)
     if (atomic_load(&c->closed))
         return NEGIO_ERR_CLOSED;
     if (negio__on_loop_thread(c->l)) {
-        negio__do_graceful_close(c, status);
+        /* as a write is (negio_engine_send) */
+        if (c->in_callback > 0)
+            negio__do_graceful_close(c, status);
+        else
+            negio__ask_close(c, status);
         return NEGIO_OK;
     }
     negio__cmd *m = negio__new_cmd(CMD_CLOSE, c, 0);

@@ -71,8 +71,11 @@ void negio__econn_finish(negio_econn *c)
     atomic_store(&c->closed, 1);
     unlink_conn(c);
     negio_engine *e = c->e;
-    if (e->o.callbacks.on_closed)
+    if (e->o.callbacks.on_closed) {
+        c->in_callback++;
         e->o.callbacks.on_closed(c, c->reason, c->code, c->detail, e->o.user);
+        c->in_callback--;
+    }
     /* the connector is freed with the last reference; nothing touches it any more */
     negio__uncount(e);
     pthread_mutex_lock(&e->lock);

@@ -77,6 +77,11 @@ typedef struct negio__loop {
     negio_econn *dirty;
     uv_check_t flusher;
     uv_idle_t spin;
+    /* Connections whose application writes or close were made on this thread outside their own
+     * callbacks (in another connection's, say), in order, linked through econn.turn_next, each
+     * holding a reference: their turn comes in the check phase, before the flush pass, so that
+     * none of their callbacks runs inside the callback that wrote (write.c). */
+    negio_econn *turns, *turns_tail;
     negio__wreq *spare; /* one write request kept for reuse (loop thread only) */
 } negio__loop;
 
@@ -139,7 +144,12 @@ struct negio_econn {
      * POLICY decides whether each may be sent), or while a step runs on a worker */
     struct negio__cmd *held;
     struct negio__cmd **held_tail;
-    int processing;    /* inside negio__econn_process: callbacks must not re-enter it */
+    int processing;  /* inside negio__econn_process: callbacks must not re-enter it */
+    int in_callback; /* the application's callbacks of this connection running (loop thread) */
+    int turn;        /* on the loop's turns list */
+    negio_econn *turn_next;
+    int close_asked; /* a close made on the loop thread outside a callback of this connection */
+    uint32_t close_status;
     int read_paused;   /* by backpressure */
     int local_closing; /* our CLOSE is out; waiting for the peer's */
     int reading;
@@ -194,6 +204,8 @@ int negio__on_loop_thread(const negio__loop *l);
 negio__cmd *negio__take_posted(negio__loop *l, unsigned *signals);
 void negio__run_cmds(negio__loop *l, negio__cmd *m);
 void *negio__loop_main(void *arg);
+/* Keeps L from sleeping in poll until its check phase has run (loop thread). */
+void negio__keep_awake(negio__loop *l);
 /* L's libuv loop and own handles; on failure nothing of them is left. */
 int negio__loop_init(negio_engine *e, negio__loop *l, unsigned index);
 /* Closes the first N of L's own handles and its libuv loop (L's thread has ended or never ran). */
@@ -239,7 +251,8 @@ void negio__check_high_water(negio_econn *c);
 void negio__flush(negio_econn *c);
 /* The end of a round: output now if there is a lot of it, else in the loop's flush pass. */
 void negio__flush_soon(negio_econn *c);
-void negio__on_flush_pass(uv_check_t *h);
+/* The flush pass, in the check phase: each connection on L's dirty list flushed once. */
+void negio__flush_dirty(negio__loop *l);
 void negio__drop_dirty(negio__loop *l);
 
 /* ---- write.c: application messages on their way into the connector -------------------------- */
@@ -249,6 +262,13 @@ void negio__hold(negio_econn *c, negio__cmd *m);
 void negio__drop_held(negio_econn *c);
 void negio__release_held(negio_econn *c);
 void negio__do_write(negio_econn *c, const uint8_t *data, size_t len, negio_level level);
+/* C's turn later in this loop iteration, for what its loop thread wrote or closed outside C's
+ * own callbacks (loop thread). */
+void negio__queue_turn(negio_econn *c);
+/* A close made on C's loop thread outside C's own callbacks, for C's turn. */
+void negio__ask_close(negio_econn *c, uint32_t status);
+void negio__run_turns(negio__loop *l);
+void negio__drop_turns(negio__loop *l);
 
 /* ---- timer.c: the connection's deadlines ---------------------------------------------------- */
 

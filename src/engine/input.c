@@ -60,7 +60,9 @@ static void on_established(negio_econn *c)
         c->expires_at = c->last_active + (uint64_t)info.lifetime * 1000 + 1;
     negio__arm_established_timer(c);
     if (e->o.callbacks.on_authenticated) {
+        c->in_callback++;
         int status = e->o.callbacks.on_authenticated(c, &info, e->o.user);
+        c->in_callback--;
         if (status != 0) {
             /* the writes made before are dropped with the connection: a rejected peer gets
              * nothing but the rejection */
@@ -89,6 +91,18 @@ void negio__econn_process(negio_econn *c)
     c->processing = 1;
     econn_process_loop(c);
     c->processing = 0;
+}
+
+/* on_message or on_acknowledged (CB, if set) with the bytes of EV: a callback of C's. */
+static void deliver(negio_econn *c,
+                    void (*cb)(negio_econn *, const uint8_t *, size_t, negio_level, void *),
+                    const negio_event *ev)
+{
+    if (cb == NULL)
+        return;
+    c->in_callback++;
+    cb(c, ev->data, ev->len, ev->level, c->e->o.user);
+    c->in_callback--;
 }
 
 static void econn_process_loop(negio_econn *c)
@@ -134,12 +148,10 @@ static void econn_process_loop(negio_econn *c)
             on_established(c);
             negio__check_high_water(c);
         } else if (ev.type == NEGIO_EV_MESSAGE) {
-            if (e->o.callbacks.on_message)
-                e->o.callbacks.on_message(c, ev.data, ev.len, ev.level, e->o.user);
+            deliver(c, e->o.callbacks.on_message, &ev);
             negio__check_high_water(c);
         } else if (ev.type == NEGIO_EV_ACKNOWLEDGED) {
-            if (e->o.callbacks.on_acknowledged)
-                e->o.callbacks.on_acknowledged(c, ev.data, ev.len, ev.level, e->o.user);
+            deliver(c, e->o.callbacks.on_acknowledged, &ev);
             negio__check_high_water(c);
         } else if (ev.type == NEGIO_EV_CLOSED) {
             negio__flush(c); /* our answering CLOSE */

@@ -119,6 +119,7 @@ static void force_conns(negio__loop *l)
 static void stop_loop(negio__loop *l)
 {
     l->stopping = 1;
+    negio__drop_turns(l);
     negio__drop_dirty(l);
     uv_close((uv_handle_t *)&l->flusher, NULL);
     uv_close((uv_handle_t *)&l->spin, NULL);
@@ -146,6 +147,28 @@ void negio__run_cmds(negio__loop *l, negio__cmd *m)
             negio__free(m);
         m = next;
     }
+}
+
+static void on_spin(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the loop from sleeping in poll: on_check does the work */
+}
+
+void negio__keep_awake(negio__loop *l)
+{
+    uv_idle_start(&l->spin, on_spin);
+}
+
+/* After the poll phase (every read, command and write callback of the iteration): first the
+ * turns of connections written to from this thread, then the output of the iteration. What
+ * either of them asks for waits for the next iteration, which does not sleep in poll then. */
+static void on_check(uv_check_t *h)
+{
+    negio__loop *l = h->data;
+    negio__run_turns(l);
+    negio__flush_dirty(l);
+    if (l->dirty == NULL && l->turns == NULL)
+        uv_idle_stop(&l->spin);
 }
 
 static void on_async(uv_async_t *a)
@@ -206,7 +229,7 @@ int negio__loop_init(negio_engine *e, negio__loop *l, unsigned index)
     if (rc == 0 && (rc = uv_idle_init(&l->uv, &l->spin)) == 0)
         n = 3;
     if (rc == 0)
-        rc = uv_check_start(&l->flusher, negio__on_flush_pass);
+        rc = uv_check_start(&l->flusher, on_check);
     if (rc != 0) {
         negio__loop_fini(l, n);
         return NEGIO_ERR_SYSTEM;

@@ -63,8 +63,11 @@ void negio__update_backpressure(negio_econn *c)
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = 0;
         }
-        if (e->o.callbacks.on_backpressure)
+        if (e->o.callbacks.on_backpressure) {
+            c->in_callback++;
             e->o.callbacks.on_backpressure(c, 1, e->o.user);
+            c->in_callback--;
+        }
     } else if (c->above_hw && pending <= e->o.high_water / 2 && !c->processing) {
         /* Never inside a round: what the application writes from this callback must be counted
          * as it writes (each write a round of its own), or it could write without bound. A
@@ -72,8 +75,11 @@ void negio__update_backpressure(negio_econn *c)
          * is above the mark, so the flush pass comes here, outside the round. */
         c->above_hw = 0;
         c->read_paused = 0;
-        if (e->o.callbacks.on_backpressure)
+        if (e->o.callbacks.on_backpressure) {
+            c->in_callback++;
             e->o.callbacks.on_backpressure(c, 0, e->o.user);
+            c->in_callback--;
+        }
         negio__econn_process(c); /* restarts reading */
     }
 }
@@ -181,11 +187,6 @@ void negio__flush(negio_econn *c)
     negio__note_unsent(c);
 }
 
-static void on_spin(uv_idle_t *h)
-{
-    (void)h; /* only there to keep the loop from sleeping in poll: on_flush_pass does the work */
-}
-
 /* The end of a round: the output goes now if there is a lot of it, else with the loop's flush
  * pass. A connection above the high-water mark goes on the list even without output: the pass
  * checks, outside the round, whether it has fallen under the low-water mark. */
@@ -203,12 +204,11 @@ void negio__flush_soon(negio_econn *c)
     negio_econn_ref(c); /* the list's */
     c->dirty_next = l->dirty;
     l->dirty = c;
-    uv_idle_start(&l->spin, on_spin);
+    negio__keep_awake(l);
 }
 
-void negio__on_flush_pass(uv_check_t *h)
+void negio__flush_dirty(negio__loop *l)
 {
-    negio__loop *l = h->data;
     negio_econn *list = l->dirty;
     l->dirty = NULL; /* what the pass itself makes dirty waits for the next iteration */
     while (list != NULL) {
@@ -223,8 +223,6 @@ void negio__on_flush_pass(uv_check_t *h)
         }
         negio_econn_unref(c);
     }
-    if (l->dirty == NULL)
-        uv_idle_stop(&l->spin);
 }
 
 /* The loop is stopping and every connection has ended: drop the list's references. */

@@ -48,7 +48,9 @@ static void write_refused(negio_econn *c, int code, const uint8_t *data, size_t 
 {
     negio_engine *e = c->e;
     if (e->o.callbacks.on_write_failed != NULL) {
+        c->in_callback++;
         e->o.callbacks.on_write_failed(c, code, data, len, level, e->o.user);
+        c->in_callback--;
         return;
     }
     uint64_t peer = atomic_load(&c->peer_policy);
@@ -99,4 +101,75 @@ void negio__release_held(negio_econn *c)
         negio_econn_unref(c); /* the command's */
         negio__free(m);
     }
+}
+
+/* ---- turns: what the loop thread wrote or closed outside the connection's own callbacks ---- *
+ *
+ * A callback of connection A that writes to connection B on the same loop (a forwarding server)
+ * must not run B's processing: B's callbacks would run inside A's (libuv never calls back from
+ * inside the call that started the work). The message waits in B's held writes, behind any
+ * already there, and B gets a turn in this iteration's check phase, before the flush pass, where
+ * the held writes go to the connector in order and B's output leaves with the rest. A close
+ * waits for the turn in the same way, after the writes made before it. No thread hop and no
+ * system call: the list belongs to the loop thread, and the idle handle keeps the loop from
+ * sleeping in poll while it is not empty. */
+
+void negio__queue_turn(negio_econn *c)
+{
+    negio__loop *l = c->l;
+    /* a stopping loop has ended every connection: what is held is dropped with it */
+    if (c->turn || l->stopping)
+        return;
+    c->turn = 1;
+    c->turn_next = NULL;
+    negio_econn_ref(c); /* the list's */
+    if (l->turns_tail != NULL)
+        l->turns_tail->turn_next = c;
+    else
+        l->turns = c;
+    l->turns_tail = c;
+    negio__keep_awake(l);
+}
+
+void negio__ask_close(negio_econn *c, uint32_t status)
+{
+    /* as a close made at once would: no application write is taken after it */
+    atomic_store(&c->closed, 1);
+    if (!c->close_asked) {
+        c->close_asked = 1;
+        c->close_status = status;
+    }
+    negio__queue_turn(c);
+}
+
+void negio__run_turns(negio__loop *l)
+{
+    negio_econn *list = l->turns;
+    l->turns = l->turns_tail = NULL; /* a turn asked for during these comes next iteration */
+    while (list != NULL) {
+        negio_econn *c = list;
+        list = c->turn_next;
+        c->turn_next = NULL;
+        c->turn = 0;
+        if (c->close_asked) {
+            c->close_asked = 0;
+            negio__do_graceful_close(c, c->close_status); /* the held writes go first */
+        } else {
+            negio__release_held(c); /* unless a step runs, or not yet established */
+        }
+        negio_econn_unref(c);
+    }
+}
+
+/* The loop is stopping and every connection has ended: drop the list's references. */
+void negio__drop_turns(negio__loop *l)
+{
+    while (l->turns != NULL) {
+        negio_econn *c = l->turns;
+        l->turns = c->turn_next;
+        c->turn_next = NULL;
+        c->turn = 0;
+        negio_econn_unref(c);
+    }
+    l->turns_tail = NULL;
 }

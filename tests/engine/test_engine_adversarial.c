@@ -99,19 +99,63 @@ typedef struct srvmon {
     size_t max_queued; /* negio_econn_queued() sampled on the loop thread */
     int data_changed;  /* messages whose bytes changed while on_message ran */
     int max_depth;     /* deepest nesting of on_message calls on one thread */
+    /* forwarding, as negio server --forward does: the first two authenticated connections are
+     * kept; a message "fwd N" on the first makes its on_message write N sealed messages
+     * "t0-<seq>" to the second, "fwd-close N" then closes the second too */
+    int forward;
+    negio_econn *fwd[2];
+    int fwd_seq;    /* the last <seq> written to fwd[1] */
+    int fwd_extra;  /* fwd[1]'s on_backpressure(1) writes one more message to it, once */
+    int fwd_failed; /* writes and closes of fwd[1] that did not return NEGIO_OK */
+    int nested;     /* callbacks that began while another callback of this engine ran */
+    char nested_what[160];
 } srvmon;
 
 static _Thread_local int mon_depth;
+/* every callback of a srvmon engine, on this thread: how many are running, and the outermost */
+static _Thread_local int mon_active;
+static _Thread_local char mon_outer[64];
+
+/* fwd[0] is "A", fwd[1] "B"; any other connection "-" */
+static const char *mon_name(srvmon *m, negio_econn *c)
+{
+    pthread_mutex_lock(&m->lock);
+    const char *name = c != NULL && c == m->fwd[0] ? "A" : c != NULL && c == m->fwd[1] ? "B" : "-";
+    pthread_mutex_unlock(&m->lock);
+    return name;
+}
+
+/* Brackets each callback: one that begins while another runs on the same thread is nested. */
+static void mon_enter(srvmon *m, const char *what, negio_econn *c)
+{
+    char here[64];
+    snprintf(here, sizeof(here), "%s of %s", what, mon_name(m, c));
+    if (mon_active++ == 0) {
+        snprintf(mon_outer, sizeof(mon_outer), "%s", here);
+        return;
+    }
+    pthread_mutex_lock(&m->lock);
+    if (m->nested++ == 0)
+        snprintf(m->nested_what, sizeof(m->nested_what), "%s inside %s", here, mon_outer);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void mon_leave(void)
+{
+    mon_active--;
+}
 
 static int mon_on_accept(negio_engine *e, const struct sockaddr *peer, void *user)
 {
     srvmon *m = user;
     (void)e;
     (void)peer;
+    mon_enter(m, "on_accept", NULL);
     pthread_mutex_lock(&m->lock);
     m->accepts++;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
+    mon_leave();
     return m->refuse_accept;
 }
 
@@ -119,15 +163,62 @@ static int mon_on_authenticated(negio_econn *c, const negio_auth_info *info, voi
 {
     srvmon *m = user;
     (void)info;
+    mon_enter(m, "on_authenticated", c);
     pthread_mutex_lock(&m->lock);
     m->authenticated++;
     if (m->keep_first && m->first == NULL) {
         negio_econn_ref(c);
         m->first = c;
     }
+    for (int i = 0; i < 2 && m->forward; i++) {
+        if (m->fwd[i] == NULL) {
+            negio_econn_ref(c);
+            m->fwd[i] = c;
+            break;
+        }
+    }
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
+    mon_leave();
     return m->reject;
+}
+
+#define FWD_MSG 1024
+
+/* One sealed message of FWD_MSG bytes, "t0-<seq>" and padding, to B. */
+static void fwd_send(srvmon *m, negio_econn *b)
+{
+    static _Thread_local uint8_t msg[FWD_MSG];
+    memset(msg, 'x', sizeof(msg));
+    pthread_mutex_lock(&m->lock);
+    int seq = ++m->fwd_seq;
+    pthread_mutex_unlock(&m->lock);
+    int k = snprintf((char *)msg, 32, "t0-%d", seq);
+    msg[k] = ' ';
+    int rc = negio_engine_send(m->e, b, msg, sizeof(msg), NEGIO_LEVEL_SEAL);
+    pthread_mutex_lock(&m->lock);
+    m->fwd_failed += rc != NEGIO_OK;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* on_message of A in forward mode: "fwd N" or "fwd-close N" (see srvmon.forward). */
+static void fwd_on_message(srvmon *m, negio_econn *c, const uint8_t *data, size_t len)
+{
+    pthread_mutex_lock(&m->lock);
+    negio_econn *a = m->fwd[0], *b = m->fwd[1];
+    pthread_mutex_unlock(&m->lock);
+    char text[32], word[16];
+    int n;
+    snprintf(text, sizeof(text), "%.*s", (int)(len < 31 ? len : 31), (const char *)data);
+    if (c != a || b == NULL || sscanf(text, "%15s %d", word, &n) != 2)
+        return;
+    for (int i = 0; i < n; i++)
+        fwd_send(m, b);
+    if (strcmp(word, "fwd-close") == 0 && negio_engine_close(b, 0) != NEGIO_OK) {
+        pthread_mutex_lock(&m->lock);
+        m->fwd_failed++;
+        pthread_mutex_unlock(&m->lock);
+    }
 }
 
 static void mon_note_queued(srvmon *m, negio_econn *c)
@@ -143,6 +234,7 @@ static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negi
                            void *user)
 {
     srvmon *m = user;
+    mon_enter(m, "on_message", c);
     pthread_mutex_lock(&m->lock);
     m->blocked += m->block;
     pthread_cond_broadcast(&m->cond);
@@ -165,6 +257,8 @@ static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negi
         m->also_rc = rc;
         pthread_mutex_unlock(&m->lock);
     }
+    if (m->forward)
+        fwd_on_message(m, c, data, len);
     int changed = m->check_data && checksum_update(0, data, len) != before;
     mon_depth--;
     pthread_mutex_lock(&m->lock);
@@ -176,13 +270,14 @@ static void mon_on_message(negio_econn *c, const uint8_t *data, size_t len, negi
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     mon_note_queued(m, c);
+    mon_leave();
 }
 
 static void mon_on_closed(negio_econn *c, negio_close_reason reason, int code, const char *detail,
                           void *user)
 {
     srvmon *m = user;
-    (void)c;
+    mon_enter(m, "on_closed", c);
     pthread_mutex_lock(&m->lock);
     if (m->closed < MON_MAX_CLOSES) {
         mon_close *r = &m->closes[m->closed];
@@ -195,18 +290,26 @@ static void mon_on_closed(negio_econn *c, negio_close_reason reason, int code, c
         m->by_reason[reason]++;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
+    mon_leave();
 }
 
 static void mon_on_backpressure(negio_econn *c, int above, void *user)
 {
     srvmon *m = user;
+    mon_enter(m, above ? "on_backpressure(1)" : "on_backpressure(0)", c);
     pthread_mutex_lock(&m->lock);
     if (above)
         m->bp_above++;
     else
         m->bp_below++;
+    int extra = above && c == m->fwd[1] && m->fwd_extra;
+    if (extra)
+        m->fwd_extra = 0;
     pthread_mutex_unlock(&m->lock);
+    if (extra) /* a write to itself, from its own callback, after those A made */
+        fwd_send(m, c);
     mon_note_queued(m, c);
+    mon_leave();
 }
 
 /* What a test started and has not stopped yet: the teardown stops it if an assertion failed,
@@ -275,6 +378,10 @@ static void srvmon_stop(srvmon *m)
     negio_engine_del(m->e);
     if (m->first != NULL)
         negio_econn_unref(m->first);
+    for (int i = 0; i < 2; i++) {
+        if (m->fwd[i] != NULL)
+            negio_econn_unref(m->fwd[i]);
+    }
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     free(m);
@@ -1324,6 +1431,65 @@ static void on_message_calls_do_not_nest_when_the_callback_sends(void **state)
     assert_int_equal(depth, 1);
 }
 
+/* A callback of one connection that writes to another connection on the same loop (what
+ * negio server --forward does) returns before any callback of the other runs: the write waits
+ * for the other connection's own turn in the loop iteration, as libuv never calls back from
+ * inside the call that started the work. The server's on_message of A writes 40 KiB to B, over
+ * B's 16 KiB high-water mark, so B's on_backpressure(1) must run, outside A's on_message; from
+ * there B writes to itself, after what A wrote (order kept). Then A's on_message writes 40 KiB
+ * more to B and closes B: the writes go out before the close, and no callback of B runs inside
+ * A's either. Every callback of the server records whether it began inside another. */
+static void
+a_callback_writing_to_another_connection_returns_before_that_ones_callbacks_run(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    negio_engine_options o = {.loops = 1, .high_water = 16 * 1024};
+    srvmon *m = srvmon_start(&o, NEGIO_LEVEL_SIGN);
+    m->forward = 1;
+    m->fwd_extra = 1;
+    recorder *cli = client_start(1);
+    static rec_conn ra, rb;
+    negio_econn *a = client_connect(cli, m->port, &ra, NULL);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 1, 10000), 1);
+    negio_econn *b = client_connect(cli, m->port, &rb, NULL);
+    assert_int_equal(srvmon_wait(m, &m->authenticated, 2, 10000), 2);
+    char text[32];
+    int len = snprintf(text, sizeof(text), "fwd %d", N);
+    assert_int_equal(negio_engine_write(a, text, (size_t)len), 0);
+    int got = recorder_wait(cli, &cli->messages, N + 1, 10000);
+    len = snprintf(text, sizeof(text), "fwd-close %d", N);
+    assert_int_equal(negio_engine_write(a, text, (size_t)len), 0);
+    int closed = recorder_wait(cli, &cli->closed, 1, 10000);
+    pthread_mutex_lock(&m->lock);
+    int nested = m->nested, failed = m->fwd_failed, above = m->bp_above;
+    char what[160];
+    snprintf(what, sizeof(what), "%s", m->nested_what);
+    pthread_mutex_unlock(&m->lock);
+    print_message("forwarding A to B on one loop: %d callback(s) of the server nested%s%s; B got "
+                  "%d message(s), %d out of order, then %s; %d failed write(s) or close(s), %d "
+                  "on_backpressure(1)\n",
+                  nested, nested ? ", the first: " : "", what, rb.nmsgs, rb.order_errors,
+                  closed ? negio_close_reason_name(rb.reason) : "no close", failed, above);
+    assert_int_equal(got, N + 1);
+    assert_int_equal(closed, 1);
+    assert_int_equal(nested, 0);
+    assert_int_equal(failed, 0);
+    assert_true(above >= 1); /* B's on_backpressure(1) ran: the case is exercised */
+    assert_int_equal(rb.nmsgs, 2 * N + 1);
+    assert_int_equal(rb.order_errors, 0);
+    assert_int_equal(rb.last_seq[0], 2 * N + 1);
+    assert_int_equal(rb.reason, NEGIO_CLOSE_CLEAN);
+    assert_int_equal(ra.nmsgs, 0);
+    assert_int_equal(negio_engine_close(a, 0), 0);
+    assert_int_equal(recorder_wait(cli, &cli->closed, 2, 5000), 2);
+    assert_int_equal(srvmon_wait(m, &m->closed, 2, 5000), 2);
+    negio_econn_unref(a);
+    negio_econn_unref(b);
+    client_stop(cli);
+    srvmon_stop(m);
+}
+
 /* ---- 7. the hard limit --------------------------------------------------------------------- */
 
 #define HL_LIMIT (4u << 20)
@@ -1973,6 +2139,9 @@ int main(void)
         cmocka_unit_test_teardown(garbage_instead_of_a_handshake_is_a_protocol_error, teardown),
         cmocka_unit_test_teardown(on_message_data_stays_valid_while_the_callback_sends, teardown),
         cmocka_unit_test_teardown(on_message_calls_do_not_nest_when_the_callback_sends, teardown),
+        cmocka_unit_test_teardown(
+            a_callback_writing_to_another_connection_returns_before_that_ones_callbacks_run,
+            teardown),
         cmocka_unit_test_teardown(
             hard_limit_bounds_what_a_connection_holds_when_the_peer_never_reads, teardown),
         cmocka_unit_test_teardown(

@@ -143,7 +143,7 @@ void negio__econn_close(negio_econn *c, negio_close_reason reason, int code, con
     if (!c->step_running && c->conn != NULL)
         negio__flush(c);
     uv_timer_stop(&c->timer);
-    uv_timer_start(&c->timer, on_close_deadline, c->e->o.shutdown_timeout_ms, 0);
+    negio__timer_start(c, on_close_deadline, c->e->o.shutdown_timeout_ms);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         negio__close_handles(c);
@@ -160,7 +160,7 @@ void negio__econn_start(negio_econn *c)
         memset(&c->peer, 0, sizeof(c->peer));
     int rc = uv_tcp_nodelay(&c->tcp, 1);
     if (rc == 0)
-        rc = uv_timer_start(&c->timer, negio__on_timeout, c->e->o.handshake_timeout_ms, 0);
+        rc = negio__timer_start(c, negio__on_timeout, c->e->o.handshake_timeout_ms);
     if (rc != 0) {
         negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "socket setup: %s",
                            uv_strerror(rc));
@@ -226,7 +226,7 @@ void negio__do_graceful_close(negio_econn *c, uint32_t status)
     atomic_store(&c->closed, 1); /* no more application writes */
     c->local_closing = 1;
     uv_timer_stop(&c->timer);
-    uv_timer_start(&c->timer, on_close_unanswered, c->e->o.shutdown_timeout_ms, 0);
+    negio__timer_start(c, on_close_unanswered, c->e->o.shutdown_timeout_ms);
     negio__econn_process(c); /* flushes the CLOSE, keeps reading */
 }
 

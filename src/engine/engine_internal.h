@@ -43,6 +43,7 @@ enum {
     LOOP_SHUTDOWN = 2, /* close everything gracefully */
     LOOP_FORCE = 4,    /* close everything now */
     LOOP_STOP = 8,     /* end the loop thread */
+    LOOP_CLOCK = 16,   /* test build only: move the loop's clock (negio__engine_advance_clock) */
 };
 
 typedef struct negio__cmd {
@@ -82,6 +83,10 @@ typedef struct negio__loop {
      * holding a reference: their turn comes in the check phase, before the flush pass, so that
      * none of their callbacks runs inside the callback that wrote (write.c). */
     negio_econn *turns, *turns_tail;
+#ifdef NEGIO_TEST_HOOKS
+    uint64_t clock_skew; /* added to uv_now: the test clock (timer.c; loop thread) */
+    uint64_t clock_ask;  /* milliseconds to add at the next LOOP_CLOCK (under lock) */
+#endif
     negio__wreq *spare; /* one write request kept for reuse (loop thread only) */
 } negio__loop;
 
@@ -126,8 +131,9 @@ struct negio_econn {
     enum negio__conn_state state;
     uv_tcp_t tcp;
     uv_timer_t timer;     /* the handshake deadline; once established, idle and expiry */
-    uint64_t last_active; /* loop time of the last read, for the idle timeout */
-    uint64_t expires_at;  /* loop time the security context ends (0: never, or not asked) */
+    uv_timer_cb timer_cb; /* what the timer runs when due (negio__timer_start) */
+    uint64_t last_active; /* negio__now of the last read, for the idle timeout */
+    uint64_t expires_at;  /* negio__now the security context ends (0: never, or not asked) */
     uv_connect_t connect_req;
     uv_getaddrinfo_t resolve_req;
     uv_shutdown_t shutdown_req;
@@ -189,6 +195,9 @@ struct negio_engine {
     pthread_cond_t wcond;
     negio__cmd *jhead, *jtail;
     int wstop;
+#ifdef NEGIO_TEST_HOOKS
+    unsigned clock_pending; /* loops yet to move their clock (under lock, with done) */
+#endif
 };
 
 /* ---- loop.c: a loop thread, its command queue and signals ---------------------------------- */
@@ -272,8 +281,33 @@ void negio__drop_turns(negio__loop *l);
 
 /* ---- timer.c: the connection's deadlines ---------------------------------------------------- */
 
+/* The loop's time in milliseconds, which every deadline of a connection is reckoned in: libuv's
+ * (uv_now), plus in the test build what negio__engine_advance_clock added. */
+static inline uint64_t negio__now(const negio__loop *l)
+{
+#ifdef NEGIO_TEST_HOOKS
+    return uv_now(&l->uv) + l->clock_skew;
+#else
+    return uv_now(&l->uv);
+#endif
+}
+
+/* Arms C's timer to run CB in MS milliseconds (libuv's uv_timer_start; its result). */
+int negio__timer_start(negio_econn *c, uv_timer_cb cb, uint64_t ms);
 void negio__on_timeout(uv_timer_t *t);
 void negio__arm_established_timer(negio_econn *c);
+
+#ifdef NEGIO_TEST_HOOKS
+/* Test hook (test build only: negio_uv_hook_static, tests/CMakeLists.txt): every loop of E
+ * moves its clock MS milliseconds forward, as if that much time had passed, so that a test
+ * need not wait for a deadline in real time. The connections' timers (handshake deadline, idle
+ * timeout, end of the context, close deadlines) come due MS sooner, and those now past run in
+ * the loop's next iteration. Returns once every loop has moved its clock. One caller at a time,
+ * not on a loop thread. The listener's backoff keeps real time. */
+void negio__engine_advance_clock(negio_engine *e, uint64_t ms);
+/* On L's thread, at LOOP_CLOCK. */
+void negio__loop_move_clock(negio__loop *l);
+#endif
 
 /* ---- connect.c, listener.c: making connections ---------------------------------------------- */
 

@@ -21,7 +21,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (n > 0) {
         negio_conn_recv_done(c->conn, (size_t)n);
-        c->last_active = uv_now(&c->l->uv); /* the idle timer looks at this when it fires */
+        c->last_active = negio__now(c->l); /* the idle timer looks at this when it fires */
     } else if (n == UV_EOF) {
         negio_conn_recv_done(c->conn, 0);
         negio_conn_feed_eof(c->conn);
@@ -54,7 +54,7 @@ static void on_established(negio_econn *c)
     atomic_store(&c->peer_policy, PEER_KNOWN | (uint64_t)info.peer_min_level << 32 |
                                       (uint64_t)info.peer_max_message);
     uv_timer_stop(&c->timer);
-    c->last_active = uv_now(&c->l->uv);
+    c->last_active = negio__now(c->l);
     /* GSS_C_INDEFINITE (NTLM): no end */
     if (e->o.close_at_context_expiry && info.lifetime != UINT32_MAX)
         c->expires_at = c->last_active + (uint64_t)info.lifetime * 1000 + 1;

@@ -182,6 +182,10 @@ static void on_async(uv_async_t *a)
         shutdown_conns(l);
     if (signals & LOOP_FORCE)
         force_conns(l);
+#ifdef NEGIO_TEST_HOOKS
+    if (signals & LOOP_CLOCK)
+        negio__loop_move_clock(l);
+#endif
     if (signals & LOOP_STOP)
         stop_loop(l);
 }

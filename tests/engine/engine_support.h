@@ -24,9 +24,10 @@ typedef struct rec_conn {
     uint32_t checksum; /* over every received byte, in order */
     negio_level levels[64];
     char first[64];
-    int last_seq[8];  /* messages "t<thread>-<seq>": the last seq seen per thread */
-    int order_errors; /* a seq that did not follow the previous one of its thread */
-    int write_failed; /* on_write_failed calls, and the last one's code and length */
+    int last_seq[8];   /* messages "t<thread>-<seq>": the last seq seen per thread */
+    int order_errors;  /* a seq that did not follow the previous one of its thread */
+    uint32_t lifetime; /* negio_auth_info.lifetime */
+    int write_failed;  /* on_write_failed calls, and the last one's code and length */
     int write_failed_code;
     size_t write_failed_len;
 } rec_conn;
@@ -44,6 +45,7 @@ typedef struct recorder {
     int reject;              /* on_authenticated returns this */
     int backpressure;        /* on_backpressure(1) calls */
     int write_failures;      /* on_write_failed calls */
+    uint32_t lifetime;       /* negio_auth_info.lifetime of the last connection authenticated */
 } recorder;
 
 /* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */

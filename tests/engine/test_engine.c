@@ -364,7 +364,7 @@ static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **st
         int len = snprintf(m, sizeof(m), "t0-%d", i);
         double t0 = now_s();
         assert_int_equal(negio_engine_write(cp, m, (size_t)len), 0);
-        if (recorder_wait(&cli, &cli.messages, i, 5000) < i)
+        if (recorder_wait(&cli, &cli.messages, i, UNDER_VALGRIND() ? 20000 : 5000) < i)
             break;
         double rtt = now_s() - t0;
         answered++;
@@ -387,8 +387,10 @@ static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **st
     assert_int_equal(answered, PROBES);
     /* a loop blocked on the KDC would answer nothing until the KDC came back (every probe was
      * answered); the bound only says no probe waited long: the loop also runs the TLS handshakes
-     * of the waiting connections in the TLS variant, slow under sanitizers */
-    assert_true(worst < 1.5);
+     * of the waiting connections in the TLS variant, slow under sanitizers, and under valgrind
+     * for seconds (50 of them: 2.3 and 3.1 s seen), so there only the answers count */
+    if (!UNDER_VALGRIND())
+        assert_true(worst < 1.5);
     assert_int_equal(ended, WAITING);
     for (int i = 0; i < WAITING; i++) {
         assert_int_equal(w[i].reason, NEGIO_CLOSE_TIMEOUT);

@@ -30,17 +30,6 @@
 #error "test_engine_adversarial needs the test clock (negio_uv_hook_static)"
 #endif
 
-/* Under valgrind (scripts/valgrind.sh) the process's memory is mostly valgrind's own. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef UNDER_VALGRIND
-#define UNDER_VALGRIND() 0
-#endif
-
 /* ---- time ---------------------------------------------------------------------------------- */
 
 static int64_t now_ms(void)

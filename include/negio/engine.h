@@ -5,6 +5,11 @@
  *
  * Conventions (in addition to those of negio.h):
  *  - Every callback for one connection runs on that connection's loop thread, never two at once.
+ *  - Callbacks do not nest across connections: no callback of one connection runs inside a
+ *    callback of another. A write or close that a callback makes on another connection of its
+ *    loop waits for that connection's own turn later in the same loop iteration, after the
+ *    callback has returned (on another loop, it travels to that loop). Made on the connection
+ *    whose callback is running, a write goes to that connection at once, after any still waiting.
  *  - negio_engine_write(), negio_engine_send(), negio_engine_close() and the reference calls are
  *    safe from any thread. Everything else must be called from the thread that owns the engine
  *    (the one that called negio_engine_new) unless said otherwise.

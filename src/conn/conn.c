@@ -484,10 +484,13 @@ int negio_conn_step(negio_conn *c)
             explicit_bzero(c->cfg.password, strlen(c->cfg.password));
         if (rc < 0) {
             /* a server without credentials still tells the client why it gives up */
+            const char *why = rc == NEGIO_ERR_NOMEM              ? negio_strerror(rc)
+                              : c->cfg.role == NEGIO_ROLE_SERVER ? "server credentials unavailable"
+                                                                 : "client credentials unavailable";
             if (c->cfg.role == NEGIO_ROLE_SERVER)
-                c->profile->put_error(c, NULL, 0, "server credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else if (c->tls != NULL) /* the server waits inside TLS for our first token */
-                c->profile->put_error(c, NULL, 0, "client credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else
                 c->hs_error_sent = 1; /* nothing was sent yet: nobody is waiting */
             return negio__conn_fail(c, rc, NULL);

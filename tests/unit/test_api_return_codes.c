@@ -468,6 +468,7 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     negio_auth_info info = {.size = sizeof(info)};
     PROBE(negio_econn_auth_info, c, &info);
     PROBE(negio_econn_auth_info, c, NULL);
+    PROBE(negio_econn_auth_info, NULL, &info);
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_send, engine, c, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, c, 0);

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user krb5-gss-samples
   gss-ntlmssp gss-ntlmssp-dev
   libuv1-dev libssl-dev openssl libcmocka-dev

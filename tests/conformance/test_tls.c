@@ -420,8 +420,10 @@ static void tls_1_1_is_refused(void **state)
     plain_tls(&cc, &sc);
     negio_conn *server;
     must(negio_conn_new(&server, sc));
-    test_tls_opts o = {.role = TEST_TLS_CLIENT, .max_version = TLS1_1_VERSION,
-                       .set_security_level = 1, .security_level = 0};
+    test_tls_opts o = {.role = TEST_TLS_CLIENT,
+                       .max_version = TLS1_1_VERSION,
+                       .set_security_level = 1,
+                       .security_level = 0};
     test_tls_peer *peer;
     assert_int_equal(test_tls_peer_new(&peer, &o), 0);
     int err = 0;
@@ -436,8 +438,11 @@ static void tls_1_1_is_refused(void **state)
     /* and a negio client never accepts a TLS 1.1 server */
     negio_conn *client;
     must(negio_conn_new(&client, cc));
-    test_tls_opts so = {.role = TEST_TLS_SERVER, .cert = c->server_cert, .key = c->server_key,
-                        .max_version = TLS1_1_VERSION, .set_security_level = 1,
+    test_tls_opts so = {.role = TEST_TLS_SERVER,
+                        .cert = c->server_cert,
+                        .key = c->server_key,
+                        .max_version = TLS1_1_VERSION,
+                        .set_security_level = 1,
                         .security_level = 0};
     assert_int_equal(test_tls_peer_new(&peer, &so), 0);
     err = 0;
@@ -656,8 +661,8 @@ static int listen_local(uint16_t *port)
 static int connect_local(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons(port)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
 }

@@ -300,3 +300,55 @@ void negio__peer_tokens_own_first(negio__peer_tokens *st, const uint8_t *tok, si
     st->inner = first;
     st->offered_kerberos = first == NEGIO_MECH_KERBEROS && opt != NULL;
 }
+
+void negio__peer_token_inner(const uint8_t *tok, size_t len, negio_mech *mech,
+                             const uint8_t **inner, size_t *inner_len)
+{
+    negio_mech m, first;
+    const uint8_t *in;
+    size_t il;
+    resp r;
+    *mech = NEGIO_MECH_NONE;
+    *inner = NULL;
+    *inner_len = 0;
+    if (is_ntlm(tok, len)) {
+        in = tok;
+        il = len;
+    } else if (framed(tok, len, &m, &in, &il) && m == NEGIO_MECH_KERBEROS) {
+        in = tok;
+        il = len;
+    } else if (parse_init(tok, len, &first, &in, &il) != NULL || in == NULL) {
+        if (parse_resp(tok, len, &r) != NULL || r.token == NULL)
+            return;
+        in = r.token;
+        il = r.token_len;
+    }
+    if (is_ntlm(in, il))
+        *mech = NEGIO_MECH_NTLM;
+    else if (framed(in, il, &m, inner, inner_len) && m == NEGIO_MECH_KERBEROS)
+        *mech = NEGIO_MECH_KERBEROS;
+    else
+        return;
+    *inner = in;
+    *inner_len = il;
+}
+
+int negio__peer_token_krb5(const uint8_t *tok, size_t len, unsigned *tok_id, const uint8_t **body,
+                           size_t *body_len)
+{
+    negio_mech m;
+    const uint8_t *in;
+    size_t il;
+    if (!framed(tok, len, &m, &in, &il) || m != NEGIO_MECH_KERBEROS || il < 2)
+        return -1;
+    *tok_id = (unsigned)in[0] << 8 | in[1];
+    *body = in + 2;
+    *body_len = il - 2;
+    return 0;
+}
+
+int negio__peer_token_rejects(const uint8_t *tok, size_t len)
+{
+    resp r;
+    return parse_resp(tok, len, &r) == NULL && r.has_state && r.state == 2;
+}

@@ -139,6 +139,10 @@ struct cli_auth {
     int require_mutual, ntlm_fallback, delegate;
 };
 extern const struct cli_group cli_auth_group;
+/* The accepting side's start-up check (negio_config_check_credentials): the keytab holds the
+ * service's key, the NTLM account file can be read. Returns 0, or -1 after printing to stderr
+ * what is missing (the file, the principal). */
+int cli_auth_check(const struct cli *c, negio_config *cfg, const struct cli_auth *a);
 
 /* ---- identity mapping, accepting side (opt_identity.c) ------------------------------------- */
 

@@ -3,7 +3,7 @@
  * the Kerberos reason, SPNEGO drops the Kerberos failure it fell back from), the credential check
  * (negio_config_check_credentials) and the checks of `negio doctor`. Used by src/gss/explain.c and
  * by tools/negio/doctor.c, which links the static library: this header is internal, not API, and
- * holds no GSS-API or krb5 type (docs/ARCHITECTURE.md section 8.5).
+ * holds no GSS-API or krb5 type (docs/ARCHITECTURE.md section 8.4).
  *
  * Each function that can fail fills a negio__why: what is wrong, and what to do about it. Those
  * that may contact the KDC say so: they block for as long as the KDC takes, so the library calls

@@ -1,5 +1,5 @@
 /* A failed handshake step or credential acquisition in words a person can act on, put before the
- * mechanism's own status text in the detail (docs/ARCHITECTURE.md section 8.5). GSS-API reports a
+ * mechanism's own status text in the detail (docs/ARCHITECTURE.md section 8.4). GSS-API reports a
  * failure as status codes, and through SPNEGO often not even the right mechanism's: MIT's SPNEGO
  * falls back from a failed Kerberos to NTLM silently and keeps only the last mechanism's status,
  * and MIT's mechglue drops the minor status of gss_acquire_cred_with_password. Where the status
@@ -54,6 +54,19 @@ static void ntlm_account(const negio__gss *g, char *out, size_t cap)
         snprintf(out, cap, "%s", g->cfg->user);
     else if (negio__diag_ntlm_client(g->cfg->ntlm_file, out, cap, &none) < 0)
         snprintf(out, cap, "this client's account");
+}
+
+/* A negotiating client that requires server authentication never offers NTLM: say so where
+ * Kerberos failed, since nothing else was tried. */
+static void ntlm_not_offered(const negio__gss *g, words *w)
+{
+    if (g->want != NEGIO_MECH_NEGOTIATE || !g->require_server_auth ||
+        !(g->cfg->allowed & NEGIO_ALLOW_NTLM))
+        return;
+    negio__why why = {"", ""};
+    negio__why_text(&why, "ntlm: not offered, since server authentication is required and ntlm "
+                          "cannot authenticate a server");
+    add(w, &why);
 }
 
 /* What Kerberos says about a ticket for the target with this client's credentials: 0 when it
@@ -121,14 +134,7 @@ static void client_words(negio__gss *g, OM_uint32 min, gss_OID mech, const uint8
             }
         }
         add(w, &why);
-        if (g->want == NEGIO_MECH_NEGOTIATE && g->require_server_auth &&
-            (g->cfg->allowed & NEGIO_ALLOW_NTLM)) {
-            negio__why_text(
-                &why, "ntlm: not offered, since server authentication is required and ntlm cannot "
-                      "authenticate a server");
-            why.advice[0] = '\0';
-            add(w, &why);
-        }
+        ntlm_not_offered(g, w);
     }
     if (!ntlm_in_play(g))
         return;
@@ -171,7 +177,10 @@ static void server_words(negio__gss *g, OM_uint32 maj, OM_uint32 min, gss_OID me
         if (negio__ntlm_auth_user(inner, ilen, user, sizeof(user)) < 0)
             snprintf(user, sizeof(user), "(no user name)");
         const char *file = cfg->ntlm_file != NULL ? cfg->ntlm_file : getenv("NTLM_USER_FILE");
-        if (negio__gss_minor_is_errno(min, mech, ENOENT)) {
+        /* gss-ntlmssp: ENOENT for a user without a domain that is not in the file, EACCES for
+         * a DOMAIN\user that is not, EINVAL for a response that does not verify */
+        if (negio__gss_minor_is_errno(min, mech, ENOENT) ||
+            negio__gss_minor_is_errno(min, mech, EACCES)) {
             negio__why_text(&why, "ntlm: unknown user %s (not in %s)", user,
                             file != NULL ? file : "the NTLM accounts: NTLM_USER_FILE is not set");
             negio__why_advice(&why, "check the user name, or add the account");
@@ -227,6 +236,7 @@ void negio__gss_explain_acquire(negio__gss *g, const negio_config *cfg, const ch
         if (ntlm_in_play(g) &&
             negio__diag_ntlm_client(cfg->ntlm_file, account, sizeof(account), &why) < 0)
             add(&w, &why);
+        ntlm_not_offered(g, &w);
     } else {
         negio__keytab_facts kt;
         size_t n;

@@ -482,6 +482,24 @@ int negio__diag_password(const char *user, const char *password, negio__why *why
     return rc;
 }
 
+/* The ticket-granting tickets of FROM, stored into TO. */
+static krb5_error_code copy_tgts(negio__krb5 *k, krb5_ccache from, krb5_ccache to,
+                                 krb5_const_principal client)
+{
+    krb5_cc_cursor cur;
+    krb5_creds c;
+    krb5_error_code code = krb5_cc_start_seq_get(k->ctx, from, &cur);
+    if (code != 0)
+        return code;
+    while (code == 0 && krb5_cc_next_cred(k->ctx, from, &cur, &c) == 0) {
+        if (!krb5_is_config_principal(k->ctx, c.server) && is_tgt(c.server, client))
+            code = krb5_cc_store_cred(k->ctx, to, &c);
+        krb5_free_cred_contents(k->ctx, &c);
+    }
+    krb5_cc_end_seq_get(k->ctx, from, &cur);
+    return code;
+}
+
 int negio__krb5_ticket(negio__krb5 *k, krb5_ccache cc, const char *service, negio__diag_ticket *t,
                        negio__why *why)
 {
@@ -494,8 +512,16 @@ int negio__krb5_ticket(negio__krb5 *k, krb5_ccache cc, const char *service, negi
         unparse(k->ctx, in.server, server, sizeof(server));
     if (code == 0 && (code = krb5_cc_get_principal(k->ctx, cc, &in.client)) == 0)
         unparse(k->ctx, in.client, client, sizeof(client));
+    /* from the ticket-granting tickets alone, so that the KDC is asked now: a service ticket in
+     * the cache would tell what the KDC said when it was issued */
+    krb5_ccache fresh = NULL;
+    if (code == 0 && (code = krb5_cc_new_unique(k->ctx, "MEMORY", NULL, &fresh)) == 0 &&
+        (code = krb5_cc_initialize(k->ctx, fresh, in.client)) == 0)
+        code = copy_tgts(k, cc, fresh, in.client);
     if (code == 0)
-        code = krb5_get_credentials(k->ctx, 0, cc, &in, &out);
+        code = krb5_get_credentials(k->ctx, 0, fresh, &in, &out);
+    if (fresh != NULL)
+        krb5_cc_destroy(k->ctx, fresh);
     int rc = 0;
     if (code != 0) {
         /* a referral principal has no realm of its own: name it with the client's */

@@ -326,8 +326,14 @@ static void check_kdc(struct report *r)
         fail_with(k, &why);
         return;
     }
-    summary(k, "the KDC answers; its clock is %ld s %s this host's (at most %ld s allowed)",
-            labs(k->offset), k->offset >= 0 ? "ahead of" : "behind", k->allowed);
+    if (labs(k->offset) <= 1)
+        summary(k,
+                "the KDC answers; its clock agrees with this host's (at most %ld s apart "
+                "allowed)",
+                k->allowed);
+    else
+        summary(k, "the KDC answers; its clock is %ld s %s this host's (at most %ld s allowed)",
+                labs(k->offset), k->offset > 0 ? "ahead of" : "behind", k->allowed);
 }
 
 static void check_credentials(struct report *r, const char *user, const char *password)

@@ -257,7 +257,10 @@ int negio__peer_token_check(negio__peer_tokens *st, const uint8_t *tok, size_t l
             st->offered_kerberos && st->refuse_fallback) {
             *why = "the server moved SPNEGO to ntlm although this client offered kerberos with a "
                    "ticket for the service: refused as a downgrade "
-                   "(negio_config_set_allow_ntlm_fallback() allows it)";
+                   "(negio_config_set_allow_ntlm_fallback() allows it); the usual cause is a "
+                   "server that does not accept kerberos or has no key for the service in its "
+                   "keytab ('negio doctor server' checks), else someone on the path rewrote the "
+                   "offer";
             return NEGIO_ERR_POLICY;
         }
         if (*why == NULL && r.token != NULL)

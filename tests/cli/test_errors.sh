@@ -66,4 +66,14 @@ grep -q "holds no key for negio/localhost@NEGIO.TEST (it holds other/localhost@N
 start_server ntlm-only --mech ntlm --keytab /nonexistent.keytab
 stop_server "$server_pid"
 
+# 5. a client with a ticket, a server that takes NTLM only: the downgrade refusal says its usual
+# cause
+start_server ntlm-only-2 --echo --mech ntlm --keytab "$NEGIO_REALM_DIR/service.keytab"
+run_status 1 client hi
+check_json "$tmp/last.out" "
+d = j['detail']
+assert j['error'] == 'NEGIO_ERR_POLICY' and 'refused as a downgrade' in d, j
+assert 'a server that does not accept kerberos or has no key for the service in its keytab' in d, d
+"
+
 echo "ok"

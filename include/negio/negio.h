@@ -330,6 +330,21 @@ NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
  * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_INVALID,
  * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap);
+/* Checks, from what is on this host (no KDC is asked, nothing blocks on the network), that the
+ * configuration can authenticate at all, so that a program reports a missing key at start-up
+ * instead of failing every peer. Server: with Kerberos allowed, the keytab (the configured one,
+ * else KRB5_KTNAME, else the system's) exists, can be read, and holds keys for the service
+ * principal (any principal without a service name) of an encryption type krb5.conf permits; with
+ * NTLM allowed, the NTLM account file, if one is named (negio_config_set_ntlm_file or
+ * NTLM_USER_FILE), can be read and holds accounts; NTLM alone needs the NTLM mechanism. Client:
+ * a password, or for some allowed mechanism credentials here (a credential cache with a
+ * ticket-granting ticket that has not expired, or a client keytab; an NTLM account file). Writes
+ * into DETAIL (CAP bytes, may be 0) what is missing, naming the file, the principal and the
+ * mechanism, e.g. "kerberos: the keytab FILE:/etc/negio.keytab holds no key for
+ * negio/host.example.com@EXAMPLE.COM (it holds HTTP/host.example.com@EXAMPLE.COM): ...", or (a
+ * server that passes) what it found. Always NEGIO_OK with NEGIO_TRANSPORT_TLS (no GSS-API).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL configuration), NEGIO_ERR_CREDENTIALS. */
+NEGIO_API int negio_config_check_credentials(negio_config *cfg, char *detail, size_t cap);
 NEGIO_API negio_transport negio_config_get_transport(const negio_config *cfg);
 
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */

@@ -271,7 +271,10 @@ int negio__peer_token_check(negio__peer_tokens *st, const uint8_t *tok, size_t l
             st->offered_kerberos && st->refuse_fallback) {
             *why = "the server moved SPNEGO to ntlm although this client offered kerberos with a "
                    "ticket for the service: refused as a downgrade "
-                   "(negio_config_set_allow_ntlm_fallback() allows it)";
+                   "(negio_config_set_allow_ntlm_fallback() allows it); the usual cause is a "
+                   "server that does not accept kerberos or has no key for the service in its "
+                   "keytab ('negio doctor server' checks), else someone on the path rewrote the "
+                   "offer";
             return NEGIO_ERR_POLICY;
         }
         if (*why == NULL && r.token != NULL)
@@ -313,4 +316,56 @@ void negio__peer_tokens_own_first(negio__peer_tokens *st, const uint8_t *tok, si
         return;
     st->inner = first;
     st->offered_kerberos = first == NEGIO_MECH_KERBEROS && opt != NULL;
+}
+
+void negio__peer_token_inner(const uint8_t *tok, size_t len, negio_mech *mech,
+                             const uint8_t **inner, size_t *inner_len)
+{
+    negio_mech m, first;
+    const uint8_t *in;
+    size_t il;
+    resp r;
+    *mech = NEGIO_MECH_NONE;
+    *inner = NULL;
+    *inner_len = 0;
+    if (is_ntlm(tok, len)) {
+        in = tok;
+        il = len;
+    } else if (framed(tok, len, &m, &in, &il) && m == NEGIO_MECH_KERBEROS) {
+        in = tok;
+        il = len;
+    } else if (parse_init(tok, len, &first, &in, &il) != NULL || in == NULL) {
+        if (parse_resp(tok, len, &r) != NULL || r.token == NULL)
+            return;
+        in = r.token;
+        il = r.token_len;
+    }
+    if (is_ntlm(in, il))
+        *mech = NEGIO_MECH_NTLM;
+    else if (framed(in, il, &m, inner, inner_len) && m == NEGIO_MECH_KERBEROS)
+        *mech = NEGIO_MECH_KERBEROS;
+    else
+        return;
+    *inner = in;
+    *inner_len = il;
+}
+
+int negio__peer_token_krb5(const uint8_t *tok, size_t len, unsigned *tok_id, const uint8_t **body,
+                           size_t *body_len)
+{
+    negio_mech m;
+    const uint8_t *in;
+    size_t il;
+    if (!framed(tok, len, &m, &in, &il) || m != NEGIO_MECH_KERBEROS || il < 2)
+        return -1;
+    *tok_id = (unsigned)in[0] << 8 | in[1];
+    *body = in + 2;
+    *body_len = il - 2;
+    return 0;
+}
+
+int negio__peer_token_rejects(const uint8_t *tok, size_t len)
+{
+    resp r;
+    return parse_resp(tok, len, &r) == NULL && r.has_state && r.state == 2;
 }

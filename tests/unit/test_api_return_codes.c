@@ -342,6 +342,15 @@ static void configuration_calls(void)
     PROBE(negio_config_tls_check, cc, detail, sizeof(detail)); /* no TLS transport */
     EACH_ALLOCATION(c = tls_cfg(NEGIO_ROLE_SERVER), /* no certificate: it cannot be loaded */
                     PROBE(negio_config_tls_check, c, detail, sizeof(detail)), negio_config_del(c));
+    PROBE(negio_config_check_credentials, NULL, detail, sizeof(detail));
+    c = tls_cfg(NEGIO_ROLE_SERVER); /* certificates alone: nothing of GSS-API to check */
+    PROBE(negio_config_check_credentials, c, detail, sizeof(detail));
+    negio_config_del(c);
+    assert_int_equal(negio_config_new(&c, NEGIO_ROLE_SERVER), NEGIO_OK);
+    assert_int_equal(negio_config_set_keytab(c, "/nonexistent/negio.keytab"), NEGIO_OK);
+    assert_int_equal(negio_config_set_service(c, "negio@localhost"), NEGIO_OK);
+    PROBE(negio_config_check_credentials, c, NULL, 0);
+    negio_config_del(c);
     negio_config_del(cc);
     negio_config_del(sc);
 }

@@ -613,9 +613,11 @@ static int parse_one(negio_conn *c, negio_event *ev, int *progress)
 static int unit_ready(const negio_conn *c)
 {
     size_t avail = negio__buf_size(&c->in) - c->in_hold;
-    const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
     if (c->nns.closing)
         return 1;
+    if (avail == 0) /* and IN perhaps never allocated: no pointer into it */
+        return 0;
+    const uint8_t *p = negio__buf_data(&c->in) + c->in_hold;
     if (c->phase != PHASE_ESTABLISHED)
         return avail >= NEGIO__NNS_HS_HDR &&
                (p[0] < NEGIO__NNS_HANDSHAKE_DONE || p[0] > NEGIO__NNS_HANDSHAKE_IN_PROGRESS ||

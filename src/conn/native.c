@@ -567,9 +567,9 @@ static int frame_ready(const negio_conn *c)
     return avail - NEGIO__HDR_LEN >= h.length;
 }
 
-static int put_token(negio_conn *c, const uint8_t *tok, size_t len, int first)
+static int put_token(negio_conn *c, const uint8_t *tok, size_t len, unsigned flags)
 {
-    (void)first;
+    (void)flags;
     return put_handshake(c, tok, len);
 }
 

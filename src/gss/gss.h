@@ -97,6 +97,13 @@ int negio__gss_localname(const negio__gss *g, char **out);
 /* Whether the peer's name held NUL or control characters (shown as '?'): it maps to nothing. */
 int negio__gss_peer_unsafe(const negio__gss *g);
 
+/* The length of this context's MIC tokens (Kerberos: gss_get_mic_iov_length, which uses no
+ * sequence number; NTLM: 16), in *LEN. 0, or NEGIO_ERR_INTEGRITY with DETAIL. */
+int negio__gss_mic_length(negio__gss *g, size_t *len, char *detail);
+/* The Windows status ([MS-ERREF] 2.1 HRESULT, SSPI's SEC_E_*) that says why the last context step
+ * failed, as SSPI would: for a [MS-NNS] HandshakeError. 0 when no step failed. */
+uint32_t negio__gss_windows_status(const negio__gss *g);
+
 /* Whether the established context negotiated confidentiality. */
 int negio__gss_has_conf(const negio__gss *g);
 

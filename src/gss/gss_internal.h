@@ -44,6 +44,9 @@ struct negio__gss {
     char *peer_text;
     gss_cred_id_t deleg_in; /* client: delegated credentials to act with (borrowed), or none */
     int peer_unsafe;        /* the peer's name held NUL or control characters */
+    int no_ci;              /* client: the credential suppresses Kerberos' CONF and INTEG
+                               (GSS_KRB5_CRED_NO_CI_FLAGS_X): the NNS profile below seal */
+    OM_uint32 failed_major; /* the failed step's major status (negio__gss_windows_status) */
     struct gss_channel_bindings_struct cb; /* TLS_NEGOTIATE: the TLS channel's bindings */
     int has_cb;
     uint8_t cb_data[NEGIO__CB_MAX];

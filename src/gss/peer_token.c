@@ -86,6 +86,11 @@ static const char *check_ntlm(negio__peer_tokens *st, const uint8_t *m, size_t n
     const char *why = negio__ntlm_check_message(m, n, expect);
     if (why == NULL)
         st->ntlm_seen++;
+    /* NTLMSSP_NEGOTIATE_IDENTIFY (bit 20) as the client asked for it: in its NEGOTIATE (flags at
+     * 12; gss-ntlmssp's CHALLENGE does not echo the bit, so its AUTHENTICATE loses it) or its
+     * AUTHENTICATE (flags at 60; at least 64 bytes, checked above) */
+    if (why == NULL && st->role == NEGIO_ROLE_SERVER && (expect == 1 || expect == 3))
+        st->ntlm_identify |= (m[expect == 1 ? 14 : 62] & 0x10) != 0;
     return why;
 }
 

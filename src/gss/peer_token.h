@@ -22,6 +22,9 @@ typedef struct negio__peer_tokens {
     unsigned ntlm_seen;   /* NTLM messages among them */
     int offered_kerberos; /* client: its NegTokenInit put Kerberos first, with a token */
     int refuse_fallback;  /* client: SPNEGO moving to NTLM after that is refused (a downgrade) */
+    int ntlm_identify;    /* server: the client's NEGOTIATE or AUTHENTICATE set NEGOTIATE_IDENTIFY
+                             ([MS-NLMP] 2.2.2.5), which gss-ntlmssp does not report as
+                             GSS_C_IDENTIFY_FLAG */
 } negio__peer_tokens;
 
 /* Checks the peer's next context token TOK and, when it is accepted, records what it says.

@@ -281,6 +281,10 @@ static void configuration_calls(void)
     PROBE(negio_config_set_mutual, cc, 1);
     PROBE(negio_config_set_delegate, NULL, 1);
     PROBE(negio_config_set_delegate, cc, 0);
+    PROBE(negio_config_set_impersonation, NULL, NEGIO_IMPERSONATION_IDENTIFY);
+    PROBE(negio_config_set_impersonation, cc, (negio_impersonation)0);
+    PROBE(negio_config_set_impersonation, cc, NEGIO_IMPERSONATION_IDENTIFY);
+    PROBE(negio_config_set_impersonation, sc, NEGIO_IMPERSONATION_DELEGATE);
     PROBE(negio_config_add_user_map, NULL, "alice@R", "alice");
     PROBE(negio_config_add_user_map, sc, NULL, "alice");
     EACH_ALLOCATION(, PROBE(negio_config_add_user_map, sc, "alice@R", "alice"), );
@@ -288,6 +292,7 @@ static void configuration_calls(void)
     EACH_ALLOCATION(, PROBE(negio_config_set_ntlm_domain, sc, "NEGIO"), );
     PROBE(negio_config_set_profile, NULL, NEGIO_PROFILE_NATIVE);
     PROBE(negio_config_set_profile, cc, (negio_profile)9);
+    PROBE(negio_config_set_profile, cc, NEGIO_PROFILE_NNS);
     PROBE(negio_config_set_profile, cc, NEGIO_PROFILE_NATIVE);
     PROBE(negio_config_set_transport, NULL, NEGIO_TRANSPORT_TLS);
     PROBE(negio_config_set_transport, cc, (negio_transport)9);

@@ -479,6 +479,7 @@ static void the_credential_check_names_a_keytab_it_cannot_read(void **state)
             negio_config_set_allowed(sc, NEGIO_ALLOW_KERBEROS) < 0)
             _exit(4);
         int rc = negio_config_check_credentials(sc, detail, sizeof(detail));
+        negio_config_del(sc); /* the child is checked for leaks at its exit too (valgrind) */
         fprintf(stderr, "[unreadable] %s\n", detail);
         _exit(rc == NEGIO_ERR_CREDENTIALS &&
                       strstr(detail, "cannot be read by this process (uid ") != NULL &&

@@ -27,6 +27,7 @@ struct negio_config {
     int allow_ntlm_fallback; /* client: SPNEGO may move from an offered Kerberos to NTLM */
     int mutual;
     int delegate;
+    int kerberos_fast_path; /* RFC 4121 tokens on OpenSSL once Kerberos is established (src/gss) */
     int deferred_steps;
     negio_limits limits;
     negio_log_fn log_fn;

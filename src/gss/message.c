@@ -207,6 +207,14 @@ int negio__gss_unwrap(negio__gss *g, const uint8_t *tok, size_t len, uint8_t **p
         return 0;
     }
     maj = gss_unwrap(&min, g->ctx, &t, &p->buf, &conf, &qop);
+    if (g->won == NEGIO_MECH_KERBEROS && p->buf.value != NULL && p->buf.length == 0) {
+        /* MIT hands an empty message of a Wrap token in the clear back in a malloc(0) block,
+         * which gss_release_buffer never frees (it frees only a non-zero length): a peer could
+         * make this side lose a block per message */
+        OM_uint32 min2;
+        p->buf.length = 1;
+        gss_release_buffer(&min2, &p->buf);
+    }
     if (maj != GSS_S_COMPLETE) {
         negio__gss_frame_detail(g, detail, "gss_unwrap", maj, min);
         /* wiped and released as any result (gss-ntlmssp frees the output of a failed unwrap but

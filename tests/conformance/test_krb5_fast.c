@@ -322,6 +322,9 @@ static OM_uint32 mit_take(gss_ctx_id_t ctx, enum op op, const uint8_t *m, size_t
             if (len > 0)
                 assert_memory_equal(out.value, m, len);
         }
+        /* MIT's empty plaintext is a malloc(0) block gss_release_buffer does not free */
+        if (out.value != NULL && out.length == 0)
+            out.length = 1;
         gss_release_buffer(&min, &out);
     }
     free(copy);
@@ -761,8 +764,6 @@ static void talk(test_path path, int client_fast, int server_fast, negio_profile
     int sent = 0;
     for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
         for (int l = 0; l < 2; l++) {
-            if (profile == NEGIO_PROFILE_GSS_SAMPLE && lens[k] == 0)
-                continue; /* gss-sample has no empty messages */
             uint8_t *m = message(lens[k], (unsigned)k);
             assert_int_equal(negio_conn_write(p.client.conn, m, lens[k], levels[l]), NEGIO_OK);
             if (profile == NEGIO_PROFILE_NATIVE)

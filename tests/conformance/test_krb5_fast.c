@@ -26,6 +26,7 @@
  * Finally two negio connectors talk with the fast path on one side and off on the other, in both
  * roles, on both Kerberos paths and the gss-sample profile, and the fast path is shown engaged
  * only where it should be. */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -838,6 +839,56 @@ static void a_bare_mic_header_is_refused_on_both_paths(void **state)
     }
 }
 
+/* The heap N established connector pairs hold (client and server in this process), after a
+ * signed and a sealed message each way, so that every key a connection uses is made. */
+static size_t heap_now(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+#define MEM_PAIRS 200
+
+static double bytes_per_connection(int fast)
+{
+    static test_pair p[MEM_PAIRS];
+    connect_pair(&p[0], PATH_KERBEROS, fast, fast, NEGIO_PROFILE_NATIVE, SPLIT_WHOLE);
+    test_pair_free(&p[0]); /* credentials, caches and OpenSSL's tables once */
+    size_t before = heap_now();
+    for (int i = 0; i < MEM_PAIRS; i++) {
+        connect_pair(&p[i], PATH_KERBEROS, fast, fast, NEGIO_PROFILE_NATIVE, SPLIT_WHOLE);
+        for (int l = NEGIO_LEVEL_SIGN; l <= NEGIO_LEVEL_SEAL; l++) {
+            assert_int_equal(negio_conn_write(p[i].client.conn, "x", 1, (negio_level)l), 0);
+            assert_int_equal(negio_conn_write(p[i].server.conn, "y", 1, (negio_level)l), 0);
+        }
+        test_pair_run(&p[i]);
+        assert_int_equal(p[i].client.err, 0);
+        assert_int_equal(p[i].server.err, 0);
+        assert_int_equal(fast_engaged(p[i].client.conn), fast);
+    }
+    size_t after = heap_now();
+    for (int i = 0; i < MEM_PAIRS; i++)
+        test_pair_free(&p[i]);
+    return ((double)after - (double)before) / (2.0 * MEM_PAIRS);
+}
+
+/* What a connection holds on the fast path against MIT's path: the fast path's keys and OpenSSL
+ * contexts replace MIT's context (and its krb5_context); the difference is printed for
+ * docs/PERFORMANCE.md and must stay within 2 KiB either way of the per-connection budget. */
+static void a_connection_on_the_fast_path_holds_no_more_memory(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    skip(); /* the sanitizers' allocators do not report through mallinfo2 */
+#endif
+    double mit = bytes_per_connection(0), fast = bytes_per_connection(1);
+    fprintf(stderr,
+            "heap per established Kerberos connection (client and server halves): MIT's "
+            "path %.0f bytes, fast path %.0f bytes (%+.0f)\n",
+            mit, fast, fast - mit);
+    assert_true(fast <= mit + 2048);
+}
+
 static void the_environment_switches_it_off(void **state)
 {
     (void)state;
@@ -870,6 +921,7 @@ int main(void)
         cmocka_unit_test(filler_bytes_are_accepted_and_a_false_ec_refused_by_both),
         cmocka_unit_test(negio_with_and_without_the_fast_path_talk),
         cmocka_unit_test(a_bare_mic_header_is_refused_on_both_paths),
+        cmocka_unit_test(a_connection_on_the_fast_path_holds_no_more_memory),
         cmocka_unit_test(the_environment_switches_it_off),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "base/alloc.h"
 #include "gss/gss_internal.h"
 
 int negio__gss_fast_wanted(const negio_config *cfg)

@@ -4,9 +4,13 @@ ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
 FUZZ_CC ?= clang-14
+COV_BUILD := build-cov
+COV_CC ?= clang-14
 # make fuzz: each fuzz target this long; make check: this long (docs/FUZZING.md says why 30 s)
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 30
+# make soak: its three segments last this long in all, after a warm-up (a sixth of it, >= 30 s)
+SOAK_SECONDS ?= 180
 PREFIX ?= /usr/local
 
 SHELL := /bin/bash
@@ -46,7 +50,7 @@ cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
 endef
 
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
-        fuzz fuzz-build bench bench-plot demo install clean format
+        check-abi abi-baseline format-check fuzz fuzz-build coverage soak bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -56,15 +60,18 @@ deps:
 	@bash scripts/deps.sh
 
 # Everything, one pass after the other: plain, ASan+UBSan, TSan (engine), valgrind (conformance
-# and engine), then each fuzz target for FUZZ_CHECK_SECONDS. The last line sums every passed
-# ctest test and every check the valgrind and fuzz scripts recorded (their self-tests included).
-check: check-plain check-asan check-tsan check-valgrind check-fuzz
-	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
+# and engine), each fuzz target for FUZZ_CHECK_SECONDS, then the ABI check. The last line sums
+# every passed ctest test and every check the valgrind, fuzz and ABI scripts recorded (their
+# self-tests included).
+check: format-check check-plain check-asan check-tsan check-valgrind check-fuzz check-abi
+	@p0=$$($(call results_count,$(BUILD)/format)); \
+	p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
 	p3=$$($(call ctest_count,$(TSAN_BUILD)/ctest.log)); \
 	p4=$$($(call results_count,$(BUILD)/valgrind)); \
 	p5=$$($(call results_count,$(FUZZ_BUILD)/fuzz)); \
-	echo "$$((p1 + p2 + p3 + p4 + p5)) passed, 0 failed"
+	p6=$$($(call results_count,$(BUILD)/abi)); \
+	echo "$$((p0 + p1 + p2 + p3 + p4 + p5 + p6)) passed, 0 failed"
 
 check-plain: all
 	@rm -f $(BUILD)/ctest.log
@@ -94,6 +101,20 @@ check-valgrind: all
 	bash scripts/valgrind.sh --self-test $(BUILD)
 	bash scripts/valgrind.sh $(BUILD)
 
+# The ABI check (docs/ARCHITECTURE.md section 17.7): the plain build's libnegio.so and
+# libnegio_uv.so against the baseline in abi/ (abidiff, abigail-tools), after proving that the
+# comparison catches a moved struct member and a removed function. Needs the debug information
+# of the default RelWithDebInfo build.
+check-abi: all
+	bash scripts/abi.sh --self-test $(BUILD)
+	bash scripts/abi.sh $(BUILD)
+
+# Rewrites the baseline from the plain build, on purpose: when a release changes the ABI (every
+# new 0.x minor, whose SONAME changes too) or adds to it (a function, a field appended to a
+# growable struct). Review `git diff abi/` and commit it with the change.
+abi-baseline: all
+	bash scripts/abi.sh --baseline $(BUILD)
+
 # libFuzzer targets (tests/fuzz, docs/FUZZING.md) in their own clang build.
 fuzz-build: deps
 	@test -f $(FUZZ_BUILD)/CMakeCache.txt || \
@@ -106,6 +127,35 @@ fuzz: fuzz-build
 check-fuzz: fuzz-build
 	bash scripts/fuzz.sh --self-test $(FUZZ_BUILD)
 	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CHECK_SECONDS)
+
+# Not part of make check. Line and branch coverage of src/ per file (llvm-cov), twice: the test
+# suite (every ctest test, each process writing its own profile), and the fuzz corpora replayed
+# through the fuzz targets built with coverage and tests/fuzz/replay.c instead of libFuzzer
+# (tests/fuzz/corpus, and what make fuzz found in build-fuzz/fuzz/corpus). Its own clang build,
+# build-cov; tables in build-cov/coverage/summary.txt, suite.txt, fuzz.txt, the lines of
+# src/core and src/gss no fuzz input reaches in fuzz-unreached.txt, HTML in html-suite/ and
+# html-fuzz/ (scripts/coverage.sh, docs/FUZZING.md section 5). COVERAGE_PARTS=fuzz skips the suite.
+coverage: deps
+	@test -f $(COV_BUILD)/CMakeCache.txt || \
+	  CC=$(COV_CC) cmake -S . -B $(COV_BUILD) -DNEGIO_COVERAGE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(COV_BUILD) -j2
+	FUZZ_BUILD=$(CURDIR)/$(FUZZ_BUILD) bash scripts/coverage.sh $(COV_BUILD)
+
+# Not part of make check. The soak run (tests/soak/soak.c, docs/SECURITY.md "The soak run"): the
+# ASan build's negio server against thousands of connections over the four mechanism paths, some
+# clients killed mid-handshake or mid-message (sockets reset or closed, client processes killed),
+# its RSS and descriptors sampled; then a graceful stop and LeakSanitizer (the suppressions of
+# check-asan). A few minutes: SOAK_SECONDS (180) after the warm-up; SOAK_SECONDS=20 for a smoke
+# run. Report in build-asan/soak.log, the server's output and the samples in build-asan/soak/.
+soak: deps
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || \
+	  cmake -S . -B $(ASAN_BUILD) -DNEGIO_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j2 --target negio_cli soak soak_heap_probe
+	cat tests/lsan.supp tests/lsan-fast-unwind.supp > $(ASAN_BUILD)/lsan.supp
+	$(ASAN_ENV) NEGIO_BIN=$(CURDIR)/$(ASAN_BUILD)/negio \
+	  SOAK_HEAP_PROBE=$(CURDIR)/$(ASAN_BUILD)/tests/libsoak_heap_probe.so \
+	  NEGIO_TEST_REALM_SCRIPT=$(CURDIR)/scripts/realm.sh SOAK_SECONDS=$(SOAK_SECONDS) \
+	  SOAK_OUT=$(CURDIR)/$(ASAN_BUILD)/soak $(ASAN_BUILD)/tests/soak 2>&1 | tee $(ASAN_BUILD)/soak.log
 
 # negio bench (docs/PERFORMANCE.md): quick mode by default, under a minute; BENCH_ARGS=--full
 # for the documented run. Starts and removes a throwaway realm unless one is in the environment.
@@ -131,9 +181,14 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(sort build build-asan build-tsan build-fuzz $(BUILD))
+	rm -rf $(sort build build-asan build-tsan build-fuzz build-cov $(BUILD))
+
+# The house style: format-check (in check) fails on any C file clang-format would rewrite, after
+# proving it fails on one written against the style; format rewrites them.
+format-check:
+	bash scripts/format-check.sh $(BUILD)
 
 format:
-	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \
-	          ls *.c *.h 2>/dev/null || true); \
+	@files=$$(find src include tests tools examples -type f \( -name '*.c' -o -name '*.h' \) \
+	          -not -path '*/corpus/*' 2>/dev/null || true); \
 	if [ -n "$$files" ]; then clang-format -i $$files; fi

@@ -45,6 +45,7 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
 int main(int argc, char **argv)
 {
     negio_engine_options opts = {
+        .size = sizeof(negio_engine_options), /* the structure can grow (negio.h conventions) */
         .callbacks = {.on_authenticated = on_authenticated,
                       .on_message = on_message,
                       .on_closed = on_closed},

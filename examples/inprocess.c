@@ -83,9 +83,9 @@ static int run(const char *title, negio_config *cc, negio_config *sc, int send)
     if (negio_conn_new(&client.conn, cc) != 0 || negio_conn_new(&server.conn, sc) != 0)
         return 1;
     pump(&client, &server);
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     if (negio_conn_auth_info(server.conn, &info) == 0) {
-        negio_auth_info ci;
+        negio_auth_info ci = {.size = sizeof(ci)};
         negio_conn_auth_info(client.conn, &ci);
         printf("    server saw %s; mechanism %s%s; server authenticated: %s\n", info.peer,
                negio_mech_name(info.mech), info.negotiated ? " (negotiated)" : "",

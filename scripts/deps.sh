@@ -4,15 +4,18 @@
 # runtimes) build the fuzz targets of check-fuzz; llvm-14 brings llvm-symbolizer-14, which clang's
 # sanitizers use to name the functions in a report (scripts/fuzz.sh --self-test looks for
 # negio_config_new in a leak report; clang-14 only recommends it, through llvm-14-dev); valgrind
-# (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there.
+# (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there;
+# abigail-tools (abidw, abidiff) runs check-abi. Outside make check, make coverage uses clang-14's
+# profile runtime (libclang-rt-14-dev) and llvm-14's llvm-profdata-14 and llvm-cov-14, and python3
+# for its tables and tests/fuzz/hand_seeds.py.
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user krb5-gss-samples
   gss-ntlmssp gss-ntlmssp-dev
   libuv1-dev libssl-dev openssl libcmocka-dev
-  clang-14 libclang-rt-14-dev llvm-14 valgrind python3
+  clang-14 libclang-rt-14-dev llvm-14 valgrind python3 abigail-tools
   libuid-wrapper libnss-wrapper
   openjdk-17-jdk-headless
   gnuplot-nox

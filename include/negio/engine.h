@@ -5,6 +5,11 @@
  *
  * Conventions (in addition to those of negio.h):
  *  - Every callback for one connection runs on that connection's loop thread, never two at once.
+ *  - Callbacks do not nest across connections: no callback of one connection runs inside a
+ *    callback of another. A write or close that a callback makes on another connection of its
+ *    loop waits for that connection's own turn later in the same loop iteration, after the
+ *    callback has returned (on another loop, it travels to that loop). Made on the connection
+ *    whose callback is running, a write goes to that connection at once, after any still waiting.
  *  - negio_engine_write(), negio_engine_send(), negio_engine_close() and the reference calls are
  *    safe from any thread. Everything else must be called from the thread that owns the engine
  *    (the one that called negio_engine_new) unless said otherwise.
@@ -32,13 +37,8 @@
 extern "C" {
 #endif
 
-/* Engine-specific codes (non-fatal for the connection). */
-enum {
-    NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
-                                (negio_engine_shutdown) connections were still open */
-    NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
-    NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
-};
+/* The engine's error codes, NEGIO_ERR_BUSY, NEGIO_ERR_ADDRESS and NEGIO_ERR_SYSTEM, are in the
+ * one table of negio.h (range -20..-39). */
 
 typedef struct negio_engine negio_engine;
 typedef struct negio_econn negio_econn;
@@ -59,7 +59,9 @@ typedef struct negio_engine_callbacks {
     /* Server: a TCP connection arrived from PEER. Return 0 to accept, non-zero to refuse. */
     int (*on_accept)(negio_engine *e, const struct sockaddr *peer, void *user);
     /* Both: the connection is authenticated and both policies agree. Return 0 to keep it; a
-     * non-zero status rejects the peer (it receives a protected close with that status). */
+     * non-zero status rejects the peer (it receives a protected close with that status). INFO
+     * is the library's own, valid during the call: info->size says how much of it there is
+     * (fields beyond it are absent: a library older than the headers). */
     int (*on_authenticated)(negio_econn *c, const negio_auth_info *info, void *user);
     /* Both: one whole application message and the level it arrived at. DATA is valid during the
      * call only. */
@@ -87,7 +89,11 @@ typedef struct negio_engine_callbacks {
                             negio_level level, void *user);
 } negio_engine_callbacks;
 
+/* Growable (the conventions of negio.h): set size = sizeof(negio_engine_options), or leave it 0
+ * for the 0.2 layout. negio_engine_callbacks is embedded and cannot grow: a callback added later
+ * is appended to negio_engine_options itself. */
 typedef struct negio_engine_options {
+    uint32_t size;                 /* sizeof(negio_engine_options), or 0: the 0.2 layout */
     unsigned loops;                /* I/O loop threads (0: one per CPU) */
     unsigned workers;              /* threads for blocking handshake steps (0: 4) */
     uint32_t handshake_timeout_ms; /* 0: 30000 */
@@ -114,9 +120,10 @@ typedef struct negio_engine_options {
     void *user;
 } negio_engine_options;
 
-/* Creates an engine and starts its loop and worker threads. OPTS is copied. On failure nothing
- * is left running or allocated.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_SYSTEM (an event loop or a
+/* Creates an engine and starts its loop and worker threads. OPTS is copied (its first
+ * opts->size bytes). On failure nothing is left running or allocated.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a size the conventions of negio.h refuse),
+ * NEGIO_ERR_NOMEM, NEGIO_ERR_SYSTEM (an event loop or a
  * thread could not be created). */
 NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *opts);
 
@@ -174,13 +181,13 @@ NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
  * in the connector and in write requests. The quantity that flow control (high_water) and
  * hard_limit bound. Safe from any thread. */
 NEGIO_API size_t negio_econn_queued(const negio_econn *c);
-/* The facts of an authenticated connection; from its loop thread only (e.g. in callbacks).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL INFO), NEGIO_ERR_STATE. */
+/* The facts of an authenticated connection, as negio_conn_auth_info() gives them (the caller
+ * sets info->size); from its loop thread only (e.g. in callbacks).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL C or INFO, or a bad size), NEGIO_ERR_STATE. */
 NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
 
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
  * loop thread only (e.g. in on_authenticated). Take a reference to keep them past the call. */
-typedef struct negio_delegated negio_delegated;
 NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
 
 /* Number of open connections (approximate while they change). Safe from any thread. */
@@ -190,7 +197,8 @@ NEGIO_API unsigned negio_engine_connections(const negio_engine *e);
  * shutdown deadline, then force-closes what is left and waits as long again. Returns when all
  * connections are closed, or when that second deadline passes (an application callback that
  * has not returned holds a loop thread); calling it again waits again.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL engine), NEGIO_ERR_BUSY (connections were still open). */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL engine), NEGIO_ERR_BUSY (connections were still
+ * open). */
 NEGIO_API int negio_engine_shutdown(negio_engine *e);
 /* Shuts down if needed, stops the threads and frees the engine. A handshake step still blocked
  * inside GSS-API (an unreachable KDC) is waited for (the mechanism's own timeouts bound it), and

@@ -28,15 +28,15 @@
 extern "C" {
 #endif
 
-enum {
-    NEGIO_ERR_IDENTITY = -23,   /* no acceptable local account for this peer; see the detail */
-    NEGIO_ERR_PERMISSION = -24, /* this process may not switch identities */
-};
+/* identity's error codes, NEGIO_ERR_IDENTITY and NEGIO_ERR_PERMISSION, are in the one table of
+ * negio.h (range -40..-59). */
 
-/* What may be impersonated. The zero value is the safe default. */
+/* What may be impersonated. The zero value is the safe default. Growable (the conventions of
+ * negio.h): set size = sizeof(negio_identity_policy), or leave it 0 for the 0.2 layout. */
 typedef struct negio_identity_policy {
-    uid_t min_uid;    /* lowest uid of a login account (0: UID_MIN from /etc/login.defs, else 1000) */
-    int allow_root;   /* allow uid 0 */
+    uint32_t size;  /* sizeof(negio_identity_policy), or 0: the 0.2 layout */
+    uid_t min_uid;  /* lowest uid of a login account (0: UID_MIN from /etc/login.defs, else 1000) */
+    int allow_root; /* allow uid 0 */
     int allow_system; /* allow accounts below min_uid */
 } negio_identity_policy;
 
@@ -45,7 +45,8 @@ typedef struct negio_user negio_user;
 /* Looks up the local account NAME and its groups, and applies POLICY (NULL: the defaults).
  * Names that are empty, longer than 255 bytes, or hold '/', ':', a newline or another control
  * character are refused. DETAIL (optional, CAP bytes) receives the reason on failure.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_IDENTITY, NEGIO_ERR_NOMEM. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a policy size the conventions of negio.h refuse),
+ * NEGIO_ERR_IDENTITY, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_user_lookup(negio_user **out, const char *name,
                                 const negio_identity_policy *policy, char *detail, size_t cap);
 /* The same for the local account an established connection's peer maps to (anonymous peers and
@@ -67,12 +68,10 @@ NEGIO_API gid_t negio_user_gid(const negio_user *user);
 NEGIO_API int negio_impersonate(const negio_user *user, int (*fn)(void *arg), void *arg,
                                 int *result);
 
-/* Delegated credentials received by a server connection. */
-typedef struct negio_delegated negio_delegated;
-
-/* The credentials the peer delegated on an established server connection, or NULL when none
- * were (not asked for, ticket not forwardable, NTLM, or policy). The connection keeps its own
- * reference; call negio_delegated_ref() to keep them longer. */
+/* The credentials the peer delegated on an established server connection (a negio_delegated,
+ * declared in negio.h), or NULL when none were (not asked for, ticket not forwardable, NTLM, or
+ * policy). The connection keeps its own reference; call negio_delegated_ref() to keep them
+ * longer. */
 NEGIO_API negio_delegated *negio_conn_delegated(const negio_conn *conn);
 NEGIO_API void negio_delegated_ref(negio_delegated *d);
 NEGIO_API void negio_delegated_unref(negio_delegated *d);

@@ -18,12 +18,31 @@
  *  - A connector is not thread-safe: one thread at a time may call into it. negio_conn_step() may
  *    run on a different thread than the other calls (for instance a worker pool), provided no
  *    other call on the same connector runs at the same time.
+ *  - Structures that cross the API by pointer can grow: later versions append fields. They are
+ *    negio_limits and negio_auth_info here, negio_engine_options (engine.h) and
+ *    negio_identity_policy (identity.h). Each begins with `uint32_t size`, the number of bytes
+ *    of the structure the caller has, so that a program and a library built with different
+ *    versions of these headers agree on what is there (docs/ARCHITECTURE.md section 17.4):
+ *     - size is sizeof(the structure), or 0, which stands for the layout of negio 0.2 (every
+ *       field the 0.2 headers declare): `= {0}`, designated initialisers and memset() leave it
+ *       0 and keep working. A field added after 0.2 is used only when size covers it, so new
+ *       code sets size = sizeof.
+ *     - A structure the caller passes in: the library reads its first size bytes and no more;
+ *       a field beyond them takes its default, as if zero. Bytes beyond the fields this library
+ *       knows (a program built with newer headers) must be zero, else the call fails with
+ *       NEGIO_ERR_INVALID: they ask for something this library cannot do.
+ *     - A structure the library fills: it writes the first size bytes and no more, zero where
+ *       it has no field, and sets size to the bytes it filled: fields beyond that are absent
+ *       (a library older than the headers).
+ *     - A size of 1 to 3 (not even the size itself) or over 4096 is NEGIO_ERR_INVALID.
  */
 #ifndef NEGIO_NEGIO_H
 #define NEGIO_NEGIO_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "negio/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,17 +56,49 @@ extern "C" {
 
 #define NEGIO_PROTOCOL_VERSION 2
 
+/* The library's own version (negio/version.h holds the headers'): NEGIO_VERSION_NUMBER and
+ * NEGIO_VERSION_STRING as they were when the library was built. */
+NEGIO_API unsigned negio_version(void);
+NEGIO_API const char *negio_version_string(void);
+
 /* CLOSE status values (docs/PROTOCOL.md section 6.8). 0 is a normal close; a failing side sends
  * its error code negated (101..113); applications should not use 100..199. */
 #define NEGIO_STATUS_EXPIRED 120 /* the sender's security context ended (its ticket expired) */
 
-/* Error codes. Every code at or below NEGIO_ERR_FATAL closes the connection. */
+/* Error codes: one table for the whole library, the engine (engine.h) and identity (identity.h)
+ * included, with a range reserved for each layer. negio_strerror() and negio_err_name() know
+ * every code below.
+ *
+ *        0          NEGIO_OK
+ *     -1 ..  -19    the connector: a call refused; nothing changed
+ *    -20 ..  -39    the engine (libnegio_uv): a call refused, or (on_closed) why a connection
+ *                   could not be made or kept
+ *    -40 ..  -59    identity: no acceptable account, or the identity could not be switched
+ *    -60 ..  -99    reserved for future layers (not fatal)
+ *   -100            NEGIO_ERR_FATAL, the threshold: every code at or below it is fatal for the
+ *                   connection (sticky: every later call returns it)
+ *   -101 .. -199    fatal errors of the connector and its providers (GSS-API, TLS). Negated,
+ *                   they are the CLOSE status values of docs/PROTOCOL.md section 6.8 (101..113
+ *                   today), so a code here is never renumbered, only added
+ *   below -199      reserved
+ *
+ * Codes are never reused for another meaning; a code's number, once released, stays. */
 enum {
     NEGIO_OK = 0,
-    NEGIO_ERR_INVALID = -1,       /* a bad argument; nothing changed */
-    NEGIO_ERR_STATE = -2,         /* the call is not valid in the connector's current state */
-    NEGIO_ERR_LEVEL = -3,         /* a write below the peer's announced minimum level; not sent */
-    NEGIO_ERR_MSG_SIZE = -4,      /* a write over the maximum message size; not sent */
+    /* the connector: refusals */
+    NEGIO_ERR_INVALID = -1,  /* a bad argument; nothing changed */
+    NEGIO_ERR_STATE = -2,    /* the call is not valid in the connector's current state */
+    NEGIO_ERR_LEVEL = -3,    /* a write below the peer's announced minimum level; not sent */
+    NEGIO_ERR_MSG_SIZE = -4, /* a write over the maximum message size; not sent */
+    /* the engine (engine.h) */
+    NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
+                                (negio_engine_shutdown) connections were still open */
+    NEGIO_ERR_ADDRESS = -21, /* an address could not be parsed, resolved, bound or reached */
+    NEGIO_ERR_SYSTEM = -22,  /* a system call failed; the detail names it */
+    /* identity (identity.h) */
+    NEGIO_ERR_IDENTITY = -40,   /* no acceptable local account for this peer; see the detail */
+    NEGIO_ERR_PERMISSION = -41, /* this process may not switch identities */
+    /* fatal */
     NEGIO_ERR_FATAL = -100,       /* threshold: this and below are fatal and sticky */
     NEGIO_ERR_NOMEM = -101,       /* an allocation failed */
     NEGIO_ERR_PROTOCOL = -102,    /* the peer broke the framing or the conversation */
@@ -67,7 +118,7 @@ enum {
 
 /* Returns a static English description of an error code ("unknown error" for others). */
 NEGIO_API const char *negio_strerror(int code);
-/* Returns the code's symbolic name, e.g. "NEGIO_ERR_PROTOCOL". */
+/* Returns the code's symbolic name, e.g. "NEGIO_ERR_PROTOCOL" ("NEGIO_ERR_UNKNOWN" for others). */
 NEGIO_API const char *negio_err_name(int code);
 
 typedef enum negio_role { NEGIO_ROLE_CLIENT = 1, NEGIO_ROLE_SERVER = 2 } negio_role;
@@ -112,11 +163,25 @@ NEGIO_API int negio_level_parse(const char *name, negio_level *out);
 /* ---------------------------------------------------------------------------------------------
  * Configuration. A config is copied by negio_conn_new(); it may be changed or freed afterwards
  * without affecting existing connectors.
+ *
+ * Threads: a configuration that no thread changes may be used by any number of threads at once,
+ * by the calls that read it: negio_conn_new(), negio_config_dup(), negio_engine_listen() and
+ * negio_engine_connect() (which copy it) and the negio_config_get_*() calls. What those calls
+ * set up inside it is made once, whichever thread comes first, under a lock or an atomic
+ * operation: the GSS credential cache (the credentials themselves are acquired once, under the
+ * cache's lock, by the first connector that needs them and then used by every connector made
+ * from the configuration or its copies, on any thread: MIT krb5 locks its credentials,
+ * gss-ntlmssp's are read-only once acquired) and the TLS context (built by the first
+ * connection). Every call that changes a configuration (negio_config_set_*(),
+ * negio_config_add_user_map(), negio_config_tls_check(), negio_config_del()) needs it to itself:
+ * no other call on the same configuration may run meanwhile. The log function is called on the
+ * thread of whichever connector made from the configuration logs.
  */
 typedef struct negio_config negio_config;
 
-/* Size and count limits. A zero field keeps the default (shown). */
+/* Size and count limits. A zero field keeps the default (shown). Growable: see size above. */
 typedef struct negio_limits {
+    uint32_t size;        /* sizeof(negio_limits), or 0: the 0.2 layout (the conventions above) */
     uint32_t max_token;   /* largest handshake token accepted (65536; at most 16 MiB) */
     uint32_t max_rounds;  /* most handshake frames accepted from the peer (8) */
     uint32_t max_frame;   /* largest frame body accepted (1048576; at least 4096) */
@@ -277,6 +342,21 @@ NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
  * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_INVALID,
  * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap);
+/* Checks, from what is on this host (no KDC is asked, nothing blocks on the network), that the
+ * configuration can authenticate at all, so that a program reports a missing key at start-up
+ * instead of failing every peer. Server: with Kerberos allowed, the keytab (the configured one,
+ * else KRB5_KTNAME, else the system's) exists, can be read, and holds keys for the service
+ * principal (any principal without a service name) of an encryption type krb5.conf permits; with
+ * NTLM allowed, the NTLM account file, if one is named (negio_config_set_ntlm_file or
+ * NTLM_USER_FILE), can be read and holds accounts; NTLM alone needs the NTLM mechanism. Client:
+ * a password, or for some allowed mechanism credentials here (a credential cache with a
+ * ticket-granting ticket that has not expired, or a client keytab; an NTLM account file). Writes
+ * into DETAIL (CAP bytes, may be 0) what is missing, naming the file, the principal and the
+ * mechanism, e.g. "kerberos: the keytab FILE:/etc/negio.keytab holds no key for
+ * negio/host.example.com@EXAMPLE.COM (it holds HTTP/host.example.com@EXAMPLE.COM): ...", or (a
+ * server that passes) what it found. Always NEGIO_OK with NEGIO_TRANSPORT_TLS (no GSS-API).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL configuration), NEGIO_ERR_CREDENTIALS. */
+NEGIO_API int negio_config_check_credentials(negio_config *cfg, char *detail, size_t cap);
 NEGIO_API negio_transport negio_config_get_transport(const negio_config *cfg);
 
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
@@ -296,7 +376,9 @@ NEGIO_API int negio_config_dup(negio_config **out, const negio_config *cfg);
 /* Read back what a configuration holds (for layers built on the connector, like the engine). */
 NEGIO_API negio_role negio_config_get_role(const negio_config *cfg);
 NEGIO_API negio_level negio_config_get_default_level(const negio_config *cfg);
-NEGIO_API negio_limits negio_config_get_limits(const negio_config *cfg);
+/* Fills *LIMITS (its size set: see the conventions above) with the limits in force, defaults
+ * included. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_get_limits(const negio_config *cfg, negio_limits *limits);
 /* The configured "service@host", or NULL. */
 NEGIO_API const char *negio_config_get_service(const negio_config *cfg);
 
@@ -304,6 +386,8 @@ NEGIO_API const char *negio_config_get_service(const negio_config *cfg);
  * The connector.
  */
 typedef struct negio_conn negio_conn;
+/* Credentials a client delegated to a server connection (include/negio/identity.h). */
+typedef struct negio_delegated negio_delegated;
 
 /* Creates a connector for one connection. A client is ready to produce its first token at once
  * (see NEGIO_WANT_STEP). Credentials are acquired in the first step, not here.
@@ -371,6 +455,9 @@ typedef enum negio_event_type {
                                   MIC was asked for (level: none) */
 } negio_event_type;
 
+/* The caller's, filled whole by negio_conn_next_event(). Unlike the structs that begin with a size
+ * field, it never grows within a SONAME: what a later release has to say about an event comes
+ * through a function. */
 typedef struct negio_event {
     negio_event_type type;
     negio_level level;   /* NEGIO_EV_MESSAGE: the level the message arrived at */
@@ -409,8 +496,11 @@ NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
  * NEGIO_ERR_POLICY, ...). */
 NEGIO_API int negio_conn_step(negio_conn *conn);
 
-/* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime. */
+/* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime (the
+ * strings belong to the connector). Growable: see size in the conventions above. */
 typedef struct negio_auth_info {
+    uint32_t size;                  /* set by the caller (sizeof, or 0: the 0.2 layout); set by
+                                       the library to the bytes it filled */
     negio_mech mech;                /* NEGIO_MECH_KERBEROS or NEGIO_MECH_NTLM: what won
                                        (NEGIO_MECH_NONE with NEGIO_TRANSPORT_TLS) */
     int negotiated;                 /* 1 if it was chosen through SPNEGO */
@@ -436,7 +526,8 @@ typedef struct negio_auth_info {
     int channel_bound;       /* TLS_NEGOTIATE: the GSS context is bound to this TLS session */
 } negio_auth_info;
 
-/* Fills *INFO. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
+/* Fills *INFO, whose size the caller sets: `negio_auth_info info = {.size = sizeof(info)};`.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (not established). */
 NEGIO_API int negio_conn_auth_info(const negio_conn *conn, negio_auth_info *info);
 
 /* The first fatal error and its detail text (never NULL; "" if none). negio_conn_error returns

@@ -2,8 +2,6 @@
 #include <stdio.h>
 
 #include "base/config.h"
-#include "negio/engine.h"
-#include "negio/identity.h"
 
 #define CODES(X)                                                                                   \
     X(NEGIO_OK, "success")                                                                         \
@@ -63,4 +61,14 @@ void negio__detail(char *detail, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, NEGIO__DETAIL_MAX, fmt, ap);
     va_end(ap);
+}
+
+unsigned negio_version(void)
+{
+    return NEGIO_VERSION_NUMBER;
+}
+
+const char *negio_version_string(void)
+{
+    return NEGIO_VERSION_STRING;
 }

@@ -3,13 +3,22 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/sized.h"
 #include "conn/conn.h"
 #include "gss/gss.h"
 #include "identity/identity.h"
 #include "tls/tls.h"
 #include "negio/identity.h"
 
+/* negio_limits as negio 0.2 declared it ends with max_queued (base/sized.h); a layout without
+ * padding at its end, so that a field appended later never lands in bytes an older caller
+ * passed as padding (docs/ARCHITECTURE.md section 17.4) */
+#define LIMITS_SIZE_0_2 NEGIO__END(negio_limits, max_queued)
+_Static_assert(sizeof(negio_limits) == NEGIO__END(negio_limits, max_queued),
+               "negio_limits grew: keep LIMITS_SIZE_0_2, move this check to the new last field");
+
 static const negio_limits default_limits = {
+    .size = sizeof(negio_limits),
     .max_token = 65536,
     .max_rounds = 8,
     .max_frame = 1048576,
@@ -341,9 +350,10 @@ int negio_config_set_delegate(negio_config *cfg, int on)
 
 int negio_config_set_limits(negio_config *cfg, const negio_limits *limits)
 {
-    if (cfg == NULL || limits == NULL)
+    negio_limits l;
+    if (cfg == NULL || limits == NULL ||
+        negio__sized_in(&l, sizeof(l), limits, LIMITS_SIZE_0_2) < 0)
         return NEGIO_ERR_INVALID;
-    negio_limits l = *limits;
     if (l.max_token == 0)
         l.max_token = default_limits.max_token;
     if (l.max_rounds == 0)
@@ -407,9 +417,11 @@ negio_level negio_config_get_default_level(const negio_config *cfg)
     return cfg->default_level;
 }
 
-negio_limits negio_config_get_limits(const negio_config *cfg)
+int negio_config_get_limits(const negio_config *cfg, negio_limits *limits)
 {
-    return cfg->limits;
+    if (cfg == NULL || limits == NULL)
+        return NEGIO_ERR_INVALID;
+    return negio__sized_out(limits, &cfg->limits, sizeof(cfg->limits), LIMITS_SIZE_0_2);
 }
 
 const char *negio_config_get_service(const negio_config *cfg)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/sized.h"
 #include "conn/conn_internal.h"
 #include "conn/write_check.h"
 #include "identity/identity.h"
@@ -450,7 +451,7 @@ static int server_identity(negio_conn *c)
     int rc = negio__identity_local_name(&c->cfg, c->gss, &c->local_name);
     void *cred = negio__gss_take_delegated(c->gss);
     if (rc == 0 && cred != NULL) {
-        negio_auth_info info;
+        negio_auth_info info = {.size = sizeof(info)};
         negio__gss_info(c->gss, &info);
         if ((c->delegated = negio__delegated_new(&cred, info.peer)) == NULL)
             rc = NEGIO_ERR_NOMEM;
@@ -483,10 +484,13 @@ int negio_conn_step(negio_conn *c)
             explicit_bzero(c->cfg.password, strlen(c->cfg.password));
         if (rc < 0) {
             /* a server without credentials still tells the client why it gives up */
+            const char *why = rc == NEGIO_ERR_NOMEM              ? negio_strerror(rc)
+                              : c->cfg.role == NEGIO_ROLE_SERVER ? "server credentials unavailable"
+                                                                 : "client credentials unavailable";
             if (c->cfg.role == NEGIO_ROLE_SERVER)
-                c->profile->put_error(c, NULL, 0, "server credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else if (c->tls != NULL) /* the server waits inside TLS for our first token */
-                c->profile->put_error(c, NULL, 0, "client credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else
                 c->hs_error_sent = 1; /* nothing was sent yet: nobody is waiting */
             return negio__conn_fail(c, rc, NULL);
@@ -711,13 +715,17 @@ unsigned negio_conn_want(const negio_conn *c)
     return w;
 }
 
-int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
+/* negio_auth_info as negio 0.2 declared it ends with channel_bound (base/sized.h) */
+#define AUTH_INFO_SIZE_0_2 NEGIO__END(negio_auth_info, channel_bound)
+
+int negio_conn_auth_info(const negio_conn *c, negio_auth_info *caller)
 {
-    if (c == NULL || info == NULL)
+    if (c == NULL || caller == NULL)
         return NEGIO_ERR_INVALID;
     if (c->phase != PHASE_ESTABLISHED)
         return NEGIO_ERR_STATE;
-    memset(info, 0, sizeof(*info));
+    /* filled whole here, then as much of it as the caller has room for */
+    negio_auth_info whole = {.size = sizeof(whole)}, *info = &whole;
     if (c->gss != NULL) {
         negio__gss_info(c->gss, info);
         info->client_authenticated = 1;
@@ -740,7 +748,7 @@ int negio_conn_auth_info(const negio_conn *c, negio_auth_info *info)
     info->peer_min_level = c->peer_min;
     info->peer_default_level = c->peer_default;
     info->peer_max_message = c->peer_max_message;
-    return NEGIO_OK;
+    return negio__sized_out(caller, &whole, sizeof(whole), AUTH_INFO_SIZE_0_2);
 }
 
 int negio_conn_error(const negio_conn *c)
@@ -776,7 +784,7 @@ int negio_conn_user(negio_user **out, const negio_conn *conn, const negio_identi
     if (out == NULL || conn == NULL)
         return NEGIO_ERR_INVALID;
     *out = NULL;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     int rc = negio_conn_auth_info(conn, &info);
     if (rc < 0)
         return rc;

@@ -394,7 +394,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         rc = negio__buf_append(out, otok.value, otok.length);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj)) {
-        negio__gss_detail(detail, call, maj, min, mech);
+        negio__gss_explain_step(g, call, maj, min, mech, in, in_len, detail);
         OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
         if (routine == GSS_S_CREDENTIALS_EXPIRED || routine == GSS_S_NO_CRED ||
             routine == GSS_S_DEFECTIVE_CREDENTIAL)
@@ -433,15 +433,22 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     return 0;
 }
 
-void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail)
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const char *reason,
+                           char *detail)
 {
     OM_uint32 maj, min, min2;
+    char words[NEGIO__DETAIL_MAX];
     detail[0] = '\0';
+    if (g == NULL)
+        return;
+    negio__gss_explain_peer(g, tok, len, reason, words, sizeof(words));
     /* only a Kerberos error, checked as any token from the peer: NTLM has no error tokens, and
      * a forged frame must not reach a mechanism it could crash */
-    if (g == NULL || g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || g->complete ||
-        !negio__peer_error_token_ok(&g->tokens, tok, len))
+    if (g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || g->complete ||
+        !negio__peer_error_token_ok(&g->tokens, tok, len)) {
+        negio__detail(detail, "%s", words);
         return;
+    }
     gss_buffer_desc itok = {len, (void *)tok};
     gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
     gss_OID mech = GSS_C_NO_OID;
@@ -449,7 +456,10 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
                                g->req_flags, 0, bindings(g), &itok, &mech, &otok, NULL, NULL);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj))
-        negio__gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);
+        negio__gss_detail_why(detail, words, "gss_init_sec_context (peer error token)", maj, min,
+                              mech);
+    else
+        negio__detail(detail, "%s", words);
 }
 
 void negio__gss_info(const negio__gss *g, negio_auth_info *info)

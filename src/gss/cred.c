@@ -102,7 +102,7 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
                                              GSS_C_INITIATE, &g->cred, NULL, NULL);
         gss_release_name(&min, &name);
         if (GSS_ERROR(maj)) {
-            negio__gss_detail(detail, "gss_acquire_cred_with_password", maj, min, GSS_C_NO_OID);
+            negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_with_password", maj, min, detail);
             return NEGIO_ERR_CREDENTIALS;
         }
     } else {
@@ -121,7 +121,7 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
             gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
                                   store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
         if (GSS_ERROR(maj)) {
-            negio__gss_detail(detail, "gss_acquire_cred_from", maj, min, GSS_C_NO_OID);
+            negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_from", maj, min, detail);
             return NEGIO_ERR_CREDENTIALS;
         }
     }
@@ -171,7 +171,7 @@ static int acquire_server(negio__gss *g, const negio_config *cfg, char *detail)
                                 store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
     gss_release_name(&min, &name);
     if (GSS_ERROR(maj)) {
-        negio__gss_detail(detail, "gss_acquire_cred_from (acceptor)", maj, min, GSS_C_NO_OID);
+        negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_from (acceptor)", maj, min, detail);
         return NEGIO_ERR_CREDENTIALS;
     }
     gss_OID_desc negs[2];

@@ -45,10 +45,12 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
                     char *detail);
 
 /* Gives a client's context the peer's error token, to learn the mechanism's own reason, which it
- * writes into DETAIL; DETAIL is "" when there is none (a server, no context yet or a complete
- * one, an empty token, or no error from the mechanism). It has no result: the connection fails
- * with NEGIO_ERR_PEER either way. */
-void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
+ * writes into DETAIL after what the report means in words (REASON is the report's text: whether
+ * the server failed or refused); DETAIL is "" when there is nothing to say (a server, no context
+ * yet or a complete one, an empty token, no error from the mechanism, no words). It has no
+ * result: the connection fails with NEGIO_ERR_PEER either way. */
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const char *reason,
+                           char *detail);
 
 /* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the
  * MIC covers the pieces where they are (gss_get_mic_iov) and is made in place in OUT; other

@@ -47,6 +47,19 @@ void negio__gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint3
     negio__detail(detail, "%s", text);
 }
 
+void negio__gss_detail_why(char *detail, const char *why, const char *call, OM_uint32 major,
+                           OM_uint32 minor, gss_OID mech)
+{
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, mech);
+    size_t keep = strlen(text) + 2;
+    if (why == NULL || why[0] == '\0' || keep + 16 >= NEGIO__DETAIL_MAX) {
+        negio__detail(detail, "%s", text);
+        return;
+    }
+    negio__detail(detail, "%.*s; %s", (int)(NEGIO__DETAIL_MAX - 1 - keep), why, text);
+}
+
 /* A received frame that failed its MIC or unwrap, in words a person can act on, then the
  * mechanism's own report (PROTOCOL.md section 5.4: every such failure is fatal). */
 void negio__gss_frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,

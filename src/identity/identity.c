@@ -19,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/sized.h"
 #include "identity/identity.h"
 #include "negio/identity.h"
 
@@ -67,15 +68,22 @@ static uid_t login_min_uid(void)
     return min;
 }
 
+/* negio_identity_policy as negio 0.2 declared it ends with allow_system, without padding
+ * (base/sized.h, docs/ARCHITECTURE.md section 17.4) */
+#define POLICY_SIZE_0_2 NEGIO__END(negio_identity_policy, allow_system)
+_Static_assert(sizeof(negio_identity_policy) == NEGIO__END(negio_identity_policy, allow_system),
+               "negio_identity_policy grew: keep POLICY_SIZE_0_2, move this to the new last field");
+
 int negio_user_lookup(negio_user **out, const char *name, const negio_identity_policy *policy,
                       char *detail, size_t cap)
 {
     if (out == NULL || name == NULL)
         return NEGIO_ERR_INVALID;
     *out = NULL;
-    negio_identity_policy def = {0};
-    if (policy == NULL)
-        policy = &def;
+    negio_identity_policy p = {.size = sizeof(p)};
+    if (policy != NULL && negio__sized_in(&p, sizeof(p), policy, POLICY_SIZE_0_2) < 0)
+        return NEGIO_ERR_INVALID;
+    policy = &p;
     if (!negio__local_name_ok(name, strnlen(name, 257))) {
         say(detail, cap,
             "refused local name \"%.64s\": empty, too long, or holds '/', ':' or "

@@ -10,7 +10,7 @@
 
 int negio__identity_local_name(const negio_config *cfg, const negio__gss *g, char **out)
 {
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     negio__gss_info(g, &info);
     const char *peer = info.peer;
     char *name = NULL;

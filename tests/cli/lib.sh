@@ -47,3 +47,29 @@ run_status() {
 client() {
   "$negio" client --connect "127.0.0.1:$port" --json --timeout 20 "$@"
 }
+
+# kdc_stop: stops the realm's KDC (its port then refuses connections)
+kdc_stop() {
+  local pid
+  pid=$(cat "$realm_dir/kdc.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  fail "the KDC (pid $pid) did not stop"
+}
+
+# kdc_start [OFFSET]: starts the realm's KDC again, its clock OFFSET seconds off (krb5kdc -T),
+# and waits until it listens; "negio realm stop" (at exit) finds it by its pid file
+kdc_start() {
+  krb5kdc -n -T "${1:-0}" -P "$realm_dir/kdc.pid" >>"$realm_dir/kdc.log" 2>&1 &
+  servers+=("$!")
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$NEGIO_KDC_PORT") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "the KDC did not start listening on port $NEGIO_KDC_PORT"
+}

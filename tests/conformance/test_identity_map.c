@@ -26,7 +26,7 @@ static void establish(test_pair *p, negio_config *cc, negio_config *sc)
 
 static const char *local_name(test_pair *p)
 {
-    negio_auth_info si;
+    negio_auth_info si = {.size = sizeof(si)};
     assert_int_equal(negio_conn_auth_info(p->server.conn, &si), 0);
     return si.local_name;
 }
@@ -99,7 +99,7 @@ static void ntlm_names_map_only_within_the_configured_domain(void **state)
         negio_config_del(cc);
         negio_config_del(sc);
         if (test_pair_establish(&q)) {
-            negio_auth_info si;
+            negio_auth_info si = {.size = sizeof(si)};
             negio_conn_auth_info(q.server.conn, &si);
             fprintf(stderr, "NTLM \"%s\" authenticated as \"%s\": local name %s\n", names[i],
                     si.peer, si.local_name ? si.local_name : "(none)");
@@ -152,7 +152,7 @@ static void delegated_credentials_make_the_double_hop(void **state)
         assert_int_equal(negio_config_set_delegate(cc, 1), 0);
         test_pair front;
         establish(&front, cc, test_server_config((test_path)path));
-        negio_auth_info si;
+        negio_auth_info si = {.size = sizeof(si)};
         assert_int_equal(negio_conn_auth_info(front.server.conn, &si), 0);
         assert_int_equal(si.delegated, 1);
         assert_true(si.flags & NEGIO_FLAG_DELEG);
@@ -173,7 +173,7 @@ static void delegated_credentials_make_the_double_hop(void **state)
         negio_config_set_keytab(backend, r->other_keytab);
         test_pair hop;
         establish(&hop, onward, backend);
-        negio_auth_info bi;
+        negio_auth_info bi = {.size = sizeof(bi)};
         assert_int_equal(negio_conn_auth_info(hop.server.conn, &bi), 0);
         char alice[128];
         snprintf(alice, sizeof(alice), "alice@%s", r->realm);
@@ -202,7 +202,7 @@ static void delegation_without_a_forwardable_ticket_or_with_ntlm_goes_on_without
     negio_config_set_delegate(cc, 1);
     test_pair p;
     establish(&p, cc, test_server_config(PATH_KERBEROS));
-    negio_auth_info si;
+    negio_auth_info si = {.size = sizeof(si)};
     assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
     assert_int_equal(si.delegated, 0);
     assert_null(negio_conn_delegated(p.server.conn));

@@ -121,7 +121,7 @@ static void stacked_kerberos_certificate_free_under_every_split(void **state)
                 report(split_name((test_split)split), &p);
                 fail_msg("stacked %s did not establish", test_path_name(paths[i]));
             }
-            negio_auth_info ci, si;
+            negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
             must(negio_conn_auth_info(p.client.conn, &ci));
             must(negio_conn_auth_info(p.server.conn, &si));
             assert_int_equal(ci.mech, NEGIO_MECH_KERBEROS);
@@ -176,7 +176,7 @@ static void certificate_free_refuses_ntlm_unless_allowed(void **state)
             report("certificate-free ntlm allowed", &p);
             fail_msg("NTLM allowed did not establish");
         }
-        negio_auth_info ci;
+        negio_auth_info ci = {.size = sizeof(ci)};
         must(negio_conn_auth_info(p.client.conn, &ci));
         assert_int_equal(ci.mech, NEGIO_MECH_NTLM);
         assert_int_equal(ci.server_authenticated, 0);
@@ -202,7 +202,7 @@ static void stacked_with_certificates_every_path_both_versions(void **state)
                 report(test_path_name((test_path)path), &p);
                 fail_msg("stacked with certificates did not establish");
             }
-            negio_auth_info ci;
+            negio_auth_info ci = {.size = sizeof(ci)};
             must(negio_conn_auth_info(p.client.conn, &ci));
             assert_int_equal(ci.mech, test_path_mech((test_path)path));
             assert_string_equal(ci.tls_version, version == 12 ? "TLSv1.2" : "TLSv1.3");
@@ -237,7 +237,7 @@ static void plain_tls_carries_messages_under_every_split(void **state)
             report("plain tls", &p);
             fail_msg("plain TLS did not establish");
         }
-        negio_auth_info ci, si;
+        negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
         must(negio_conn_auth_info(p.client.conn, &ci));
         must(negio_conn_auth_info(p.server.conn, &si));
         assert_int_equal(ci.mech, NEGIO_MECH_NONE);
@@ -363,7 +363,7 @@ static void client_certificates_are_required_and_verified(void **state)
         report(cases[i].what, &p);
         assert_int_equal(ok, cases[i].ok);
         if (ok) {
-            negio_auth_info si;
+            negio_auth_info si = {.size = sizeof(si)};
             must(negio_conn_auth_info(p.server.conn, &si));
             assert_int_equal(si.client_authenticated, 1);
             assert_int_equal(si.tls_peer_verified, 1);
@@ -420,8 +420,10 @@ static void tls_1_1_is_refused(void **state)
     plain_tls(&cc, &sc);
     negio_conn *server;
     must(negio_conn_new(&server, sc));
-    test_tls_opts o = {.role = TEST_TLS_CLIENT, .max_version = TLS1_1_VERSION,
-                       .set_security_level = 1, .security_level = 0};
+    test_tls_opts o = {.role = TEST_TLS_CLIENT,
+                       .max_version = TLS1_1_VERSION,
+                       .set_security_level = 1,
+                       .security_level = 0};
     test_tls_peer *peer;
     assert_int_equal(test_tls_peer_new(&peer, &o), 0);
     int err = 0;
@@ -436,8 +438,11 @@ static void tls_1_1_is_refused(void **state)
     /* and a negio client never accepts a TLS 1.1 server */
     negio_conn *client;
     must(negio_conn_new(&client, cc));
-    test_tls_opts so = {.role = TEST_TLS_SERVER, .cert = c->server_cert, .key = c->server_key,
-                        .max_version = TLS1_1_VERSION, .set_security_level = 1,
+    test_tls_opts so = {.role = TEST_TLS_SERVER,
+                        .cert = c->server_cert,
+                        .key = c->server_key,
+                        .max_version = TLS1_1_VERSION,
+                        .set_security_level = 1,
                         .security_level = 0};
     assert_int_equal(test_tls_peer_new(&peer, &so), 0);
     err = 0;
@@ -656,8 +661,8 @@ static int listen_local(uint16_t *port)
 static int connect_local(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons(port)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
 }

@@ -131,7 +131,7 @@ static learned control(test_path path)
     assert_non_null(sm);
     assert_true(cm->len == sizeof(server_msg) - 1 && memcmp(cm->data, server_msg, cm->len) == 0);
     assert_true(sm->len == sizeof(client_msg) - 1 && memcmp(sm->data, client_msg, sm->len) == 0);
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     assert_int_equal(negio_conn_auth_info(p.server.conn, &info), NEGIO_OK);
     assert_int_equal(info.mech, test_path_mech(path));
     test_pair_free(&p);

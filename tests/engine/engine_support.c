@@ -34,9 +34,11 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
         rc->authenticated = 1;
         rc->mech = info->mech;
         rc->server_authenticated = info->server_authenticated;
+        rc->lifetime = info->lifetime;
     }
     pthread_mutex_lock(&r->lock);
     r->authenticated++;
+    r->lifetime = info->lifetime;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     return r->reject;

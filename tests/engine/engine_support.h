@@ -8,6 +8,18 @@
 #include "negio/engine.h"
 #include "support/support.h"
 
+/* Whether the test runs under valgrind (scripts/valgrind.sh), which is 20 to 50 times slower and
+ * keeps memory of its own. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() 0
+#endif
+
 #define REC_MAX_MSGS 4096
 
 /* What one client connection saw. */
@@ -24,9 +36,10 @@ typedef struct rec_conn {
     uint32_t checksum; /* over every received byte, in order */
     negio_level levels[64];
     char first[64];
-    int last_seq[8];  /* messages "t<thread>-<seq>": the last seq seen per thread */
-    int order_errors; /* a seq that did not follow the previous one of its thread */
-    int write_failed; /* on_write_failed calls, and the last one's code and length */
+    int last_seq[8];   /* messages "t<thread>-<seq>": the last seq seen per thread */
+    int order_errors;  /* a seq that did not follow the previous one of its thread */
+    uint32_t lifetime; /* negio_auth_info.lifetime */
+    int write_failed;  /* on_write_failed calls, and the last one's code and length */
     int write_failed_code;
     size_t write_failed_len;
 } rec_conn;
@@ -44,6 +57,7 @@ typedef struct recorder {
     int reject;              /* on_authenticated returns this */
     int backpressure;        /* on_backpressure(1) calls */
     int write_failures;      /* on_write_failed calls */
+    uint32_t lifetime;       /* negio_auth_info.lifetime of the last connection authenticated */
 } recorder;
 
 /* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */

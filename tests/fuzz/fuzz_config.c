@@ -107,18 +107,27 @@ static void check_service(negio_config *cfg, const char *s)
     free(saved);
 }
 
+static negio_limits limits_of(const negio_config *cfg)
+{
+    negio_limits l = {.size = sizeof(l)};
+    if (negio_config_get_limits(cfg, &l) != NEGIO_OK)
+        abort();
+    return l;
+}
+
 /* negio.h negio_limits: zero keeps the default; max_frame >= 4096, 1024 <= max_token <= 16 MiB,
  * max_frame and max_message < 2^31. A refused call changes nothing. */
 static void check_limits(negio_config *cfg, reader *r)
 {
-    static const negio_limits defaults = {65536, 8, 1048576, 16777216, 16777216};
-    negio_limits in = {u32(r), u32(r), u32(r), u32(r), u32(r)};
+    static const negio_limits defaults = {
+        sizeof(negio_limits), 65536, 8, 1048576, 16777216, 16777216};
+    negio_limits in = {sizeof(negio_limits), u32(r), u32(r), u32(r), u32(r), u32(r)};
     /* small values matter most: fold half of the inputs into the interesting range */
     if (in.max_rounds & 1) {
         in.max_token %= 20000;
         in.max_frame %= 20000;
     }
-    negio_limits before = negio_config_get_limits(cfg), want = in;
+    negio_limits before = limits_of(cfg), want = in;
     if (want.max_token == 0)
         want.max_token = defaults.max_token;
     if (want.max_rounds == 0)
@@ -132,7 +141,7 @@ static void check_limits(negio_config *cfg, reader *r)
     int ok = want.max_frame >= 4096 && want.max_token >= 1024 && want.max_token <= (16u << 20) &&
              want.max_frame <= 0x7fffffffu && want.max_message <= 0x7fffffffu;
     expect(ok, negio_config_set_limits(cfg, &in), "negio_config_set_limits");
-    negio_limits now = negio_config_get_limits(cfg);
+    negio_limits now = limits_of(cfg);
     if (memcmp(&now, ok ? &want : &before, sizeof(now)) != 0)
         abort();
 }
@@ -156,7 +165,7 @@ static void check_dup_and_conn(const negio_config *cfg)
     negio_config *copy;
     if (negio_config_dup(&copy, cfg) != NEGIO_OK)
         abort();
-    negio_limits a = negio_config_get_limits(cfg), b = negio_config_get_limits(copy);
+    negio_limits a = limits_of(cfg), b = limits_of(copy);
     const char *s1 = negio_config_get_service(cfg), *s2 = negio_config_get_service(copy);
     if (negio_config_get_role(copy) != negio_config_get_role(cfg) ||
         negio_config_get_default_level(copy) != negio_config_get_default_level(cfg) ||

@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (seen & (1u << NEGIO_EV_MESSAGE | 1u << NEGIO_EV_ACKNOWLEDGED | 1u << NEGIO_EV_CLOSED))
             abort();
         if (seen & 1u << NEGIO_EV_ESTABLISHED) { /* the facts outlive the error */
-            negio_auth_info info;
+            negio_auth_info info = {.size = sizeof(info)};
             if (path != PATH_NTLM || negio_conn_auth_info(c, &info) != NEGIO_OK ||
                 info.mech != NEGIO_MECH_NTLM || info.server_authenticated)
                 abort();

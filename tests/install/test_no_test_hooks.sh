@@ -3,7 +3,7 @@
 # build (so the list below is real) and absent from every library that is installed and from the
 # negio command.
 #
-#   test_no_test_hooks.sh SRC_DIR HOOK_LIBRARY INSTALLED_FILE...
+#   test_no_test_hooks.sh SRC_DIR HOOK_LIBRARY[:HOOK_LIBRARY...] INSTALLED_FILE...
 #
 # A hook is a negio__ name declared in a header under src/ inside "#ifdef NEGIO_ALLOC_HOOK" or
 # "#ifdef NEGIO_TEST_HOOKS" and not also in that block's #else branch (src/base/alloc.h gives the
@@ -11,7 +11,7 @@
 # each of the hooks named below, which must stay hooks even if their #ifdef were lost.
 set -uo pipefail
 src=$1
-hook_lib=$2
+IFS=: read -r -a hook_libs <<<"$2"
 shift 2
 
 hooks=$(find "$src" -name '*.h' -print0 | xargs -0 awk '
@@ -34,7 +34,7 @@ hooks=$(find "$src" -name '*.h' -print0 | xargs -0 awk '
   }
   END { for (n in declared) if (!(n in both)) print n }'
   printf '%s\n' negio__alloc_fail_after negio__alloc_injected negio__alloc_count \
-    negio__gss_no_iov negio__identity_set_fail_hook)
+    negio__gss_no_iov negio__identity_set_fail_hook negio__engine_advance_clock)
 hooks=$(sort -u <<<"$hooks")
 if [ -z "$hooks" ]; then
   echo "FAIL: no test hooks found under $src (has the convention changed?)"
@@ -50,10 +50,10 @@ symbols() {
 }
 
 status=0
-in_hook_lib=$(symbols "$hook_lib")
+in_hook_lib=$(for lib in "${hook_libs[@]}"; do symbols "$lib"; done)
 for h in $hooks; do
   if ! grep -qx "$h" <<<"$in_hook_lib"; then
-    echo "FAIL: $h is not in the test build $hook_lib"
+    echo "FAIL: $h is not in the test builds ${hook_libs[*]}"
     status=1
   fi
 done

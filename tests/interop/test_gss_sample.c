@@ -36,7 +36,8 @@ static int free_port(void)
 
 static int connect_to(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int i = 0; i < 100; i++) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -155,8 +156,8 @@ static void negio_client_talks_to_mit_gss_server(void **state)
     char portstr[16], log[400];
     snprintf(portstr, sizeof(portstr), "%d", port);
     snprintf(log, sizeof(log), "%s/gss-server.log", r->dir);
-    char *argv[] = {"gss-server", "-port", portstr, "-keytab", (char *)r->keytab,
-                    "negio@localhost", NULL};
+    char *argv[] = {"gss-server",      "-port",           portstr, "-keytab",
+                    (char *)r->keytab, "negio@localhost", NULL};
     pid_t srv = spawn(argv, log);
     test_path paths[] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NTLM, PATH_NEG_NTLM};
     for (size_t i = 0; i < 4; i++) {
@@ -180,7 +181,7 @@ static void negio_client_talks_to_mit_gss_server(void **state)
                         negio_conn_error_detail(d.c));
             assert_int_equal(rc, 0);
             assert_int_equal(d.acks, 4);
-            negio_auth_info ci;
+            negio_auth_info ci = {.size = sizeof(ci)};
             assert_int_equal(negio_conn_auth_info(d.c, &ci), 0);
             assert_int_equal(ci.mech, test_path_mech(paths[i]));
             assert_int_equal(negio_conn_close(d.c, 0, NULL), 0); /* the closing NOOP */
@@ -282,23 +283,32 @@ static void mit_gss_client_talks_to_negio_server(void **state)
         {{"-ccount", "3", "-spnego", NULL}, 3, 1, NEGIO_LEVEL_SEAL, "alice@"},
         /* gss-client never asks NTLM for confidentiality: the context seals nothing it could
          * vouch for, so wrapped messages count as signed whatever gss-ntlmssp's conf_state says */
-        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", NULL}, 1, 1,
-         NEGIO_LEVEL_SIGN, "alice"},
-        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nx", "-mcount",
-          "3", NULL},
-         1, 3, NEGIO_LEVEL_SIGN, "alice"},
+        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", NULL},
+         1,
+         1,
+         NEGIO_LEVEL_SIGN,
+         "alice"},
+        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nx", "-mcount", "3",
+          NULL},
+         1,
+         3,
+         NEGIO_LEVEL_SIGN,
+         "alice"},
         {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nw", "-nm", NULL},
-         1, 1, NEGIO_LEVEL_NONE, "alice"},
+         1,
+         1,
+         NEGIO_LEVEL_NONE,
+         "alice"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         serve_job j;
         char out[65536];
-        int rc = run_gss_client(cases[i].opts, cases[i].conns, NEGIO_LEVEL_NONE, &j, out,
-                                sizeof(out));
+        int rc =
+            run_gss_client(cases[i].opts, cases[i].conns, NEGIO_LEVEL_NONE, &j, out, sizeof(out));
         if (rc != 0 || j.d[0].err != 0)
             fprintf(stderr, "case %zu (%s ...): gss-client exit %d\n%s\nnegio: %s %s\n", i,
-                    cases[i].opts[0] ? cases[i].opts[0] : "-", rc, out,
-                    negio_err_name(j.d[0].err), negio_conn_error_detail(j.d[0].c));
+                    cases[i].opts[0] ? cases[i].opts[0] : "-", rc, out, negio_err_name(j.d[0].err),
+                    negio_conn_error_detail(j.d[0].c));
         assert_int_equal(rc, 0);
         for (int k = 0; k < cases[i].conns; k++) {
             assert_int_equal(j.d[k].err, 0);
@@ -308,7 +318,7 @@ static void mit_gss_client_talks_to_negio_server(void **state)
                 assert_string_equal(j.d[k].texts[m], "hello from gss-client");
                 assert_int_equal(j.d[k].levels[m], cases[i].level);
             }
-            negio_auth_info si;
+            negio_auth_info si = {.size = sizeof(si)};
             assert_int_equal(negio_conn_auth_info(j.d[k].c, &si), 0);
             assert_non_null(strstr(si.peer, cases[i].peer));
             negio_conn_del(j.d[k].c);

@@ -786,7 +786,7 @@ static void fragmentation_and_delay(void **state)
     intact_run("delays and coalesced frames", r3, 3, 1);
 }
 
-/* Regression (fixed in src/uv/engine.c update_backpressure): messages written before
+/* Regression (fixed in src/engine/output.c, update_backpressure): messages written before
  * establishment used to count towards the high-water mark, and above it the engine stopped
  * reading from the peer, so a client that wrote more than high_water (1 MiB by default) before
  * its handshake completed never read the server's answer and the handshake deadline ended the
@@ -857,7 +857,7 @@ static void check_child_exit(int st, int timed_out, const char *what)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-/* Regression (fixed in src/uv/engine.c: loop 0 now sets each listener up itself, CMD_LISTEN):
+/* Regression (fixed in src/engine/listener.c: loop 0 now sets each listener up itself, CMD_LISTEN):
  * the new listener used to be linked into e->listeners before its uv_poll handle was initialised,
  * on the caller's thread, and a CMD_RESUME posted by an earlier listen call made loop 0
  * uv_poll_start() a handle still uninitialised: SIGSEGV when listen was called several times in

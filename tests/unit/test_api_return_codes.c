@@ -300,6 +300,12 @@ static void configuration_calls(void)
     PROBE(negio_config_set_limits, NULL, &(negio_limits){0});
     PROBE(negio_config_set_limits, cc, &(negio_limits){.max_frame = 1});
     PROBE(negio_config_set_limits, cc, &(negio_limits){0});
+    PROBE(negio_config_set_limits, cc, &(negio_limits){.size = 2});
+    negio_limits lim = {.size = sizeof(lim)};
+    PROBE(negio_config_get_limits, NULL, &lim);
+    PROBE(negio_config_get_limits, cc, NULL);
+    PROBE(negio_config_get_limits, cc, &(negio_limits){.size = 5000});
+    PROBE(negio_config_get_limits, cc, &lim);
     PROBE(negio_config_set_deferred_steps, NULL, 1);
     PROBE(negio_config_set_deferred_steps, cc, 1);
     PROBE(negio_config_set_log, NULL, NULL, NULL);
@@ -339,6 +345,15 @@ static void configuration_calls(void)
     PROBE(negio_config_tls_check, cc, detail, sizeof(detail)); /* no TLS transport */
     EACH_ALLOCATION(c = tls_cfg(NEGIO_ROLE_SERVER), /* no certificate: it cannot be loaded */
                     PROBE(negio_config_tls_check, c, detail, sizeof(detail)), negio_config_del(c));
+    PROBE(negio_config_check_credentials, NULL, detail, sizeof(detail));
+    c = tls_cfg(NEGIO_ROLE_SERVER); /* certificates alone: nothing of GSS-API to check */
+    PROBE(negio_config_check_credentials, c, detail, sizeof(detail));
+    negio_config_del(c);
+    assert_int_equal(negio_config_new(&c, NEGIO_ROLE_SERVER), NEGIO_OK);
+    assert_int_equal(negio_config_set_keytab(c, "/nonexistent/negio.keytab"), NEGIO_OK);
+    assert_int_equal(negio_config_set_service(c, "negio@localhost"), NEGIO_OK);
+    PROBE(negio_config_check_credentials, c, NULL, 0);
+    negio_config_del(c);
     negio_config_del(cc);
     negio_config_del(sc);
 }
@@ -350,7 +365,7 @@ static void connector_calls(void)
     assert_int_equal(negio_config_new(&no_target, NEGIO_ROLE_CLIENT), NEGIO_OK);
     negio_conn *c = NULL;
     negio_event ev;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     size_t len;
     static const uint8_t garbage[100] = {9, 9, 9};
 
@@ -430,6 +445,7 @@ static void connector_calls(void)
     PROBE(negio_user_lookup, &u, "a/b", NULL, detail, sizeof(detail));
     PROBE(negio_user_lookup, &u, "no-such-negio-user", NULL, detail, sizeof(detail));
     PROBE(negio_user_lookup, &u, "root", NULL, detail, sizeof(detail)); /* uid 0 refused */
+    PROBE(negio_user_lookup, &u, "root", &(negio_identity_policy){.size = 1}, NULL, 0);
     EACH_ALLOCATION(u = NULL, PROBE(negio_user_lookup, &u, "root", &root_allowed, NULL, 0),
                     negio_user_del(u));
     assert_int_equal(negio_conn_new(&c, sc), NEGIO_OK);
@@ -461,9 +477,10 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     (void)code;
     (void)detail;
     (void)user;
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     PROBE(negio_econn_auth_info, c, &info);
     PROBE(negio_econn_auth_info, c, NULL);
+    PROBE(negio_econn_auth_info, NULL, &info);
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_send, engine, c, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, c, 0);
@@ -475,6 +492,7 @@ static void engine_calls(void)
     negio_engine_options o = {0};
     PROBE(negio_engine_new, NULL, &o);
     PROBE(negio_engine_new, &engine, NULL);
+    PROBE(negio_engine_new, &engine, &(negio_engine_options){.size = 3});
     o.loops = 1;
     o.workers = 1;
     o.callbacks.on_closed = on_closed;

@@ -131,7 +131,7 @@ static void assert_sticky(negio_conn *c, int code)
     assert_true(printable(detail));
     assert_false(negio_conn_is_established(c));
     assert_int_equal(negio_conn_want(c) & ~NEGIO_WANT_WRITE, 0);
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     assert_int_equal(negio_conn_auth_info(c, &info), NEGIO_ERR_STATE);
     assert_int_equal(negio_conn_error(c), code);
     /* the later calls produced nothing more for the wire */
@@ -951,7 +951,7 @@ static void auth_info_before_establishment_is_a_state_error(void **state)
 {
     (void)state;
     negio_conn *c = new_server();
-    negio_auth_info info;
+    negio_auth_info info = {.size = sizeof(info)};
     assert_int_equal(negio_conn_auth_info(c, &info), NEGIO_ERR_STATE);
     assert_int_equal(negio_conn_auth_info(c, NULL), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_auth_info(NULL, &info), NEGIO_ERR_INVALID);

@@ -102,8 +102,7 @@ static void handshake_error_limit_does_not_wrap_with_the_largest_token_limit(voi
 /* A client never parses input while its first step is pending, so a HANDSHAKE frame that
  * arrives before the client's first token used to be taken as the reply to a token the server
  * never saw. It is refused before any GSS work. */
-static void
-handshake_frame_reaching_a_client_before_its_first_token_is_refused(void **state)
+static void handshake_frame_reaching_a_client_before_its_first_token_is_refused(void **state)
 {
     (void)state;
     negio_conn *c = new_deferred_client();
@@ -175,8 +174,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handshake_error_limit_does_not_wrap_with_the_largest_token_limit),
-        cmocka_unit_test(
-            handshake_frame_reaching_a_client_before_its_first_token_is_refused),
+        cmocka_unit_test(handshake_frame_reaching_a_client_before_its_first_token_is_refused),
         cmocka_unit_test(want_event_is_clear_while_a_frame_body_is_incomplete),
         cmocka_unit_test(close_before_establishment_stops_the_handshake),
     };

@@ -4,6 +4,8 @@
 # (1000 / CPU s per GB), the quantity the bench's ratios compare. Solid: negio end to end over
 # loopback (client and server processes); dashed: the in-process GSS limit (one thread, whose
 # wall time is its CPU time); dotted: plain TCP through a minimal libuv client and server.
+# Kerberos only (issue 18): negio seal on MIT's path (the fast path off on both sides), and the
+# fast path's limit, OpenSSL alone on the same bytes (dash-dotted); absent rows are skipped.
 if (!exists("csv")) csv = 'build/bench.csv'
 if (!exists("png")) png = 'docs/performance-throughput.png'
 if (!exists("subtitle")) subtitle = ''
@@ -38,6 +40,8 @@ do for [row = 1:2] {
                  rows('e2e', mech, 'seal', metric) using 4:6 with linespoints lw 2 pt 9 lc rgb '#e76f51' title 'negio seal', \
                  rows('gss', mech, 'sign', metric) using 4:6 with linespoints lw 1.5 dt 2 pt 4 lc rgb '#8a6d00' title 'GSS limit: get\_mic+verify\_mic', \
                  rows('gss', mech, 'seal', metric) using 4:6 with linespoints lw 1.5 dt 2 pt 8 lc rgb '#9b2226' title 'GSS limit: wrap+unwrap', \
+                 rows('e2e', mech.'-mit', 'seal', metric) using 4:6 with linespoints lw 1 pt 9 lc rgb '#f4a261' title 'negio seal, MIT path', \
+                 rows('gss', mech.'-openssl', 'seal', metric) using 4:6 with linespoints lw 1.5 dt 4 pt 8 lc rgb '#6a040f' title 'OpenSSL limit: seal', \
                  rows('tcp', '-', 'tcp', metric) using 4:6 with linespoints lw 1.5 dt 3 pt 6 lc rgb '#555555' title 'plain TCP (libuv)'
         } else {
             plot rows('e2e', mech, 'none', metric) using 4:(1000/$6) with linespoints lw 2 pt 7 lc rgb '#2a9d8f' title 'negio none', \
@@ -45,6 +49,8 @@ do for [row = 1:2] {
                  rows('e2e', mech, 'seal', metric) using 4:(1000/$6) with linespoints lw 2 pt 9 lc rgb '#e76f51' title 'negio seal', \
                  rows('gss', mech, 'sign', metric) using 4:(1000/$6) with linespoints lw 1.5 dt 2 pt 4 lc rgb '#8a6d00' title 'GSS limit: get\_mic+verify\_mic', \
                  rows('gss', mech, 'seal', metric) using 4:(1000/$6) with linespoints lw 1.5 dt 2 pt 8 lc rgb '#9b2226' title 'GSS limit: wrap+unwrap', \
+                 rows('e2e', mech.'-mit', 'seal', metric) using 4:(1000/$6) with linespoints lw 1 pt 9 lc rgb '#f4a261' title 'negio seal, MIT path', \
+                 rows('gss', mech.'-openssl', 'seal', metric) using 4:(1000/$6) with linespoints lw 1.5 dt 4 pt 8 lc rgb '#6a040f' title 'OpenSSL limit: seal', \
                  rows('tcp', '-', 'tcp', metric) using 4:(1000/$6) with linespoints lw 1.5 dt 3 pt 6 lc rgb '#555555' title 'plain TCP (libuv)'
         }
     }

@@ -33,7 +33,7 @@ shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_frame fuzz_config fuzz_server_handshake fuzz_client_handshake fuzz_established
-    fuzz_sample fuzz_nns)
+    fuzz_sample fuzz_nns fuzz_cfx)
 fi
 jobs=${FUZZ_JOBS:-2}
 
@@ -60,7 +60,7 @@ export NEGIO_TEST_REALM_SCRIPT=$src/scripts/realm.sh
 # each input, so it is checked after every input like the targets without GSS-API.
 leak_flags() {
   case $1 in
-    fuzz_frame|fuzz_config|fuzz_established) echo "-detect_leaks=1" ;;
+    fuzz_frame|fuzz_config|fuzz_established|fuzz_cfx) echo "-detect_leaks=1" ;;
     *) echo "-detect_leaks=0" ;;
   esac
 }

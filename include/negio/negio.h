@@ -250,6 +250,18 @@ NEGIO_API int negio_config_set_require_server_auth(negio_config *cfg, int on);
 NEGIO_API int negio_config_set_allow_ntlm_fallback(negio_config *cfg, int on);
 /* Client: request mutual authentication (default on). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
+/* Both: the Kerberos fast path (default on). Once a Kerberos context is established, directly or
+ * through SPNEGO, with an AES enctype (aes128/aes256-cts-hmac-sha1-96, aes128-cts-hmac-sha256-128,
+ * aes256-cts-hmac-sha384-192), negio takes its keys and sequence numbers from MIT's library
+ * (gss_krb5_export_lucid_sec_context) and makes and checks the RFC 4121 tokens of every signed or
+ * sealed message itself, on OpenSSL, instead of gss_wrap and gss_get_mic: the same bytes on the
+ * wire, with the same replay and order checks, several times faster where MIT's library uses its
+ * built-in crypto (Debian, Ubuntu). Other enctypes (RC4, DES3) and NTLM stay on the GSS-API path.
+ * Off keeps every message on MIT's code, for deployments that must use only that (a certified
+ * crypto module, or while ruling negio's code out of a fault). The environment variable
+ * NEGIO_KRB5_FAST_PATH=0 switches it off for every connection of the process, whatever this says
+ * (docs/SECURITY.md section 7a). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_kerberos_fast_path(negio_config *cfg, int on);
 /* Client: request delegation of the client's credentials (default off); the same as
  * negio_config_set_impersonation(cfg, NEGIO_IMPERSONATION_DELEGATE), and off the same as
  * NEGIO_IMPERSONATION_IMPERSONATE. Returns NEGIO_OK, NEGIO_ERR_INVALID. */

@@ -93,6 +93,7 @@ int negio_config_new(negio_config **out, negio_role role)
     cfg->default_level = NEGIO_LEVEL_SEAL;
     cfg->min_level = NEGIO_LEVEL_SIGN;
     cfg->mutual = 1;
+    cfg->kerberos_fast_path = 1;
     cfg->limits = default_limits;
     *out = cfg;
     return NEGIO_OK;
@@ -328,6 +329,14 @@ int negio_config_set_mutual(negio_config *cfg, int on)
     if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
         return NEGIO_ERR_INVALID;
     cfg->mutual = on != 0;
+    return NEGIO_OK;
+}
+
+int negio_config_set_kerberos_fast_path(negio_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    cfg->kerberos_fast_path = on != 0;
     return NEGIO_OK;
 }
 

@@ -51,6 +51,7 @@ static negio__gss *gss_alloc(const negio_config *cfg)
     g->tokens.role = cfg->role;
     g->tokens.want = cfg->role == NEGIO_ROLE_CLIENT ? cfg->mech : NEGIO_MECH_NONE;
     g->tokens.refuse_fallback = !cfg->allow_ntlm_fallback;
+    g->fast_wanted = negio__gss_fast_wanted(cfg);
     g->req_flags = GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
     if (cfg->profile == NEGIO_PROFILE_NNS && cfg->role == NEGIO_ROLE_CLIENT) {
         /* [MS-NNS] 3.1.4.1: the flags say the one protection level of the stream, so the client
@@ -134,6 +135,7 @@ void negio__gss_del(negio__gss *g)
     }
     if (g->ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);
+    negio__cfx_del(g->cfx); /* wipes the keys */
     negio__gss_drop_cred(g);
     if (g->deleg != GSS_C_NO_CREDENTIAL)
         gss_release_cred(&min, &g->deleg);
@@ -156,7 +158,7 @@ int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, c
         negio__detail(detail, "only an established context can be cloned");
         return NEGIO_ERR_INVALID;
     }
-    if (g->exported.value == NULL) {
+    if (g->cfx == NULL && g->exported.value == NULL) {
         maj = gss_export_sec_context(&min, &g->ctx, &g->exported);
         if (GSS_ERROR(maj)) {
             negio__gss_detail(detail, "gss_export_sec_context", maj, min, GSS_C_NO_OID);
@@ -183,6 +185,12 @@ int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, c
                GSS_ERROR(maj = gss_duplicate_name(&min, g->peer, &c->peer))) {
         negio__gss_detail(detail, "gss_duplicate_name", maj, min, GSS_C_NO_OID);
         rc = NEGIO_ERR_NOMEM;
+    } else if (g->cfx != NULL) {
+        /* the fast path's keys and sequence state, copied; the template then protects nothing,
+         * as one on MIT's path whose handle went to the first clone */
+        rc = negio__cfx_dup(&c->cfx, g->cfx);
+        if (rc == 0)
+            g->cfx_cloned = 1;
     } else if (GSS_ERROR(maj = gss_import_sec_context(&min, &g->exported, &c->ctx))) {
         negio__gss_detail(detail, "gss_import_sec_context", maj, min, GSS_C_NO_OID);
         rc = NEGIO_ERR_INVALID;
@@ -461,6 +469,9 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         return NEGIO_ERR_HANDSHAKE;
     }
     rc = check_context(g, mech, detail);
+    if (rc < 0)
+        return rc;
+    rc = negio__gss_fast_engage(g, detail);
     if (rc < 0)
         return rc;
     g->complete = 1;

@@ -30,7 +30,8 @@ void negio__gss_del(negio__gss *g);
  * G: G then only serves as the template of further clones (each imports the exported token) and
  * fails every protection call. For the fuzzing fixture that needs a fresh copy of one genuine
  * context per input (tests/fuzz/fuzz_established.c); NEGIO_ERR_INVALID when the mechanism cannot
- * export or import. */
+ * export or import. A context on the Kerberos fast path is copied as the fast path's keys and
+ * sequence state instead (no GSS-API call), and G likewise protects nothing once copied. */
 int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, char *detail);
 
 /* Channel bindings for every later context call (application data only, RFC 5056). */

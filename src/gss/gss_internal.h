@@ -7,6 +7,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 
+#include "gss/cfx.h"
 #include "gss/gss.h"
 #include "gss/peer_token.h"
 
@@ -17,8 +18,9 @@ extern gss_OID_desc negio__oid_spnego, negio__oid_krb5, negio__oid_krb5_old, neg
 
 /* The plaintext of one unwrap, until negio__gss_release. */
 struct plain {
-    gss_buffer_desc buf;
-    int embedded; /* the one in negio__gss (no allocation per message), else allocated */
+    gss_buffer_desc buf;   /* from gss_unwrap */
+    negio__cfx_plain fast; /* from the Kerberos fast path */
+    int embedded;          /* the one in negio__gss (no allocation per message), else allocated */
     int busy;
 };
 
@@ -52,6 +54,9 @@ struct negio__gss {
     uint8_t cb_data[NEGIO__CB_MAX];
     negio__peer_tokens tokens; /* what the peer's tokens may be (src/gss/peer_token.c) */
     gss_buffer_desc exported;  /* negio__gss_clone: the context, exported (it is gone from ctx) */
+    int fast_wanted;           /* the configuration and NEGIO_KRB5_FAST_PATH allow the fast path */
+    negio__cfx *cfx;           /* the Kerberos fast path, once engaged (ctx is then gone) */
+    int cfx_cloned;            /* negio__gss_clone copied cfx: this one is only a template */
     struct plain plain;        /* the connector holds one unwrapped message at a time */
 };
 
@@ -71,6 +76,29 @@ void negio__gss_detail_why(char *detail, const char *why, const char *call, OM_u
 void negio__gss_frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,
                              OM_uint32 minor);
 int negio__gss_minor_is_errno(OM_uint32 minor, gss_OID mech, int err);
+
+/* fastpath.c: the Kerberos fast path (docs/ARCHITECTURE.md section 8.3). Whether the
+ * configuration and the environment allow it, for a new provider; engaging it on a context that
+ * just completed and passed its checks (0 when it was engaged or stays off; a negative error
+ * when MIT's handle was given up and the fast path could not be made, which fails the
+ * connection); and the per-message calls of message.c on it (g->cfx != NULL). */
+int negio__gss_fast_wanted(const negio_config *cfg);
+int negio__gss_fast_engage(negio__gss *g, char *detail);
+/* What negio__gss_fast_engage does with a context: the fast path for the established Kerberos
+ * context *CTX (FLAGS: its context flags, for the replay and order checks) into *OUT. 1 when it
+ * was made (*CTX is then GSS_C_NO_CONTEXT: the lucid export deleted it); 0 when the context's
+ * enctype is not one the fast path implements, or MIT would not export it (*CTX unchanged);
+ * NEGIO_ERR_NOMEM or NEGIO_ERR_HANDSHAKE when *CTX was given up and no fast path came of it
+ * (DETAIL says why). The differential tests make their copies with it. */
+int negio__gss_fast_take(gss_ctx_id_t *ctx, OM_uint32 flags, negio__cfx **out, char *detail);
+int negio__gss_fast_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                         size_t blen, negio__buf *out, char *detail);
+int negio__gss_fast_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
+                           size_t blen, const uint8_t *mic, size_t mic_len, char *detail);
+int negio__gss_fast_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len,
+                         negio__buf *out, char *detail);
+int negio__gss_fast_unwrap(negio__gss *g, const uint8_t *tok, size_t len, struct plain *p,
+                           int *conf_state, char *detail);
 
 /* cred.c: names, and the credential of a context (the configuration's shared one, or its own) */
 int negio__gss_import_name(const char *text, gss_OID type, gss_name_t *out, char *detail);

@@ -50,14 +50,29 @@ assert {(h["path"], h["over_tcp"]["failed"]) for h in j["handshakes"]} == \
 assert all(h["over_tcp"]["handshakes"] > 0 and h["gss_creds_once"]["handshakes"] > 0
            for h in j["handshakes"])
 assert j["latency_us"]["idle"]["n"] > 0 and j["latency_us"]["under_load"]["n"] > 0
-assert len(j["targets"]) == 8
-assert j["targets"][7]["name"].startswith("Kerberos inside TLS") and j["targets"][7]["measured"] > 0
+assert len(j["targets"]) == 12
+assert j["targets"][11]["name"].startswith("Kerberos inside TLS") and j["targets"][11]["measured"] > 0
+# issue 18: the fast path against the MIT path and against OpenSSL alone, in the same run
+assert j["kerberos_fast_path"] is True
+assert [t["name"][:24] for t in j["targets"][7:11]] == [
+    "Kerberos seal, fast path", "Kerberos seal vs the Ope", "Kerberos sign, fast path",
+    "sealed 64-byte Kerberos "], j["targets"][7:11]
+assert all(t["measured"] > 0 for t in j["targets"][7:11]), j["targets"][7:11]
+for k in ("kerberos_fast_vs_mit_seal", "kerberos_fast_vs_mit_sign", "kerberos_mit_seal_vs_gss"):
+    assert r[k] > 0, k
+assert sorted((e["level"], e["size"]) for e in j["kerberos_mit"] if e["mb_s"] is not None) == \
+       sorted((l, s) for l in ("sign", "seal") for s in sizes), j["kerberos_mit"]
+assert sorted((e["level"], e["size"]) for e in j["openssl_limit"] if e["mb_s"] is not None) == \
+       sorted((l, s) for l in ("sign", "seal") for s in sizes), j["openssl_limit"]
+assert j["openssl_limit_enctype"] == 18
 '
 head -n 1 "$tmp/bench.csv" | grep -qx "section,mech,level,size_bytes,metric,value,unit,limit,ratio" ||
   fail "CSV header"
 grep -q "^e2e,ntlm,seal,16384,cpu_per_gb," "$tmp/bench.csv" || fail "CSV: no ntlm seal row"
 grep -q "^connections,kerberos,seal,,rss_per_connection," "$tmp/bench.csv" || fail "CSV: no RSS row"
 grep -q "^tls,-,none,16384,throughput," "$tmp/bench.csv" || fail "CSV: no plain TLS row"
+grep -q "^gss,kerberos-openssl,seal,16384,cpu_per_gb," "$tmp/bench.csv" || fail "CSV: no OpenSSL row"
+grep -q "^e2e,kerberos-mit,seal,16384,cpu_per_gb," "$tmp/bench.csv" || fail "CSV: no MIT path row"
 grep -Eq "^tls-negotiate,kerberos,none,16384,throughput,[0-9.e+]+,MB/s,[0-9.e+]+,[0-9.e+]+$" \
   "$tmp/bench.csv" || fail "CSV: no Kerberos-inside-TLS row with its ratio to seal"
 

@@ -285,6 +285,9 @@ static void configuration_calls(void)
     PROBE(negio_config_set_impersonation, cc, (negio_impersonation)0);
     PROBE(negio_config_set_impersonation, cc, NEGIO_IMPERSONATION_IDENTIFY);
     PROBE(negio_config_set_impersonation, sc, NEGIO_IMPERSONATION_DELEGATE);
+    PROBE(negio_config_set_kerberos_fast_path, NULL, 1);
+    PROBE(negio_config_set_kerberos_fast_path, cc, 0);
+    PROBE(negio_config_set_kerberos_fast_path, sc, 1);
     PROBE(negio_config_add_user_map, NULL, "alice@R", "alice");
     PROBE(negio_config_add_user_map, sc, NULL, "alice");
     EACH_ALLOCATION(, PROBE(negio_config_add_user_map, sc, "alice@R", "alice"), );

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -421,11 +422,12 @@ static b_tp *store_point(b_results *r, samples *sm, const char *line, int *level
     return t;
 }
 
-static int start_server(bench_child *srv, const char *max, uint16_t *port)
+/* A negio server child; FAST 0 switches the Kerberos fast path off (issue 18: MIT's path). */
+static int start_server(bench_child *srv, const char *max, int fast, uint16_t *port)
 {
     char line[256], maxarg[32];
     snprintf(maxarg, sizeof(maxarg), "max=%s", max);
-    const char *args[] = {maxarg, NULL};
+    const char *args[] = {maxarg, fast ? NULL : "fast=0", NULL};
     if (bench_spawn(srv, "server", args) < 0)
         return -1;
     if (bench_expect(srv, "port", line, sizeof(line), 30000) < 0) {
@@ -451,7 +453,57 @@ static int server_stats(bench_child *srv, char *line, size_t cap)
  * goes does not fall on one side of a ratio only. */
 static struct {
     samples gss[B_MECHS], e2e[B_MECHS], tcp;
+    samples ossl, mit; /* issue 18: the fast path's OpenSSL limit, and kerberos on MIT's path */
 } all;
+
+/* One in-process measurement (one thread: its throughput is per CPU second) into the next free
+ * sample of its cell. */
+static void store_inprocess(b_results *r, samples *sm, int level, size_t i,
+                            const bench_gss_result *g, const char *name)
+{
+    char sz[32];
+    b_tp *t = &sm->s[level][i][sm->n[level][i]++];
+    t->ok = 1;
+    t->reps = 1;
+    t->bytes = g->bytes;
+    t->msgs = g->msgs;
+    t->cpu_s = t->client_cpu_s = g->cpu_s;
+    t->wall_s = g->cpu_s;
+    t->cpu_gb_min = t->cpu_gb_max = b_cpu_per_gb(t);
+    progress("[gss] %-8s %s %7s: %8.1f MB/s, %7.2f CPU s/GB", name,
+             negio_level_name((negio_level)level), b_size_name(r->sizes[i], sz, sizeof(sz)),
+             b_mb_s(t), b_cpu_per_gb(t));
+}
+
+/* Whether the library engages the Kerberos fast path in this run: on unless the operator's
+ * switch is in the environment (the words src/gss/fastpath.c takes for "off"). */
+static int fast_path_on(void)
+{
+    const char *v = getenv("NEGIO_KRB5_FAST_PATH");
+    return v == NULL || !(strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0 ||
+                          strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0);
+}
+
+/* The fast path's limit: OpenSSL alone on the bytes of the Kerberos pair's tokens (enctype E). */
+static void sweep_ossl(b_results *r, int enctype)
+{
+    for (int level = NEGIO_LEVEL_SIGN; level <= NEGIO_LEVEL_SEAL; level++) {
+        for (size_t i = 0; i < r->nsizes && !bench_interrupted; i++) {
+            bench_gss_result g;
+            char err[512];
+            if (all.ossl.n[level][i] >= MAX_REPEAT)
+                continue;
+            if (bench_ossl_loop(enctype, (negio_level)level, r->sizes[i],
+                                r->seconds * (r->full ? 0.5 : 0.4), &g, err, sizeof(err)) < 0) {
+                failure("in-process OpenSSL %s: %s", negio_level_name((negio_level)level), err);
+                return;
+            }
+            store_inprocess(r, &all.ossl, level, i, &g, "openssl");
+        }
+    }
+    r->ossl_enctype = enctype;
+    r->have_ossl = 1;
+}
 
 static void sweep_gss(b_results *r, int sweep)
 {
@@ -468,10 +520,10 @@ static void sweep_gss(b_results *r, int sweep)
                 snprintf(r->key[m], sizeof(r->key[m]),
                          "NTLMv2 session security (RC4 seal, HMAC-MD5 signature)");
         }
+        int enctype = m == 0 ? bench_gss_pair_enctype(p) : -1;
         for (int level = NEGIO_LEVEL_SIGN; level <= NEGIO_LEVEL_SEAL; level++) {
             for (size_t i = 0; i < r->nsizes && !bench_interrupted; i++) {
                 bench_gss_result g;
-                char sz[32];
                 samples *sm = &all.gss[m];
                 if (sm->n[level][i] >= MAX_REPEAT)
                     continue;
@@ -481,20 +533,12 @@ static void sweep_gss(b_results *r, int sweep)
                             negio_level_name((negio_level)level), err);
                     break;
                 }
-                b_tp *t = &sm->s[level][i][sm->n[level][i]++];
-                t->ok = 1;
-                t->reps = 1;
-                t->bytes = g.bytes;
-                t->msgs = g.msgs;
-                t->cpu_s = t->client_cpu_s = g.cpu_s;
-                t->wall_s = g.cpu_s; /* one thread: its throughput is per CPU second */
-                t->cpu_gb_min = t->cpu_gb_max = b_cpu_per_gb(t);
-                progress("[gss] %-8s %s %7s: %8.1f MB/s, %7.2f CPU s/GB", b_mech_names[m],
-                         negio_level_name((negio_level)level),
-                         b_size_name(r->sizes[i], sz, sizeof(sz)), b_mb_s(t), b_cpu_per_gb(t));
+                store_inprocess(r, sm, level, i, &g, b_mech_names[m]);
             }
         }
         bench_gss_pair_del(p);
+        if (enctype > 0 && !bench_interrupted)
+            sweep_ossl(r, enctype);
     }
     r->have_gss = 1;
 }
@@ -564,7 +608,7 @@ static void run_stream(b_results *r, const char *role, const char *const args[],
     bench_finish(&ch, 30000);
 }
 
-static void sweep_e2e(b_results *r, uint16_t port)
+static void sweep_e2e(b_results *r, uint16_t port, uint16_t port_mit)
 {
     char sizes[256], secs[32], portarg[32], sizesarg[300];
     join_sizes(r, sizes, sizeof(sizes));
@@ -578,6 +622,13 @@ static void sweep_e2e(b_results *r, uint16_t port)
         run_stream(r, "stream", args, "e2e", b_mech_names[m], &all.e2e[m], NULL, 0);
     }
     r->have_e2e = 1;
+    /* issue 18: the same Kerberos transfers with the fast path off on both sides */
+    if (port_mit != 0 && !bench_interrupted) {
+        snprintf(portarg, sizeof(portarg), "port=%u", (unsigned)port_mit);
+        const char *args[] = {"path=kerberos-mit", portarg, "levels=1,2", sizesarg, secs, NULL};
+        run_stream(r, "stream", args, "e2e", "kerberos-mit", &all.mit, NULL, 0);
+        r->have_mit = 1;
+    }
 }
 
 /* ---- section 4: TLS ---------------------------------------------------------------------------
@@ -852,7 +903,7 @@ static void section_connections(b_results *r, long count)
     char line[1024], maxs[32], portlist[256] = "";
     snprintf(maxs, sizeof(maxs), "%ld", per_proc + 100);
     for (; ns < c->servers; ns++) {
-        if (start_server(&srv[ns], maxs, &ports[ns]) < 0) {
+        if (start_server(&srv[ns], maxs, 1, &ports[ns]) < 0) {
             failure("could not start connection server %d", ns);
             goto out;
         }
@@ -1095,10 +1146,13 @@ static const struct cli_command bench_command = {
         "Measures negio against its limits in one run, on this machine, and prints each figure\n"
         "absolutely and as a ratio to its limit:\n"
         "  gss         the in-process GSS limit: gss_wrap+gss_unwrap and gss_get_mic+\n"
-        "              gss_verify_mic on one thread, kerberos and ntlm, per message size\n"
+        "              gss_verify_mic on one thread, kerberos and ntlm, per message size; and\n"
+        "              the limit of the Kerberos fast path: OpenSSL alone (AES-CTS and HMAC)\n"
+        "              on the same bytes, for the same enctype\n"
         "  e2e         negio end to end over loopback: a client and a server process on the\n"
         "              engine, one connection, levels none/sign/seal, kerberos and ntlm, 64 B to\n"
-        "              1 MiB messages; throughput and CPU seconds per GB of both processes\n"
+        "              1 MiB messages; throughput and CPU seconds per GB of both processes;\n"
+        "              kerberos again with the fast path off on both sides (kerberos-mit)\n"
         "  tcp         plain TCP: the same transfer over a minimal libuv client and server of the\n"
         "              bench's own (no negio), the baseline for level none\n"
         "  tls         the same transfer at level none over TLS (an ephemeral certificate made\n"
@@ -1189,16 +1243,27 @@ static int bench_run(const struct bench_cmdline *o)
     cpu_snap c0, c1;
     int have_snap = cpu_snapshot(&c0) == 0;
 
-    bench_child srv;
-    uint16_t port = 0;
-    int have_srv = 0;
+    bench_child srv, srv_mit;
+    uint16_t port = 0, port_mit = 0;
+    int have_srv = 0, have_srv_mit = 0;
+    r.fast_path = fast_path_on();
     if ((sections & (S_E2E | S_HS | S_LAT)) && !bench_interrupted) {
-        if (start_server(&srv, "0", &port) < 0) {
+        if (start_server(&srv, "0", 1, &port) < 0) {
             failure("could not start the negio server");
         } else {
             have_srv = 1;
             progress("negio server (engine defaults) on 127.0.0.1:%u, pid %ld", (unsigned)port,
                      (long)srv.pid);
+        }
+    }
+    if ((sections & S_E2E) && !bench_interrupted) {
+        if (start_server(&srv_mit, "0", 0, &port_mit) < 0) {
+            failure("could not start the negio server without the Kerberos fast path");
+            port_mit = 0;
+        } else {
+            have_srv_mit = 1;
+            progress("negio server without the Kerberos fast path on 127.0.0.1:%u, pid %ld",
+                     (unsigned)port_mit, (long)srv_mit.pid);
         }
     }
     int have_tls = (sections & S_TLS) && !bench_interrupted && tls_setup() == 0;
@@ -1209,12 +1274,14 @@ static int bench_run(const struct bench_cmdline *o)
         if ((sections & S_GSS) && !bench_interrupted)
             sweep_gss(&r, k);
         if ((sections & S_E2E) && have_srv && !bench_interrupted)
-            sweep_e2e(&r, port);
+            sweep_e2e(&r, port, port_mit);
         if ((sections & S_TCP) && !bench_interrupted)
             sweep_tcp(&r, k == r.repeat - 1);
         if (have_tls && !bench_interrupted)
             sweep_tls(&r);
     }
+    if (have_srv_mit)
+        bench_finish(&srv_mit, 30000);
     if (sections & S_TLS)
         tls_teardown();
     for (int p = 0; p < B_TLS_PATHS; p++) /* level none only: row 0 of the samples */
@@ -1224,6 +1291,8 @@ static int bench_run(const struct bench_cmdline *o)
         keep_medians(&r, &all.gss[m], r.gss[m]);
         keep_medians(&r, &all.e2e[m], r.e2e[m]);
     }
+    keep_medians(&r, &all.ossl, r.ossl);
+    keep_medians(&r, &all.mit, r.e2e_mit);
     for (size_t i = 0; i < r.nsizes; i++)
         b_tp_median(all.tcp.s[0][i], all.tcp.n[0][i], &r.tcp[i]);
     /* the handshake limit right before the handshakes: the same conditions on a shared machine */

@@ -94,8 +94,9 @@ int bench_tcp_server(int argc, char **argv);
 int bench_tcp_stream(int argc, char **argv);
 int bench_tcp_latency(int argc, char **argv);
 
-/* Client configurations of the measured paths: "kerberos", "ntlm", "negotiate-ntlm" (SPNEGO
- * with no Kerberos ticket: it falls back to NTLM, as for a client outside the realm); "tls"
+/* Client configurations of the measured paths: "kerberos", "kerberos-mit" (Kerberos with the
+ * fast path off: MIT's gss_wrap and gss_get_mic per message, issue 18), "ntlm", "negotiate-ntlm"
+ * (SPNEGO with no Kerberos ticket: it falls back to NTLM, as for a client outside the realm); "tls"
  * (plain TLS, the server's certificate verified with the CA file in NEGIO_BENCH_TLS_CA) and
  * "tls-negotiate" (Kerberos inside certificate-free TLS), both at level none. */
 negio_config *bench_client_config(const char *path, char *err, size_t cap);
@@ -123,10 +124,19 @@ bench_gss_pair *bench_gss_pair_new(const char *mech, char *err, size_t cap);
 void bench_gss_pair_del(bench_gss_pair *p);
 /* Describes the session key of the pair ("aes256-cts-hmac-sha1-96 (enctype 18)"). */
 void bench_gss_pair_key(bench_gss_pair *p, char *out, size_t cap);
+/* The enctype of the pair's session key, or -1 if the mechanism cannot say. */
+int bench_gss_pair_enctype(bench_gss_pair *p);
 /* Loops gss_wrap(conf)+gss_unwrap (SEAL) or gss_get_mic+gss_verify_mic (SIGN) over SIZE-byte
  * messages for at least SECONDS of CPU time. Returns 0 or -1 (ERR filled). */
 int bench_gss_loop(bench_gss_pair *p, negio_level level, size_t size, double seconds,
                    bench_gss_result *r, char *err, size_t cap);
+
+/* The hardware limit of Kerberos protection for ENCTYPE (bench_openssl.c): OpenSSL EVP alone
+ * doing the crypto of a sealed Wrap token (AES-CBC-CTS and HMAC, made and opened: SEAL) or of a
+ * MIC token (an HMAC made and checked: SIGN) over SIZE-byte messages, for at least SECONDS of
+ * CPU time. Returns 0 or -1 (ERR filled). */
+int bench_ossl_loop(int enctype, negio_level level, size_t size, double seconds,
+                    bench_gss_result *r, char *err, size_t cap);
 
 /* The in-process handshake limits for PATH ("kerberos" or "negotiate-ntlm"), for at least
  * SECONDS of CPU time each. KIND: 0 = init+accept with credentials acquired once (the limit),

@@ -41,6 +41,10 @@ negio_config *bench_client_config(const char *path, char *err, size_t cap)
         rc = negio_config_set_min_level(cfg, NEGIO_LEVEL_NONE);
     if (rc == 0 && strcmp(path, "kerberos") == 0) {
         rc = negio_config_set_mech(cfg, NEGIO_MECH_KERBEROS);
+    } else if (rc == 0 && strcmp(path, "kerberos-mit") == 0) {
+        rc = negio_config_set_mech(cfg, NEGIO_MECH_KERBEROS);
+        if (rc == 0)
+            rc = negio_config_set_kerberos_fast_path(cfg, 0);
     } else if (rc == 0 && strcmp(path, "ntlm") == 0) {
         rc = negio_config_set_mech(cfg, NEGIO_MECH_NTLM);
     } else if (rc == 0 && strcmp(path, "negotiate-ntlm") == 0) {
@@ -205,16 +209,17 @@ static int server_tls(negio_config *cfg, int argc, char **argv)
     return rc == 0 ? 0 : usage_error("server", "TLS configuration failed");
 }
 
-/* key=value: loops=N (0: one per CPU, the engine's default), max=N (connections), and the TLS of
- * server_tls(). Listens on a free port of 127.0.0.1 and prints "port port=N". Serves until stdin
- * ends. */
+/* key=value: loops=N (0: one per CPU, the engine's default), max=N (connections), fast=0 (the
+ * Kerberos fast path off: MIT's per-message calls, issue 18), and the TLS of server_tls(). Listens
+ * on a free port of 127.0.0.1 and prints "port port=N". Serves until stdin ends. */
 int bench_child_server(int argc, char **argv)
 {
     bench_raise_nofile();
     negio_config *cfg;
     if (negio_config_new(&cfg, NEGIO_ROLE_SERVER) != 0 ||
         negio_config_set_service(cfg, SERVICE) != 0 ||
-        negio_config_set_min_level(cfg, NEGIO_LEVEL_NONE) != 0)
+        negio_config_set_min_level(cfg, NEGIO_LEVEL_NONE) != 0 ||
+        negio_config_set_kerberos_fast_path(cfg, (int)bench_arg_num(argc, argv, "fast", 1)) != 0)
         return usage_error("server", "configuration failed");
     int trc = server_tls(cfg, argc, argv);
     if (trc != 0)

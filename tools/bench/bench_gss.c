@@ -197,19 +197,39 @@ bench_gss_pair *bench_gss_pair_new(const char *mech, char *err, size_t cap)
     return p;
 }
 
-void bench_gss_pair_key(bench_gss_pair *p, char *out, size_t cap)
+/* GSS_C_INQ_SSPI_SESSION_KEY: the key, then the OID 1.2.840.113554.1.2.2.4.<enctype>; its
+ * length in bits into *BITS. -1 if the mechanism cannot say, -2 if it gave no enctype. */
+static long session_key(bench_gss_pair *p, size_t *bits)
 {
-    /* GSS_C_INQ_SSPI_SESSION_KEY: the key, then the OID 1.2.840.113554.1.2.2.4.<enctype> */
     OM_uint32 maj, min;
     gss_buffer_set_t set = GSS_C_NO_BUFFER_SET;
-    snprintf(out, cap, "unknown");
     maj = gss_inquire_sec_context_by_oid(&min, p->ictx, GSS_C_INQ_SSPI_SESSION_KEY, &set);
-    if (GSS_ERROR(maj) || set == GSS_C_NO_BUFFER_SET || set->count < 1)
-        return;
-    size_t bits = set->elements[0].length * 8;
-    long enctype = -1;
+    if (GSS_ERROR(maj) || set == GSS_C_NO_BUFFER_SET || set->count < 1) {
+        gss_release_buffer_set(&min, &set);
+        return -1;
+    }
+    *bits = set->elements[0].length * 8;
+    long enctype = -2;
     if (set->count >= 2 && set->elements[1].length == 11)
         enctype = ((const unsigned char *)set->elements[1].value)[10];
+    gss_release_buffer_set(&min, &set);
+    return enctype;
+}
+
+int bench_gss_pair_enctype(bench_gss_pair *p)
+{
+    size_t bits = 0;
+    long e = session_key(p, &bits);
+    return e >= 0 ? (int)e : -1;
+}
+
+void bench_gss_pair_key(bench_gss_pair *p, char *out, size_t cap)
+{
+    size_t bits = 0;
+    snprintf(out, cap, "unknown");
+    long enctype = session_key(p, &bits);
+    if (enctype == -1)
+        return;
     static const struct {
         long type;
         const char *name;
@@ -228,7 +248,6 @@ void bench_gss_pair_key(bench_gss_pair *p, char *out, size_t cap)
         snprintf(out, cap, "enctype %ld, %zu-bit session key", enctype, bits);
     else
         snprintf(out, cap, "%zu-bit session key", bits);
-    gss_release_buffer_set(&min, &set);
 }
 
 int bench_gss_loop(bench_gss_pair *p, negio_level level, size_t size, double seconds,

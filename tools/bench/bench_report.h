@@ -89,6 +89,15 @@ typedef struct b_results {
     int have_tls;
     b_tp tls[B_TLS_PATHS][B_MAX_SIZES];
     char tls_session[B_TLS_PATHS][96]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", as negotiated */
+    /* issue 18, the Kerberos fast path: the "kerberos" rows run on it unless NEGIO_KRB5_FAST_PATH
+     * switched it off for the whole run (fast_path 0); the same transfers with it off on both
+     * sides (MIT's gss_wrap and gss_get_mic, "kerberos-mit"), and its limit: OpenSSL EVP alone
+     * on the same bytes, for the Kerberos pair's enctype */
+    int fast_path;
+    int have_mit, have_ossl;
+    b_tp e2e_mit[3][B_MAX_SIZES]; /* [level][size]; sign and seal only */
+    b_tp ossl[3][B_MAX_SIZES];    /* [level: 1 sign, 2 seal][size] */
+    int ossl_enctype;
 } b_results;
 
 /* Derived figures; NAN when not measured. */
@@ -98,8 +107,17 @@ double b_cpu_per_gb(const b_tp *t); /* CPU seconds per GB (10^9 bytes), all proc
 double b_hs_rate(const b_hs *h);    /* handshakes per wall second */
 double b_hs_per_cpu(const b_hs *h); /* handshakes per CPU second, all processes */
 
-/* The ratios of the issue (measured / limit); NAN when not measured. */
+/* The ratios of the issue (measured / limit); NAN when not measured. Sign and seal against their
+ * limit: the in-process GSS calls, or for kerberos on the fast path OpenSSL alone (b_ossl_limit).
+ */
 double b_ratio_level_vs_gss(const b_results *r, int mech, int level, size_t size_index);
+/* Whether the kerberos rows' limit is the OpenSSL line (they ran on the fast path and it was
+ * measured). */
+int b_ossl_limit(const b_results *r);
+/* Issue 18: the kerberos rows against the kerberos-mit rows at LEVEL (throughput over wall time;
+ * with CPU set, CPU per byte), and the MIT path against the in-process GSS limit. */
+double b_ratio_fast_vs_mit(const b_results *r, int level, size_t size_index, int cpu);
+double b_ratio_mit_vs_gss(const b_results *r, int level, size_t size_index);
 double b_ratio_none_vs_tcp(const b_results *r, int mech, size_t size_index, int cpu);
 double b_ratio_hs(const b_results *r, int path);
 /* Kerberos inside TLS at level none over Kerberos at seal without TLS: throughput (the

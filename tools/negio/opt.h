@@ -161,6 +161,7 @@ int cli_add_map(const struct cli *c, const char *arg, struct cli_map *maps, size
 struct cli_protect {
     negio_level protect, min;
     int have_protect, have_min; /* given on the command line (or set by a TLS transport) */
+    int no_fast_path;           /* --no-kerberos-fast-path */
 };
 extern const struct cli_group cli_protect_group;
 

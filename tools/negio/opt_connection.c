@@ -128,6 +128,7 @@ int cli_connection_config(const struct cli *c, const struct cli_connection *k, n
         (rc = cli_tls_apply(cfg, &k->tls)) < 0 ||
         (rc = negio_config_set_default_level(cfg, k->protect.protect)) < 0 ||
         (rc = negio_config_set_min_level(cfg, k->protect.min)) < 0 ||
+        (rc = negio_config_set_kerberos_fast_path(cfg, !k->protect.no_fast_path)) < 0 ||
         (rc = role == NEGIO_ROLE_SERVER ? acceptor_last(cfg, &k->identity)
                                         : initiator_last(cfg, a)) < 0)
         goto fail;

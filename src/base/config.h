@@ -28,6 +28,7 @@ struct negio_config {
     int mutual;
     int delegate;
     int deferred_steps;
+    int half_close; /* native profile: a peer's CLOSE is answered by negio_conn_close() */
     negio_limits limits;
     negio_log_fn log_fn;
     void *log_user;

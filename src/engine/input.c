@@ -120,7 +120,11 @@ static void on_established(negio_econn *c)
         if (status != 0) {
             /* the writes made before are dropped with the connection: a rejected peer gets
              * nothing but the rejection */
-            negio_conn_close(c->conn, (uint32_t)status, "rejected by the application");
+            /* the statuses of PROTOCOL.md section 6.8 that an application sends say so */
+            negio_conn_close(c->conn, (uint32_t)status,
+                             status == NEGIO_STATUS_FORBIDDEN     ? "not allowed"
+                             : status == NEGIO_STATUS_UNAVAILABLE ? "service unavailable"
+                                                                  : "rejected by the application");
             negio__flush(c);
             negio__econn_close(c, NEGIO_CLOSE_REFUSED, 0, "rejected by the application (status %d)",
                                status);

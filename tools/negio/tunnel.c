@@ -173,6 +173,11 @@ static int tunnel_take(const struct cli *c, void *state, int id, const char *arg
         d->proxy_v2 = strcmp(arg, "v2") == 0;
         return 0;
     case OPT_ACCEPT_PROXY_FROM:
+        if (!cidr_list_valid(arg))
+            return cli_error(c,
+                             "--accept-proxy-from: expected addresses or CIDR blocks separated "
+                             "by commas (10.0.0.0/8,192.0.2.7), got '%s'",
+                             arg);
         d->accept_proxy_from = (char *)arg;
         return 0;
     case OPT_CONNECT_TIMEOUT:
@@ -264,11 +269,6 @@ static int tunnel_validate(const struct cli *c, struct tunnel_def *d)
                             "inside TLS");
     if (d->name[0] == '\0')
         snprintf(d->name, sizeof(d->name), "%s", d->mode == TUNNEL_CLIENT ? "client" : "server");
-    if (d->accept_proxy_from != NULL && !cidr_list_valid(d->accept_proxy_from))
-        return cli_error(c,
-                         "--accept-proxy-from: expected addresses or CIDR blocks separated by "
-                         "commas (10.0.0.0/8,192.0.2.7), got '%s'",
-                         d->accept_proxy_from);
     return cli_connection_validate(c, &d->conn, NULL, 0);
 }
 

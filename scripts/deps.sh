@@ -7,7 +7,11 @@
 # (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there;
 # abigail-tools (abidw, abidiff) runs check-abi. Outside make check, make coverage uses clang-14's
 # profile runtime (libclang-rt-14-dev) and llvm-14's llvm-profdata-14 and llvm-cov-14, and python3
-# for its tables and tests/fuzz/hand_seeds.py.
+# for its tables and tests/fuzz/hand_seeds.py. negio tunnel reads its config file with libinih
+# (libinih-dev); its tests run real software behind and in front of it (redis-server and
+# redis-tools, nginx, haproxy), and negio bench compares it with stunnel (stunnel4). Installing
+# redis-server and nginx tries to start their system services; that is harmless (refused in
+# containers), and the tests start their own on loopback.
 set -euo pipefail
 
 pkgs=(
@@ -19,6 +23,8 @@ pkgs=(
   libuid-wrapper libnss-wrapper
   openjdk-17-jdk-headless
   gnuplot-nox
+  libinih-dev
+  redis-server redis-tools nginx haproxy stunnel4
 )
 
 missing=()

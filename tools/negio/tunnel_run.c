@@ -152,7 +152,7 @@ static void log_connection(struct tunnel *t, const struct tconn *tc, const char 
 {
     struct runner *r = t->run;
     const char *side = t->mode == TUNNEL_CLIENT ? "client" : "server";
-    long long dur_ms = tc ? (long long)((now_ns() - tc->start_ns) / 1000000u) : -1;
+    long long dur_ms = tc && tc->start_ns ? (long long)((now_ns() - tc->start_ns) / 1000000u) : -1;
     const char *close = tc && tc->refused[0] ? "refused" : negio_close_reason_name(reason);
     const char *why = tc && tc->refused[0] ? tc->refused : detail;
     const char *mech = tc && tc->authenticated ? mech_text(tc->mech) : NULL;
@@ -310,11 +310,14 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     if (tc != NULL && tc->counted)
         atomic_fetch_sub(&t->m.open, 1);
     char from[80];
-    if (tc != NULL)
-        snprintf(from, sizeof(from), "%s", tc->from);
-    else
-        addr_text(negio_econn_peer_addr(c), from, sizeof(from));
-    log_connection(t, tc, from, reason, code, detail, have ? &st : NULL);
+    struct tconn early; /* a connection that ended before authentication: where it came from */
+    if (tc == NULL) {
+        memset(&early, 0, sizeof(early));
+        addr_text(negio_econn_peer_addr(c), early.from, sizeof(early.from));
+        addr_text(negio_econn_via_addr(c), early.via, sizeof(early.via));
+    }
+    snprintf(from, sizeof(from), "%s", tc != NULL ? tc->from : early.from);
+    log_connection(t, tc != NULL ? tc : &early, from, reason, code, detail, have ? &st : NULL);
     negio_econn_set_user(c, NULL);
     free(tc);
 }

@@ -135,4 +135,7 @@ int bench_gss_loop(bench_gss_pair *p, negio_level level, size_t size, double sec
 int bench_handshake_inprocess(const char *path, int kind, double seconds, bench_gss_result *r,
                               char *err, size_t cap);
 
+/* bench_tunnel.c: the tunnel section, by scripts/bench-tunnel.py; 0 or 1. */
+int bench_tunnel(int full, long connections, const char *json_path, const char *realm_dir);
+
 #endif /* NEGIO_CLI_BENCH_H */

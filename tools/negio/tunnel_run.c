@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -834,6 +835,12 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
         return CLI_EXIT_FAIL;
     r->g = *g;
     r->config_path = config_path;
+    /* every tunnel holds two descriptors: as many as the hard limit allows (as servers do) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
     pthread_mutex_init(&r->out_mu, NULL);
     uv_loop_init(&r->loop);
     int status = CLI_EXIT_OK;

@@ -363,6 +363,8 @@ typedef struct negio__cidr {
  * Returns the count (>= 1), NEGIO_ERR_INVALID or NEGIO_ERR_NOMEM. */
 int negio__cidr_parse(const char *list, negio__cidr **out);
 int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *sa);
+/* C's peer address without the port, as text ("?" if none). */
+void negio__peer_host(const negio_econn *c, char *out, size_t cap);
 /* Reads into the header buffer while C expects a PROXY header (input.c's allocation). */
 void negio__proxy_alloc(negio_econn *c, uv_buf_t *buf);
 /* N bytes arrived in the header buffer: 0 while the header is incomplete, 1 when it was taken
@@ -373,6 +375,10 @@ int negio__proxy_read(negio_econn *c, size_t n);
 
 void negio__start_connect(negio__loop *l, negio_econn *c);
 void negio__free_addrs(negio_econn *c);
+/* A private copy of a resolved address list (as much as could be copied; NULL if nothing),
+ * freed with negio__free_addr_list. */
+struct addrinfo *negio__copy_addrs(const struct addrinfo *res);
+void negio__free_addr_list(struct addrinfo **list);
 void negio__adopt(negio__loop *l, negio__cmd *m);
 void negio__listener_setup(negio__loop *l, negio__listener *li);
 void negio__listener_start(negio__listener *li);

@@ -30,12 +30,8 @@ static int refused_proxy(negio_econn *c, const uv_buf_t *buf, ssize_t n)
     c->proxy_state = 0;
     if (n < 6 || (memcmp(buf->base, "PROXY ", 6) != 0 && memcmp(buf->base, v2, 6) != 0))
         return 0;
-    char from[INET6_ADDRSTRLEN] = "?";
-    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, from, sizeof(from));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, from, sizeof(from));
+    char from[INET6_ADDRSTRLEN];
+    negio__peer_host(c, from, sizeof(from));
     negio_conn_recv_done(c->conn, 0);
     negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_PROTOCOL,
                        "a PROXY protocol header from %s, which is not among the sources it is "

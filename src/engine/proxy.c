@@ -119,6 +119,16 @@ int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *
 
 /* ---- the header ------------------------------------------------------------------------------ */
 
+void negio__peer_host(const negio_econn *c, char *out, size_t cap)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    snprintf(out, cap, "?");
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
 static void proxy_fail(negio_econn *c, const char *what)
 {
     negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_PROTOCOL, "PROXY protocol header: %s", what);
@@ -241,12 +251,8 @@ int negio__proxy_read(negio_econn *c, size_t n)
     if (len == 0)
         return 0;
     if (len < 0) {
-        char why[160], from[INET6_ADDRSTRLEN] = "?";
-        const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, from, sizeof(from));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, from, sizeof(from));
+        char why[160], from[INET6_ADDRSTRLEN];
+        negio__peer_host(c, from, sizeof(from));
         snprintf(why, sizeof(why), "%s from %s, a source that must send one",
                  len == -2 ? "missing" : "malformed", from);
         proxy_fail(c, why);

@@ -353,12 +353,7 @@ static void relay_opened(struct negio__relay *r)
 
 static void free_addrs(struct negio__relay *r)
 {
-    while (r->addrs != NULL) {
-        struct addrinfo *a = r->addrs;
-        r->addrs = a->ai_next;
-        negio__free(a->ai_addr);
-        negio__free(a);
-    }
+    negio__free_addr_list(&r->addrs);
 }
 
 static int try_next(struct negio__relay *r);
@@ -425,21 +420,7 @@ static void on_relay_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo
     if (!r->ending && (status < 0 || res == NULL)) {
         relay_fail(r, NEGIO_ERR_ADDRESS, "resolve %s: %s", r->host, uv_strerror(status));
     } else if (!r->ending) {
-        struct addrinfo **tail = &r->addrs;
-        for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
-            struct addrinfo *copy = negio__calloc(1, sizeof(*copy));
-            void *addr = negio__malloc(a->ai_addrlen);
-            if (copy == NULL || addr == NULL) {
-                negio__free(copy);
-                negio__free(addr);
-                break;
-            }
-            memcpy(addr, a->ai_addr, a->ai_addrlen);
-            copy->ai_addr = addr;
-            copy->ai_addrlen = a->ai_addrlen;
-            *tail = copy;
-            tail = &copy->ai_next;
-        }
+        r->addrs = negio__copy_addrs(res);
         int rc = r->addrs == NULL ? UV_ENOMEM : try_next(r);
         if (rc < 0)
             relay_fail(r, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s", r->host, (unsigned)r->port,

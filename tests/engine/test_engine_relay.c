@@ -365,11 +365,11 @@ static int handshake_over(int fd, negio_config *cc)
         if (rc == 0 && (ev.want & NEGIO_WANT_READ) && !(ev.want & NEGIO_WANT_WRITE)) {
             uint8_t in[16384];
             struct pollfd p = {.fd = fd, .events = POLLIN};
-            if (poll(&p, 1, 20000) != 1)
-                return NEGIO_ERR_TRUNCATED;
-            ssize_t n = read(fd, in, sizeof(in));
-            if (n <= 0)
-                return NEGIO_ERR_TRUNCATED;
+            ssize_t n = poll(&p, 1, 20000) == 1 ? read(fd, in, sizeof(in)) : -1;
+            if (n <= 0) {
+                rc = NEGIO_ERR_TRUNCATED;
+                break;
+            }
             assert_int_equal(negio_conn_feed(conn, in, (size_t)n), 0);
         }
     }

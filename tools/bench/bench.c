@@ -957,9 +957,9 @@ static int parse_sections(const char *s, unsigned *out)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"gss", S_GSS},      {"e2e", S_E2E},           {"tcp", S_TCP},    {"tls", S_TLS},
-                 {"handshake", S_HS}, {"connections", S_CONNS}, {"latency", S_LAT},
-                 {"tunnel", S_TUNNEL}};
+    } names[] = {{"gss", S_GSS},     {"e2e", S_E2E},      {"tcp", S_TCP},
+                 {"tls", S_TLS},     {"handshake", S_HS}, {"connections", S_CONNS},
+                 {"latency", S_LAT}, {"tunnel", S_TUNNEL}};
     *out = 0;
     while (*s) {
         size_t n = strcspn(s, ",");

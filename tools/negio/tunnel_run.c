@@ -58,7 +58,7 @@ struct tconn {
     char who[300];
     negio_mech mech;
     negio_level level_in, level_out;
-    char refused[400];
+    char refused[640];
 };
 
 struct runner {

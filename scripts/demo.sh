@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway realm, a negio server, and negio clients over every mechanism path,
 # then the refused cases, impersonation (as root), a delegation double hop and Kerberos inside
-# TLS; everything started here is stopped at the end.
+# TLS, and redis through a sealed negio tunnel; everything started here is stopped at the end.
 set -euo pipefail
 build=${BUILD:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -121,6 +121,38 @@ sleep 0.2; server_saw
 say "refused: NTLM inside certificate-free TLS (it cannot authenticate the server)"
 if client --tls-negotiate --mech ntlm "hello"; then
   echo "demo: NTLM was not refused in certificate-free TLS" >&2; exit 1
+fi
+
+say "negio tunnel: redis through a sealed tunnel, alice's identity in the server's log"
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+  rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    >"$dir/redis-server.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$rport" PING >/dev/null 2>&1 && break; sleep 0.05; done
+  tunnel() { # NAME SIDE OPTIONS...: starts it, sets TPORT
+    local name=$1; shift
+    "$negio" tunnel "$@" --listen 127.0.0.1:0 --name "$name" >"$dir/tunnel-$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+      TPORT=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$dir/tunnel-$name.log")
+      [ -n "$TPORT" ] && return 0
+      sleep 0.05
+    done
+    echo "demo: tunnel $name did not start:" >&2; cat "$dir/tunnel-$name.log" >&2; exit 1
+  }
+  tunnel redis server --backend "127.0.0.1:$rport" --allow @NEGIO.TEST --min-protect seal
+  tunnel local client --connect "127.0.0.1:$TPORT" --spn negio@localhost --mech kerberos
+  echo "    \$ redis-cli -p $TPORT SET greeting 'hello through a sealed tunnel'"
+  redis-cli -p "$TPORT" SET greeting "hello through a sealed tunnel" | sed 's/^/    /'
+  echo "    \$ redis-cli -p $TPORT GET greeting"
+  redis-cli -p "$TPORT" GET greeting | sed 's/^/    /'
+  sleep 0.2
+  sed 's/^/    /' "$dir/tunnel-redis.log"
+  grep -q "who=alice@NEGIO.TEST mech=kerberos level=seal/seal" "$dir/tunnel-redis.log" ||
+    { echo "demo: the tunnel server did not log alice" >&2; exit 1; }
+else
+  echo "    (redis-server is not installed: scripts/deps.sh installs it)"
 fi
 
 say "done: everything started here is stopped"

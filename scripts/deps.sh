@@ -9,6 +9,11 @@
 # profile runtime (libclang-rt-14-dev) and llvm-14's llvm-profdata-14 and llvm-cov-14, and python3
 # for its tables and tests/fuzz/hand_seeds.py. tshark (with dumpcap, from wireshark-common) reads the
 # [MS-NNS] profile's captures with Wireshark's own dissector (tests/cli/test_nns_wireshark.sh).
+# negio tunnel reads its config file with libinih (libinih-dev); its tests run real software
+# behind and in front of it (redis-server and redis-tools, nginx, haproxy), and negio bench
+# compares it with stunnel (stunnel4). Installing redis-server and nginx tries to start their
+# system services; that is harmless (refused in containers), and the tests start their own on
+# loopback.
 set -euo pipefail
 
 pkgs=(
@@ -21,6 +26,8 @@ pkgs=(
   openjdk-17-jdk-headless
   gnuplot-nox
   tshark
+  libinih-dev
+  redis-server redis-tools nginx haproxy stunnel4
 )
 
 missing=()

@@ -118,6 +118,13 @@ typedef struct negio_engine_options {
     int close_at_context_expiry;
     negio_engine_callbacks callbacks;
     void *user;
+    /* Appended after 0.2 (set size = sizeof to use them). */
+    /* Both (optional): a connection whose configuration has negio_config_set_half_close got
+     * the peer's CLOSE (status 0): the peer sends nothing more, and this side may go on writing
+     * until it calls negio_engine_close(C, 0), which sends its own CLOSE and ends the
+     * connection cleanly (on_closed, NEGIO_CLOSE_CLEAN). Not called for a relayed connection:
+     * the relay shuts down its socket's sending half instead. */
+    void (*on_peer_closed)(negio_econn *c, void *user);
 } negio_engine_options;
 
 /* Creates an engine and starts its loop and worker threads. OPTS is copied (its first
@@ -138,6 +145,35 @@ NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *o
  * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE, NEGIO_ERR_SYSTEM (no socket, or a socket call failed). */
 NEGIO_API int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
                                   uint16_t *port);
+
+/* What a listener does beyond negio_engine_listen (growable: set size = sizeof). */
+typedef struct negio_listen_options {
+    uint32_t size;
+    /* PROXY protocol (v1 or v2, as HAProxy sends it) before negio's bytes, from these
+     * sources only: addresses or CIDR blocks separated by commas or spaces ("10.0.0.0/8,
+     * 127.0.0.1, ::1/128"), or NULL for none. A connection from a listed source must begin
+     * with a PROXY header: its source address becomes negio_econn_peer_addr (a LOCAL command,
+     * a health check, keeps the real one) and the balancer's is negio_econn_via_addr. A PROXY
+     * header from any other source is refused (NEGIO_ERR_PROTOCOL, "a PROXY protocol header
+     * from ..."): a client cannot claim another address. Headers over 1024 bytes of addresses
+     * and TLVs, and malformed ones, are NEGIO_ERR_PROTOCOL. */
+    const char *accept_proxy_from;
+} negio_listen_options;
+
+/* negio_engine_listen with OPTS (NULL: none). The returned *PORT also names the listener for
+ * negio_engine_listen_reconfigure.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a size the conventions of negio.h refuse, or an
+ * accept_proxy_from that is not a list of addresses and CIDR blocks), NEGIO_ERR_ADDRESS,
+ * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE, NEGIO_ERR_SYSTEM. */
+NEGIO_API int negio_engine_listen_with(negio_engine *e, const char *addr, const negio_config *cfg,
+                                       const negio_listen_options *opts, uint16_t *port);
+/* Replaces the configuration (copied) that connections accepted from now on by the listener
+ * bound to PORT are made with, e.g. to take up a new keytab or access rules on a reload;
+ * connections already accepted keep theirs. Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (no listener on PORT, or a configuration that is not a
+ * server's), NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
+                                              const negio_config *cfg);
 
 /* Opens a client connection to HOST:PORT with a client connector made from CFG (copied).
  * CONN_USER is returned by negio_econn_user(). *OUT (if not NULL) receives a handle that the
@@ -189,6 +225,82 @@ NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info)
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's
  * loop thread only (e.g. in on_authenticated). Take a reference to keep them past the call. */
 NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
+
+/* The address the TCP connection itself came from when the listener accepted a PROXY header
+ * on it (negio_listen_options): the load balancer's; AF_UNSPEC otherwise. Valid for the
+ * handle's lifetime, from the connection's loop thread (e.g. in callbacks). */
+NEGIO_API const struct sockaddr *negio_econn_via_addr(const negio_econn *c);
+
+/* ---- Relays ---------------------------------------------------------------------------------
+ * A relay joins a connection C and a plain TCP socket on C's loop: every message that arrives
+ * on C is written to the socket, and what the socket reads goes to the peer as messages, each
+ * direction in order, until both have ended. Made for tunnels (negio tunnel): a client that
+ * accepts plain TCP and relays it over negio, a server that relays each authenticated
+ * connection to a backend.
+ *  - The socket is read only once C is established and while it is open for writing; each read
+ *    becomes one message (at most `chunk` bytes) at C's default level. on_message is not called
+ *    for a relayed connection.
+ *  - Flow control end to end: while what C has not yet sent (negio_econn_queued) is over the
+ *    engine's high_water, the socket is not read; while what the socket has not yet taken is
+ *    over the relay's high_water, C is not read. So a relay holds about two high-water marks,
+ *    one message and one frame, whatever the two peers do. on_backpressure is not called for a
+ *    relayed connection.
+ *  - Half-close: with negio_config_set_half_close on C's configuration, the end of the socket's
+ *    input (FIN) becomes C's CLOSE after everything read before it, while messages from the
+ *    peer still reach the socket; the peer's CLOSE becomes a shutdown of the socket's sending
+ *    half after every message before it, while the socket is still read. The connection ends
+ *    when both directions have. Without half-close, either end ends both.
+ *  - A clean end (both CLOSEs) shuts the socket down after every byte was written to it; any
+ *    other end of C (an error, a truncation, a timeout, a rejection) resets the socket, so the
+ *    program behind it never takes a cut stream for a complete one. A socket that fails (reset,
+ *    refused, timed out) ends C with a protected CLOSE of status `fail_status` whose reason
+ *    says why, and on_closed reports NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (connect) or
+ *    NEGIO_ERR_SYSTEM, the detail beginning "relay: ".
+ *  - The idle timeout counts activity in both directions.
+ * Attach the relay before C can deliver a message: in a callback of C (on_authenticated), or
+ * from the thread that called negio_engine_connect right after it. */
+typedef struct negio_relay_options {
+    uint32_t size;               /* sizeof(negio_relay_options), or 0 (this layout) */
+    size_t chunk;                /* the largest message made from one read (0: 64 KiB) */
+    size_t high_water;           /* bytes the socket has not yet taken that pause reading C
+                                    (0: the engine's high_water) */
+    uint32_t connect_timeout_ms; /* negio_engine_relay_connect (0: 10000) */
+    uint32_t fail_status;        /* the CLOSE status the peer gets when the socket cannot be
+                                    reached or fails (0: NEGIO_STATUS_UNAVAILABLE) */
+    const void *preamble;        /* written to the socket before anything else (copied), */
+    size_t preamble_len;         /* e.g. a PROXY protocol header */
+} negio_relay_options;
+
+/* Relays C and the connected stream socket FD (any stream socket: TCP or Unix). On NEGIO_OK
+ * the engine owns FD (closed with the relay, also when C has already ended); on an error the
+ * caller keeps it. OPTS may be NULL. Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a negative FD, a size the conventions of negio.h
+ * refuse), NEGIO_ERR_STATE (C has a relay already, or has ended), NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_engine_relay(negio_econn *c, int fd, const negio_relay_options *opts);
+/* Relays C and a new TCP connection to HOST:PORT, which the engine makes on C's loop (the name
+ * resolved, each address tried, within connect_timeout_ms). Messages from the peer wait
+ * (C is not read) until it is connected. Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE, NEGIO_ERR_NOMEM. */
+NEGIO_API int negio_engine_relay_connect(negio_econn *c, const char *host, uint16_t port,
+                                         const negio_relay_options *opts);
+
+/* A relay's counts (growable: the caller sets size). */
+typedef struct negio_relay_stats {
+    uint32_t size;
+    uint64_t to_socket;   /* message bytes written to the socket (the preamble not counted) */
+    uint64_t from_socket; /* bytes read from the socket and sent as messages */
+    size_t held;          /* bytes held now for either direction: negio_econn_queued(C) and
+                             what the socket has not taken */
+    size_t held_max;      /* the most it ever held */
+    int connected;        /* the socket was connected */
+    int socket_eof;       /* the socket's peer ended its sending */
+    int peer_closed;      /* the negio peer ended its sending (its CLOSE) */
+} negio_relay_stats;
+
+/* Fills *STATS for C's relay; from C's loop thread (in callbacks, on_closed included).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL or badly sized STATS), NEGIO_ERR_STATE (no
+ * relay). */
+NEGIO_API int negio_econn_relay_stats(const negio_econn *c, negio_relay_stats *stats);
 
 /* Number of open connections (approximate while they change). Safe from any thread. */
 NEGIO_API unsigned negio_engine_connections(const negio_engine *e);

@@ -64,6 +64,12 @@ NEGIO_API const char *negio_version_string(void);
 /* CLOSE status values (docs/PROTOCOL.md section 6.8). 0 is a normal close; a failing side sends
  * its error code negated (101..113); applications should not use 100..199. */
 #define NEGIO_STATUS_EXPIRED 120 /* the sender's security context ended (its ticket expired) */
+#define NEGIO_STATUS_FORBIDDEN                                                                     \
+    121 /* the peer is authenticated, but not allowed (an access list)                             \
+         */
+#define NEGIO_STATUS_UNAVAILABLE                                                                   \
+    122 /* the service behind the sender could not be reached or                                   \
+            failed (a relay's plain side: refused, timed out, reset) */
 
 /* Error codes: one table for the whole library, the engine (engine.h) and identity (identity.h)
  * included, with a range reserved for each layer. negio_strerror() and negio_err_name() know
@@ -404,6 +410,13 @@ NEGIO_API int negio_config_set_limits(negio_config *cfg, const negio_limits *lim
  * only when the owner calls negio_conn_step() (deferred, e.g. on a worker thread).
  * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_deferred_steps(negio_config *cfg, int deferred);
+/* Both, negio's own profile: a CLOSE with status 0 from the peer is a half-close
+ * (docs/PROTOCOL.md section 4.5). Off (the default): the connector answers it with its own
+ * CLOSE at once, and NEGIO_EV_CLOSED ends the connection. On: NEGIO_EV_CLOSED says that the peer
+ * will send nothing more, but this side may go on writing (a relay passing on the rest of a
+ * reply after its client shut down its sending half) until it calls negio_conn_close(), which
+ * sends the answering CLOSE. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+NEGIO_API int negio_config_set_half_close(negio_config *cfg, int on);
 /* Both: a log callback for diagnostics (never required). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user);
 
@@ -472,7 +485,8 @@ NEGIO_API void negio_conn_send_release(void *block);
  * configured default). Before completion the message is copied and queued; it goes out once
  * both sides' policies are known. A message larger than one frame is split.
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_LEVEL (below the peer's minimum; not sent),
- * NEGIO_ERR_MSG_SIZE (over the message limit; not sent), NEGIO_ERR_STATE (after close),
+ * NEGIO_ERR_MSG_SIZE (over the message limit; not sent), NEGIO_ERR_STATE (after this side's
+ * close, or after the peer's unless negio_config_set_half_close),
  * NEGIO_ERR_NOMEM, or the sticky fatal error (a GSS protection failure is fatal). */
 NEGIO_API int negio_conn_write(negio_conn *conn, const void *data, size_t len, negio_level level);
 

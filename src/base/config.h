@@ -31,6 +31,7 @@ struct negio_config {
                                delegate with delegate set); server, the least it requires (0: any) */
     int kerberos_fast_path; /* RFC 4121 tokens on OpenSSL once Kerberos is established (src/gss) */
     int deferred_steps;
+    int half_close; /* native profile: a peer's CLOSE is answered by negio_conn_close() */
     negio_limits limits;
     negio_log_fn log_fn;
     void *log_user;

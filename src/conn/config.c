@@ -390,6 +390,14 @@ int negio_config_set_deferred_steps(negio_config *cfg, int deferred)
     return NEGIO_OK;
 }
 
+int negio_config_set_half_close(negio_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return NEGIO_ERR_INVALID;
+    cfg->half_close = on != 0;
+    return NEGIO_OK;
+}
+
 int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user)
 {
     if (cfg == NULL)

@@ -670,7 +670,9 @@ int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level le
         return NEGIO_ERR_INVALID;
     if (c->err != 0)
         return c->err;
-    if (c->close_sent || c->closed)
+    /* half-close: the peer's CLOSE ended its sending only; ours goes on until our own CLOSE */
+    if (c->close_sent || (c->closed && !(c->cfg.half_close && c->phase == PHASE_ESTABLISHED &&
+                                         c->profile->protected_close)))
         return NEGIO_ERR_STATE;
     if (level == NEGIO_LEVEL_DEFAULT)
         level = c->cfg.default_level;

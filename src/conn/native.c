@@ -324,8 +324,9 @@ static int on_close(negio_conn *c, const uint8_t *p, size_t len, negio_event *ev
     if (status != 0)
         return negio__conn_fail(c, NEGIO_ERR_REJECTED, "peer closed with status %u: %s",
                                 (unsigned)status, text);
-    /* every side sends CLOSE: answer the peer's unless ours went first */
-    if (!c->close_sent && c->phase == PHASE_ESTABLISHED) {
+    /* every side sends CLOSE: answer the peer's unless ours went first, or unless the owner
+     * answers it later (half-close: negio_conn_close) */
+    if (!c->close_sent && c->phase == PHASE_ESTABLISHED && !c->cfg.half_close) {
         int rc = put_frame(c, NEGIO__FT_CLOSE, control_level(c), 0, (const uint8_t *)"\0\0\0\0", 4);
         if (rc < 0)
             return rc;

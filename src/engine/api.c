@@ -45,6 +45,11 @@ const struct sockaddr *negio_econn_peer_addr(const negio_econn *c)
     return (const struct sockaddr *)&c->peer;
 }
 
+const struct sockaddr *negio_econn_via_addr(const negio_econn *c)
+{
+    return (const struct sockaddr *)&c->via;
+}
+
 size_t negio_econn_queued(const negio_econn *c)
 {
     return atomic_load(&c->queued) + atomic_load(&c->unsent);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/config.h" /* half_close, which the connector's owner needs to know */
 #include "engine/engine_internal.h"
 
 /* COUNTED: the listener already counted this connection when it accepted it (so that a burst of
@@ -35,6 +36,8 @@ negio_econn *negio__econn_new(negio_engine *e, negio__loop *l, const negio_confi
     (void)negio_config_get_limits(cfg, &limits); /* cannot fail: both are there */
     c->max_message = limits.max_message;
     c->held_tail = &c->held;
+    c->half_close = cfg->half_close;
+    atomic_init(&c->relay_attached, 0);
     c->state = ST_CONNECTING;
     if (!counted)
         atomic_fetch_add(&e->conns, 1);
@@ -103,6 +106,14 @@ void negio__close_handles(negio_econn *c)
         negio__econn_finish(c);
 }
 
+/* Everything at once, the relay's socket included: a deadline passed, or a forced shutdown. */
+void negio__close_all_handles(negio_econn *c)
+{
+    if (c->relay != NULL)
+        negio__relay_close_now(c);
+    negio__close_handles(c);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status;
@@ -111,7 +122,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void on_close_deadline(uv_timer_t *t)
 {
-    negio__close_handles(t->data);
+    negio__close_all_handles(t->data);
 }
 
 /* Ends the connection: pending output (a protected close, a handshake error) is flushed first,
@@ -133,6 +144,9 @@ void negio__econn_close(negio_econn *c, negio_close_reason reason, int code, con
     }
     int connected = c->state != ST_CONNECTING;
     c->state = ST_CLOSING;
+    /* the relay's socket: shut down after its last byte for a clean end, reset otherwise */
+    if (c->relay != NULL)
+        negio__relay_stop(c, reason == NEGIO_CLOSE_CLEAN);
     /* a socket still resolving or connecting has nothing to flush: uv_shutdown would never
      * complete on it */
     if (!c->tcp_ready || !connected) {
@@ -160,6 +174,13 @@ void negio__econn_start(negio_econn *c)
      * (AF_UNSPEC, engine.h) and the first read reports the end */
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0)
         memset(&c->peer, 0, sizeof(c->peer));
+    /* a listener that accepts PROXY headers: expected from the sources it lists, refused from
+     * every other (proxy.c) */
+    if (c->listener != NULL && c->listener->nproxy > 0)
+        c->proxy_state = negio__cidr_match(c->listener->proxy_from, c->listener->nproxy,
+                                           (const struct sockaddr *)&c->peer)
+                             ? 1
+                             : 2;
     int rc = uv_tcp_nodelay(&c->tcp, 1);
     if (rc == 0)
         rc = negio__timer_start(c, negio__on_timeout, c->e->o.handshake_timeout_ms);
@@ -226,9 +247,21 @@ void negio__do_graceful_close(negio_econn *c, uint32_t status)
         return;
     negio_conn_close(c->conn, 0, "");
     atomic_store(&c->closed, 1); /* no more application writes */
+    if (c->peer_closed) {
+        /* half-close: the peer's CLOSE came first and this one answers it; both are done */
+        negio__flush(c);
+        negio__econn_close(c, NEGIO_CLOSE_CLEAN, 0, "closed after the peer's close");
+        return;
+    }
     c->local_closing = 1;
     uv_timer_stop(&c->timer);
-    negio__timer_start(c, on_close_unanswered, c->e->o.shutdown_timeout_ms);
+    /* Under half-close the peer may go on sending for as long as it has something to say (the
+     * rest of a reply): the idle timeout bounds that, not the close deadline, except when the
+     * engine shuts down. */
+    if (c->half_close && !atomic_load(&c->e->shutting_down))
+        negio__arm_established_timer(c);
+    else
+        negio__timer_start(c, on_close_unanswered, c->e->o.shutdown_timeout_ms);
     negio__econn_process(c); /* flushes the CLOSE, keeps reading */
 }
 
@@ -242,6 +275,8 @@ void negio_econn_unref(negio_econn *c)
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     negio__free_addrs(c);
+    negio__relay_free(c->relay);
+    negio__free(c->proxy_buf);
     negio_conn_del(c->conn);
     negio__free(c->host);
     negio__free(c);

@@ -6,8 +6,7 @@
 #include "base/alloc.h"
 #include "engine/engine_internal.h"
 
-/* A private copy of a resolved address list, freed with freeaddrinfo-compatible frees. */
-static struct addrinfo *copy_addrs(const struct addrinfo *res)
+struct addrinfo *negio__copy_addrs(const struct addrinfo *res)
 {
     struct addrinfo *head = NULL, **tail = &head;
     for (const struct addrinfo *r = res; r != NULL; r = r->ai_next) {
@@ -29,14 +28,19 @@ static struct addrinfo *copy_addrs(const struct addrinfo *res)
     return head;
 }
 
-void negio__free_addrs(negio_econn *c)
+void negio__free_addr_list(struct addrinfo **list)
 {
-    while (c->addrs != NULL) {
-        struct addrinfo *a = c->addrs;
-        c->addrs = a->ai_next;
+    while (*list != NULL) {
+        struct addrinfo *a = *list;
+        *list = a->ai_next;
         negio__free(a->ai_addr);
         negio__free(a);
     }
+}
+
+void negio__free_addrs(negio_econn *c)
+{
+    negio__free_addr_list(&c->addrs);
 }
 
 static int try_next_address(negio_econn *c);
@@ -114,7 +118,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     if (!c->close_started) {
-        c->addrs = copy_addrs(res);
+        c->addrs = negio__copy_addrs(res);
         int rc = c->addrs == NULL ? UV_ENOMEM : try_next_address(c);
         if (rc < 0)
             negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS, "connect to %s:%u: %s",

@@ -95,6 +95,8 @@ static void engine_free(negio_engine *e)
         if (li->reserve >= 0)
             close(li->reserve);
         negio_config_del(li->cfg);
+        pthread_mutex_destroy(&li->cfg_lock);
+        negio__free(li->proxy_from);
         negio__free(li);
     }
     negio__free(e->loops);
@@ -106,7 +108,7 @@ static void engine_free(negio_engine *e)
 /* negio_engine_options as negio 0.2 declared it ends with user, without padding (base/sized.h,
  * docs/ARCHITECTURE.md section 17.4) */
 #define OPTIONS_SIZE_0_2 NEGIO__END(negio_engine_options, user)
-_Static_assert(sizeof(negio_engine_options) == NEGIO__END(negio_engine_options, user),
+_Static_assert(sizeof(negio_engine_options) == NEGIO__END(negio_engine_options, on_peer_closed),
                "negio_engine_options grew: keep OPTIONS_SIZE_0_2, move this to the new last field");
 
 int negio_engine_new(negio_engine **out, const negio_engine_options *opts)

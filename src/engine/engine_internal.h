@@ -34,6 +34,7 @@ enum negio__cmd_type {
     CMD_STEP_DONE, /* a step ended: allocated with the step (negio__submit_step), so it is always
                       sent */
     CMD_LISTEN,    /* loop 0: a new listener to set up and start */
+    CMD_RELAY,     /* attach a relay (relay.c) to a connection */
 };
 
 /* What the engine as a whole asks of a loop: bits set under the loop's lock, run after the
@@ -52,6 +53,7 @@ typedef struct negio__cmd {
     negio_econn *conn;
     int fd;
     struct negio__listener *listener;
+    struct negio__relay *relay;
     uint32_t status;
     negio_level level;
     size_t len;
@@ -88,6 +90,7 @@ typedef struct negio__loop {
     uint64_t clock_ask;  /* milliseconds to add at the next LOOP_CLOCK (under lock) */
 #endif
     negio__wreq *spare; /* one write request kept for reuse (loop thread only) */
+    uint8_t *relay_buf; /* what relays on this loop read into, one read at a time (relay.c) */
 } negio__loop;
 
 typedef struct negio__listener {
@@ -96,7 +99,12 @@ typedef struct negio__listener {
     int fd;
     uv_poll_t poll;
     int polling;
-    negio_config *cfg;
+    negio_config *cfg; /* what accepted connections are made with; replaced under cfg_lock */
+    pthread_mutex_t cfg_lock;
+    uint16_t port;
+    struct negio__cidr *proxy_from; /* sources whose connections begin with a PROXY header */
+    size_t nproxy;
+    struct negio__listener *reg_next; /* every listener, for negio_engine_listen_reconfigure */
     /* Out of descriptors (listener.c, listener_starved): a descriptor held in reserve, given up for
      * a moment to accept and close the connections waiting; the pause before the next try. */
     int reserve;
@@ -171,6 +179,18 @@ struct negio_econn {
     char *host;
     uint16_t port;
     struct sockaddr_storage peer;
+    /* half-close (negio_config_set_half_close): the peer's CLOSE arrived and was not answered */
+    int half_close;
+    int peer_closed;
+    struct negio__relay *relay; /* relay.c, or NULL */
+    atomic_int relay_attached;
+    /* PROXY protocol (proxy.c): 1 while a header is expected, 2 when one must be refused; the
+     * header read so far; the balancer's address once one was accepted */
+    int proxy_state;
+    uint8_t *proxy_buf;
+    size_t proxy_len;
+    const struct negio__listener *listener;
+    struct sockaddr_storage via;
 };
 
 struct negio_engine {
@@ -178,6 +198,7 @@ struct negio_engine {
     unsigned nloops;
     negio__loop *loops;
     negio__listener *listeners;
+    negio__listener *registry; /* the same listeners, from the call that made each (under lock) */
     atomic_uint conns;
     atomic_uint rr;
     atomic_int shutting_down;
@@ -240,6 +261,7 @@ void negio__econn_start(negio_econn *c);
 void negio__econn_close(negio_econn *c, negio_close_reason reason, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void negio__close_handles(negio_econn *c);
+void negio__close_all_handles(negio_econn *c);
 void negio__econn_finish(negio_econn *c);
 /* A close asked by the application (or a shutdown): CLOSE, then wait for the peer's. */
 void negio__do_graceful_close(negio_econn *c, uint32_t status);
@@ -309,10 +331,54 @@ void negio__engine_advance_clock(negio_engine *e, uint64_t ms);
 void negio__loop_move_clock(negio__loop *l);
 #endif
 
+/* ---- relay.c: a connection joined to a plain socket ------------------------------------------ */
+
+/* On C's loop: attach R (made by negio_engine_relay*) to C, or drop it if C has ended. */
+void negio__relay_start(negio_econn *c, struct negio__relay *r);
+/* Whether C must not be read now: its relay's socket is not connected yet, or holds too much. */
+int negio__relay_holds(const negio_econn *c);
+/* C is established: the socket may be read. */
+void negio__relay_established(negio_econn *c);
+/* A message from the peer, for the socket. */
+void negio__relay_message(negio_econn *c, const uint8_t *data, size_t len);
+/* The peer's CLOSE (half-close): the socket's sending half is shut down after what came before. */
+void negio__relay_peer_closed(negio_econn *c);
+/* What C holds for the peer changed (PENDING bytes): pause or resume reading the socket. */
+void negio__relay_output(negio_econn *c, size_t pending);
+/* C is ending (negio__econn_close): shut the socket down (CLEAN) or reset it. */
+void negio__relay_stop(negio_econn *c, int clean);
+/* C's handles are being closed for good (a deadline, a forced shutdown): the socket's too. */
+void negio__relay_close_now(negio_econn *c);
+void negio__relay_free(struct negio__relay *r);
+
+/* ---- proxy.c: the PROXY protocol on accepted connections ------------------------------------ */
+
+typedef struct negio__cidr {
+    int family;
+    uint8_t addr[16];
+    unsigned bits;
+} negio__cidr;
+
+/* Parses a list of addresses and CIDR blocks (commas or spaces between them) into a new array.
+ * Returns the count (>= 1), NEGIO_ERR_INVALID or NEGIO_ERR_NOMEM. */
+int negio__cidr_parse(const char *list, negio__cidr **out);
+int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *sa);
+/* C's peer address without the port, as text ("?" if none). */
+void negio__peer_host(const negio_econn *c, char *out, size_t cap);
+/* Reads into the header buffer while C expects a PROXY header (input.c's allocation). */
+void negio__proxy_alloc(negio_econn *c, uv_buf_t *buf);
+/* N bytes arrived in the header buffer: 0 while the header is incomplete, 1 when it was taken
+ * (the bytes after it fed to the connector), or a failure that closed C. */
+int negio__proxy_read(negio_econn *c, size_t n);
+
 /* ---- connect.c, listener.c: making connections ---------------------------------------------- */
 
 void negio__start_connect(negio__loop *l, negio_econn *c);
 void negio__free_addrs(negio_econn *c);
+/* A private copy of a resolved address list (as much as could be copied; NULL if nothing),
+ * freed with negio__free_addr_list. */
+struct addrinfo *negio__copy_addrs(const struct addrinfo *res);
+void negio__free_addr_list(struct addrinfo **list);
 void negio__adopt(negio__loop *l, negio__cmd *m);
 void negio__listener_setup(negio__loop *l, negio__listener *li);
 void negio__listener_start(negio__listener *li);

@@ -13,12 +13,19 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/sized.h"
 #include "base/config.h" /* the listener logs through its configuration's log function */
 #include "engine/engine_internal.h"
 
 void negio__adopt(negio__loop *l, negio__cmd *m)
 {
-    negio_econn *c = negio__econn_new(l->e, l, m->listener->cfg, 0, 1);
+    negio__listener *li = m->listener;
+    /* the configuration may be replaced meanwhile (negio_engine_listen_reconfigure) */
+    pthread_mutex_lock(&li->cfg_lock);
+    negio_econn *c = negio__econn_new(l->e, l, li->cfg, 0, 1);
+    pthread_mutex_unlock(&li->cfg_lock);
+    if (c != NULL)
+        c->listener = li;
     if (c == NULL) {
         close(m->fd);
         negio__uncount(l->e);
@@ -46,14 +53,15 @@ static void listener_log(const negio__listener *li, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void listener_log(const negio__listener *li, const char *fmt, ...)
 {
-    if (li->cfg->log_fn == NULL)
-        return;
     char text[DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    li->cfg->log_fn(li->cfg->log_user, 0, text);
+    pthread_mutex_lock((pthread_mutex_t *)&li->cfg_lock);
+    if (li->cfg->log_fn != NULL)
+        li->cfg->log_fn(li->cfg->log_user, 0, text);
+    pthread_mutex_unlock((pthread_mutex_t *)&li->cfg_lock);
 }
 
 /* A descriptor held in reserve for the moment the process runs out (libuv's answer to the same
@@ -271,18 +279,60 @@ static int parse_addr(const char *addr, char *host, size_t cap, char *port, size
 int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
                         uint16_t *out_port)
 {
+    return negio_engine_listen_with(e, addr, cfg, NULL, out_port);
+}
+
+int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port, const negio_config *cfg)
+{
+    if (e == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER)
+        return NEGIO_ERR_INVALID;
+    negio_config *copy;
+    if (negio_config_dup(&copy, cfg) < 0)
+        return NEGIO_ERR_NOMEM;
+    negio_config_set_deferred_steps(copy, 1);
+    pthread_mutex_lock(&e->lock);
+    negio__listener *li = e->registry;
+    while (li != NULL && li->port != port)
+        li = li->reg_next;
+    if (li != NULL) {
+        pthread_mutex_lock(&li->cfg_lock);
+        negio_config *old = li->cfg;
+        li->cfg = copy;
+        pthread_mutex_unlock(&li->cfg_lock);
+        copy = old;
+    }
+    pthread_mutex_unlock(&e->lock);
+    negio_config_del(copy);
+    return li != NULL ? NEGIO_OK : NEGIO_ERR_INVALID;
+}
+
+/* NEGIO__END(negio_listen_options, accept_proxy_from): the first layout */
+#define LISTEN_OPTIONS_V0 (offsetof(negio_listen_options, accept_proxy_from) + sizeof(char *))
+
+int negio_engine_listen_with(negio_engine *e, const char *addr, const negio_config *cfg,
+                             const negio_listen_options *opts, uint16_t *out_port)
+{
     if (e == NULL || addr == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER)
         return NEGIO_ERR_INVALID;
+    negio_listen_options lo = {.size = sizeof(lo)};
+    if (opts != NULL && negio__sized_in(&lo, sizeof(lo), opts, LISTEN_OPTIONS_V0) < 0)
+        return NEGIO_ERR_INVALID;
+    negio__cidr *proxy_from = NULL;
+    int nproxy = 0;
+    if (lo.accept_proxy_from != NULL &&
+        (nproxy = negio__cidr_parse(lo.accept_proxy_from, &proxy_from)) < 0)
+        return nproxy;
     if (atomic_load(&e->shutting_down))
         return NEGIO_ERR_STATE;
     char host[256], port[16];
-    if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
-        return NEGIO_ERR_ADDRESS;
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
-    if (getaddrinfo(host[0] ? host : "::", port, &hints, &res) != 0 || res == NULL)
+    if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0 ||
+        getaddrinfo(host[0] ? host : "::", port, &hints, &res) != 0 || res == NULL) {
+        negio__free(proxy_from);
         return NEGIO_ERR_ADDRESS;
+    }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, zero = 0, rc = NEGIO_ERR_SYSTEM;
     if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
@@ -299,17 +349,24 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     if (rc != NEGIO_OK) {
         if (fd >= 0)
             close(fd);
+        negio__free(proxy_from);
         return rc;
     }
     if (out_port != NULL)
         *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
     negio__listener *li = negio__calloc(1, sizeof(*li));
-    if (li == NULL || negio_config_dup(&li->cfg, cfg) < 0) {
+    if (li == NULL || negio_config_dup(&li->cfg, cfg) < 0 ||
+        pthread_mutex_init(&li->cfg_lock, NULL) != 0) {
+        if (li != NULL)
+            negio_config_del(li->cfg);
         negio__free(li);
+        negio__free(proxy_from);
         close(fd);
         return NEGIO_ERR_NOMEM;
     }
+    li->proxy_from = proxy_from;
+    li->nproxy = nproxy > 0 ? (size_t)nproxy : 0;
     /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
     negio_config_set_deferred_steps(li->cfg, 1);
     li->e = e;
@@ -320,6 +377,8 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
     negio__cmd *m = negio__new_cmd(CMD_LISTEN, NULL, 0);
     if (m == NULL) {
         negio_config_del(li->cfg);
+        pthread_mutex_destroy(&li->cfg_lock);
+        negio__free(li->proxy_from);
         if (li->reserve >= 0)
             close(li->reserve);
         negio__free(li);
@@ -327,6 +386,12 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
         return NEGIO_ERR_NOMEM;
     }
     m->listener = li;
+    li->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    pthread_mutex_lock(&e->lock); /* for negio_engine_listen_reconfigure */
+    li->reg_next = e->registry;
+    e->registry = li;
+    pthread_mutex_unlock(&e->lock);
     negio__post(&e->loops[0], m);
     return NEGIO_OK;
 }

@@ -87,6 +87,10 @@ static int run_cmd(negio__loop *l, negio__cmd *m)
     case CMD_LISTEN:
         negio__listener_setup(l, m->listener);
         break;
+    case CMD_RELAY:
+        negio__relay_start(c, m->relay);
+        negio_econn_unref(c);
+        break;
     }
     return 0;
 }
@@ -112,7 +116,7 @@ static void force_conns(negio__loop *l)
         next = x->next;
         if (!x->close_started)
             negio__econn_close(x, NEGIO_CLOSE_REFUSED, 0, "engine shutting down");
-        negio__close_handles(x);
+        negio__close_all_handles(x);
     }
 }
 
@@ -210,6 +214,7 @@ void negio__loop_fini(negio__loop *l, int n)
     uv_run(&l->uv, UV_RUN_DEFAULT); /* the close callbacks; nothing is left active */
     (void)uv_loop_close(&l->uv);
     negio__free(l->spare);
+    negio__free(l->relay_buf);
     pthread_mutex_destroy(&l->lock);
 }
 

@@ -56,6 +56,12 @@ void negio__update_backpressure(negio_econn *c)
      * hard limit): pausing reads then would stall the very handshake they wait for. */
     if (!c->established)
         return;
+    /* a relay pauses its socket instead: reading the peer is paused only by what the socket
+     * holds, so that one direction waiting never stops the other (relay.c) */
+    if (c->relay != NULL) {
+        negio__relay_output(c, pending);
+        return;
+    }
     if (!c->above_hw && pending > e->o.high_water) {
         c->above_hw = 1;
         c->read_paused = 1;

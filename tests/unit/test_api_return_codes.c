@@ -313,6 +313,8 @@ static void configuration_calls(void)
     PROBE(negio_config_get_limits, cc, &lim);
     PROBE(negio_config_set_deferred_steps, NULL, 1);
     PROBE(negio_config_set_deferred_steps, cc, 1);
+    PROBE(negio_config_set_half_close, NULL, 1);
+    PROBE(negio_config_set_half_close, cc, 0);
     PROBE(negio_config_set_log, NULL, NULL, NULL);
     PROBE(negio_config_set_log, cc, NULL, NULL);
     PROBE(negio_config_dup, NULL, cc);
@@ -489,6 +491,14 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_send, engine, c, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, c, 0);
+    negio_relay_stats st = {.size = sizeof(st)};
+    PROBE(negio_econn_relay_stats, c, &st); /* no relay */
+    PROBE(negio_econn_relay_stats, c, NULL);
+    PROBE(negio_engine_relay, c, 0, NULL); /* ended */
+    PROBE(negio_engine_relay, c, -1, NULL);
+    PROBE(negio_engine_relay, c, 0, &(negio_relay_options){.size = 3});
+    PROBE(negio_engine_relay_connect, c, "127.0.0.1", 1, NULL);
+    PROBE(negio_engine_relay_connect, c, NULL, 1, NULL);
     __atomic_store_n(&closed_seen, 1, __ATOMIC_RELEASE);
 }
 
@@ -510,6 +520,15 @@ static void engine_calls(void)
     PROBE(negio_engine_listen, engine, "127.0.0.1:0", cc, &port);
     PROBE(negio_engine_listen, engine, "no port", sc, &port);
     PROBE(negio_engine_listen, engine, "127.0.0.1:0", sc, &port);
+    PROBE(negio_engine_listen_reconfigure, engine, port, sc);
+    PROBE(negio_engine_listen_reconfigure, engine, port, cc);
+    PROBE(negio_engine_listen_reconfigure, NULL, port, sc);
+    negio_listen_options lo = {.size = sizeof(lo), .accept_proxy_from = "127.0.0.1/8"};
+    PROBE(negio_engine_listen_with, engine, "127.0.0.1:0", sc, &lo, NULL);
+    lo.accept_proxy_from = "localhost";
+    PROBE(negio_engine_listen_with, engine, "127.0.0.1:0", sc, &lo, NULL);
+    PROBE(negio_engine_listen_with, NULL, "127.0.0.1:0", sc, NULL, NULL);
+    PROBE(negio_engine_listen_with, engine, "no port", sc, NULL, NULL);
     PROBE(negio_engine_connect, NULL, "127.0.0.1", 1, cc, NULL, NULL);
     PROBE(negio_engine_connect, engine, "127.0.0.1", 1, sc, NULL, NULL);
     PROBE(negio_engine_write, NULL, "x", 1);
@@ -528,6 +547,7 @@ static void engine_calls(void)
     PROBE(negio_engine_shutdown, engine);
     PROBE(negio_engine_connect, engine, "127.0.0.1", 1, cc, NULL, NULL); /* shutting down */
     PROBE(negio_engine_listen, engine, "127.0.0.1:0", sc, &port);
+    PROBE(negio_engine_listen_with, engine, "127.0.0.1:0", sc, NULL, &port);
     negio_engine_del(engine);
     negio_config_del(sc);
     negio_config_del(cc);

@@ -43,6 +43,7 @@ enum {
     S_CONNS = 1 << 5,
     S_LAT = 1 << 6,
     S_ALL = 0x7f,
+    S_TUNNEL = 1 << 7, /* not in S_ALL: needs redis and stunnel, and has its own report */
 };
 
 static struct {
@@ -1007,8 +1008,9 @@ static int parse_sections(const char *s, unsigned *out)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"gss", S_GSS},      {"e2e", S_E2E},           {"tcp", S_TCP},    {"tls", S_TLS},
-                 {"handshake", S_HS}, {"connections", S_CONNS}, {"latency", S_LAT}};
+    } names[] = {{"gss", S_GSS},     {"e2e", S_E2E},      {"tcp", S_TCP},
+                 {"tls", S_TLS},     {"handshake", S_HS}, {"connections", S_CONNS},
+                 {"latency", S_LAT}, {"tunnel", S_TUNNEL}};
     *out = 0;
     while (*s) {
         size_t n = strcspn(s, ",");
@@ -1062,7 +1064,8 @@ static const struct cli_option bench_options[] = {
      "environment (NEGIO_REALM_DIR, from '. DIR/env'), else a temporary realm started and "
      "removed by the bench"},
     {"only", required_argument, OPT_ONLY, CLI_ALL, "SECTIONS",
-     "comma-separated subset of: gss,e2e,tcp,tls,handshake,connections, latency"},
+     "comma-separated subset of: gss,e2e,tcp,tls,handshake,connections, latency; and tunnel "
+     "(not in the default run: negio tunnel beside stunnel with Redis, and idle tunnels)"},
     {"connections", required_argument, OPT_CONNECTIONS, CLI_ALL, "N",
      "connections to hold (quick 10000, full 100000)"},
     {"seconds", required_argument, OPT_SECONDS, CLI_ALL, "S",
@@ -1361,5 +1364,12 @@ int cli_bench(int argc, char **argv)
         return CLI_EXIT_OK;
     if (bench_validate(&c, &o) < 0)
         return CLI_EXIT_USAGE;
-    return bench_run(&o);
+    int rc = CLI_EXIT_OK;
+    if (o.sections & ~S_TUNNEL)
+        rc = bench_run(&o);
+    if ((o.sections & S_TUNNEL) && rc == CLI_EXIT_OK && !bench_interrupted &&
+        bench_tunnel(o.full, o.connections > 0 ? o.connections : 10000,
+                     o.json && o.sections == S_TUNNEL ? o.json_path : NULL, o.realm_dir) != 0)
+        rc = CLI_EXIT_FAIL;
+    return rc;
 }

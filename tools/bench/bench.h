@@ -145,4 +145,7 @@ int bench_ossl_loop(int enctype, negio_level level, size_t size, double seconds,
 int bench_handshake_inprocess(const char *path, int kind, double seconds, bench_gss_result *r,
                               char *err, size_t cap);
 
+/* bench_tunnel.c: the tunnel section, by scripts/bench-tunnel.py; 0 or 1. */
+int bench_tunnel(int full, long connections, const char *json_path, const char *realm_dir);
+
 #endif /* NEGIO_CLI_BENCH_H */

@@ -23,6 +23,7 @@ static const char usage_text[] =
     "  realm stop DIR    stop it\n"
     "  server            serve authenticated connections (optionally echoing messages)\n"
     "  client            authenticate to a server, send messages, print the replies\n"
+    "  tunnel client|server  single sign-on and sealing for any TCP service (relays)\n"
     "  bench             measure negio against its limits (GSS, plain TCP, handshakes, memory)\n"
     "  doctor client     check what a client needs to authenticate, and say what to fix\n"
     "  doctor server     check what a server needs (keytab, key version, KDC, clock, NTLM)\n"
@@ -34,6 +35,8 @@ static const char usage_text[] =
 
 void cli_usage_short(const char *cmd, const char *usage)
 {
+    if (usage[0] == '\0') /* a message about a config file's line: no synopsis */
+        return;
     /* the synopsis is the usage text's first paragraph */
     const char *end = strstr(usage, "\n\n");
     fwrite(usage, 1, end != NULL ? (size_t)(end - usage) + 1 : strlen(usage), stderr);
@@ -169,6 +172,10 @@ int main(int argc, char **argv)
         return argv[1] = client_name, cli_client(argc - 1, argv + 1);
     if (strcmp(cmd, "doctor") == 0)
         return cli_doctor(argc - 1, argv + 1);
+    if (strcmp(cmd, "tunnel") == 0) {
+        static char tunnel_name[] = "negio tunnel";
+        return argv[1] = tunnel_name, cli_tunnel(argc - 1, argv + 1);
+    }
     fprintf(stderr, "negio: unknown command '%s'\n%s", cmd, usage_text);
     return CLI_EXIT_USAGE;
 }

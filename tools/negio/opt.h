@@ -41,6 +41,7 @@ enum cli_group_no {
     CLI_G_OUTPUT,          /* --json (opt_output.c) */
     CLI_G_TLS,             /* the TLS transport (opt_tls.c) */
     CLI_G_DOCTOR,          /* negio doctor: --json (doctor.c) */
+    CLI_G_TUNNEL,          /* negio tunnel client|server (tunnel.c) */
 };
 #define CLI_GROUP_BASE(no) ((no) << 8)
 #define CLI_GROUP_OF(id) ((id) >> 8)

@@ -1,0 +1,273 @@
+/* The PROXY protocol (HAProxy's "proxy-protocol.txt", versions 1 and 2) on accepted connections,
+ * from the sources a listener names (negio_listen_options.accept_proxy_from): behind a TCP load
+ * balancer the connection's own source is the balancer, and the header that begins the stream
+ * carries the client's. Read before the connector sees a byte: the header goes into a buffer of
+ * its own, and what follows it in the same read is fed to the connector. A header from a source
+ * that is not listed is refused, so that no client can claim another's address. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "engine/engine_internal.h"
+
+#define V2_SIG "\r\n\r\n\0\r\nQUIT\n"
+#define V2_SIG_LEN 12
+#define V2_MAX_BODY 1024 /* addresses and TLVs: more than any balancer sends */
+#define V1_MAX 107       /* the longest version 1 line, CRLF included (the specification) */
+#define HDR_BUF (16 + V2_MAX_BODY)
+
+/* ---- address lists ----------------------------------------------------------------------------
+ */
+
+static int parse_one(const char *item, negio__cidr *out)
+{
+    char text[INET6_ADDRSTRLEN + 8];
+    if (strlen(item) >= sizeof(text))
+        return NEGIO_ERR_INVALID;
+    strcpy(text, item);
+    char *slash = strchr(text, '/');
+    long bits = -1;
+    if (slash != NULL) {
+        char *end;
+        *slash = '\0';
+        bits = strtol(slash + 1, &end, 10);
+        if (slash[1] == '\0' || *end != '\0' || bits < 0)
+            return NEGIO_ERR_INVALID;
+    }
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, text, out->addr) == 1) {
+        out->family = AF_INET;
+        if (bits > 32)
+            return NEGIO_ERR_INVALID;
+        out->bits = bits < 0 ? 32 : (unsigned)bits;
+    } else if (inet_pton(AF_INET6, text, out->addr) == 1) {
+        out->family = AF_INET6;
+        if (bits > 128)
+            return NEGIO_ERR_INVALID;
+        out->bits = bits < 0 ? 128 : (unsigned)bits;
+    } else {
+        return NEGIO_ERR_INVALID;
+    }
+    return 0;
+}
+
+int negio__cidr_parse(const char *list, negio__cidr **out)
+{
+    const char *sep = ", \t";
+    size_t n = 0;
+    for (const char *p = list + strspn(list, sep); *p != '\0'; p += strspn(p, sep)) {
+        p += strcspn(p, sep);
+        n++;
+    }
+    if (n == 0)
+        return NEGIO_ERR_INVALID;
+    negio__cidr *v = negio__calloc(n, sizeof(*v));
+    if (v == NULL)
+        return NEGIO_ERR_NOMEM;
+    size_t i = 0;
+    for (const char *p = list + strspn(list, sep); *p != '\0'; p += strspn(p, sep)) {
+        size_t len = strcspn(p, sep);
+        char item[INET6_ADDRSTRLEN + 8];
+        if (len >= sizeof(item) ||
+            (memcpy(item, p, len), item[len] = '\0', parse_one(item, &v[i]) < 0)) {
+            negio__free(v);
+            return NEGIO_ERR_INVALID;
+        }
+        i++;
+        p += len;
+    }
+    *out = v;
+    return (int)n;
+}
+
+/* An IPv4 address mapped into IPv6 (::ffff:a.b.c.d, what a dual-stack listener sees) matches
+ * the IPv4 blocks too. */
+int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *sa)
+{
+    uint8_t a[16];
+    int family;
+    if (sa->sa_family == AF_INET) {
+        family = AF_INET;
+        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0) {
+            family = AF_INET;
+            memcpy(a, b + 12, 4);
+        } else {
+            family = AF_INET6;
+            memcpy(a, b, 16);
+        }
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].family != family)
+            continue;
+        unsigned bits = list[i].bits, whole = bits / 8, rest = bits % 8;
+        if (memcmp(a, list[i].addr, whole) != 0)
+            continue;
+        if (rest == 0 || ((a[whole] ^ list[i].addr[whole]) & (0xffu << (8 - rest)) & 0xff) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- the header ------------------------------------------------------------------------------ */
+
+void negio__peer_host(const negio_econn *c, char *out, size_t cap)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    snprintf(out, cap, "?");
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+static void proxy_fail(negio_econn *c, const char *what)
+{
+    negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_PROTOCOL, "PROXY protocol header: %s", what);
+}
+
+void negio__proxy_alloc(negio_econn *c, uv_buf_t *buf)
+{
+    if (c->proxy_buf == NULL)
+        c->proxy_buf = negio__malloc(HDR_BUF);
+    if (c->proxy_buf == NULL) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init((char *)c->proxy_buf + c->proxy_len, (unsigned)(HDR_BUF - c->proxy_len));
+}
+
+/* Version 1: "PROXY TCP4|TCP6|UNKNOWN src dst sport dport\r\n". Returns the header's length,
+ * 0 while incomplete, -1 if malformed. */
+static int parse_v1(negio_econn *c, const uint8_t *p, size_t n)
+{
+    const uint8_t *crlf = NULL;
+    for (size_t i = 0; i + 1 < n && i + 1 < V1_MAX; i++)
+        if (p[i] == '\r' && p[i + 1] == '\n') {
+            crlf = p + i;
+            break;
+        }
+    if (crlf == NULL)
+        return n >= V1_MAX ? -1 : 0;
+    char line[V1_MAX + 1];
+    size_t len = (size_t)(crlf - p);
+    memcpy(line, p, len);
+    line[len] = '\0';
+    char proto[8], src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+    unsigned sport, dport;
+    char tail;
+    if (strncmp(line, "PROXY UNKNOWN", 13) == 0)
+        return (int)len + 2; /* the connection's own address stays */
+    if (sscanf(line, "PROXY %7s %45s %45s %5u %5u%c", proto, src, dst, &sport, &dport, &tail) !=
+            5 ||
+        sport > 65535 || dport > 65535)
+        return -1;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strcmp(proto, "TCP4") == 0) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)sport);
+        if (inet_pton(AF_INET, src, &in->sin_addr) != 1)
+            return -1;
+    } else if (strcmp(proto, "TCP6") == 0) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)sport);
+        if (inet_pton(AF_INET6, src, &in6->sin6_addr) != 1)
+            return -1;
+    } else {
+        return -1;
+    }
+    c->via = c->peer;
+    c->peer = ss;
+    return (int)len + 2;
+}
+
+/* Version 2: the signature, version and command, family, length, addresses, TLVs (ignored).
+ * Returns the header's length, 0 while incomplete, -1 if malformed. */
+static int parse_v2(negio_econn *c, const uint8_t *p, size_t n)
+{
+    if (n < 16)
+        return 0;
+    unsigned ver_cmd = p[12], fam = p[13];
+    size_t body = (size_t)p[14] << 8 | p[15];
+    if ((ver_cmd >> 4) != 2 || (ver_cmd & 0xf) > 1 || body > V2_MAX_BODY)
+        return -1;
+    if (n < 16 + body)
+        return 0;
+    if ((ver_cmd & 0xf) == 0) /* LOCAL: the balancer's own connection (a health check) */
+        return (int)(16 + body);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    const uint8_t *a = p + 16;
+    if (fam == 0x11) { /* TCP over IPv4 */
+        if (body < 12)
+            return -1;
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, a, 4);
+        memcpy(&in->sin_port, a + 8, 2);
+    } else if (fam == 0x21) { /* TCP over IPv6 */
+        if (body < 36)
+            return -1;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, a, 16);
+        memcpy(&in6->sin6_port, a + 32, 2);
+    } else if (fam == 0x00) { /* UNSPEC: the connection's own address stays */
+        return (int)(16 + body);
+    } else {
+        return -1; /* UDP or Unix sockets: not a TCP client */
+    }
+    c->via = c->peer;
+    c->peer = ss;
+    return (int)(16 + body);
+}
+
+int negio__proxy_read(negio_econn *c, size_t n)
+{
+    c->proxy_len += n;
+    const uint8_t *p = c->proxy_buf;
+    size_t have = c->proxy_len;
+    int len;
+    size_t cmp = have < V2_SIG_LEN ? have : V2_SIG_LEN;
+    if (memcmp(p, V2_SIG, cmp) == 0)
+        len = have < V2_SIG_LEN ? 0 : parse_v2(c, p, have);
+    else if (memcmp(p, "PROXY ", have < 6 ? have : 6) == 0)
+        len = have < 6 ? 0 : parse_v1(c, p, have);
+    else
+        len = -2;
+    if (len == 0 && have == HDR_BUF)
+        len = -1;
+    if (len == 0)
+        return 0;
+    if (len < 0) {
+        char why[160], from[INET6_ADDRSTRLEN];
+        negio__peer_host(c, from, sizeof(from));
+        snprintf(why, sizeof(why), "%s from %s, a source that must send one",
+                 len == -2 ? "missing" : "malformed", from);
+        proxy_fail(c, why);
+        return -1;
+    }
+    c->proxy_state = 0;
+    int rc = NEGIO_OK;
+    if (have > (size_t)len)
+        rc = negio_conn_feed(c->conn, p + len, have - (size_t)len);
+    negio__free(c->proxy_buf);
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
+    if (rc < 0) {
+        negio__econn_close(c, NEGIO_CLOSE_ERROR, rc, "%s", negio_strerror(rc));
+        return -1;
+    }
+    return 1;
+}

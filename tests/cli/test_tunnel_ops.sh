@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# negio tunnel in operation, with Redis behind it: the access list (a refused client gets a
+# protected close of status 121 and the server logs who and why), SIGHUP re-reading the access
+# list without disturbing an established tunnel, a backend that is down (a prompt close with the
+# reason), several tunnels from one config file, a config file's errors with their line numbers
+# (and a reload that meets them keeps the running configuration), the metrics endpoint, and bad
+# input that leaves the process up.
+set -euo pipefail
+. "$(dirname "$0")/tunnel_lib.sh"
+
+start_realm
+start_redis
+
+# ---- the access list, and SIGHUP --------------------------------------------------------------
+echo 'bob@NEGIO.TEST   # only bob at first' >"$tmp/allow"
+start_tunnel acl server --backend "127.0.0.1:$redis_port" --allow-file "$tmp/allow" \
+  --metrics 127.0.0.1:0
+spid=$tpid sport=$tport
+metrics_port=$(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e["event"] == "metrics":
+        print(e["port"])' "$tmp/acl.out")
+start_tunnel acl-c client --connect "127.0.0.1:$sport" --mech kerberos
+cpid=$tpid p=$tport
+# alice is not allowed: her connection is cut, and both sides say why
+redis-cli -p "$p" PING >"$tmp/refused.out" 2>&1 || true
+grep -q PONG "$tmp/refused.out" && fail "a refused client got an answer"
+connection_lines "$tmp/acl.out" 1
+check_json_lines "$tmp/acl.out" "
+c = ev('connection')[0]
+assert c['close'] == 'refused' and c['who'] == 'alice@NEGIO.TEST', c
+assert 'alice@NEGIO.TEST: not in the access list' in c['detail'] and '$tmp/allow (1)' in c['detail'], c
+"
+connection_lines "$tmp/acl-c.out" 1
+check_json_lines "$tmp/acl-c.out" "
+c = ev('connection')[0]
+assert c['error'] == 'NEGIO_ERR_REJECTED' and 'status 121: not allowed' in c['detail'], c
+"
+# bob is: his tunnel stays open across the reload below
+# bob's tunnel client runs with bob's ticket
+KRB5CCNAME=FILE:$tmp/bob.cc kinit bob <"$NEGIO_REALM_DIR/bob.password" >/dev/null
+KRB5CCNAME=FILE:$tmp/bob.cc start_tunnel bob-c client --connect "127.0.0.1:$sport" --mech kerberos
+bobp=$tport
+redis-cli -p "$bobp" SUBSCRIBE news >"$tmp/bob-sub.out" 2>&1 &
+sub=$!; servers+=("$sub")
+wait_until 10 grep -q news "$tmp/bob-sub.out"
+# alice added to the file; SIGHUP reads it again
+echo 'alice@NEGIO.TEST' >>"$tmp/allow"
+kill -HUP "$spid"
+wait_until 10 grep -q '"event":"reload"' "$tmp/acl.out"
+[ "$(redis-cli -p "$p" PING)" = PONG ] || fail "alice refused after the reload"
+[ "$(redis-cli -p "$p" PUBLISH news after-reload)" = 1 ] || fail "bob's tunnel did not survive the reload"
+wait_until 10 grep -q after-reload "$tmp/bob-sub.out"
+kill -0 "$sub" || fail "bob's subscriber was disconnected by the reload"
+kill "$sub"; wait "$sub" 2>/dev/null || true
+# the metrics: connections, handshakes by result and mechanism, bytes, the latency histogram
+python3 - "$metrics_port" <<'PY' >"$tmp/metrics.txt" || fail "metrics: $(cat "$tmp/metrics.txt")"
+import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())
+PY
+grep -q '^negio_tunnel_handshakes_total{tunnel="acl",side="server",result="refused",mech="any"} 1$' "$tmp/metrics.txt" ||
+  fail "metrics: $(cat "$tmp/metrics.txt")"
+grep -q '^negio_tunnel_handshakes_total{tunnel="acl",side="server",result="ok",mech="kerberos"} [1-9]' "$tmp/metrics.txt" ||
+  fail "metrics: $(cat "$tmp/metrics.txt")"
+grep -q '^# TYPE negio_tunnel_handshake_seconds histogram$' "$tmp/metrics.txt" || fail "no histogram"
+grep -q '^negio_tunnel_bytes_total{tunnel="acl",side="server",direction="from_peer"} [1-9]' "$tmp/metrics.txt" ||
+  fail "metrics: bytes"
+stop_tunnel "$cpid"
+
+# ---- a backend that is down -------------------------------------------------------------------
+down=$(free_port)
+start_tunnel down server --backend "127.0.0.1:$down"
+dpid=$tpid
+start_tunnel down-c client --connect "127.0.0.1:$tport" --mech kerberos
+dcpid=$tpid
+redis-cli -p "$tport" PING >"$tmp/down-cli.txt" 2>&1 || true
+grep -q PONG "$tmp/down-cli.txt" && fail "an answer from a backend that is down"
+connection_lines "$tmp/down.out" 1
+check_json_lines "$tmp/down.out" "
+c = ev('connection')[0]
+assert c['close'] == 'error' and c['error'] == 'NEGIO_ERR_ADDRESS', c
+assert 'relay: connect to 127.0.0.1:$down: connection refused' in c['detail'], c
+"
+connection_lines "$tmp/down-c.out" 1
+check_json_lines "$tmp/down-c.out" "
+c = ev('connection')[0]
+assert c['error'] == 'NEGIO_ERR_REJECTED' and 'status 122' in c['detail'] and 'connection refused' in c['detail'], c
+"
+kill -0 "$dpid" && kill -0 "$dcpid" || fail "a tunnel process exited"
+
+# ---- a PROXY header from a source that is not a listed balancer ----------------------------------
+start_tunnel lb server --backend "127.0.0.1:$redis_port" --accept-proxy-from 10.0.0.0/8
+lbpid=$tpid
+python3 - "$tport" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PROXY TCP4 192.0.2.1 127.0.0.1 1111 7000\r\n")
+s.settimeout(10)
+try:
+    s.recv(100)
+except OSError:
+    pass
+PY
+connection_lines "$tmp/lb.out" 1
+check_json_lines "$tmp/lb.out" "
+c = ev('connection')[0]
+assert c['error'] == 'NEGIO_ERR_PROTOCOL' and 'a PROXY protocol header from 127.0.0.1' in c['detail'], c
+"
+kill -0 "$lbpid" || fail "the tunnel exited on a PROXY header"
+
+# ---- several tunnels from one config file ------------------------------------------------------
+sp=$(free_port) cp=$(free_port)
+cat >"$tmp/tunnels.conf" <<CONF
+; two ends of one tunnel in one process
+[global]
+log = json
+
+[redis-server]
+mode = server
+listen = 127.0.0.1:$sp
+backend = 127.0.0.1:$redis_port
+min-protect = seal
+allow = @NEGIO.TEST
+
+[redis-client]
+mode = client
+listen = 127.0.0.1:$cp
+connect = 127.0.0.1:$sp
+spn = negio@localhost
+mech = kerberos
+protect = seal
+CONF
+run_status 0 "$negio" tunnel --config "$tmp/tunnels.conf" --check
+grep -q "2 tunnels, ok" "$tmp/last.out" || fail "--check: $(cat "$tmp/last.out")"
+"$negio" tunnel --config "$tmp/tunnels.conf" >"$tmp/conf.out" 2>"$tmp/conf.err" &
+confpid=$!; servers+=("$confpid")
+wait_until 10 redis-cli -p "$cp" PING
+[ "$(redis-cli -p "$cp" SET conf yes)" = OK ] || fail "SET through the config file's tunnels"
+connection_lines "$tmp/conf.out" 2
+check_json_lines "$tmp/conf.out" "
+s = [c for c in ev('connection') if c['tunnel'] == 'redis-server']
+assert s and s[0]['who'] == 'alice@NEGIO.TEST' and s[0]['level_in'] == 'seal', s
+"
+# a reload that meets a broken file keeps what runs
+cp "$tmp/tunnels.conf" "$tmp/good.conf"
+echo "bogus line" >>"$tmp/tunnels.conf"
+kill -HUP "$confpid"
+wait_until 10 grep -q "has errors" "$tmp/conf.out"
+grep -q "tunnels.conf:$(wc -l <"$tmp/tunnels.conf"): expected \[section\], NAME = VALUE" "$tmp/conf.err" ||
+  fail "reload error: $(cat "$tmp/conf.err")"
+[ "$(redis-cli -p "$cp" GET conf)" = yes ] || fail "the tunnels stopped after a failed reload"
+stop_tunnel "$confpid"
+
+# ---- a config file's errors, each with its line --------------------------------------------------
+bad() { # LINE-TEXT EXPECTED-MESSAGE: the file with LINE-TEXT as line 4 of a good tunnel
+  printf '[t]\nmode = server\nlisten = 127.0.0.1:0\n%s\nbackend = 127.0.0.1:1\n' "$1" >"$tmp/bad.conf"
+  run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
+  grep -qF "$2" "$tmp/last.err" || fail "expected '$2', got: $(cat "$tmp/last.err")"
+}
+bad 'colour = blue' "bad.conf:4: [t] unknown option 'colour' for a server tunnel"
+bad 'mech = krb' "bad.conf:4: [t]: --mech: expected negotiate, kerberos or ntlm, got 'krb'"
+bad 'min-protect = high' "bad.conf:4: [t]: --min-protect: expected none, sign or seal, got 'high'"
+bad 'allow = alice' "bad.conf:4: [t]: --allow: expected a principal (alice@REALM), @REALM"
+bad 'idle-timeout = soon' "bad.conf:4: [t]: --idle-timeout: expected a duration"
+bad 'accept-proxy-from = 10.0.0.0/40' "bad.conf:4: [t]: --accept-proxy-from: expected addresses or CIDR blocks"
+bad 'just words' "bad.conf:4: expected [section], NAME = VALUE, or a comment"
+bad 'tls-negotiate = maybe' "bad.conf:4: [t] tls-negotiate: expected yes or no, got 'maybe'"
+printf '[t]\nlisten = 127.0.0.1:0\n' >"$tmp/bad.conf"
+run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
+grep -qF "bad.conf:1: [t] has no 'mode = client' or 'mode = server'" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+printf '[t]\nmode = client\nlisten = 127.0.0.1:0\nconnect = h:1\n[t]\nmode = server\n' >"$tmp/bad.conf"
+run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
+grep -qF "bad.conf:5: [t] again (first on line 1)" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel --config "$tmp/nonexistent.conf"
+grep -qF "nonexistent.conf: No such file or directory" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+
+# ---- the command line's errors -----------------------------------------------------------------
+run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 --colour blue
+grep -q "unrecognized option '--colour'" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel server --listen 127.0.0.1:0
+grep -q -- "--backend HOST:PORT is required" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --profile gss-sample
+grep -q "cannot carry a tunnel" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 1 "$negio" tunnel server --listen "127.0.0.1:$sport" --backend 127.0.0.1:1
+grep -q "cannot listen on 127.0.0.1:$sport" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 0 "$negio" tunnel server --help
+grep -q -- "--accept-proxy-from" "$tmp/last.out" || fail "help"
+
+stop_tunnel "$spid"
+check_json_lines "$tmp/acl.out" "
+assert ev('stopping'), lines
+"
+echo "test_tunnel_ops: ok"

@@ -51,14 +51,6 @@ static void assert_not_established(const test_pair *p)
     assert_int_equal(test_side_count(&p->server, NEGIO_EV_ESTABLISHED), 0);
 }
 
-static negio_config *password_client(negio_mech mech, const char *user, const char *pw)
-{
-    negio_config *cc = test_client_config(PATH_KERBEROS);
-    negio_config_set_mech(cc, mech);
-    assert_int_equal(negio_config_set_password(cc, user, pw), 0);
-    return cc;
-}
-
 /* A password client works for Kerberos (TGT obtained in memory) and NTLM. */
 static void password_credentials_authenticate_on_each_mechanism(void **state)
 {
@@ -67,8 +59,8 @@ static void password_credentials_authenticate_on_each_mechanism(void **state)
     negio_mech mechs[] = {NEGIO_MECH_KERBEROS, NEGIO_MECH_NEGOTIATE, NEGIO_MECH_NTLM};
     for (size_t i = 0; i < 3; i++) {
         test_pair p;
-        run(&p, password_client(mechs[i], "alice", r->alice_pw), test_server_config(PATH_KERBEROS),
-            negio_mech_name(mechs[i]));
+        run(&p, test_password_client(mechs[i], "alice", r->alice_pw),
+            test_server_config(PATH_KERBEROS), negio_mech_name(mechs[i]));
         assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
         negio_auth_info si = {.size = sizeof(si)};
         assert_int_equal(negio_conn_auth_info(p.server.conn, &si), 0);
@@ -83,7 +75,7 @@ static void wrong_password_fails_with_the_mechanism_reason(void **state)
 {
     (void)state;
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", "wrong-password"),
+    run(&p, test_password_client(NEGIO_MECH_KERBEROS, "alice", "wrong-password"),
         test_server_config(PATH_KERBEROS), "kerberos wrong password");
     /* MIT obtains the TGT inside gss_acquire_cred_with_password; mechglue drops the minor */
     assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
@@ -92,7 +84,7 @@ static void wrong_password_fails_with_the_mechanism_reason(void **state)
     assert_not_established(&p);
     test_pair_free(&p);
 
-    run(&p, password_client(NEGIO_MECH_NTLM, "alice", "wrong-password"),
+    run(&p, test_password_client(NEGIO_MECH_NTLM, "alice", "wrong-password"),
         test_server_config(PATH_NTLM), "ntlm wrong password");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     assert_detail_has(p.server.conn, "gss_accept_sec_context");
@@ -308,7 +300,7 @@ static void kdc_clock_skew_fails_with_the_skew_named(void **state)
     const test_realm *r = test_realm_get();
     test_realm_restart_kdc(-3600);
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw),
+    run(&p, test_password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw),
         test_server_config(PATH_KERBEROS), "clock skew");
     test_realm_restart_kdc(0);
     /* MIT's client adopts the KDC's clock for its tickets, so the skew surfaces at the server,
@@ -355,12 +347,12 @@ static void keytab_rotation_needs_no_restart(void **state)
     negio_config *sc = test_server_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_keytab(sc, keytab), 0);
     assert_int_equal(negio_config_set_service(sc, "rot@localhost"), 0);
-    negio_config *old = password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
+    negio_config *old = test_password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
     assert_int_equal(negio_config_set_service(old, "rot@localhost"), 0);
     assert_true(handshake_with(old, sc, "before the rotation"));
 
     assert_int_equal(test_realm_kadmin(q), 0); /* a new random key, the next version */
-    negio_config *fresh = password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
+    negio_config *fresh = test_password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
     assert_int_equal(negio_config_set_service(fresh, "rot@localhost"), 0);
     assert_true(handshake_with(fresh, sc, "a ticket for the new key"));
     assert_true(handshake_with(old, sc, "a ticket for the old key, still in the keytab"));
@@ -685,10 +677,7 @@ static size_t corrupt(uint8_t *f, size_t n, int v, unsigned *seed)
     size_t keep[] = {1, 10, tok / 2, tok - 1};
     if (v < 4) {
         size_t k = keep[v] < tok ? keep[v] : tok - 1;
-        f[4] = (uint8_t)(k >> 24);
-        f[5] = (uint8_t)(k >> 16);
-        f[6] = (uint8_t)(k >> 8);
-        f[7] = (uint8_t)k;
+        test_put_be32(f + 4, (uint32_t)k);
         return 8 + k;
     }
     if (v < 20) {
@@ -734,8 +723,7 @@ static void corrupted_handshake_tokens_are_fatal_in_both_directions(void **state
                     break;
                 }
                 /* only the first frame: a HANDSHAKE possibly followed by POLICY */
-                size_t first =
-                    8 + ((size_t)f[4] << 24 | (size_t)f[5] << 16 | (size_t)f[6] << 8 | f[7]);
+                size_t first = 8 + (size_t)test_get_be32(f + 4);
                 size_t m = corrupt(f, first, v, &seed);
                 negio_conn_feed(to->conn, f, m);
                 negio_conn_feed_eof(to->conn); /* nothing more will come */
@@ -776,11 +764,10 @@ static void a_challenge_repeating_an_av_pair_is_refused_before_gss_ntlmssp(void 
     uint8_t *m = f + 8;
     size_t mlen = n - 8;
     /* the target info comes last: insert a copy of its first pair (a name) at its start */
-    size_t ti_len = (size_t)(m[40] | m[41] << 8);
-    size_t ti_off = (size_t)(m[44] | m[45] << 8 | m[46] << 16 | (size_t)m[47] << 24);
+    size_t ti_len = test_le16(m + 40), ti_off = test_le32(m + 44);
     assert_int_equal(ti_off + ti_len, mlen);
-    size_t pair = 4 + (size_t)(m[ti_off + 2] | m[ti_off + 3] << 8);
-    uint16_t id = (uint16_t)(m[ti_off] | m[ti_off + 1] << 8);
+    size_t pair = 4 + (size_t)test_le16(m + ti_off + 2);
+    uint16_t id = (uint16_t)test_le16(m + ti_off);
     assert_true(id >= 1 && id <= 5 && pair <= ti_len);
     uint8_t *g = malloc(n + pair);
     assert_non_null(g);
@@ -791,10 +778,7 @@ static void a_challenge_repeating_an_av_pair_is_refused_before_gss_ntlmssp(void 
     uint8_t *gm = g + 8;
     gm[40] = gm[42] = (uint8_t)(ti_len + pair);
     gm[41] = gm[43] = (uint8_t)((ti_len + pair) >> 8);
-    g[4] = (uint8_t)((gn - 8) >> 24);
-    g[5] = (uint8_t)((gn - 8) >> 16);
-    g[6] = (uint8_t)((gn - 8) >> 8);
-    g[7] = (uint8_t)(gn - 8);
+    test_put_be32(g + 4, (uint32_t)(gn - 8));
     negio_conn_feed(p.client.conn, g, gn);
     test_side_drain(&p.client);
     assert_int_equal(p.client.err, NEGIO_ERR_HANDSHAKE);

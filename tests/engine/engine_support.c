@@ -6,19 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-struct timespec deadline_after_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -183,7 +170,7 @@ int proc_entries(const char *dir, int *ids, int cap)
 
 int recorder_wait(recorder *r, const int *field, int n, int ms)
 {
-    struct timespec ts = deadline_after_ms(ms);
+    struct timespec ts = test_deadline_after_ms(ms);
     pthread_mutex_lock(&r->lock);
     while (*field < n) {
         if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0)

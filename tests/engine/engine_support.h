@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "negio/engine.h"
+#include "support/clock.h"
 #include "support/support.h"
 
 /* Whether the test runs under valgrind (scripts/valgrind.sh), which is 20 to 50 times slower and
@@ -75,7 +76,5 @@ int recorder_get(recorder *r, const int *field);
 int proc_entries(const char *dir, int *ids, int cap);
 
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n);
-/* CLOCK_REALTIME time MS milliseconds from now, for pthread_cond_timedwait. */
-struct timespec deadline_after_ms(int ms);
 
 #endif

@@ -38,7 +38,7 @@ static int count_threads(void)
 /* Waits until R has seen more messages than MESSAGES or more closes than CLOSED, or MS pass. */
 static void recorder_wait_either(recorder *r, int messages, int closed, int ms)
 {
-    struct timespec ts = deadline_after_ms(ms);
+    struct timespec ts = test_deadline_after_ms(ms);
     pthread_mutex_lock(&r->lock);
     while (r->messages <= messages && r->closed <= closed) {
         if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0)

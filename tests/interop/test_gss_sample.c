@@ -20,33 +20,9 @@
 
 #include <cmocka.h>
 
+#include "support/clock.h"
+#include "support/net.h"
 #include "support/support.h"
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &l) != 0)
-        abort();
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static int connect_to(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    for (int i = 0; i < 100; i++) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0)
-            return s;
-        close(s);
-        usleep(50000);
-    }
-    return -1;
-}
 
 /* Runs a connector over a blocking socket until EVENTS of TYPE were seen, an error, or EOF. */
 typedef struct drive {
@@ -151,12 +127,13 @@ static void negio_client_talks_to_mit_gss_server(void **state)
 {
     (void)state;
     const test_realm *r = test_realm_get();
-    int port = free_port();
+    uint16_t port = test_tcp_free_port();
+    assert_true(port != 0);
     char portstr[16], log[400];
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    snprintf(portstr, sizeof(portstr), "%u", port);
     snprintf(log, sizeof(log), "%s/gss-server.log", r->dir);
-    char *argv[] = {"gss-server", "-port", portstr, "-keytab", (char *)r->keytab,
-                    "negio@localhost", NULL};
+    char *argv[] = {"gss-server",      "-port",           portstr, "-keytab",
+                    (char *)r->keytab, "negio@localhost", NULL};
     pid_t srv = spawn(argv, log);
     test_path paths[] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NTLM, PATH_NEG_NTLM};
     for (size_t i = 0; i < 4; i++) {
@@ -165,7 +142,8 @@ static void negio_client_talks_to_mit_gss_server(void **state)
             drive d = {0};
             assert_int_equal(negio_conn_new(&d.c, cc), 0);
             negio_config_del(cc);
-            d.fd = connect_to(port);
+            /* at first, until gss-server listens: its port refuses connections */
+            TEST_POLL_UNTIL((d.fd = test_tcp_connect(port)) >= 0, 5000);
             assert_true(d.fd >= 0);
             negio_level levels[] = {NEGIO_LEVEL_SEAL, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_NONE,
                                     NEGIO_LEVEL_SEAL};
@@ -230,16 +208,12 @@ static int run_gss_client(const char *const *opts, int conns, negio_level min, s
     memset(j, 0, sizeof(*j));
     j->conns = conns;
     j->min = min;
-    j->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    int one = 1;
-    setsockopt(j->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(j->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(j->lfd, 8) != 0 ||
-        getsockname(j->lfd, (struct sockaddr *)&a, &l) != 0)
+    uint16_t lport;
+    j->lfd = test_tcp_listen(&lport);
+    if (j->lfd < 0)
         abort();
     char port[16];
-    snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
+    snprintf(port, sizeof(port), "%u", lport);
     const char *argv[32];
     int n = 0;
     argv[n++] = "gss-client";
@@ -282,23 +256,32 @@ static void mit_gss_client_talks_to_negio_server(void **state)
         {{"-ccount", "3", "-spnego", NULL}, 3, 1, NEGIO_LEVEL_SEAL, "alice@"},
         /* gss-client never asks NTLM for confidentiality: the context seals nothing it could
          * vouch for, so wrapped messages count as signed whatever gss-ntlmssp's conf_state says */
-        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", NULL}, 1, 1,
-         NEGIO_LEVEL_SIGN, "alice"},
-        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nx", "-mcount",
-          "3", NULL},
-         1, 3, NEGIO_LEVEL_SIGN, "alice"},
+        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", NULL},
+         1,
+         1,
+         NEGIO_LEVEL_SIGN,
+         "alice"},
+        {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nx", "-mcount", "3",
+          NULL},
+         1,
+         3,
+         NEGIO_LEVEL_SIGN,
+         "alice"},
         {{"-mech", ntlm_mech, "-user", "alice", "-pass", r->alice_pw, "-q", "-nw", "-nm", NULL},
-         1, 1, NEGIO_LEVEL_NONE, "alice"},
+         1,
+         1,
+         NEGIO_LEVEL_NONE,
+         "alice"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         serve_job j;
         char out[65536];
-        int rc = run_gss_client(cases[i].opts, cases[i].conns, NEGIO_LEVEL_NONE, &j, out,
-                                sizeof(out));
+        int rc =
+            run_gss_client(cases[i].opts, cases[i].conns, NEGIO_LEVEL_NONE, &j, out, sizeof(out));
         if (rc != 0 || j.d[0].err != 0)
             fprintf(stderr, "case %zu (%s ...): gss-client exit %d\n%s\nnegio: %s %s\n", i,
-                    cases[i].opts[0] ? cases[i].opts[0] : "-", rc, out,
-                    negio_err_name(j.d[0].err), negio_conn_error_detail(j.d[0].c));
+                    cases[i].opts[0] ? cases[i].opts[0] : "-", rc, out, negio_err_name(j.d[0].err),
+                    negio_conn_error_detail(j.d[0].c));
         assert_int_equal(rc, 0);
         for (int k = 0; k < cases[i].conns; k++) {
             assert_int_equal(j.d[k].err, 0);

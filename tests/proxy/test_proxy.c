@@ -94,13 +94,6 @@ static test_path cur_path;
 static char where[512];
 static int verbose;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void set_where(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void set_where(const char *fmt, ...)
 {
@@ -295,7 +288,7 @@ static void dump_rec(const char *who, const side_rec *r)
 /* Waits (bounded) until PRED holds, under the lock. */
 #define WAIT_UNTIL(pred, ms)                                                                       \
     do {                                                                                           \
-        struct timespec until_ = deadline_after_ms(ms);                                            \
+        struct timespec until_ = test_deadline_after_ms(ms);                                       \
         pthread_mutex_lock(&lock);                                                                 \
         while (!(pred)) {                                                                          \
             if (pthread_cond_timedwait(&cond, &lock, &until_) == ETIMEDOUT)                        \
@@ -353,13 +346,8 @@ static conn_out conn_run_ex(proxy *px, uint16_t pport, int index, const negio_co
                     WAIT_MS);
     (void)negio_engine_close(h, 0); /* NEGIO_ERR_CLOSED if it already ended */
     WAIT_UNTIL(c->closed, WAIT_MS);
-    int64_t until = now_ms() + WAIT_MS;
     uint16_t up = 0;
-    while (up == 0 && now_ms() < until) {
-        up = proxy_upstream_port(px, index);
-        if (up == 0)
-            usleep(1000);
-    }
+    TEST_POLL_UNTIL((up = proxy_upstream_port(px, index)) != 0, WAIT_MS);
     if (up != 0) {
         WAIT_UNTIL(server_closed(up), WAIT_MS);
         pthread_mutex_lock(&lock);
@@ -811,13 +799,13 @@ static void write_over_high_water_before_establishment_does_not_stall_the_handsh
     assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", pport, cc, c, &h), 0);
     negio_config_del(cc);
     assert_int_equal(negio_engine_send(cli->e, h, m[0].data, m[0].len, m[0].level), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = test_now_ms();
     WAIT_UNTIL(c->closed || c->nmsgs >= 1, 5000);
     pthread_mutex_lock(&lock);
     int authenticated = c->authenticated, echoed = c->nmsgs;
     pthread_mutex_unlock(&lock);
     print_message("[%s, %s] after %lld ms: authenticated %d, echoes %d\n", test_path_name(cur_path),
-                  where, (long long)(now_ms() - t0), authenticated, echoed);
+                  where, (long long)(test_now_ms() - t0), authenticated, echoed);
     (void)negio_engine_close(h, 0);
     WAIT_UNTIL(c->closed, WAIT_MS);
     negio_econn_unref(h);
@@ -831,16 +819,12 @@ static void write_over_high_water_before_establishment_does_not_stall_the_handsh
 static int wait_child(pid_t pid, int ms, int *timed_out)
 {
     int st = 0;
-    int64_t until = now_ms() + ms;
-    *timed_out = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > until) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &st, 0);
-            *timed_out = 1;
-            break;
-        }
-        usleep(10000);
+    pid_t done = 0;
+    TEST_POLL_UNTIL((done = waitpid(pid, &st, WNOHANG)) != 0, ms);
+    *timed_out = done == 0;
+    if (done == 0) {
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, &st, 0);
     }
     return st;
 }
@@ -1002,8 +986,7 @@ static void handshake(void **state)
         int at = challenge_offset(l.challenge, l.nchallenge);
         assert_true(at > 0);
         const uint8_t *c = l.challenge + at;
-        uint32_t flags =
-            (uint32_t)c[20] | (uint32_t)c[21] << 8 | (uint32_t)c[22] << 16 | (uint32_t)c[23] << 24;
+        uint32_t flags = test_le32(c + 20);
         assert_true((flags & 0x00030000u) != 0); /* it announces a target */
         assert_true(c[12] != 0 || c[13] != 0);
         proxy_rule z = rule(PROXY_S2C, PROXY_HANDSHAKE, 0, PROXY_FLIP);
@@ -1050,10 +1033,7 @@ static void raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path(void **sta
     CHECK(&o, proxy_fired(px, id) == 1 && neg != NULL && chal != NULL);
     CHECK(&o, n0 >= HDR + 16 && memcmp(neg + HDR, "NTLMSSP\0", 8) == 0 && neg[HDR + 8] == 1);
     CHECK(&o, n1 >= HDR + 24 && memcmp(chal + HDR, "NTLMSSP\0", 8) == 0 && chal[HDR + 8] == 2);
-    uint32_t sent = (uint32_t)neg[flags] | (uint32_t)neg[flags + 1] << 8 |
-                    (uint32_t)neg[flags + 2] << 16 | (uint32_t)neg[flags + 3] << 24;
-    uint32_t granted = (uint32_t)chal[HDR + 20] | (uint32_t)chal[HDR + 21] << 8 |
-                       (uint32_t)chal[HDR + 22] << 16 | (uint32_t)chal[HDR + 23] << 24;
+    uint32_t sent = test_le32(neg + flags), granted = test_le32(chal + HDR + 20);
     print_message("[%s, %s] client sent flags 0x%08x, the server saw 0x%08x and granted 0x%08x; "
                   "client %s %s, server %s %s, %d/%d messages sealed with %s keys\n",
                   test_path_name(cur_path), where, sent, sent ^ 0xe0000000u, granted,
@@ -1222,10 +1202,7 @@ static void edit_der_long_form(uint8_t **f, size_t *n, void *user)
     uint8_t *g = malloc(HDR + len);
     assert_non_null(g);
     memcpy(g, *f, 4); /* version, type, level, flags as they were */
-    g[4] = (uint8_t)(len >> 24);
-    g[5] = (uint8_t)(len >> 16);
-    g[6] = (uint8_t)(len >> 8);
-    g[7] = (uint8_t)len;
+    test_put_be32(g + 4, (uint32_t)len);
     memcpy(g + HDR, body, len);
     free(body);
     free(*f);
@@ -1944,9 +1921,6 @@ static void close_cases(void **state)
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
-static test_path path_ids[PATH_COUNT] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NEG_NTLM,
-                                         PATH_NTLM};
-
 int main(void)
 {
     const char *repro = getenv("NEGIO_PROXY_REPRO");
@@ -1955,35 +1929,30 @@ int main(void)
     test_realm_get();
     launcher_start(); /* before any thread */
     verbose = getenv("NEGIO_TEST_VERBOSE") != NULL;
-    /* clang-format off */
-#define PER_PATH(fn)                                                                              \
-    {#fn "/kerberos", fn, fx_setup, fx_teardown, &path_ids[PATH_KERBEROS]},                       \
-    {#fn "/negotiate->kerberos", fn, fx_setup, fx_teardown, &path_ids[PATH_NEG_KERBEROS]},        \
-    {#fn "/negotiate->ntlm", fn, fx_setup, fx_teardown, &path_ids[PATH_NEG_NTLM]},                \
-    {#fn "/ntlm", fn, fx_setup, fx_teardown, &path_ids[PATH_NTLM]}
-    /* clang-format on */
+#define PER_PATH(fn) TEST_PER_PATH(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(listening_twice_on_one_engine_does_not_crash),
         PER_PATH(fragmentation_and_delay),
         {"write_over_high_water_before_establishment_does_not_stall_the_handshake/kerberos",
          write_over_high_water_before_establishment_does_not_stall_the_handshake, fx_setup,
-         fx_teardown, &path_ids[PATH_KERBEROS]},
+         fx_teardown, &test_path_ids[PATH_KERBEROS]},
         PER_PATH(framing),
         PER_PATH(handshake),
         {"negotiate_downgrade/negotiate->kerberos", negotiate_downgrade, fx_setup, fx_teardown,
-         &path_ids[PATH_NEG_KERBEROS]},
+         &test_path_ids[PATH_NEG_KERBEROS]},
         {"kerberos_to_ntlm_downgrade_on_the_path_is_refused/negotiate->kerberos",
          kerberos_to_ntlm_downgrade_on_the_path_is_refused, fx_setup, fx_teardown,
-         &path_ids[PATH_NEG_KERBEROS]},
+         &test_path_ids[PATH_NEG_KERBEROS]},
         {"ntlm_flag_edits_on_the_path_are_refused/negotiate->ntlm",
-         ntlm_flag_edits_on_the_path_are_refused, fx_setup, fx_teardown, &path_ids[PATH_NEG_NTLM]},
+         ntlm_flag_edits_on_the_path_are_refused, fx_setup, fx_teardown,
+         &test_path_ids[PATH_NEG_NTLM]},
         {"ntlm_flag_edits_on_the_path_are_refused/ntlm", ntlm_flag_edits_on_the_path_are_refused,
-         fx_setup, fx_teardown, &path_ids[PATH_NTLM]},
+         fx_setup, fx_teardown, &test_path_ids[PATH_NTLM]},
         PER_PATH(unprotected_handshake_bytes_changed_on_the_path_are_refused),
         PER_PATH(forged_handshake_error_with_a_challenge_leaves_the_client_alive),
         {"raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path/ntlm",
          raw_ntlm_negotiate_flags_cannot_be_downgraded_on_the_path, fx_setup, fx_teardown,
-         &path_ids[PATH_NTLM]},
+         &test_path_ids[PATH_NTLM]},
         PER_PATH(protection_sign),
         PER_PATH(protection_seal),
         PER_PATH(close_cases),

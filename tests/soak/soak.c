@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "negio/negio.h"
+#include "support/clock.h"
 #include "support/support.h"
 
 /* gss-ntlmssp 1.2.0's leak per AUTHENTICATE checked (docs/SECURITY.md 8.3) */
@@ -112,13 +113,6 @@ static uint64_t rnd(void)
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return rng_state;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static long env_long(const char *name, long dflt)
@@ -207,7 +201,7 @@ static int slot_open(slot *s, test_path path, int kill_percent)
         return -1;
     }
     s->path = path;
-    s->started = now();
+    s->started = test_now_s();
     s->msgs_left = 1 + (int)(rnd() % 3);
     if ((int)(rnd() % 100) < kill_percent) {
         /* a Kerberos client sends one token: "after the second token" is for NTLM */
@@ -535,14 +529,14 @@ static void run_clients(const plan *pl, stats *st)
     for (int i = 0; i < n; i++)
         slots[i].fd = -1;
     FILE *csv = pl->csv != NULL ? fopen(pl->csv, "a") : NULL;
-    double t0 = now(), next_sample = t0, next_child = t0 + pl->child_every_ms / 1000.0;
+    double t0 = test_now_s(), next_sample = t0, next_child = t0 + pl->child_every_ms / 1000.0;
     double mid = t0 + (pl->until - t0) / 2;
     pid_t child = -1;
     int child_fd = -1;
     double child_kill_at = 0;
     unsigned long started_here = 0;
     for (;;) {
-        double t = now();
+        double t = test_now_s();
         int more = pl->connections ? started_here < pl->connections : t < pl->until;
         int open = 0;
         for (int i = 0; i < n; i++) {
@@ -856,7 +850,7 @@ int main(void)
     sample sm[4];
     for (int i = 0; i < 4; i++) {
         plan pl = {.paths_mask = segs[i].mask,
-                   .until = now() + (double)(i == 0 ? warmup : seconds / 3),
+                   .until = test_now_s() + (double)(i == 0 ? warmup : seconds / 3),
                    .concurrency = concurrency,
                    .kill_percent = kill_percent,
                    .child_every_ms = child_every,
@@ -867,7 +861,7 @@ int main(void)
              * size it needs */
             for (int k = 1; k < 4; k++) {
                 pl.paths_mask = segs[k].mask;
-                pl.until = now() + (double)warmup / 3;
+                pl.until = test_now_s() + (double)warmup / 3;
                 run_clients(&pl, &st[0]);
             }
         } else {
@@ -906,9 +900,9 @@ int main(void)
     /* graceful stop, then LeakSanitizer in the server */
     kill(server, SIGTERM);
     int status = 0;
-    double stop_t = now();
+    double stop_t = test_now_s();
     while (waitpid(server, &status, WNOHANG) == 0) {
-        if (now() - stop_t > 60) {
+        if (test_now_s() - stop_t > 60) {
             note_failure("the server did not stop within 60 s of SIGTERM");
             kill(server, SIGKILL);
             waitpid(server, &status, 0);
@@ -916,7 +910,7 @@ int main(void)
         }
         usleep(100000);
     }
-    double stop_s = now() - stop_t;
+    double stop_s = test_now_s() - stop_t;
     unsigned long sanitizer = count_lines(err, "Sanitizer", NULL);
     unsigned long auth_ntlm = count_lines(log, "\"authenticated\"", "\"mech\":\"ntlm\"");
     unsigned long auth_krb = count_lines(log, "\"authenticated\"", "\"mech\":\"kerberos\"");

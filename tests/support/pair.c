@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/bytes.h"
 #include "support/certs.h"
 #include "support/support.h"
 
@@ -15,6 +16,8 @@ uint32_t test_rand(unsigned *seed)
     *seed = x;
     return x;
 }
+
+test_path test_path_ids[PATH_COUNT] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NEG_NTLM, PATH_NTLM};
 
 const char *test_path_name(test_path p)
 {
@@ -146,6 +149,38 @@ negio_config *test_server_config(test_path p)
     return cfg;
 }
 
+negio_config *test_password_client(negio_mech mech, const char *user, const char *password)
+{
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    must(negio_config_set_mech(cfg, mech), "mech");
+    must(negio_config_set_password(cfg, user, password), "password");
+    return cfg;
+}
+
+negio_conn *test_bare_server(const negio_limits *limits)
+{
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_SERVER), "config");
+    if (limits != NULL)
+        must(negio_config_set_limits(cfg, limits), "limits");
+    negio_conn *c;
+    must(negio_conn_new(&c, cfg), "connector");
+    negio_config_del(cfg);
+    return c;
+}
+
+negio_conn *test_deferred_client(void)
+{
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_CLIENT), "config");
+    must(negio_config_set_service(cfg, "negio@localhost"), "service");
+    must(negio_config_set_deferred_steps(cfg, 1), "deferred steps");
+    negio_conn *c;
+    must(negio_conn_new(&c, cfg), "connector");
+    negio_config_del(cfg);
+    return c;
+}
+
 void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,
                     test_split split, unsigned seed)
 {
@@ -248,8 +283,7 @@ static size_t move_frames(test_side *from, test_side *to, int dir, int *count, t
     while (at < avail) {
         size_t n = avail - at;
         if (n >= 8) {
-            size_t body = (size_t)out[at + 4] << 24 | (size_t)out[at + 5] << 16 |
-                          (size_t)out[at + 6] << 8 | out[at + 7];
+            size_t body = test_get_be32(out + at + 4);
             if (body <= n - 8)
                 n = 8 + body;
         }
@@ -307,6 +341,16 @@ int test_pair_establish(test_pair *p)
     test_pair_run(p);
     return test_side_count(&p->client, NEGIO_EV_ESTABLISHED) == 1 &&
            test_side_count(&p->server, NEGIO_EV_ESTABLISHED) == 1;
+}
+
+uint8_t *test_memdup(const void *p, size_t n)
+{
+    uint8_t *copy = malloc(n + 1);
+    if (copy == NULL)
+        abort();
+    if (n > 0)
+        memcpy(copy, p, n);
+    return copy;
 }
 
 uint8_t *test_take_output(negio_conn *c, size_t *len)

@@ -73,10 +73,30 @@ const struct test_certs *test_certs_get(void);
 
 const char *test_path_name(test_path p);
 negio_mech test_path_mech(test_path p);
+/* Each path, for a cmocka test's state: &test_path_ids[P] points at P. */
+extern test_path test_path_ids[PATH_COUNT];
+/* Four entries of a cmocka test table running FN once on each path, named "FN/<path name>", each
+ * with SETUP and TEARDOWN (or NULL) and its state pointing at its path (*(test_path *)*state). */
+/* clang-format off */
+#define TEST_PER_PATH(fn, setup, teardown)                                                         \
+    {#fn "/kerberos", fn, setup, teardown, &test_path_ids[PATH_KERBEROS]},                         \
+    {#fn "/negotiate->kerberos", fn, setup, teardown, &test_path_ids[PATH_NEG_KERBEROS]},          \
+    {#fn "/negotiate->ntlm", fn, setup, teardown, &test_path_ids[PATH_NEG_NTLM]},                  \
+    {#fn "/ntlm", fn, setup, teardown, &test_path_ids[PATH_NTLM]}
+/* clang-format on */
 
 /* Configs for a path, with the realm's credentials; the caller may adjust and must free. */
 negio_config *test_client_config(test_path p);
 negio_config *test_server_config(test_path p);
+/* A Kerberos-path client config of MECH that authenticates USER with PASSWORD instead. */
+negio_config *test_password_client(negio_mech mech, const char *user, const char *password);
+
+/* Connectors that need no realm (both abort the process if they cannot be made): a server
+ * (with LIMITS, when not NULL), whose credentials are only acquired when the first valid handshake
+ * token arrives, so that frames failing their header, limit or order checks never reach GSS-API;
+ * and a client for negio@localhost with deferred steps, which does no GSS work until stepped. */
+negio_conn *test_bare_server(const negio_limits *limits);
+negio_conn *test_deferred_client(void);
 
 /* How bytes are cut on their way between the two connectors. */
 typedef enum test_split {
@@ -148,6 +168,9 @@ const test_event *test_side_message(const test_side *s, int n);
 
 /* Takes all pending output of a connector into a heap buffer (caller frees). */
 uint8_t *test_take_output(negio_conn *c, size_t *len);
+/* A heap copy of the N bytes at P (room for one more, so that N may be 0; caller frees); aborts
+ * the process if there is no memory for it. */
+uint8_t *test_memdup(const void *p, size_t n);
 
 /* Deterministic random numbers for tests. */
 uint32_t test_rand(unsigned *seed);

@@ -3,24 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint32_t test_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-void test_put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t le16(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
 uint8_t *test_ntlm_find(uint8_t *p, size_t n, uint32_t type)
 {
     for (size_t i = 0; i + 12 <= n; i++) {
@@ -46,11 +28,11 @@ uint8_t *test_ntlm_av(uint8_t *msg, const uint8_t *end, uint16_t id)
     size_t n = (size_t)(end - msg), len, off;
     uint32_t type = test_le32(msg + 8);
     if (type == 2 && n >= 48) { /* TargetInfoFields */
-        len = le16(msg + 40);
+        len = test_le16(msg + 40);
         off = test_le32(msg + 44);
     } else if (type == 3 && n >= 28) { /* the NTLMv2 response's AV pairs: after NTProofStr and
                                           the 28 fixed bytes of its client challenge */
-        len = le16(msg + 20);
+        len = test_le16(msg + 20);
         off = test_le32(msg + 24);
         if (len < 44)
             return NULL;
@@ -62,7 +44,7 @@ uint8_t *test_ntlm_av(uint8_t *msg, const uint8_t *end, uint16_t id)
     if (off > n || len > n - off)
         return NULL;
     for (size_t i = off; i + 4 <= off + len;) {
-        uint32_t av = le16(msg + i), avlen = le16(msg + i + 2);
+        uint32_t av = test_le16(msg + i), avlen = test_le16(msg + i + 2);
         if (av == id)
             return msg + i;
         if (av == 0)
@@ -120,10 +102,7 @@ uint8_t *test_hs_error_body(const uint8_t *token, size_t len, const char *reason
     uint8_t *b = malloc(4 + len + rl + 1);
     if (b == NULL)
         abort();
-    b[0] = (uint8_t)(len >> 24);
-    b[1] = (uint8_t)(len >> 16);
-    b[2] = (uint8_t)(len >> 8);
-    b[3] = (uint8_t)len;
+    test_put_be32(b, (uint32_t)len);
     if (len > 0)
         memcpy(b + 4, token, len);
     memcpy(b + 4 + len, reason, rl);

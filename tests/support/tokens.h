@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "support/bytes.h" /* test_le32, test_put_le32 */
+
 /* NTLM negotiation flags ([MS-NLMP] 2.2.2.5) the tests change. */
 #define TEST_NTLM_DATAGRAM 0x00000040u
 #define TEST_NTLM_KEY_EXCH 0x40000000u
@@ -14,9 +16,6 @@
 #define TEST_AV_FLAGS 6
 #define TEST_AV_TIMESTAMP 7
 #define TEST_AV_FLAG_MIC 0x00000002u /* MsvAvFlags: the AUTHENTICATE message carries a MIC */
-
-uint32_t test_le32(const uint8_t *p);
-void test_put_le32(uint8_t *p, uint32_t v);
 
 /* The first NTLM message of TYPE (1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE) in P..P+N, found by
  * its signature anywhere (raw, or inside SPNEGO), or NULL. */

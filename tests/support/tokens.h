@@ -35,6 +35,13 @@ size_t test_ntlm_challenge(uint8_t *m, uint16_t name_len);
  * into OUT (room for LEN + 30 bytes); returns its length. */
 size_t test_wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len);
 
+/* A server's NegTokenResp found by fuzz_client_handshake (SECURITY.md section 8.1): its
+ * supportedMech [1] claims 0x4c bytes for a 12-byte OID. A DER walk by element lengths skips the
+ * responseToken; MIT's parser reads the OID by its own length and hands the CHALLENGE inside
+ * (empty target name) to gss-ntlmssp, which crashed the client. */
+extern const uint8_t test_hostile_supportedmech_length[];
+extern const size_t test_hostile_supportedmech_length_len;
+
 /* The body of a HANDSHAKE_ERROR frame: [u32 BE token length][TOKEN][REASON]. Caller frees. */
 uint8_t *test_hs_error_body(const uint8_t *token, size_t len, const char *reason, size_t *n);
 

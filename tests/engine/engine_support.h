@@ -23,6 +23,22 @@
 
 #define REC_MAX_MSGS 4096
 
+/* The threads an engine started (its loops and step workers): the entries of /proc/self/task that
+ * appeared while negio_engine_new ran. */
+typedef struct engine_thread_ids {
+    int ids[64];
+    int n;
+} engine_thread_ids;
+
+/* negio_engine_new, noting in *T the threads it started. */
+int engine_new_watched(negio_engine **e, const negio_engine_options *o, engine_thread_ids *t);
+/* Whether every thread in T is blocked waiting for work, as the kernel shows it
+ * (/proc/self/task/ID/syscall): a step worker in futex (waiting for a job), a loop in epoll
+ * (waiting for an event). Read twice over, so that a loop seen waiting in the second pass has
+ * run whatever a worker seen idle in the first pass had posted to it: once it holds, no job holds
+ * a connection any more. */
+int engine_threads_idle(const engine_thread_ids *t);
+
 /* What one client connection saw. */
 typedef struct rec_conn {
     int authenticated;
@@ -53,12 +69,13 @@ typedef struct recorder {
     int authenticated;
     int messages;
     int closed;
-    int closed_by_reason[8]; /* by negio_close_reason */
-    int echo;                /* send each message back at its level */
-    int reject;              /* on_authenticated returns this */
-    int backpressure;        /* on_backpressure(1) calls */
-    int write_failures;      /* on_write_failed calls */
-    uint32_t lifetime;       /* negio_auth_info.lifetime of the last connection authenticated */
+    int closed_by_reason[8];   /* by negio_close_reason */
+    int echo;                  /* send each message back at its level */
+    int reject;                /* on_authenticated returns this */
+    int backpressure;          /* on_backpressure(1) calls */
+    int write_failures;        /* on_write_failed calls */
+    uint32_t lifetime;         /* negio_auth_info.lifetime of the last connection authenticated */
+    engine_thread_ids threads; /* the engine's */
 } recorder;
 
 /* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */

@@ -17,6 +17,7 @@
 
 #include "engine/engine_internal.h" /* negio__engine_advance_clock */
 #include "engine/engine_support.h"
+#include "support/net.h"
 
 #ifndef NEGIO_TEST_HOOKS
 #error "test_engine needs the test clock (negio_uv_hook_static)"
@@ -218,7 +219,11 @@ static void a_stalled_kdc_does_not_slow_authenticated_connections(void **state)
     negio_config_set_ccache(pw, r->empty_ccache);
     assert_int_equal(negio_config_set_password(pw, "alice", r->alice_pw), 0);
     assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, pw, &b, &cb), 0);
-    usleep(200000); /* B's first step is now blocked on the KDC in a worker */
+    /* B's first step is blocked on the KDC in a worker once its request waits, unread, in a
+     * socket of the stopped KDC */
+    int sockets;
+    TEST_POLL_UNTIL(test_tcp_unread_at((uint16_t)r->kdc_port, &sockets) > 0, 10000);
+    int b_waits = test_tcp_unread_at((uint16_t)r->kdc_port, &sockets) > 0;
     double t0 = test_now_s();
     for (int i = 1; i <= 200; i++) {
         char m[32];
@@ -233,6 +238,7 @@ static void a_stalled_kdc_does_not_slow_authenticated_connections(void **state)
     kill(kdc, SIGCONT); /* before any assertion can end the test */
     fprintf(stderr, "200 echoes in %.3f s while the KDC was stalled; B: %s (%s)\n", took,
             negio_close_reason_name(b.reason), b.detail);
+    assert_true(b_waits);
     assert_int_equal(echoed, 200);
     assert_int_equal(a.order_errors, 0);
     assert_false(b_closed_early); /* the echoes did not wait for B to give up */
@@ -565,8 +571,9 @@ static void *writer_main(void *arg)
     for (int i = 1; i <= w->n; i++) {
         char m[32];
         int len = snprintf(m, sizeof(m), "t%d-%d", w->t, i);
-        while (negio_engine_write(w->c, m, (size_t)len) == NEGIO_ERR_BUSY)
-            usleep(1000);
+        /* over the hard limit: again once the connection has sent some (the test fails on the
+         * messages missing if it never does) */
+        TEST_POLL_UNTIL(negio_engine_write(w->c, m, (size_t)len) != NEGIO_ERR_BUSY, 60000);
     }
     return NULL;
 }

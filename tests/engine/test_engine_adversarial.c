@@ -421,6 +421,16 @@ static int srvmon_get(srvmon *m, const int *field)
     return v;
 }
 
+/* Waits until the server has accepted its ACCEPTS-th connection and read everything FD, that
+ * connection's other end, sent on it: what a peer that then vanishes had delivered is in the
+ * server's hands before the end of the stream. */
+static void wait_server_read(srvmon *m, int fd, int accepts)
+{
+    assert_int_equal(srvmon_wait(m, &m->accepts, accepts, 5000), accepts);
+    TEST_POLL_UNTIL(test_tcp_peer_unread(fd) == 0, 5000);
+    assert_int_equal(test_tcp_peer_unread(fd), 0);
+}
+
 static mon_close srvmon_close_at(srvmon *m, int i)
 {
     pthread_mutex_lock(&m->lock);
@@ -740,7 +750,9 @@ static void slow_reader_run(int grow_input)
         }
         assert_int_equal(negio_conn_send_done(s.conn, part), 0);
         sent_bytes = part;
-        test_sleep_ms(100);
+        /* the pause: until the server has read all of it */
+        TEST_POLL_UNTIL(test_tcp_peer_unread(s.fd) == 0, 5000);
+        assert_int_equal(test_tcp_peer_unread(s.fd), 0);
     }
     int64_t start = test_now_ms(), last_progress = start, deadline = start + 30000;
     int stalled = 0;
@@ -896,9 +908,7 @@ slowloris_peers_are_closed_by_the_handshake_deadline_while_real_clients_are_serv
         trickled[i] = 0;
     }
     /* every one adopted: its deadline runs */
-    int64_t deadline = test_now_ms() + 5000;
-    while (negio_engine_connections(m->e) < SL_RAW && test_now_ms() < deadline)
-        test_sleep_ms(1);
+    TEST_POLL_UNTIL(negio_engine_connections(m->e) >= SL_RAW, 5000);
     assert_int_equal(negio_engine_connections(m->e), SL_RAW);
 
     static rec_conn rc[SL_REAL];
@@ -1004,7 +1014,7 @@ static void abrupt_disconnect_mid_handshake_is_truncation(void **state)
     static const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 1, 0, 0, 0, 0, 0, 100};
     int fd = raw_connect(m->port);
     raw_send_all(fd, hdr, 5);
-    test_sleep_ms(20);
+    wait_server_read(m, fd, 1);
     raw_close(fd);
     expect_truncated(m, 1, "5 header bytes");
     assert_non_null(strstr(srvmon_close_at(m, 0).detail, "header"));
@@ -1015,21 +1025,19 @@ static void abrupt_disconnect_mid_handshake_is_truncation(void **state)
     memset(frame + 8, 0x60, 50);
     fd = raw_connect(m->port);
     raw_send_all(fd, frame, sizeof(frame));
-    test_sleep_ms(20);
+    wait_server_read(m, fd, 2);
     raw_close(fd);
     expect_truncated(m, 2, "header and half a body");
 
     /* nothing at all */
     fd = raw_connect(m->port);
-    test_sleep_ms(20);
+    wait_server_read(m, fd, 3);
     raw_close(fd);
     expect_truncated(m, 3, "no bytes");
 
     assert_int_equal(srvmon_get(m, &m->authenticated), 0);
     /* on_closed runs just before the engine drops the connection from its count */
-    int64_t deadline = test_now_ms() + 1000;
-    while (negio_engine_connections(m->e) > 0 && test_now_ms() < deadline)
-        test_sleep_ms(1);
+    TEST_POLL_UNTIL(negio_engine_connections(m->e) == 0, 1000);
     assert_int_equal(negio_engine_connections(m->e), 0);
     srvmon_stop(m);
 }
@@ -1062,10 +1070,13 @@ static void abrupt_disconnect_mid_message_is_truncation(void **state)
         } else {
             assert_true(n < 0 && (errno == EAGAIN || errno == EINTR));
             assert_true(test_now_ms() < deadline);
-            test_sleep_ms(1);
+            struct pollfd pfd = {.fd = s.fd, .events = POLLOUT};
+            (void)poll(&pfd, 1, test_ms_left(deadline));
         }
     }
-    test_sleep_ms(50);
+    /* the server has read the half frame before the stream ends */
+    TEST_POLL_UNTIL(test_tcp_peer_unread(s.fd) == 0, 5000);
+    assert_int_equal(test_tcp_peer_unread(s.fd), 0);
     raw_drain(s.fd); /* nothing unread: close() sends a FIN, not a reset */
     raw_close(s.fd);
     s.fd = -1;
@@ -1080,6 +1091,8 @@ static void abrupt_disconnect_mid_message_is_truncation(void **state)
 #define LIMIT 5
 #define LIMIT_RAW 8
 
+/* Samples the server's connection count every half millisecond for MS milliseconds, keeping the
+ * highest in *MAX: the window in which it must not pass the limit is what is tested. */
 static void watch_connections(srvmon *m, int ms, unsigned *max)
 {
     int64_t end = test_now_ms() + ms;
@@ -1092,7 +1105,8 @@ static void watch_connections(srvmon *m, int ms, unsigned *max)
 }
 
 /* With max_connections = 5, eight TCP connections waiting in the backlog: exactly five are
- * adopted, and the count never exceeds five while they are closed one by one. */
+ * adopted, and the count never exceeds five, for 300 ms once five were accepted and while they are
+ * closed one by one (each close watched for 50 ms, in which the engine adopts the next). */
 static void connection_limit_pauses_accepting(void **state)
 {
     (void)state;
@@ -1102,6 +1116,7 @@ static void connection_limit_pauses_accepting(void **state)
     unsigned max = 0;
     for (int i = 0; i < LIMIT_RAW; i++)
         fds[i] = raw_connect(m->port);
+    srvmon_wait(m, &m->accepts, LIMIT, 5000);
     watch_connections(m, 300, &max);
     unsigned at300 = negio_engine_connections(m->e);
     int accepts = srvmon_get(m, &m->accepts);
@@ -1139,9 +1154,7 @@ static void connection_limit_serves_a_waiting_client_once_a_slot_frees(void **st
     for (int i = 0; i < LIMIT; i++)
         fds[i] = raw_connect(m->port);
     assert_int_equal(srvmon_wait(m, &m->accepts, LIMIT, 2000), LIMIT);
-    int64_t deadline = test_now_ms() + 2000;
-    while (negio_engine_connections(m->e) < LIMIT && test_now_ms() < deadline)
-        test_sleep_ms(5);
+    TEST_POLL_UNTIL(negio_engine_connections(m->e) >= LIMIT, 2000);
     assert_int_equal(negio_engine_connections(m->e), LIMIT);
 
     recorder *cli = client_start(1);
@@ -1152,6 +1165,11 @@ static void connection_limit_serves_a_waiting_client_once_a_slot_frees(void **st
     assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", m->port, cc, &rc, &conn), 0);
     negio_config_del(cc);
     assert_int_equal(negio_engine_write(conn, "waited", 6), 0);
+    /* its first token waits in the server's backlog, unread; the server may not take it for
+     * 300 ms (the window is what is tested) */
+    int sockets = 0;
+    TEST_POLL_UNTIL(test_tcp_unread_at(m->port, &sockets) > 0 && sockets == LIMIT + 1, 5000);
+    assert_int_equal(sockets, LIMIT + 1);
     test_sleep_ms(300);
     assert_int_equal(recorder_get(cli, &cli->authenticated), 0); /* not served yet */
     assert_int_equal(srvmon_get(m, &m->accepts), LIMIT);
@@ -1196,6 +1214,7 @@ static void refused_accept_closes_the_socket_at_once(void **state)
         assert_true(took < 1500);
     }
     assert_int_equal(srvmon_get(m, &m->accepts), 3);
+    /* a connection the engine adopted after all would report its close within this window */
     test_sleep_ms(50);
     assert_int_equal(srvmon_get(m, &m->closed), 0); /* never a connection */
     assert_int_equal(negio_engine_connections(m->e), 0);

@@ -50,9 +50,7 @@ static void recorder_wait_either(recorder *r, int messages, int closed, int ms)
 /* Waits until engine E has no connection left or MS pass; returns how many are left. */
 static unsigned wait_no_connections(negio_engine *e, int ms)
 {
-    struct timespec step = {0, 2000000};
-    for (int waited = 0; negio_engine_connections(e) > 0 && waited < ms; waited += 2)
-        nanosleep(&step, NULL);
+    TEST_POLL_EVERY(negio_engine_connections(e) == 0, ms, 2);
     return negio_engine_connections(e);
 }
 

@@ -268,10 +268,10 @@ static void half_open_and_slowloris_peers_do_not_starve_real_clients(void **stat
     for (int w = 0; w < 2; w++) {
         if (w == 1) {
             /* the first peers' deadlines fire from t0 + 2 s on, the last ones' when all were
-             * open + 2 s (opening takes about 1.5 s) */
-            int64_t storm = t0 + DEADLINE_MS + 200;
-            while (test_now_ms() < storm)
-                test_sleep_ms(5);
+             * open + 2 s (opening takes about 1.5 s): the second wave starts with the first
+             * close by the deadline */
+            assert_true(recorder_wait(&srv, &srv.closed_by_reason[NEGIO_CLOSE_TIMEOUT], 1,
+                                      DEADLINE_MS + 30000) >= 1);
         }
         wave_at[w] = test_now_ms();
         at_conns[w] = (int)negio_engine_connections(srv.e);
@@ -492,14 +492,15 @@ static unsigned clients_cmd(clients *cl, const char *verb, test_path path, int k
     return failed;
 }
 
-/* Waits until the server has freed every connection. */
+/* Waits until the server has freed every connection: none is counted any more, and no step
+ * worker still holds one (a step that was running when its connection closed holds it until the
+ * loop has taken the step's result). */
 static void server_empty(recorder *srv)
 {
-    int64_t until = test_now_ms() + 10000;
-    while (negio_engine_connections(srv->e) > 0 && test_now_ms() < until)
-        test_sleep_ms(5);
+    TEST_POLL_EVERY(negio_engine_connections(srv->e) == 0, 10000, 5);
     assert_int_equal(negio_engine_connections(srv->e), 0);
-    test_sleep_ms(100); /* a worker may still hold its reference for a moment */
+    TEST_POLL_EVERY(engine_threads_idle(&srv->threads), 10000, 5);
+    assert_true(engine_threads_idle(&srv->threads));
 }
 
 /* Waits until the server has reported every connection closed and freed them. */
@@ -839,7 +840,7 @@ static void code_server_init(code_server *s, uint32_t handshake_timeout_ms)
     o.callbacks.on_message = cs_on_message;
     o.callbacks.on_closed = cs_on_closed;
     o.user = s;
-    assert_int_equal(negio_engine_new(&s->r.e, &o), NEGIO_OK);
+    assert_int_equal(engine_new_watched(&s->r.e, &o, &s->r.threads), NEGIO_OK);
 }
 
 static int code_count(code_server *s, int code)
@@ -1100,18 +1101,16 @@ static void pre_cmd_watching(clients *cl, const char *cmd, int *a, long long *b,
 /* Waits until the server has accepted N connections on PORT and read all they sent. */
 static void server_read_all(code_server *srv, uint16_t port, int n)
 {
-    int64_t until = test_now_ms() + 30000;
     int sockets = 0;
     long unread = -1;
-    while (test_now_ms() < until) {
-        unread = test_tcp_unread_at(port, &sockets);
-        if (sockets == n && unread == 0 && (int)negio_engine_connections(srv->r.e) == n)
-            return;
-        test_sleep_ms(5);
-    }
-    fail_msg("the server did not read everything from %d connections: %d sockets, %ld bytes "
-             "unread, %u connections",
-             n, sockets, unread, negio_engine_connections(srv->r.e));
+    /* every 5 ms: /proc/net/tcp has a line per connection, read while the server works */
+    TEST_POLL_EVERY((unread = test_tcp_unread_at(port, &sockets)) == 0 && sockets == n &&
+                        (int)negio_engine_connections(srv->r.e) == n,
+                    30000, 5);
+    if (unread != 0 || sockets != n || (int)negio_engine_connections(srv->r.e) != n)
+        fail_msg("the server did not read everything from %d connections: %d sockets, %ld bytes "
+                 "unread, %u connections",
+                 n, sockets, unread, negio_engine_connections(srv->r.e));
 }
 
 /* N HANDSHAKE headers with BODY bytes each: the server's heap growth per connection. */

@@ -49,6 +49,7 @@
 
 #include "negio/negio.h"
 #include "support/clock.h"
+#include "support/net.h"
 #include "support/support.h"
 
 /* gss-ntlmssp 1.2.0's leak per AUTHENTICATE checked (docs/SECURITY.md 8.3) */
@@ -425,6 +426,18 @@ typedef struct sample {
 } sample;
 
 static char heap_file[512];
+
+/* Waits (at most 5 s) until the heap probe has written a sample after this call, so that the
+ * next sample_of reads the server as it is now. */
+static void fresh_heap_sample(void)
+{
+    struct stat before, now;
+    if (heap_file[0] == '\0' || stat(heap_file, &before) != 0)
+        return;
+    TEST_POLL_EVERY(stat(heap_file, &now) == 0 && (now.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                                                   now.st_mtim.tv_nsec != before.st_mtim.tv_nsec),
+                    5000, 10);
+}
 
 static sample sample_of(pid_t pid)
 {
@@ -826,7 +839,7 @@ int main(void)
     server_addr.sin_family = AF_INET;
     server_addr.sin_port = htons((uint16_t)port);
     server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sleep(1);
+    fresh_heap_sample(); /* the probe's first, once the server listens */
     sample s_start = sample_of(server);
     snprintf(fds_path, sizeof(fds_path), "%s/fds-start.txt", out);
     list_fds(server, fds_path);
@@ -867,7 +880,13 @@ int main(void)
         } else {
             run_clients(&pl, &st[i]);
         }
-        sleep(3);
+        /* the pause: until the server has closed every connection, then a heap sample taken
+         * after that */
+        TEST_POLL_EVERY(test_tcp_open_at((uint16_t)port) == 0, 60000, 20);
+        if (test_tcp_open_at((uint16_t)port) != 0)
+            note_failure("segment %s: the server still had %d connections open after 60 s",
+                         segs[i].name, test_tcp_open_at((uint16_t)port));
+        fresh_heap_sample();
         sm[i] = sample_of(server);
         print_stats(segs[i].name, &st[i]);
         add_stats(&all, &st[i]);
@@ -901,14 +920,12 @@ int main(void)
     kill(server, SIGTERM);
     int status = 0;
     double stop_t = test_now_s();
-    while (waitpid(server, &status, WNOHANG) == 0) {
-        if (test_now_s() - stop_t > 60) {
-            note_failure("the server did not stop within 60 s of SIGTERM");
-            kill(server, SIGKILL);
-            waitpid(server, &status, 0);
-            break;
-        }
-        usleep(100000);
+    pid_t stopped = 0;
+    TEST_POLL_EVERY((stopped = waitpid(server, &status, WNOHANG)) != 0, 60000, 100);
+    if (stopped == 0) {
+        note_failure("the server did not stop within 60 s of SIGTERM");
+        kill(server, SIGKILL);
+        waitpid(server, &status, 0);
     }
     double stop_s = test_now_s() - stop_t;
     unsigned long sanitizer = count_lines(err, "Sanitizer", NULL);

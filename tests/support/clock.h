@@ -70,14 +70,17 @@ static inline struct timespec test_deadline_after_ms(int ms)
     return ts;
 }
 
-/* Evaluates COND every millisecond until it holds or MS milliseconds have passed: a wait on
- * state that nothing signals (an engine's connection count, another process's counters). The
- * caller asserts COND afterwards, so that a timeout fails with what it saw. */
-#define TEST_POLL_UNTIL(cond, ms)                                                                  \
+/* Evaluates COND every STEP milliseconds until it holds or MS milliseconds have passed: a wait
+ * on state that nothing signals (an engine's connection count, the kernel's socket tables,
+ * another process's counters). The caller asserts COND afterwards, so that a timeout fails with
+ * what it saw. */
+#define TEST_POLL_EVERY(cond, ms, step)                                                            \
     do {                                                                                           \
         int64_t test_poll_until_ = test_now_ms() + (ms);                                           \
         while (!(cond) && test_now_ms() < test_poll_until_)                                        \
-            test_sleep_ms(1);                                                                      \
+            test_sleep_ms(step);                                                                   \
     } while (0)
+/* The same every millisecond. */
+#define TEST_POLL_UNTIL(cond, ms) TEST_POLL_EVERY(cond, ms, 1)
 
 #endif

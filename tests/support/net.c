@@ -120,8 +120,12 @@ typedef struct tcp_line {
     unsigned long rx;
 } tcp_line;
 
+/* include/net/tcp_states.h */
 #define TCP_ESTABLISHED 0x01
+#define TCP_TIME_WAIT 0x06
+#define TCP_CLOSE 0x07
 #define TCP_CLOSE_WAIT 0x08
+#define TCP_LISTEN 0x0a
 
 /* Calls FN for each IPv4 TCP socket of this network namespace; -1 if the table cannot be read. */
 static int each_tcp_socket(void (*fn)(const tcp_line *, void *), void *user)
@@ -164,6 +168,25 @@ long test_tcp_unread_at(uint16_t port, int *sockets)
         return -1;
     *sockets = u.sockets;
     return u.unread;
+}
+
+typedef struct open_at {
+    uint16_t port;
+    int open;
+} open_at;
+
+static void count_open_at(const tcp_line *t, void *user)
+{
+    open_at *o = user;
+    if (t->lport == o->port && t->state != TCP_LISTEN && t->state != TCP_TIME_WAIT &&
+        t->state != TCP_CLOSE)
+        o->open++;
+}
+
+int test_tcp_open_at(uint16_t port)
+{
+    open_at o = {port, 0};
+    return each_tcp_socket(count_open_at, &o) == 0 ? o.open : -1;
 }
 
 typedef struct peer_of {

@@ -29,6 +29,10 @@ int test_read_all(int fd, void *p, size_t n, int ms);
  * server's accepted connections, accepted by its owner or still in its backlog), and how many
  * such sockets there are (*SOCKETS); -1 if /proc/net/tcp cannot be read. */
 long test_tcp_unread_at(uint16_t port, int *sockets);
+/* How many TCP connections with local port PORT (a server's) are still open: every state but
+ * LISTEN, TIME_WAIT and CLOSE, so that a connection one side has closed and the other not yet
+ * counts; -1 if /proc/net/tcp cannot be read. */
+int test_tcp_open_at(uint16_t port);
 /* The bytes the other end of FD, a TCP connection over 127.0.0.1 between two sockets of this
  * machine, has received and not read yet (0 once its owner has read everything FD sent); -1 if
  * that end is not found (closed, or not on this machine). */

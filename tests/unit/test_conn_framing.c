@@ -271,76 +271,128 @@ static uint8_t *take_output(negio_conn *c, size_t *len)
     return copy;
 }
 
+/* ---- one frame, one verdict ------------------------------------------------------------ */
+
+#define V NEGIO_PROTOCOL_VERSION
+
+/* One frame fed whole to a fresh server connector (with LIMITS, when set) and what must come of
+ * it. The header is written as given, valid or not, announcing LENGTH; BODY_LEN bytes of BODY
+ * follow it (fewer than announced, or none). EOF: the stream ends after them. next_event must
+ * return EXPECT and deliver nothing; EXPECT 0: the connector waits for more, without failing. A
+ * failure must be sticky, name DETAIL in its detail text (when set), and be told to the peer as
+ * before establishment. */
+typedef struct frame_case {
+    const char *what;
+    unsigned version, type, level, flags;
+    uint32_t length;
+    const char *body;
+    size_t body_len;
+    int expect;
+    const char *detail;
+    int eof;
+    const negio_limits *limits;
+} frame_case;
+
+static void run_frame_cases(const frame_case *cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const frame_case *k = &cs[i];
+        negio_conn *c = test_bare_server(k->limits);
+        uint8_t f[8 + 32];
+        assert_true(k->body_len <= 32);
+        size_t len = test_put_raw_frame(f, k->version, k->type, k->level, k->flags, k->length,
+                                        k->body, k->body_len);
+        assert_int_equal(negio_conn_feed(c, f, len), NEGIO_OK);
+        if (k->eof)
+            assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
+        negio_event ev;
+        int rc = negio_conn_next_event(c, &ev);
+        if (rc != k->expect)
+            fail_msg("%s: got %s, expected %s (%s)", k->what, negio_err_name(rc),
+                     negio_err_name(k->expect), negio_conn_error_detail(c));
+        assert_int_equal(ev.type, NEGIO_EV_NONE); /* nothing delivered */
+        if (k->expect == 0) {
+            assert_int_equal(negio_conn_error(c), 0);
+        } else {
+            assert_sticky(c, k->expect);
+            if (k->detail != NULL && strstr(negio_conn_error_detail(c), k->detail) == NULL)
+                fail_msg("%s: detail \"%s\" lacks \"%s\"", k->what, negio_conn_error_detail(c),
+                         k->detail);
+            assert_told_peer(c, k->expect);
+        }
+        negio_conn_del(c);
+    }
+}
+
+#define RUN_FRAME_CASES(cs) run_frame_cases(cs, sizeof(cs) / sizeof(cs[0]))
+
 /* ---- header checks --------------------------------------------------------------------- */
 
 static void bad_version_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned versions[] = {0, 1, 3, 255};
-    for (size_t i = 0; i < 3; i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[16];
-        size_t n = test_put_raw_frame(f, versions[i], T_HANDSHAKE, 0, 0, 4, "abcd", 4);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "version"));
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"version 0", 0, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 1", 1, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 3", 3, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 255", 255, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void unknown_type_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned types[] = {0, 6, 7, 128, 255};
-    for (size_t i = 0; i < 5; i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[8];
-        test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 0, 0, 0, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"type 0", V, 0, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 6", V, 6, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 7", V, 7, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 128", V, 128, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "frame type"},
+        {"type 255", V, 255, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "frame type"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void unknown_level_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned levels[] = {3, 4, 127, 255};
-    for (size_t i = 0; i < 4; i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[8];
-        test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, levels[i], 0, 0, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"level 3", V, T_DATA, 3, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 4", V, T_DATA, 4, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 127", V, T_DATA, 127, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 255", V, T_DATA, 255, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void reserved_flags_are_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const struct {
-        unsigned type, level, flags;
-    } t[] = {{T_HANDSHAKE, 0, 1}, {T_HS_ERROR, 0, 0x40}, {T_POLICY, 1, 1},
-             {T_DATA, 0, 2},      {T_DATA, 2, 0x80},     {T_CLOSE, 2, 0xff}};
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[8];
-        test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, t[i].type, t[i].level, t[i].flags, 0, NULL,
-                           0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "flag"));
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"handshake, flag 0x01", V, T_HANDSHAKE, 0, 1, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"handshake error, flag 0x40", V, T_HS_ERROR, 0, 0x40, 0, NULL, 0,
+         .expect = NEGIO_ERR_PROTOCOL, .detail = "flag"},
+        {"policy, flag 0x01", V, T_POLICY, 1, 1, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"data, flag 0x02", V, T_DATA, 0, 2, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"data, flag 0x80", V, T_DATA, 2, 0x80, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"close, flags 0xff", V, T_CLOSE, 2, 0xff, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void a_bad_header_is_judged_on_its_eight_bytes_alone(void **state)
@@ -407,55 +459,51 @@ static void handshake_of_exactly_max_token_waits_for_its_body(void **state)
 static void configured_max_token_is_enforced(void **state)
 {
     (void)state;
-    negio_limits l = {.max_token = 2048};
-    negio_conn *c = test_bare_server(&l);
-    uint8_t f[8];
-    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2048, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), 0);
-    negio_conn_del(c);
-
-    c = test_bare_server(&l);
-    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-    assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-    negio_conn_del(c);
+    static const negio_limits l = {.max_token = 2048};
+    static const frame_case cases[] = {
+        {"handshake of 2048 bytes", V, T_HANDSHAKE, 0, 0, 2048, NULL, 0, .expect = 0, .limits = &l},
+        {"handshake of 2049 bytes", V, T_HANDSHAKE, 0, 0, 2049, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE, .limits = &l},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void data_lengths_over_max_frame_fail_on_the_header_alone(void **state)
 {
     (void)state;
-    static const uint32_t lengths[] = {0xffffffffu, 0x80000000u, DEFAULT_MAX_FRAME + 1};
-    for (size_t i = 0; i < 3; i++) {
-        for (unsigned level = 0; level <= 2; level++) {
-            negio_conn *c = test_bare_server(NULL);
-            uint8_t f[8];
-            test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, level, 0, lengths[i], NULL, 0);
-            assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-            negio_event ev;
-            assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-            assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-            negio_conn_del(c);
-        }
-    }
+    static const frame_case cases[] = {
+        {"data of 0xffffffff bytes at none", V, T_DATA, 0, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0xffffffff bytes at sign", V, T_DATA, 1, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0xffffffff bytes at seal", V, T_DATA, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at none", V, T_DATA, 0, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at sign", V, T_DATA, 1, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at seal", V, T_DATA, 2, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at none", V, T_DATA, 0, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at sign", V, T_DATA, 1, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at seal", V, T_DATA, 2, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(void **state)
 {
     (void)state;
-    static const unsigned types[] = {T_POLICY, T_CLOSE};
-    for (size_t i = 0; i < 2; i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[8];
-        test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 2, 0, 0xffffffffu, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-        assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"policy of 0xffffffff bytes", V, T_POLICY, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"close of 0xffffffff bytes", V, T_CLOSE, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* Before establishment a peer can make this side hold at most one handshake token: a DATA
@@ -463,39 +511,29 @@ static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(voi
 static void data_before_establishment_fails_on_its_header_whatever_its_length(void **state)
 {
     (void)state;
-    static const uint32_t lengths[] = {0, 1, 1u << 20, DEFAULT_MAX_FRAME};
-    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[8];
-        test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, lengths[i], NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "before establishment"));
-        assert_told_peer(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"empty data", V, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of 1 byte", V, T_DATA, 0, 0, 1, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of 1 MiB", V, T_DATA, 0, 0, 1u << 20, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of max_frame", V, T_DATA, 0, 0, DEFAULT_MAX_FRAME, NULL, 0,
+         .expect = NEGIO_ERR_PROTOCOL, .detail = "before establishment"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
 {
     (void)state;
-    uint32_t limit = DEFAULT_MAX_TOKEN + 4 + REASON_MAX;
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[8];
-    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), 0);
-    assert_int_equal(negio_conn_error(c), 0);
-    negio_conn_del(c);
-
-    c = test_bare_server(NULL);
-    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit + 1, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-    assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-    negio_conn_del(c);
+    enum { LIMIT = DEFAULT_MAX_TOKEN + 4 + REASON_MAX };
+    static const frame_case cases[] = {
+        {"handshake error at the limit", V, T_HS_ERROR, 0, 0, LIMIT, NULL, 0, .expect = 0},
+        {"handshake error over it", V, T_HS_ERROR, 0, 0, LIMIT + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- ordering -------------------------------------------------------------------------- */
@@ -503,73 +541,46 @@ static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
 static void empty_handshake_token_is_a_protocol_error(void **state)
 {
     (void)state;
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[8];
-    test_put_frame(f, T_HANDSHAKE, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"empty handshake", V, T_HANDSHAKE, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void data_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 0; level <= 2; level++) {
-        for (unsigned flags = 0; flags <= 1; flags++) {
-            negio_conn *c = test_bare_server(NULL);
-            uint8_t f[32];
-            size_t n = test_put_frame(f, T_DATA, level, flags, "payload", 7);
-            assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-            negio_event ev;
-            assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-            assert_int_equal(ev.type, NEGIO_EV_NONE); /* nothing delivered */
-            assert_sticky(c, NEGIO_ERR_PROTOCOL);
-            negio_conn_del(c);
-        }
-    }
-    /* an empty DATA frame too */
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[8];
-    test_put_frame(f, T_DATA, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"data at none", V, T_DATA, 0, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at none, MORE", V, T_DATA, 0, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at sign", V, T_DATA, 1, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at sign, MORE", V, T_DATA, 1, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at seal", V, T_DATA, 2, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at seal, MORE", V, T_DATA, 2, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"empty data", V, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void policy_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 1; level <= 2; level++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t body[16] = {1, 1, 2, 0, 0, 0x10, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0};
-        uint8_t f[32];
-        size_t n = test_put_frame(f, T_POLICY, level, 0, body, sizeof(body));
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const char body[] = "\1\1\2\0\0\x10\0\0\0\0\x10\0\0\0\0\0";
+    static const frame_case cases[] = {
+        {"policy at sign", V, T_POLICY, 1, 0, 16, body, 16, .expect = NEGIO_ERR_PROTOCOL},
+        {"policy at seal", V, T_POLICY, 2, 0, 16, body, 16, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void close_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 1; level <= 2; level++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[32];
-        size_t n = test_put_frame(f, T_CLOSE, level, 0, "\0\0\0\0bye", 7);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_int_equal(ev.type, NEGIO_EV_NONE);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"close at sign", V, T_CLOSE, 1, 0, 7, "\0\0\0\0bye", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"close at seal", V, T_CLOSE, 2, 0, 7, "\0\0\0\0bye", 7, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- EOF ------------------------------------------------------------------------------- */
@@ -630,29 +641,21 @@ static void eof_inside_a_body_is_truncated(void **state)
 static void eof_right_after_the_header_of_a_non_empty_frame_is_truncated(void **state)
 {
     (void)state;
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[8];
-    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 1, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TRUNCATED);
-    assert_sticky(c, NEGIO_ERR_TRUNCATED);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"handshake header of 1 byte, then EOF", V, T_HANDSHAKE, 0, 0, 1, NULL, 0,
+         .expect = NEGIO_ERR_TRUNCATED, .eof = 1},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void a_bad_header_before_eof_is_still_a_protocol_error(void **state)
 {
     (void)state;
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[8];
-    test_put_raw_frame(f, 7, T_DATA, 0, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"version 7, then EOF", 7, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .eof = 1},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void eof_cases_give_the_same_result_through_recv_buf(void **state)
@@ -1094,69 +1097,52 @@ static void handshake_error_reason_is_made_printable_and_bounded(void **state)
 static void handshake_error_with_a_token_reports_the_reason(void **state)
 {
     (void)state;
-    uint8_t body[4 + 5 + 12];
-    test_put_be32(body, 5);
-    memcpy(body + 4, "\x60\x03\x02\x01\x00", 5);
-    memcpy(body + 9, "server says", 11);
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[64];
-    size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, body, 4 + 5 + 11);
-    assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
-    assert_non_null(strstr(negio_conn_error_detail(c), "server says"));
-    assert_sticky(c, NEGIO_ERR_PEER);
-    negio_conn_del(c);
+    static const char body[] = "\0\0\0\x05"
+                               "\x60\x03\x02\x01\x00"
+                               "server says";
+    static const frame_case cases[] = {
+        {"handshake error with a token", V, T_HS_ERROR, 0, 0, 20, body, 20,
+         .expect = NEGIO_ERR_PEER, .detail = "server says"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void handshake_error_without_reason_is_still_peer(void **state)
 {
     (void)state;
-    negio_conn *c = test_bare_server(NULL);
-    uint8_t f[16];
-    size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, "\0\0\0\0", 4);
-    assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
-    assert_sticky(c, NEGIO_ERR_PEER);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"handshake error without reason", V, T_HS_ERROR, 0, 0, 4, "\0\0\0\0", 4,
+         .expect = NEGIO_ERR_PEER},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void malformed_handshake_error_is_a_protocol_error(void **state)
 {
     (void)state;
-    static const struct {
-        const char *body;
-        size_t len;
-    } t[] = {
-        {"", 0},           /* no token length */
-        {"\0\0\0", 3},     /* short token length */
-        {"\0\0\0\x01", 4}, /* token of 1 byte, body ends */
-        {"\0\0\0\x05"
+    static const frame_case cases[] = {
+        {"no token length", V, T_HS_ERROR, 0, 0, 0, "", 0, .expect = NEGIO_ERR_PROTOCOL},
+        {"short token length", V, T_HS_ERROR, 0, 0, 3, "\0\0\0", 3, .expect = NEGIO_ERR_PROTOCOL},
+        {"token of 1 byte, body ends", V, T_HS_ERROR, 0, 0, 4, "\0\0\0\x01", 4,
+         .expect = NEGIO_ERR_PROTOCOL},
+        {"token one byte beyond the body", V, T_HS_ERROR, 0, 0, 8,
+         "\0\0\0\x05"
          "abcd",
-         8}, /* token one byte beyond the body */
-        {"\xff\xff\xff\xff"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length 0xffffffff", V, T_HS_ERROR, 0, 0, 8,
+         "\xff\xff\xff\xff"
          "abcd",
-         8}, /* token length 0xffffffff */
-        {"\x80\0\0\0"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length 0x80000000", V, T_HS_ERROR, 0, 0, 8,
+         "\x80\0\0\0"
          "abcd",
-         8}, /* token length 0x80000000 */
-        {"\xff\xff\xff\xfc"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length that wraps with + 4", V, T_HS_ERROR, 0, 0, 8,
+         "\xff\xff\xff\xfc"
          "abcd",
-         8}, /* token length that wraps with + 4 */
+         8, .expect = NEGIO_ERR_PROTOCOL},
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        negio_conn *c = test_bare_server(NULL);
-        uint8_t f[32];
-        size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, t[i].body, t[i].len);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        int rc = negio_conn_next_event(c, &ev);
-        if (rc != NEGIO_ERR_PROTOCOL)
-            fail_msg("body %zu: got %s", i, negio_err_name(rc));
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- close before establishment -------------------------------------------------------- */

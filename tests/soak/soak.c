@@ -660,7 +660,8 @@ static pid_t start_server(const char *bin, const char *out_dir, const test_realm
     }
     if (pid < 0)
         return -1;
-    /* the first line says where it listens: {"event":"listening",...,"port":N,...} */
+    /* the first line says where it listens: {"event":"listening",...,"port":N,...}; the log is
+     * read again every 100 ms until it does, or the server has exited */
     for (int i = 0; i < 300; i++) {
         FILE *f = fopen(log, "r");
         char line[512];

@@ -50,7 +50,7 @@ cat $(1)/results.txt $(1)/results-self-test.txt | wc -l
 endef
 
 .PHONY: all deps configure check check-plain check-asan check-tsan check-valgrind check-fuzz \
-        check-abi abi-baseline fuzz fuzz-build coverage soak bench bench-plot demo install clean format
+        check-abi abi-baseline format-check fuzz fuzz-build coverage soak bench bench-plot demo install clean format
 
 all: deps
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -63,14 +63,15 @@ deps:
 # and engine), each fuzz target for FUZZ_CHECK_SECONDS, then the ABI check. The last line sums
 # every passed ctest test and every check the valgrind, fuzz and ABI scripts recorded (their
 # self-tests included).
-check: check-plain check-asan check-tsan check-valgrind check-fuzz check-abi
-	@p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
+check: format-check check-plain check-asan check-tsan check-valgrind check-fuzz check-abi
+	@p0=$$($(call results_count,$(BUILD)/format)); \
+	p1=$$($(call ctest_count,$(BUILD)/ctest.log)); \
 	p2=$$($(call ctest_count,$(ASAN_BUILD)/ctest.log)); \
 	p3=$$($(call ctest_count,$(TSAN_BUILD)/ctest.log)); \
 	p4=$$($(call results_count,$(BUILD)/valgrind)); \
 	p5=$$($(call results_count,$(FUZZ_BUILD)/fuzz)); \
 	p6=$$($(call results_count,$(BUILD)/abi)); \
-	echo "$$((p1 + p2 + p3 + p4 + p5 + p6)) passed, 0 failed"
+	echo "$$((p0 + p1 + p2 + p3 + p4 + p5 + p6)) passed, 0 failed"
 
 check-plain: all
 	@rm -f $(BUILD)/ctest.log
@@ -182,7 +183,12 @@ install: all
 clean:
 	rm -rf $(sort build build-asan build-tsan build-fuzz build-cov $(BUILD))
 
+# The house style: format-check (in check) fails on any C file clang-format would rewrite, after
+# proving it fails on one written against the style; format rewrites them.
+format-check:
+	bash scripts/format-check.sh $(BUILD)
+
 format:
-	@files=$$(find src include tests -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null || true; \
-	          ls *.c *.h 2>/dev/null || true); \
+	@files=$$(find src include tests tools examples -type f \( -name '*.c' -o -name '*.h' \) \
+	          -not -path '*/corpus/*' 2>/dev/null || true); \
 	if [ -n "$$files" ]; then clang-format -i $$files; fi

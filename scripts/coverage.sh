@@ -14,9 +14,10 @@
 #    COVERAGE_SEEDS replaces tests/fuzz/corpus (to measure a candidate set of seeds).
 # 3. Reports in BUILD_DIR/coverage/: suite.txt and fuzz.txt (llvm-cov report: regions, functions,
 #    lines, branches per file of src/), summary.txt (lines and branches of both, per file, also
-#    printed), fuzz-unreached.txt (the lines of src/core and src/gss that no fuzz input reaches,
-#    by function: what docs/FUZZING.md section 5 accounts for), suite-unreached.txt (the same for
-#    the test suite), and html-suite/, html-fuzz/.
+#    printed), fuzz-unreached.txt (the lines of the layers peer bytes cross, src/base,
+#    src/wire, src/conn and src/gss, that no fuzz input reaches, by function: what
+#    docs/FUZZING.md section 5 accounts for), suite-unreached.txt (the same for the test suite),
+#    and html-suite/, html-fuzz/.
 #
 # A process that dies by a signal or _exit()s writes no profile (a child killed on purpose by a
 # test, for example): what it ran is not counted. Exits 1 if a test or a replay failed, after
@@ -122,8 +123,9 @@ for kind in $parts; do
   "$cov" show -format=html -show-branches=count -output-dir="$out/html-$kind" \
     -instr-profile="$out/$kind.profdata" "${args[@]}" "$src/src" 2>>"$out/$kind-llvm-cov.log" ||
     exit 1
-  "$cov" export -format=lcov -instr-profile="$out/$kind.profdata" "${args[@]}" "$src/src/core" \
-    "$src/src/gss" >"$out/$kind-core-gss.lcov" 2>>"$out/$kind-llvm-cov.log" || exit 1
+  "$cov" export -format=lcov -instr-profile="$out/$kind.profdata" "${args[@]}" "$src/src/base" \
+    "$src/src/wire" "$src/src/conn" "$src/src/gss" >"$out/$kind-peer.lcov" \
+    2>>"$out/$kind-llvm-cov.log" || exit 1
   echo "coverage: $kind: $n raw profiles from ${#objs[@]} binaries"
 done
 
@@ -180,8 +182,8 @@ text = "\n".join(lines) + "\n"
 open(f"{out}/summary.txt", "w").write(text)
 print(text, end="")
 
-# The lines of src/core and src/gss that no fuzz input (no test) reached, grouped by the function
-# that holds them (the last function starting at or before the line).
+# The lines of src/base, src/wire, src/conn and src/gss that no fuzz input (no test) reached,
+# grouped by the function that holds them (the last function starting at or before the line).
 def flush(report, cur, funcs, missed):
     if cur is None or not missed:
         return
@@ -199,10 +201,10 @@ def flush(report, cur, funcs, missed):
                     a = lns[i]
         report.append(f"  {name} (line {start}): {len(lns)} lines: {', '.join(ranges)}")
 for kind in ("suite", "fuzz"):
-    if not os.path.exists(f"{out}/{kind}-core-gss.lcov"):
+    if not os.path.exists(f"{out}/{kind}-peer.lcov"):
         continue
     report, cur, funcs, missed = [], None, [], []
-    for raw in open(f"{out}/{kind}-core-gss.lcov"):
+    for raw in open(f"{out}/{kind}-peer.lcov"):
         raw = raw.strip()
         if raw.startswith("SF:"):
             cur, funcs, missed = raw[3:], [], []
@@ -218,7 +220,8 @@ for kind in ("suite", "fuzz"):
             cur = None
     open(f"{out}/{kind}-unreached.txt", "w").write("\n".join(report) + "\n")
     who = "no test" if kind == "suite" else "no fuzz input"
-    print(f"coverage: lines of src/core and src/gss that {who} reaches, by function: "
+    print(f"coverage: lines of src/base, src/wire, src/conn and src/gss that {who} reaches, "
+          f"by function: "
           f"{out}/{kind}-unreached.txt")
 EOF
 echo "coverage: reports in $out (suite.txt, fuzz.txt, summary.txt, suite-unreached.txt," \

@@ -7,11 +7,12 @@
 # (which pulls in libc6-dbg) runs check-valgrind; python3 reads CTest's test list there;
 # abigail-tools (abidw, abidiff) runs check-abi. Outside make check, make coverage uses clang-14's
 # profile runtime (libclang-rt-14-dev) and llvm-14's llvm-profdata-14 and llvm-cov-14, and python3
-# for its tables and tests/fuzz/hand_seeds.py.
+# for its tables and tests/fuzz/hand_seeds.py. tshark (with dumpcap, from wireshark-common) reads the
+# [MS-NNS] profile's captures with Wireshark's own dissector (tests/cli/test_nns_wireshark.sh).
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user krb5-gss-samples
   gss-ntlmssp gss-ntlmssp-dev
   libuv1-dev libssl-dev openssl libcmocka-dev
@@ -19,6 +20,7 @@ pkgs=(
   libuid-wrapper libnss-wrapper
   openjdk-17-jdk-headless
   gnuplot-nox
+  tshark
 )
 
 missing=()

@@ -33,7 +33,7 @@ shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_frame fuzz_config fuzz_server_handshake fuzz_client_handshake fuzz_established
-    fuzz_sample)
+    fuzz_sample fuzz_nns)
 fi
 jobs=${FUZZ_JOBS:-2}
 

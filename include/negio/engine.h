@@ -183,7 +183,7 @@ NEGIO_API const struct sockaddr *negio_econn_peer_addr(const negio_econn *c);
 NEGIO_API size_t negio_econn_queued(const negio_econn *c);
 /* The facts of an authenticated connection, as negio_conn_auth_info() gives them (the caller
  * sets info->size); from its loop thread only (e.g. in callbacks).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL INFO or a bad size), NEGIO_ERR_STATE. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL C or INFO, or a bad size), NEGIO_ERR_STATE. */
 NEGIO_API int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info);
 
 /* The credentials the peer delegated (include/negio/identity.h), or NULL; from the connection's

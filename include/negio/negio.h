@@ -88,7 +88,9 @@ enum {
     /* the connector: refusals */
     NEGIO_ERR_INVALID = -1,  /* a bad argument; nothing changed */
     NEGIO_ERR_STATE = -2,    /* the call is not valid in the connector's current state */
-    NEGIO_ERR_LEVEL = -3,    /* a write below the peer's announced minimum level; not sent */
+    NEGIO_ERR_LEVEL = -3,    /* a write at a level the peer does not take (below its announced
+                                minimum; in the NNS profile, any level but the stream's); not
+                                sent */
     NEGIO_ERR_MSG_SIZE = -4, /* a write over the maximum message size; not sent */
     /* the engine (engine.h) */
     NEGIO_ERR_BUSY = -20,    /* the connection holds its hard limit for sending: retry later;
@@ -152,6 +154,10 @@ typedef enum negio_level {
 #define NEGIO_FLAG_CONF 0x10u
 #define NEGIO_FLAG_INTEG 0x20u
 #define NEGIO_FLAG_ANON 0x40u
+/* The client allowed identification only (Windows' TokenImpersonationLevel.Identification,
+ * GSS_C_IDENTIFY_FLAG): a server may learn who it is but not act as it (negio_conn_user refuses).
+ */
+#define NEGIO_FLAG_IDENTIFY 0x80u
 
 NEGIO_API const char *negio_mech_name(negio_mech mech);    /* "negotiate", "kerberos", "ntlm" */
 NEGIO_API const char *negio_level_name(negio_level level); /* "none", "sign", "seal" */
@@ -244,9 +250,25 @@ NEGIO_API int negio_config_set_require_server_auth(negio_config *cfg, int on);
 NEGIO_API int negio_config_set_allow_ntlm_fallback(negio_config *cfg, int on);
 /* Client: request mutual authentication (default on). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_mutual(negio_config *cfg, int on);
-/* Client: request delegation of the client's credentials (default off).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+/* Client: request delegation of the client's credentials (default off); the same as
+ * negio_config_set_impersonation(cfg, NEGIO_IMPERSONATION_DELEGATE), and off the same as
+ * NEGIO_IMPERSONATION_IMPERSONATE. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_delegate(negio_config *cfg, int on);
+/* What a server may do as the client: Windows' TokenImpersonationLevel.
+ * Client: what it allows. IDENTIFY asks for GSS_C_IDENTIFY_FLAG (Kerberos carries it in the
+ * authenticator's checksum flags, NTLM as NEGOTIATE_IDENTIFY): the server may learn the client's
+ * name but not act as it. IMPERSONATE (the default) asks for nothing. DELEGATE asks for
+ * GSS_C_DELEG_FLAG (negio_config_set_delegate): Kerberos forwards a ticket; NTLM cannot delegate.
+ * Server: the least it requires of a client (default IDENTIFY: any). A client that allows less
+ * fails with NEGIO_ERR_POLICY; a client that allowed identification only shows NEGIO_FLAG_IDENTIFY
+ * in negio_auth_info.flags and is refused by negio_conn_user(). Returns NEGIO_OK,
+ * NEGIO_ERR_INVALID. */
+typedef enum negio_impersonation {
+    NEGIO_IMPERSONATION_IDENTIFY = 1,
+    NEGIO_IMPERSONATION_IMPERSONATE = 2,
+    NEGIO_IMPERSONATION_DELEGATE = 3,
+} negio_impersonation;
+NEGIO_API int negio_config_set_impersonation(negio_config *cfg, negio_impersonation level);
 /* Server: how peers map to local accounts (negio_auth_info.local_name; include/negio/identity.h
  * acts on it). The rules, in order:
  *  1. an explicit entry added here for the peer's exact name ("alice@REALM" for Kerberos;
@@ -270,10 +292,27 @@ NEGIO_API int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain
  * (NEGIO_EV_ACKNOWLEDGED). A received message's level is what its token proves (a wrap token's
  * confidentiality), never the unprotected flag byte alone; a wrap token flagged ENCRYPTED
  * without confidentiality is fatal. The end of the conversation (an empty NOOP) is unprotected.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * NEGIO_PROFILE_NNS speaks [MS-NNS], the .NET NegotiateStream protocol (System.Net.Security.
+ * NegotiateStream, WCF's net.tcp), docs/PROTOCOL.md appendix C: handshake messages (5-byte
+ * header) around the same GSS conversation, then data messages (a 4-byte little-endian length
+ * and a wrap token, or a MIC and the plaintext at sign), or no framing at all at level none. The
+ * protection level is one per stream, read from the context's flags (confidentiality: seal,
+ * integrity: sign, else none): the client asks for the higher of its default and minimum levels,
+ * and each side fails unless the stream's level reaches its own minimum (the server then sends
+ * the Windows code ERROR_TRUST_FAILURE). Every message travels at the stream's level: a write at
+ * NEGIO_LEVEL_DEFAULT or at the configured default level goes at it, any other level is
+ * NEGIO_ERR_LEVEL (unless it is the stream's level). The stream is a byte stream: a write larger
+ * than one data message (63536 bytes) reaches the peer as several NEGIO_EV_MESSAGE events, and an
+ * empty write sends nothing. No policy is exchanged (negio_auth_info.peer_min_level is none,
+ * peer_default_level the stream's level) and there is no close message: the end of the stream
+ * between messages is a normal end (NEGIO_EV_CLOSED), and negio_conn_close() once established
+ * sends nothing and ends the conversation at once (NEGIO_EV_CLOSED next; the application then
+ * ends the stream). Not over TLS. docs/SECURITY.md section 8.7 says what this profile cannot
+ * protect. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 typedef enum negio_profile {
     NEGIO_PROFILE_NATIVE = 0,
     NEGIO_PROFILE_GSS_SAMPLE = 1,
+    NEGIO_PROFILE_NNS = 2,
 } negio_profile;
 NEGIO_API int negio_config_set_profile(negio_config *cfg, negio_profile profile);
 /* Both: the transport under negio's frames.
@@ -330,6 +369,21 @@ NEGIO_API int negio_config_set_tls_max_version(negio_config *cfg, int version);
  * what was loaded. Returns NEGIO_OK (also without a TLS transport), NEGIO_ERR_INVALID,
  * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_config_tls_check(negio_config *cfg, char *detail, size_t cap);
+/* Checks, from what is on this host (no KDC is asked, nothing blocks on the network), that the
+ * configuration can authenticate at all, so that a program reports a missing key at start-up
+ * instead of failing every peer. Server: with Kerberos allowed, the keytab (the configured one,
+ * else KRB5_KTNAME, else the system's) exists, can be read, and holds keys for the service
+ * principal (any principal without a service name) of an encryption type krb5.conf permits; with
+ * NTLM allowed, the NTLM account file, if one is named (negio_config_set_ntlm_file or
+ * NTLM_USER_FILE), can be read and holds accounts; NTLM alone needs the NTLM mechanism. Client:
+ * a password, or for some allowed mechanism credentials here (a credential cache with a
+ * ticket-granting ticket that has not expired, or a client keytab; an NTLM account file). Writes
+ * into DETAIL (CAP bytes, may be 0) what is missing, naming the file, the principal and the
+ * mechanism, e.g. "kerberos: the keytab FILE:/etc/negio.keytab holds no key for
+ * negio/host.example.com@EXAMPLE.COM (it holds HTTP/host.example.com@EXAMPLE.COM): ...", or (a
+ * server that passes) what it found. Always NEGIO_OK with NEGIO_TRANSPORT_TLS (no GSS-API).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL configuration), NEGIO_ERR_CREDENTIALS. */
+NEGIO_API int negio_config_check_credentials(negio_config *cfg, char *detail, size_t cap);
 NEGIO_API negio_transport negio_config_get_transport(const negio_config *cfg);
 
 /* Both: limits, see negio_limits. Returns NEGIO_OK, NEGIO_ERR_INVALID. */

@@ -27,6 +27,8 @@ struct negio_config {
     int allow_ntlm_fallback; /* client: SPNEGO may move from an offered Kerberos to NTLM */
     int mutual;
     int delegate;
+    int impersonation; /* NEGIO_IMPERSONATION_*: client, what it allows (0: impersonate, or
+                          delegate with delegate set); server, the least it requires (0: any) */
     int deferred_steps;
     negio_limits limits;
     negio_log_fn log_fn;

@@ -336,6 +336,17 @@ int negio_config_set_delegate(negio_config *cfg, int on)
     if (cfg == NULL || cfg->role != NEGIO_ROLE_CLIENT)
         return NEGIO_ERR_INVALID;
     cfg->delegate = on != 0;
+    cfg->impersonation = on ? NEGIO_IMPERSONATION_DELEGATE : NEGIO_IMPERSONATION_IMPERSONATE;
+    return NEGIO_OK;
+}
+
+int negio_config_set_impersonation(negio_config *cfg, negio_impersonation level)
+{
+    if (cfg == NULL || level < NEGIO_IMPERSONATION_IDENTIFY || level > NEGIO_IMPERSONATION_DELEGATE)
+        return NEGIO_ERR_INVALID;
+    cfg->impersonation = level;
+    if (cfg->role == NEGIO_ROLE_CLIENT)
+        cfg->delegate = level == NEGIO_IMPERSONATION_DELEGATE;
     return NEGIO_OK;
 }
 
@@ -460,7 +471,8 @@ int negio_config_set_delegated(negio_config *cfg, struct negio_delegated *d)
 
 int negio_config_set_profile(negio_config *cfg, negio_profile profile)
 {
-    if (cfg == NULL || (profile != NEGIO_PROFILE_NATIVE && profile != NEGIO_PROFILE_GSS_SAMPLE))
+    if (cfg == NULL || (profile != NEGIO_PROFILE_NATIVE && profile != NEGIO_PROFILE_GSS_SAMPLE &&
+                        profile != NEGIO_PROFILE_NNS))
         return NEGIO_ERR_INVALID;
     cfg->profile = profile;
     return NEGIO_OK;

@@ -1,6 +1,6 @@
 /* The connector's core: its life, the input and output buffers, the TLS transport under the
  * frames, the handshake steps, the events and the application's calls. What the bytes look like
- * is the wire profile's (native.c, sample.c; conn_internal.h). Input is parsed lazily in
+ * is the wire profile's (native.c, sample.c, nns.c; conn_internal.h). Input is parsed lazily in
  * negio_conn_next_event() so that a message can be handed out straight from the input buffer. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,8 +78,14 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
         negio__free(c);
         return NEGIO_ERR_NOMEM;
     }
-    c->profile =
-        cfg->profile == NEGIO_PROFILE_GSS_SAMPLE ? &negio__profile_sample : &negio__profile_native;
+    c->profile = cfg->profile == NEGIO_PROFILE_GSS_SAMPLE ? &negio__profile_sample
+                 : cfg->profile == NEGIO_PROFILE_NNS      ? &negio__profile_nns
+                                                          : &negio__profile_native;
+    /* [MS-NNS]: a Windows client with NTLM as its only package sends raw NTLM, not SPNEGO over
+     * it; so does a negio client allowed NTLM alone (the server accepts both) */
+    if (c->profile == &negio__profile_nns && cfg->role == NEGIO_ROLE_CLIENT &&
+        cfg->mech == NEGIO_MECH_NEGOTIATE && cfg->allowed == NEGIO_ALLOW_NTLM)
+        c->cfg.mech = NEGIO_MECH_NTLM;
     if (cfg->transport != NEGIO_TRANSPORT_PLAIN &&
         (!c->profile->over_tls ||
          (cfg->transport == NEGIO_TRANSPORT_TLS &&
@@ -484,10 +490,13 @@ int negio_conn_step(negio_conn *c)
             explicit_bzero(c->cfg.password, strlen(c->cfg.password));
         if (rc < 0) {
             /* a server without credentials still tells the client why it gives up */
+            const char *why = rc == NEGIO_ERR_NOMEM              ? negio_strerror(rc)
+                              : c->cfg.role == NEGIO_ROLE_SERVER ? "server credentials unavailable"
+                                                                 : "client credentials unavailable";
             if (c->cfg.role == NEGIO_ROLE_SERVER)
-                c->profile->put_error(c, NULL, 0, "server credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else if (c->tls != NULL) /* the server waits inside TLS for our first token */
-                c->profile->put_error(c, NULL, 0, "client credentials unavailable");
+                c->profile->put_error(c, NULL, 0, why);
             else
                 c->hs_error_sent = 1; /* nothing was sent yet: nobody is waiting */
             return negio__conn_fail(c, rc, NULL);
@@ -499,7 +508,8 @@ int negio_conn_step(negio_conn *c)
     const uint8_t *in = c->hs_hold > 0 ? negio__buf_data(&c->in) + c->hs_at : NULL;
     rc = negio__gss_step(c->gss, in, c->hs_hold > 0 ? c->hs_hold - c->hs_at : 0, &tok, &complete,
                          c->detail);
-    int is_first_client = c->cfg.role == NEGIO_ROLE_CLIENT && in == NULL;
+    unsigned tok_flags = (c->cfg.role == NEGIO_ROLE_CLIENT && in == NULL ? NEGIO__TOKEN_FIRST : 0) |
+                         (complete ? NEGIO__TOKEN_LAST : 0);
     negio__buf_consume(&c->in, c->hs_hold);
     c->hs_hold = 0;
     if (rc < 0) {
@@ -521,7 +531,7 @@ int negio_conn_step(negio_conn *c)
     }
     if (negio__buf_size(&tok) > 0) {
         if ((rc = c->profile->put_token(c, negio__buf_data(&tok), negio__buf_size(&tok),
-                                        is_first_client)) < 0) {
+                                        tok_flags)) < 0) {
             negio__buf_free(&tok);
             return negio__conn_fail(c, rc, "out of memory");
         }
@@ -632,6 +642,27 @@ static int flush_queue(negio_conn *c)
     return 0;
 }
 
+/* One protection level per stream ([MS-NNS]): the configured default, by name or by value (the
+ * engine resolves NEGIO_LEVEL_DEFAULT itself), stands for the stream's level; another level is
+ * refused, unless it is the stream's. 0 or NEGIO_ERR_LEVEL. */
+static int one_level(negio_conn *c, negio_level level)
+{
+    if (level == c->cfg.default_level ||
+        (c->phase == PHASE_ESTABLISHED && level == c->stream_level))
+        return 0;
+    if (c->phase == PHASE_ESTABLISHED)
+        logf_(c, 1,
+              "write at level %s refused: this profile protects the whole stream at one level "
+              "(%s); a per-message level has no meaning in it",
+              negio_level_name(level), negio_level_name(c->stream_level));
+    else
+        logf_(c, 1,
+              "write at level %s refused: this profile protects the whole stream at one level, "
+              "not known before authentication completes; write at the default level",
+              negio_level_name(level));
+    return NEGIO_ERR_LEVEL;
+}
+
 int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level level)
 {
     if (c == NULL || (data == NULL && len > 0) || level < NEGIO_LEVEL_DEFAULT ||
@@ -643,7 +674,10 @@ int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level le
         return NEGIO_ERR_STATE;
     if (level == NEGIO_LEVEL_DEFAULT)
         level = c->cfg.default_level;
-    int rc = check_write(c, len, level);
+    int rc;
+    if (c->profile->one_level && (rc = one_level(c, level)) < 0)
+        return rc;
+    rc = check_write(c, len, level);
     if (rc < 0)
         return rc;
     if (c->phase == PHASE_ESTABLISHED)
@@ -785,11 +819,14 @@ int negio_conn_user(negio_user **out, const negio_conn *conn, const negio_identi
     int rc = negio_conn_auth_info(conn, &info);
     if (rc < 0)
         return rc;
-    if ((info.flags & NEGIO_FLAG_ANON) || info.local_name == NULL) {
+    if ((info.flags & (NEGIO_FLAG_ANON | NEGIO_FLAG_IDENTIFY)) || info.local_name == NULL) {
         if (detail != NULL && cap > 0)
             snprintf(detail, cap,
                      (info.flags & NEGIO_FLAG_ANON) ? "anonymous peers are never impersonated"
-                                                    : "\"%s\" maps to no local account",
+                     : (info.flags & NEGIO_FLAG_IDENTIFY)
+                         ? "\"%s\" allowed identification only: it may be named, not "
+                           "impersonated"
+                         : "\"%s\" maps to no local account",
                      info.peer);
         return NEGIO_ERR_IDENTITY;
     }

@@ -1,7 +1,8 @@
 /* The connector's state and the interface between its core (conn.c: buffers, transports, the
  * handshake steps, the application's calls) and its wire profiles (native.c: negio's protocol,
- * docs/PROTOCOL.md; sample.c: MIT's gss-sample programs, its appendix A). A profile turns tokens,
- * messages and failures into bytes in `out` and parses `in`; the core never sees a frame. */
+ * docs/PROTOCOL.md; sample.c: MIT's gss-sample programs, its appendix A; nns.c: [MS-NNS], .NET's
+ * NegotiateStream, its appendix C). A profile turns tokens, messages and failures into bytes in
+ * `out` and parses `in`; the core never sees a frame. */
 #ifndef NEGIO_CONN_INTERNAL_H
 #define NEGIO_CONN_INTERNAL_H
 
@@ -95,9 +96,20 @@ struct negio_conn {
     int hs_error_sent;
     int peer_policy_seen; /* the peer sent POLICY: its context is complete, it can verify ours */
     int early_input;      /* bytes arrived at a client before it sent its first token */
-    const negio__profile *profile; /* the wire profile: native.c or sample.c */
+    const negio__profile *profile; /* the wire profile: native.c, sample.c or nns.c */
     int sample_started;            /* server: the opening NOOP|CONTEXT_NEXT was received */
-    size_t sample_ack;             /* client: bytes of sample_sent handed out in the last event */
+    /* one-level profiles (nns.c): the protection of every message, from the context's flags */
+    negio_level stream_level;
+    struct {
+        int peer_done;  /* the peer's HandshakeDone arrived */
+        int done_sent;  /* this side's HandshakeDone went out */
+        int ntlm;       /* the context is NTLM's: a signed message is signature || plaintext */
+        int data_seen;  /* a data message has arrived */
+        int closing;    /* closed locally: NEGIO_EV_CLOSED is next */
+        int rseq_known; /* Kerberos: the last received token's sequence number is in rseq */
+        uint64_t rseq;
+    } nns;
+    size_t sample_ack;      /* client: bytes of sample_sent handed out in the last event */
     negio__buf sample_sent; /* client: messages awaiting the server's MIC: [u32 len][bytes] */
     int received_any;
     enum negio__phase phase;
@@ -131,9 +143,10 @@ struct negio__profile {
     int (*parse_one)(negio_conn *c, negio_event *ev, int *progress);
     /* A whole unit is buffered after the last event's (or one its header already refuses). */
     int (*unit_ready)(const negio_conn *c);
-    /* This side's context token; FIRST for the client's first. 0 or a negative code (the core
-     * reports it). */
-    int (*put_token)(negio_conn *c, const uint8_t *tok, size_t len, int first);
+    /* This side's context token; FLAGS: NEGIO__TOKEN_FIRST (the client's first),
+     * NEGIO__TOKEN_LAST (the step that made it completed the context; on_complete follows). 0 or
+     * a negative code (the core reports it, unless the profile already failed the connector). */
+    int (*put_token)(negio_conn *c, const uint8_t *tok, size_t len, unsigned flags);
     /* Before the peer can verify a protected frame: why this side gives up, with the
      * mechanism's error token if any. Best effort. */
     void (*put_error)(negio_conn *c, const uint8_t *tok, size_t len, const char *reason);
@@ -148,9 +161,13 @@ struct negio__profile {
     void (*report)(negio_conn *c, int code);
     int protected_close; /* the conversation ends with a protected close (TLS then closes) */
     int over_tls;        /* the profile can run inside TLS */
+    int one_level;       /* every message goes at stream_level: no per-message level */
 };
 
-extern const negio__profile negio__profile_native, negio__profile_sample;
+#define NEGIO__TOKEN_FIRST 0x1u
+#define NEGIO__TOKEN_LAST 0x2u
+
+extern const negio__profile negio__profile_native, negio__profile_sample, negio__profile_nns;
 
 /* Records the first fatal error (the detail given here, or already in c->detail), tells the peer
  * through the profile, and returns the code (conn.c). */

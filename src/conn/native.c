@@ -221,7 +221,7 @@ static int on_hs_error(negio_conn *c, const uint8_t *body, size_t len)
             "from the peer; it said: %s)",
             reason[0] ? reason : "(no reason)");
     char gss_text[NEGIO__DETAIL_MAX];
-    negio__gss_peer_error(c->gss, tok, tlen, gss_text);
+    negio__gss_peer_error(c->gss, tok, tlen, reason, gss_text);
     return negio__conn_fail(c, NEGIO_ERR_PEER, "peer reported: %s%s%s",
                             reason[0] ? reason : "(no reason)", gss_text[0] ? "; " : "", gss_text);
 }
@@ -567,9 +567,9 @@ static int frame_ready(const negio_conn *c)
     return avail - NEGIO__HDR_LEN >= h.length;
 }
 
-static int put_token(negio_conn *c, const uint8_t *tok, size_t len, int first)
+static int put_token(negio_conn *c, const uint8_t *tok, size_t len, unsigned flags)
 {
-    (void)first;
+    (void)flags;
     return put_handshake(c, tok, len);
 }
 

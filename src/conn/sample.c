@@ -243,10 +243,11 @@ static int unit_ready(const negio_conn *c)
 }
 
 /* gss-client opens with an empty NOOP|CONTEXT_NEXT, then CONTEXT tokens */
-static int put_token(negio_conn *c, const uint8_t *tok, size_t len, int first)
+static int put_token(negio_conn *c, const uint8_t *tok, size_t len, unsigned flags)
 {
     int rc;
-    if ((first && (rc = sample_put_token(c, S_NOOP | S_CONTEXT_NEXT, NULL, 0)) < 0) ||
+    if (((flags & NEGIO__TOKEN_FIRST) &&
+         (rc = sample_put_token(c, S_NOOP | S_CONTEXT_NEXT, NULL, 0)) < 0) ||
         (rc = sample_put_token(c, S_CONTEXT, tok, len)) < 0)
         return rc;
     return 0;

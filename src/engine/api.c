@@ -52,6 +52,8 @@ size_t negio_econn_queued(const negio_econn *c)
 
 int negio_econn_auth_info(const negio_econn *c, negio_auth_info *info)
 {
+    if (c == NULL || info == NULL)
+        return NEGIO_ERR_INVALID;
     if (c->conn == NULL || c->step_running)
         return NEGIO_ERR_STATE;
     return negio_conn_auth_info(c->conn, info);

@@ -52,10 +52,28 @@ static negio__gss *gss_alloc(const negio_config *cfg)
     g->tokens.want = cfg->role == NEGIO_ROLE_CLIENT ? cfg->mech : NEGIO_MECH_NONE;
     g->tokens.refuse_fallback = !cfg->allow_ntlm_fallback;
     g->req_flags = GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG | GSS_C_INTEG_FLAG | GSS_C_CONF_FLAG;
+    if (cfg->profile == NEGIO_PROFILE_NNS && cfg->role == NEGIO_ROLE_CLIENT) {
+        /* [MS-NNS] 3.1.4.1: the flags say the one protection level of the stream, so the client
+         * asks for what its level needs and no more (gss-ntlmssp negotiates signing for any of
+         * integrity, replay or sequence, sealing for confidentiality) */
+        negio_level want =
+            cfg->default_level > cfg->min_level ? cfg->default_level : cfg->min_level;
+        g->req_flags = 0;
+        if (want >= NEGIO_LEVEL_SIGN)
+            g->req_flags |= GSS_C_INTEG_FLAG | GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG;
+        if (want == NEGIO_LEVEL_SEAL)
+            g->req_flags |= GSS_C_CONF_FLAG;
+        /* MIT's initiator claims confidentiality and integrity on the wire unless told not to,
+         * and the acceptor reads them as granted: below seal, the credential says not to */
+        g->no_ci = want < NEGIO_LEVEL_SEAL && cfg->mech != NEGIO_MECH_NTLM &&
+                   (cfg->allowed & NEGIO_ALLOW_KERBEROS);
+    }
     if (cfg->mutual)
         g->req_flags |= GSS_C_MUTUAL_FLAG;
     if (cfg->delegate)
         g->req_flags |= GSS_C_DELEG_FLAG;
+    else if (cfg->role == NEGIO_ROLE_CLIENT && cfg->impersonation == NEGIO_IMPERSONATION_IDENTIFY)
+        g->req_flags |= GSS_C_IDENTIFY_FLAG;
     return g;
 }
 
@@ -227,6 +245,15 @@ static char *display(gss_name_t name, int *unsafe)
     return s;
 }
 
+/* The client allowed identification only: Kerberos carries GSS_C_IDENTIFY_FLAG in the
+ * authenticator's checksum flags and MIT reports it; gss-ntlmssp does not report NTLM's
+ * NEGOTIATE_IDENTIFY, which src/gss/peer_token.c reads from the AUTHENTICATE. */
+static int identify_only(const negio__gss *g)
+{
+    return (g->flags & GSS_C_IDENTIFY_FLAG) != 0 ||
+           (g->won == NEGIO_MECH_NTLM && g->tokens.ntlm_identify);
+}
+
 /* Every check an established context must pass before anything is sent under it. */
 static int check_context(negio__gss *g, gss_OID mech, char *detail)
 {
@@ -248,7 +275,7 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
     }
     OM_uint32 need;
     if (g->role == NEGIO_ROLE_CLIENT) {
-        need = g->req_flags & ~GSS_C_DELEG_FLAG;
+        need = g->req_flags & ~(GSS_C_DELEG_FLAG | GSS_C_IDENTIFY_FLAG);
     } else {
         /* gss-ntlmssp enforces sequence numbers on every signature but does not report the
          * replay and sequence flags to the acceptor; Kerberos reports them. */
@@ -261,6 +288,13 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
         if (g->cfg->profile == NEGIO_PROFILE_GSS_SAMPLE)
             need &= ~(GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG);
     }
+    /* In [MS-NNS] the flags are the stream's one protection level, which the profile checks
+     * against this side's minimum and reports to the peer in its own words (ERROR_TRUST_FAILURE);
+     * .NET clients on Linux ask for neither replay nor sequence detection (src/conn/nns.c checks
+     * the order of Kerberos tokens itself). Only mutual authentication, when asked for, is
+     * required here. */
+    if (g->cfg->profile == NEGIO_PROFILE_NNS)
+        need &= GSS_C_MUTUAL_FLAG;
     if ((g->flags & need) != need) {
         negio__detail(detail, "requested context flags not granted: %s",
                       flag_names(need & ~g->flags, names, sizeof(names)));
@@ -292,6 +326,20 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
                       "required)",
                       negio_mech_name(g->won), (unsigned)ssf);
         return NEGIO_ERR_POLICY;
+    }
+    if (g->role == NEGIO_ROLE_SERVER && g->cfg->impersonation > NEGIO_IMPERSONATION_IDENTIFY) {
+        /* what the client allows, as Windows reads it ([MS-NNS] 3.2.5.2) */
+        static const char *const level_names[] = {"", "identification", "impersonation",
+                                                  "delegation"};
+        int granted = (g->flags & GSS_C_DELEG_FLAG) && g->won == NEGIO_MECH_KERBEROS
+                          ? NEGIO_IMPERSONATION_DELEGATE
+                      : identify_only(g) ? NEGIO_IMPERSONATION_IDENTIFY
+                                         : NEGIO_IMPERSONATION_IMPERSONATE;
+        if (granted < g->cfg->impersonation) {
+            negio__detail(detail, "the client allows %s only, this server requires %s",
+                          level_names[granted], level_names[g->cfg->impersonation]);
+            return NEGIO_ERR_POLICY;
+        }
     }
     if (g->role == NEGIO_ROLE_CLIENT && g->won == NEGIO_MECH_NTLM && g->tokens.offered_kerberos &&
         g->tokens.refuse_fallback) {
@@ -386,7 +434,8 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         rc = negio__buf_append(out, otok.value, otok.length);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj)) {
-        negio__gss_detail(detail, call, maj, min, mech);
+        g->failed_major = maj;
+        negio__gss_explain_step(g, call, maj, min, mech, in, in_len, detail);
         OM_uint32 routine = GSS_ROUTINE_ERROR(maj);
         if (routine == GSS_S_CREDENTIALS_EXPIRED || routine == GSS_S_NO_CRED ||
             routine == GSS_S_DEFECTIVE_CREDENTIAL)
@@ -407,6 +456,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         return 0;
     if (maj != GSS_S_COMPLETE) {
         /* a supplementary bit (duplicate, old, gap) on a context token is an attack */
+        g->failed_major = maj;
         negio__gss_detail(detail, call, maj, min, mech);
         return NEGIO_ERR_HANDSHAKE;
     }
@@ -422,15 +472,22 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     return 0;
 }
 
-void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail)
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const char *reason,
+                           char *detail)
 {
     OM_uint32 maj, min, min2;
+    char words[NEGIO__DETAIL_MAX];
     detail[0] = '\0';
+    if (g == NULL)
+        return;
+    negio__gss_explain_peer(g, tok, len, reason, words, sizeof(words));
     /* only a Kerberos error, checked as any token from the peer: NTLM has no error tokens, and
      * a forged frame must not reach a mechanism it could crash */
-    if (g == NULL || g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || g->complete ||
-        !negio__peer_error_token_ok(&g->tokens, tok, len))
+    if (g->role != NEGIO_ROLE_CLIENT || g->ctx == GSS_C_NO_CONTEXT || g->complete ||
+        !negio__peer_error_token_ok(&g->tokens, tok, len)) {
+        negio__detail(detail, "%s", words);
         return;
+    }
     gss_buffer_desc itok = {len, (void *)tok};
     gss_buffer_desc otok = GSS_C_EMPTY_BUFFER;
     gss_OID mech = GSS_C_NO_OID;
@@ -438,7 +495,10 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *
                                g->req_flags, 0, bindings(g), &itok, &mech, &otok, NULL, NULL);
     gss_release_buffer(&min2, &otok);
     if (GSS_ERROR(maj))
-        negio__gss_detail(detail, "gss_init_sec_context (peer error token)", maj, min, mech);
+        negio__gss_detail_why(detail, words, "gss_init_sec_context (peer error token)", maj, min,
+                              mech);
+    else
+        negio__detail(detail, "%s", words);
 }
 
 void negio__gss_info(const negio__gss *g, negio_auth_info *info)
@@ -465,6 +525,8 @@ void negio__gss_info(const negio__gss *g, negio_auth_info *info)
         f |= NEGIO_FLAG_INTEG;
     if (g->flags & GSS_C_ANON_FLAG)
         f |= NEGIO_FLAG_ANON;
+    if (g->role == NEGIO_ROLE_SERVER ? identify_only(g) : (g->req_flags & GSS_C_IDENTIFY_FLAG) != 0)
+        f |= NEGIO_FLAG_IDENTIFY;
     info->flags = f;
     info->lifetime = g->lifetime;
 }

@@ -13,13 +13,14 @@
  * connectors made from it or its copies (docs/PERFORMANCE.md): acquiring per connection cost half
  * of a handshake's CPU. One per allowed-mechanism mask, since a connector may narrow the set
  * (require_server_auth, certificate-free TLS) and the mask is set on the credential
- * (gss_set_neg_mechs). A credential that expired is retired, not released: other connectors
- * may be using it; retired ones go with the cache. MIT krb5 locks its credentials; gss-ntlmssp's
- * are read-only once acquired. */
+ * (gss_set_neg_mechs), and per Kerberos CONF/INTEG suppression (the NNS profile below seal), an
+ * option of the credential too. A credential that expired is retired, not released: other
+ * connectors may be using it; retired ones go with the cache. MIT krb5 locks its credentials;
+ * gss-ntlmssp's are read-only once acquired. */
 struct negio__cred_cache {
     atomic_int refs;
     pthread_mutex_t lock;
-    gss_cred_id_t cred[4];
+    gss_cred_id_t cred[8]; /* by cred_slot() */
     gss_cred_id_t *retired;
     size_t nretired;
 };
@@ -31,7 +32,7 @@ negio__cred_cache *negio__cred_cache_new(void)
         return NULL;
     atomic_init(&cc->refs, 1);
     pthread_mutex_init(&cc->lock, NULL);
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 8; i++)
         cc->cred[i] = GSS_C_NO_CREDENTIAL;
     return cc;
 }
@@ -47,7 +48,7 @@ void negio__cred_cache_unref(negio__cred_cache *cc)
     OM_uint32 min;
     if (cc == NULL || atomic_fetch_sub(&cc->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 8; i++) {
         if (cc->cred[i] != GSS_C_NO_CREDENTIAL)
             gss_release_cred(&min, &cc->cred[i]);
     }
@@ -102,7 +103,7 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
                                              GSS_C_INITIATE, &g->cred, NULL, NULL);
         gss_release_name(&min, &name);
         if (GSS_ERROR(maj)) {
-            negio__gss_detail(detail, "gss_acquire_cred_with_password", maj, min, GSS_C_NO_OID);
+            negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_with_password", maj, min, detail);
             return NEGIO_ERR_CREDENTIALS;
         }
     } else {
@@ -121,7 +122,7 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
             gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
                                   store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
         if (GSS_ERROR(maj)) {
-            negio__gss_detail(detail, "gss_acquire_cred_from", maj, min, GSS_C_NO_OID);
+            negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_from", maj, min, detail);
             return NEGIO_ERR_CREDENTIALS;
         }
     }
@@ -132,6 +133,19 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
         maj = gss_set_neg_mechs(&min, g->cred, &set);
         if (GSS_ERROR(maj)) {
             negio__gss_detail(detail, "gss_set_neg_mechs", maj, min, GSS_C_NO_OID);
+            return NEGIO_ERR_CREDENTIALS;
+        }
+    }
+    if (g->no_ci) {
+        /* MIT krb5 (1.14 on): the authenticator then claims only the flags asked for, so that a
+         * peer reading the flags as the stream's protection ([MS-NNS]) sees sign or none. The
+         * NTLM element of a SPNEGO credential does not know the option: one element taking it is
+         * success enough, and none (no Kerberos ticket: NTLM only) is nothing to suppress */
+        gss_buffer_desc none = GSS_C_EMPTY_BUFFER;
+        maj = gss_set_cred_option(&min, &g->cred, GSS_KRB5_CRED_NO_CI_FLAGS_X, &none);
+        if (GSS_ERROR(maj) && GSS_ROUTINE_ERROR(maj) != GSS_S_UNAVAILABLE) {
+            negio__gss_detail(detail, "gss_set_cred_option (GSS_KRB5_CRED_NO_CI_FLAGS_X)", maj, min,
+                              GSS_C_NO_OID);
             return NEGIO_ERR_CREDENTIALS;
         }
     }
@@ -171,7 +185,7 @@ static int acquire_server(negio__gss *g, const negio_config *cfg, char *detail)
                                 store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
     gss_release_name(&min, &name);
     if (GSS_ERROR(maj)) {
-        negio__gss_detail(detail, "gss_acquire_cred_from (acceptor)", maj, min, GSS_C_NO_OID);
+        negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_from (acceptor)", maj, min, detail);
         return NEGIO_ERR_CREDENTIALS;
     }
     gss_OID_desc negs[2];
@@ -198,6 +212,13 @@ void negio__gss_drop_cred(negio__gss *g)
     }
 }
 
+/* Which of a cache's credentials a context uses: its allowed-mechanism mask, and whether Kerberos'
+ * CONF and INTEG are suppressed. */
+static unsigned cred_slot(const negio__gss *g)
+{
+    return (g->allowed & 3u) | (g->no_ci ? 4u : 0u);
+}
+
 /* The configuration's shared credential for this context's mechanism set, acquired now if it
  * is not there yet (under the cache's lock, so that a burst of connections acquires once). A
  * failure is not remembered: the next connector tries again (a ticket may have arrived). */
@@ -207,7 +228,7 @@ int negio__gss_acquire(negio__gss *g, const negio_config *cfg, char *detail)
     if (cc == NULL)
         return g->role == NEGIO_ROLE_CLIENT ? acquire_client(g, cfg, detail)
                                             : acquire_server(g, cfg, detail);
-    unsigned slot = g->allowed & 3u;
+    unsigned slot = cred_slot(g);
     int rc = 0;
     pthread_mutex_lock(&cc->lock);
     if (cc->cred[slot] == GSS_C_NO_CREDENTIAL) {
@@ -233,7 +254,7 @@ void negio__gss_retire_cred(negio__gss *g)
     if (cc == NULL)
         return;
     pthread_mutex_lock(&cc->lock);
-    unsigned slot = g->allowed & 3u;
+    unsigned slot = cred_slot(g);
     if (cc->cred[slot] == g->cred) {
         gss_cred_id_t *more = negio__realloc(cc->retired, (cc->nretired + 1) * sizeof(*more));
         if (more != NULL) { /* without memory, later connectors keep trying the old one */

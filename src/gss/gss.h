@@ -44,10 +44,12 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
                     char *detail);
 
 /* Gives a client's context the peer's error token, to learn the mechanism's own reason, which it
- * writes into DETAIL; DETAIL is "" when there is none (a server, no context yet or a complete
- * one, an empty token, or no error from the mechanism). It has no result: the connection fails
- * with NEGIO_ERR_PEER either way. */
-void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, char *detail);
+ * writes into DETAIL after what the report means in words (REASON is the report's text: whether
+ * the server failed or refused); DETAIL is "" when there is nothing to say (a server, no context
+ * yet or a complete one, an empty token, no error from the mechanism, no words). It has no
+ * result: the connection fails with NEGIO_ERR_PEER either way. */
+void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const char *reason,
+                           char *detail);
 
 /* Appends a MIC over HEAD || BODY (HEAD may be empty: then TMP is not used). For Kerberos the
  * MIC covers the pieces where they are (gss_get_mic_iov) and is made in place in OUT; other
@@ -94,6 +96,13 @@ void negio__gss_cred_release(void **cred);
 int negio__gss_localname(const negio__gss *g, char **out);
 /* Whether the peer's name held NUL or control characters (shown as '?'): it maps to nothing. */
 int negio__gss_peer_unsafe(const negio__gss *g);
+
+/* The length of this context's MIC tokens (Kerberos: gss_get_mic_iov_length, which uses no
+ * sequence number; NTLM: 16), in *LEN. 0, or NEGIO_ERR_INTEGRITY with DETAIL. */
+int negio__gss_mic_length(negio__gss *g, size_t *len, char *detail);
+/* The Windows status ([MS-ERREF] 2.1 HRESULT, SSPI's SEC_E_*) that says why the last context step
+ * failed, as SSPI would: for a [MS-NNS] HandshakeError. 0 when no step failed. */
+uint32_t negio__gss_windows_status(const negio__gss *g);
 
 /* Whether the established context negotiated confidentiality. */
 int negio__gss_has_conf(const negio__gss *g);

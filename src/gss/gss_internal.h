@@ -44,6 +44,9 @@ struct negio__gss {
     char *peer_text;
     gss_cred_id_t deleg_in; /* client: delegated credentials to act with (borrowed), or none */
     int peer_unsafe;        /* the peer's name held NUL or control characters */
+    int no_ci;              /* client: the credential suppresses Kerberos' CONF and INTEG
+                               (GSS_KRB5_CRED_NO_CI_FLAGS_X): the NNS profile below seal */
+    OM_uint32 failed_major; /* the failed step's major status (negio__gss_windows_status) */
     struct gss_channel_bindings_struct cb; /* TLS_NEGOTIATE: the TLS channel's bindings */
     int has_cb;
     uint8_t cb_data[NEGIO__CB_MAX];
@@ -61,6 +64,10 @@ gss_OID negio__gss_client_oid(const negio__gss *g);
  * that failed its MIC or unwrap, in words first; whether a minor status is the errno ERR. */
 void negio__gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint32 minor,
                        gss_OID mech);
+/* "WHY; CALL: ..." (as negio__gss_detail when WHY is empty): the words first, cut short if
+ * need be so that the status text after them stays whole. */
+void negio__gss_detail_why(char *detail, const char *why, const char *call, OM_uint32 major,
+                           OM_uint32 minor, gss_OID mech);
 void negio__gss_frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,
                              OM_uint32 minor);
 int negio__gss_minor_is_errno(OM_uint32 minor, gss_OID mech, int err);
@@ -70,5 +77,16 @@ int negio__gss_import_name(const char *text, gss_OID type, gss_name_t *out, char
 int negio__gss_acquire(negio__gss *g, const negio_config *cfg, char *detail);
 void negio__gss_drop_cred(negio__gss *g);
 void negio__gss_retire_cred(negio__gss *g);
+
+/* explain.c: a failure in words a person can act on, then the mechanism's status, into DETAIL
+ * (failure paths only: they may ask the KDC again). A context step of CALL that failed on the
+ * peer's token IN (NULL for a client's first step); a credential acquisition of CALL; and the
+ * words for a client given the server's failure report (REASON, error token TOK), into OUT. */
+void negio__gss_explain_step(negio__gss *g, const char *call, OM_uint32 maj, OM_uint32 min,
+                             gss_OID mech, const uint8_t *in, size_t in_len, char *detail);
+void negio__gss_explain_acquire(negio__gss *g, const negio_config *cfg, const char *call,
+                                OM_uint32 maj, OM_uint32 min, char *detail);
+void negio__gss_explain_peer(negio__gss *g, const uint8_t *tok, size_t len, const char *reason,
+                             char *out, size_t cap);
 
 #endif

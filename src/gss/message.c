@@ -26,6 +26,27 @@ int negio__gss_mic_joins(const negio__gss *g)
     return !mic_iov(g);
 }
 
+int negio__gss_mic_length(negio__gss *g, size_t *len, char *detail)
+{
+    OM_uint32 maj, min;
+    if (g->won != NEGIO_MECH_KERBEROS) {
+        *len = 16; /* an NTLMSSP_MESSAGE_SIGNATURE ([MS-NLMP] 2.2.2.9) */
+        return 0;
+    }
+    /* asks for the size only: no token is made, no sequence number taken */
+    gss_iov_buffer_desc iov[2] = {
+        {GSS_IOV_BUFFER_TYPE_DATA, {0, NULL}},
+        {GSS_IOV_BUFFER_TYPE_MIC_TOKEN, {0, NULL}},
+    };
+    maj = gss_get_mic_iov_length(&min, g->ctx, GSS_C_QOP_DEFAULT, iov, 2);
+    if (maj != GSS_S_COMPLETE) {
+        negio__gss_detail(detail, "gss_get_mic_iov_length", maj, min, GSS_C_NO_OID);
+        return NEGIO_ERR_INTEGRITY;
+    }
+    *len = iov[1].buffer.length;
+    return 0;
+}
+
 /* The message a MIC covers, in one piece for gss_get_mic/gss_verify_mic: BODY itself, or
  * HEAD || BODY joined in TMP (cleared by the caller after the call). */
 static int mic_message(gss_buffer_desc *m, negio__buf *tmp, const uint8_t *head, size_t hlen,

@@ -112,3 +112,56 @@ const char *negio__ntlm_check_message(const uint8_t *m, size_t n, uint32_t expec
         return "NTLM negotiate without extended session security";
     return type == 2 ? negio__ntlm_check_challenge(m, n) : NULL;
 }
+
+/* A string field (len u16, maxlen u16, offset u32) at AT of message M, in Unicode (UTF-16LE)
+ * or the OEM character set, as printable ASCII ('?' for anything else), appended to OUT. */
+static void field_text(const uint8_t *m, size_t n, size_t at, int unicode, char *out, size_t cap)
+{
+    uint32_t len = le16(m + at), off = le32(m + at + 4);
+    size_t used = strlen(out);
+    if (off > n || len > n - off)
+        return;
+    for (uint32_t i = 0; i < len && used + 1 < cap; i += unicode ? 2 : 1) {
+        unsigned ch = unicode ? (i + 1 < len ? le16(m + off + i) : 0xffff) : m[off + i];
+        out[used++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    out[used] = '\0';
+}
+
+int negio__ntlm_challenge_target(const uint8_t *m, size_t n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (cap == 0 || negio__ntlm_check_message(m, n, 2) != NULL)
+        return -1;
+    const uint8_t *p = m + le32(m + 44), *end = p + le16(m + 40);
+    while (end - p >= 4) {
+        unsigned id = le16(p), alen = le16(p + 2);
+        if (id == 0 || alen > (size_t)(end - p - 4))
+            break;
+        if (id == 9) { /* MsvAvTargetName: the server's SPN, UTF-16LE */
+            size_t used = 0;
+            for (unsigned i = 0; i + 1 < alen && used + 1 < cap; i += 2) {
+                unsigned ch = le16(p + 4 + i);
+                out[used++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+            }
+            out[used] = '\0';
+            return used > 0 ? 0 : -1;
+        }
+        p += 4 + alen;
+    }
+    return -1;
+}
+
+int negio__ntlm_auth_user(const uint8_t *m, size_t n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (cap == 0 || negio__ntlm_check_message(m, n, 3) != NULL)
+        return -1;
+    int unicode = (le32(m + 60) & NTLM_NEGOTIATE_UNICODE) != 0;
+    field_text(m, n, 28, unicode, out, cap); /* DomainNameFields */
+    if (out[0] != '\0' && strlen(out) + 1 < cap)
+        strcat(out, "\\");
+    size_t before = strlen(out);
+    field_text(m, n, 36, unicode, out, cap); /* UserNameFields */
+    return strlen(out) > before ? 0 : -1;
+}

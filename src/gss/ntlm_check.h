@@ -12,4 +12,11 @@ const char *negio__ntlm_check_challenge(const uint8_t *msg, size_t len);
  * above. */
 const char *negio__ntlm_check_message(const uint8_t *msg, size_t len, uint32_t expect);
 
+/* For the words of a failure: the server's name in a CHALLENGE's target info (MsvAvTargetName,
+ * [MS-NLMP] 2.2.2.1: gss-ntlmssp refuses a CHALLENGE whose name differs from the one the client
+ * asked for), and the DOMAIN\user an AUTHENTICATE logs on as; printable ASCII ('?' for anything
+ * else) into OUT of CAP bytes. 0 when the message has one, else -1 (OUT ""). */
+int negio__ntlm_challenge_target(const uint8_t *msg, size_t len, char *out, size_t cap);
+int negio__ntlm_auth_user(const uint8_t *msg, size_t len, char *out, size_t cap);
+
 #endif

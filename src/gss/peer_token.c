@@ -86,6 +86,11 @@ static const char *check_ntlm(negio__peer_tokens *st, const uint8_t *m, size_t n
     const char *why = negio__ntlm_check_message(m, n, expect);
     if (why == NULL)
         st->ntlm_seen++;
+    /* NTLMSSP_NEGOTIATE_IDENTIFY (bit 20) as the client asked for it: in its NEGOTIATE (flags at
+     * 12; gss-ntlmssp's CHALLENGE does not echo the bit, so its AUTHENTICATE loses it) or its
+     * AUTHENTICATE (flags at 60; at least 64 bytes, checked above) */
+    if (why == NULL && st->role == NEGIO_ROLE_SERVER && (expect == 1 || expect == 3))
+        st->ntlm_identify |= (m[expect == 1 ? 14 : 62] & 0x10) != 0;
     return why;
 }
 
@@ -101,6 +106,35 @@ static const char *check_inner(negio__peer_tokens *st, negio_mech mech, const ui
     if (mech == NEGIO_MECH_KERBEROS)
         return check_krb5(st, tok, n, NULL);
     return "a token of no mechanism negio speaks";
+}
+
+/* The context-tagged elements [0]..[MAX] of a SPNEGO SEQUENCE (RFC 4178 4.2), in increasing
+ * order, each holding exactly one element. */
+typedef struct tagged_walk {
+    const uint8_t *p, *end;
+    int last, max;
+} tagged_walk;
+
+/* The next element: 1 with its index and the one element inside it, 0 at the end, -1 when it
+ * is malformed (a length past its end, an index out of range or out of order, trailing bytes). */
+static int next_tagged(tagged_walk *w, int *idx, uint8_t *tag, const uint8_t **inner,
+                       size_t *inner_len)
+{
+    const uint8_t *el;
+    size_t el_len;
+    uint8_t outer;
+    if (w->p >= w->end)
+        return 0;
+    if (!negio__der_next(&w->p, w->end, &outer, &el, &el_len))
+        return -1;
+    *idx = outer - 0xa0;
+    if (*idx < 0 || *idx > w->max || *idx <= w->last)
+        return -1;
+    w->last = *idx;
+    const uint8_t *q = el;
+    if (!negio__der_next(&q, el + el_len, tag, inner, inner_len) || q != el + el_len)
+        return -1;
+    return 1;
 }
 
 /* The fields of a NegTokenResp (RFC 4178 4.2.2): [1] SEQUENCE { negState [0] ENUMERATED,
@@ -120,23 +154,17 @@ static const char *parse_resp(const uint8_t *tok, size_t n, resp *r)
 {
     static const char bad[] = "malformed SPNEGO response token";
     static const uint8_t inner_tag[4] = {0x0a, 0x06, 0x04, 0x04};
-    const uint8_t *body, *seq, *el, *inner;
-    size_t len, seq_len, el_len, inner_len;
+    const uint8_t *body, *seq, *inner;
+    size_t len, seq_len, inner_len;
     uint8_t tag;
-    int last = -1;
+    int idx, more;
     memset(r, 0, sizeof(*r));
     if (!negio__der_exact(tok, tok + n, 0xa1, &body, &len) ||
         !negio__der_exact(body, body + len, 0x30, &seq, &seq_len))
         return bad;
-    const uint8_t *p = seq, *end = seq + seq_len;
-    while (p < end) {
-        if (!negio__der_next(&p, end, &tag, &el, &el_len))
-            return bad;
-        int idx = tag - 0xa0;
-        if (idx < 0 || idx > 3 || idx <= last)
-            return bad;
-        last = idx;
-        if (!negio__der_exact(el, el + el_len, inner_tag[idx], &inner, &inner_len))
+    tagged_walk w = {seq, seq + seq_len, -1, 3};
+    while ((more = next_tagged(&w, &idx, &tag, &inner, &inner_len)) != 0) {
+        if (more < 0 || tag != inner_tag[idx])
             return bad;
         if (idx == 0) {
             if (inner_len != 1 || inner[0] > 3)
@@ -162,11 +190,11 @@ static const char *parse_init(const uint8_t *tok, size_t n, negio_mech *first,
                               const uint8_t **token, size_t *token_len)
 {
     static const char bad[] = "malformed SPNEGO initial token";
-    const uint8_t *inner, *body, *seq, *el, *content;
-    size_t inner_len, len, seq_len, el_len, content_len;
+    const uint8_t *inner, *body, *seq, *content;
+    size_t inner_len, len, seq_len, content_len;
     uint8_t tag;
     negio_mech m;
-    int last = -1, listed = 0;
+    int idx, more, listed = 0;
     *first = NEGIO_MECH_NONE;
     *token = NULL;
     *token_len = 0;
@@ -174,19 +202,10 @@ static const char *parse_init(const uint8_t *tok, size_t n, negio_mech *first,
         !negio__der_exact(inner, inner + inner_len, 0xa0, &body, &len) ||
         !negio__der_exact(body, body + len, 0x30, &seq, &seq_len))
         return bad;
-    const uint8_t *p = seq, *end = seq + seq_len;
-    while (p < end) {
-        if (!negio__der_next(&p, end, &tag, &el, &el_len))
-            return bad;
-        int idx = tag - 0xa0;
-        if (idx < 0 || idx > 4 || idx <= last)
-            return bad;
-        last = idx;
-        const uint8_t *q = el;
-        if (!negio__der_next(&q, el + el_len, &tag, &content, &content_len) || q != el + el_len)
-            return bad;
+    tagged_walk w = {seq, seq + seq_len, -1, 4};
+    while ((more = next_tagged(&w, &idx, &tag, &content, &content_len)) != 0) {
         static const uint8_t want_tag[5] = {0x30, 0x03, 0x04, 0, 0x04};
-        if (idx != 3 ? tag != want_tag[idx] : tag != 0x04 && tag != 0x30)
+        if (more < 0 || (idx != 3 ? tag != want_tag[idx] : tag != 0x04 && tag != 0x30))
             return bad;
         if (idx == 0) { /* SEQUENCE OF OID, at least one */
             const uint8_t *o = content, *oend = content + content_len, *oid;
@@ -206,7 +225,7 @@ static const char *parse_init(const uint8_t *tok, size_t n, negio_mech *first,
             *token_len = content_len;
         }
     }
-    if (last < 0)
+    if (w.last < 0)
         return bad;
     return NULL;
 }
@@ -257,7 +276,10 @@ int negio__peer_token_check(negio__peer_tokens *st, const uint8_t *tok, size_t l
             st->offered_kerberos && st->refuse_fallback) {
             *why = "the server moved SPNEGO to ntlm although this client offered kerberos with a "
                    "ticket for the service: refused as a downgrade "
-                   "(negio_config_set_allow_ntlm_fallback() allows it)";
+                   "(negio_config_set_allow_ntlm_fallback() allows it); the usual cause is a "
+                   "server that does not accept kerberos or has no key for the service in its "
+                   "keytab ('negio doctor server' checks), else someone on the path rewrote the "
+                   "offer";
             return NEGIO_ERR_POLICY;
         }
         if (*why == NULL && r.token != NULL)
@@ -299,4 +321,56 @@ void negio__peer_tokens_own_first(negio__peer_tokens *st, const uint8_t *tok, si
         return;
     st->inner = first;
     st->offered_kerberos = first == NEGIO_MECH_KERBEROS && opt != NULL;
+}
+
+void negio__peer_token_inner(const uint8_t *tok, size_t len, negio_mech *mech,
+                             const uint8_t **inner, size_t *inner_len)
+{
+    negio_mech m, first;
+    const uint8_t *in;
+    size_t il;
+    resp r;
+    *mech = NEGIO_MECH_NONE;
+    *inner = NULL;
+    *inner_len = 0;
+    if (is_ntlm(tok, len)) {
+        in = tok;
+        il = len;
+    } else if (framed(tok, len, &m, &in, &il) && m == NEGIO_MECH_KERBEROS) {
+        in = tok;
+        il = len;
+    } else if (parse_init(tok, len, &first, &in, &il) != NULL || in == NULL) {
+        if (parse_resp(tok, len, &r) != NULL || r.token == NULL)
+            return;
+        in = r.token;
+        il = r.token_len;
+    }
+    if (is_ntlm(in, il))
+        *mech = NEGIO_MECH_NTLM;
+    else if (framed(in, il, &m, inner, inner_len) && m == NEGIO_MECH_KERBEROS)
+        *mech = NEGIO_MECH_KERBEROS;
+    else
+        return;
+    *inner = in;
+    *inner_len = il;
+}
+
+int negio__peer_token_krb5(const uint8_t *tok, size_t len, unsigned *tok_id, const uint8_t **body,
+                           size_t *body_len)
+{
+    negio_mech m;
+    const uint8_t *in;
+    size_t il;
+    if (!framed(tok, len, &m, &in, &il) || m != NEGIO_MECH_KERBEROS || il < 2)
+        return -1;
+    *tok_id = (unsigned)in[0] << 8 | in[1];
+    *body = in + 2;
+    *body_len = il - 2;
+    return 0;
+}
+
+int negio__peer_token_rejects(const uint8_t *tok, size_t len)
+{
+    resp r;
+    return parse_resp(tok, len, &r) == NULL && r.has_state && r.state == 2;
 }

@@ -22,6 +22,9 @@ typedef struct negio__peer_tokens {
     unsigned ntlm_seen;   /* NTLM messages among them */
     int offered_kerberos; /* client: its NegTokenInit put Kerberos first, with a token */
     int refuse_fallback;  /* client: SPNEGO moving to NTLM after that is refused (a downgrade) */
+    int ntlm_identify;    /* server: the client's NEGOTIATE or AUTHENTICATE set NEGOTIATE_IDENTIFY
+                             ([MS-NLMP] 2.2.2.5), which gss-ntlmssp does not report as
+                             GSS_C_IDENTIFY_FLAG */
 } negio__peer_tokens;
 
 /* Checks the peer's next context token TOK and, when it is accepted, records what it says.
@@ -35,6 +38,18 @@ int negio__peer_token_check(negio__peer_tokens *st, const uint8_t *tok, size_t l
  * on a conversation that is on Kerberos, and only if it passes the same checks as a handshake
  * token. Nothing else is ever interpreted; NTLM has no error tokens. Changes nothing in ST. */
 int negio__peer_error_token_ok(const negio__peer_tokens *st, const uint8_t *tok, size_t len);
+/* The mechanism token inside TOK (a token negio__peer_token_check accepted, or this side's own):
+ * TOK itself when it is an NTLM message or a framed Kerberos token, else a SPNEGO NegTokenInit's
+ * mechToken or NegTokenResp's responseToken. *MECH says which mechanism it is (NEGIO_MECH_NONE,
+ * *INNER NULL: there is none). For the words of a failure, never to decide anything. */
+void negio__peer_token_inner(const uint8_t *tok, size_t len, negio_mech *mech,
+                             const uint8_t **inner, size_t *inner_len);
+/* A framed Kerberos token (RFC 4121 4.1): its TOK_ID and the message after it. 0 or -1. */
+int negio__peer_token_krb5(const uint8_t *tok, size_t len, unsigned *tok_id, const uint8_t **body,
+                           size_t *body_len);
+/* Whether TOK is a SPNEGO response that rejects the negotiation (negState reject, RFC 4178
+ * 4.2.2): the server accepts none of the mechanisms offered. */
+int negio__peer_token_rejects(const uint8_t *tok, size_t len);
 /* A client records its own first token (what its NegTokenInit offered). */
 void negio__peer_tokens_own_first(negio__peer_tokens *st, const uint8_t *tok, size_t len);
 

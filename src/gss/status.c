@@ -47,6 +47,19 @@ void negio__gss_detail(char *detail, const char *call, OM_uint32 major, OM_uint3
     negio__detail(detail, "%s", text);
 }
 
+void negio__gss_detail_why(char *detail, const char *why, const char *call, OM_uint32 major,
+                           OM_uint32 minor, gss_OID mech)
+{
+    char text[NEGIO__DETAIL_MAX];
+    gss_text(text, sizeof(text), call, major, minor, mech);
+    size_t keep = strlen(text) + 2;
+    if (why == NULL || why[0] == '\0' || keep + 16 >= NEGIO__DETAIL_MAX) {
+        negio__detail(detail, "%s", text);
+        return;
+    }
+    negio__detail(detail, "%.*s; %s", (int)(NEGIO__DETAIL_MAX - 1 - keep), why, text);
+}
+
 /* A received frame that failed its MIC or unwrap, in words a person can act on, then the
  * mechanism's own report (PROTOCOL.md section 5.4: every such failure is fatal). */
 void negio__gss_frame_detail(const negio__gss *g, char *detail, const char *call, OM_uint32 major,
@@ -91,4 +104,46 @@ int negio__gss_minor_is_errno(OM_uint32 minor, gss_OID mech, int err)
         return 1;
     status_text(text, sizeof(text), minor, GSS_C_MECH_CODE, mech);
     return strcmp(text, strerror(err)) == 0;
+}
+
+/* SSPI's status codes ([MS-ERREF] 2.1, winerror.h) for the GSS-API failures, as .NET's
+ * NegotiateStream maps its own status codes onto them for a HandshakeError; an acceptor that fails
+ * without a more precise reason says the logon was denied, as Windows does for a wrong password
+ * (gss-ntlmssp and MIT both report GSS_S_FAILURE then). */
+uint32_t negio__gss_windows_status(const negio__gss *g)
+{
+    OM_uint32 maj = g != NULL ? g->failed_major : 0;
+    if (maj == 0)
+        return 0;
+    switch (GSS_ROUTINE_ERROR(maj)) {
+    case 0:                 /* a supplementary status on a context token */
+        return 0x80090310u; /* SEC_E_OUT_OF_SEQUENCE */
+    case GSS_S_BAD_MECH:
+    case GSS_S_BAD_MECH_ATTR:
+        return 0x80090302u; /* SEC_E_UNSUPPORTED_FUNCTION */
+    case GSS_S_BAD_NAME:
+    case GSS_S_BAD_NAMETYPE:
+        return 0x80090303u; /* SEC_E_TARGET_UNKNOWN */
+    case GSS_S_BAD_BINDINGS:
+        return 0x80090346u; /* SEC_E_BAD_BINDINGS */
+    case GSS_S_BAD_SIG:
+        return 0x8009030Fu; /* SEC_E_MESSAGE_ALTERED */
+    case GSS_S_NO_CRED:
+        return 0x8009030Eu; /* SEC_E_NO_CREDENTIALS */
+    case GSS_S_DEFECTIVE_TOKEN:
+        return 0x80090308u; /* SEC_E_INVALID_TOKEN */
+    case GSS_S_DEFECTIVE_CREDENTIAL:
+        return 0x8009030Cu; /* SEC_E_LOGON_DENIED */
+    case GSS_S_CREDENTIALS_EXPIRED:
+        return 0x80090328u; /* SEC_E_CERT_EXPIRED, as .NET maps CredentialsExpired */
+    case GSS_S_CONTEXT_EXPIRED:
+        return 0x80090317u; /* SEC_E_CONTEXT_EXPIRED */
+    case GSS_S_BAD_QOP:
+        return 0x8009030Au; /* SEC_E_QOP_NOT_SUPPORTED */
+    case GSS_S_FAILURE:
+        return g->role == NEGIO_ROLE_SERVER ? 0x8009030Cu  /* SEC_E_LOGON_DENIED */
+                                            : 0x80090304u; /* SEC_E_INTERNAL_ERROR */
+    default:
+        return 0x80090304u; /* SEC_E_INTERNAL_ERROR */
+    }
 }

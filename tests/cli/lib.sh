@@ -35,6 +35,20 @@ wait_events() {
   fail "$1: $(grep -c "\"event\":\"$2\"" "$1") $2 events, expected $3"
 }
 
+# wait_expired CCACHE: waits (10 s at most) until the tickets in CCACHE have expired as MIT judges
+# them, in real time: until klist -s finds none valid, then for the clock's next second (MIT's
+# own check is strict, in whole seconds)
+wait_expired() {
+  for _ in $(seq 1 200); do
+    klist -s -c "$1" || break
+    sleep 0.05
+  done
+  klist -s -c "$1" && fail "the tickets in $1 did not expire"
+  local second
+  second=$(date +%s)
+  while [ "$(date +%s)" = "$second" ]; do sleep 0.05; done
+}
+
 # stop_server PID: SIGTERM, and the server must exit 0
 stop_server() {
   kill -TERM "$1"
@@ -56,4 +70,30 @@ run_status() {
 # client ARGS...: negio client against $port with --json and a timeout
 client() {
   "$negio" client --connect "127.0.0.1:$port" --json --timeout 20 "$@"
+}
+
+# kdc_stop: stops the realm's KDC (its port then refuses connections)
+kdc_stop() {
+  local pid
+  pid=$(cat "$realm_dir/kdc.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  fail "the KDC (pid $pid) did not stop"
+}
+
+# kdc_start [OFFSET]: starts the realm's KDC again, its clock OFFSET seconds off (krb5kdc -T),
+# and waits until it listens; "negio realm stop" (at exit) finds it by its pid file
+kdc_start() {
+  krb5kdc -n -T "${1:-0}" -P "$realm_dir/kdc.pid" >>"$realm_dir/kdc.log" 2>&1 &
+  servers+=("$!")
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$NEGIO_KDC_PORT") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "the KDC did not start listening on port $NEGIO_KDC_PORT"
 }

@@ -9,6 +9,7 @@ set -euo pipefail
 start_realm
 start_server strict --echo   # the default minimum: sign
 strict=$server_pid
+strict_port=$port
 
 # none: below the server's minimum is refused before it is sent; what came before succeeded
 run_status 1 client first none:refused never-sent
@@ -25,6 +26,13 @@ grep -q "NEGIO_ERR_LEVEL" "$tmp/last.err" || fail "error not on stderr"
 # without --json: the same status, the error on stderr
 run_status 1 "$negio" client --connect "127.0.0.1:$port" --timeout 20 none:refused
 grep -q "^negio client: NEGIO_ERR_LEVEL: " "$tmp/last.err" || fail "stderr: $(cat "$tmp/last.err")"
+
+# a message the client's own minimum forbids the server to echo back: the server ends the
+# connection with status 1, and the client hears it instead of waiting for its deadline
+start_server lax --echo --min-protect none
+run_status 1 client --min-protect sign none:echo-me
+check_json "$tmp/last.out" "assert j['ok'] is False and j['error'] == 'NEGIO_ERR_REJECTED' and 'status 1' in j['detail'], j"
+port=$strict_port
 
 # NTLM cannot authenticate the server
 run_status 1 client --mech ntlm --require-mutual hi

@@ -67,7 +67,8 @@ static negio_level L(negio_level level)
 static void messages_at_every_level_arrive_intact_under_every_split(void **state)
 {
     (void)state;
-    TEST_SKIP_UNDER_PLAIN_TLS("sign and seal do not exist there; test_tls runs its messages under every split");
+    TEST_SKIP_UNDER_PLAIN_TLS(
+        "sign and seal do not exist there; test_tls runs its messages under every split");
     static const char *texts[] = {"", "x", "hello, world", "a somewhat longer message body"};
     for (int path = 0; path < test_path_count(); path++) {
         for (int split = 0; split < SPLIT_COUNT; split++) {
@@ -81,11 +82,11 @@ static void messages_at_every_level_arrive_intact_under_every_split(void **state
                     for (int l = NEGIO_LEVEL_DEFAULT; l <= NEGIO_LEVEL_SEAL; l++) {
                         if (l == NEGIO_LEVEL_NONE)
                             continue; /* below the peer's minimum: see the level tests */
-                        assert_int_equal(negio_conn_write(p.client.conn, texts[i],
-                                                          strlen(texts[i]), (negio_level)l),
+                        assert_int_equal(negio_conn_write(p.client.conn, texts[i], strlen(texts[i]),
+                                                          (negio_level)l),
                                          0);
-                        assert_int_equal(negio_conn_write(p.server.conn, texts[i],
-                                                          strlen(texts[i]), (negio_level)l),
+                        assert_int_equal(negio_conn_write(p.server.conn, texts[i], strlen(texts[i]),
+                                                          (negio_level)l),
                                          0);
                         n++;
                     }
@@ -102,8 +103,8 @@ static void messages_at_every_level_arrive_intact_under_every_split(void **state
                     for (int l = NEGIO_LEVEL_DEFAULT; l <= NEGIO_LEVEL_SEAL; l++) {
                         if (l == NEGIO_LEVEL_NONE)
                             continue;
-                        negio_level want = l == NEGIO_LEVEL_DEFAULT ? NEGIO_LEVEL_SEAL
-                                                                    : (negio_level)l;
+                        negio_level want =
+                            l == NEGIO_LEVEL_DEFAULT ? NEGIO_LEVEL_SEAL : (negio_level)l;
                         expect_message(&p.server, k, texts[i], strlen(texts[i]), want);
                         expect_message(&p.client, k, texts[i], strlen(texts[i]), want);
                         k++;

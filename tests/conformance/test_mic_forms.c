@@ -34,8 +34,7 @@ static uint8_t *pattern(size_t len, unsigned seed)
 }
 
 /* FROM sends every size at sign with its form; TO receives them with the other form. */
-static void send_across(test_side *from, test_side *to, int from_joins, int to_joins,
-                        int *received)
+static void send_across(test_side *from, test_side *to, int from_joins, int to_joins, int *received)
 {
     negio__gss_no_iov = from_joins;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -97,8 +96,8 @@ static void a_flipped_payload_bit_fails_in_either_form(void **state)
         for (int joins = 0; joins < 2; joins++) {
             test_pair p;
             establish(&p, (test_path)path);
-            assert_int_equal(negio_conn_write(p.client.conn, "signed payload", 14, NEGIO_LEVEL_SIGN),
-                             NEGIO_OK);
+            assert_int_equal(
+                negio_conn_write(p.client.conn, "signed payload", 14, NEGIO_LEVEL_SIGN), NEGIO_OK);
             size_t len = 0;
             uint8_t *wire = test_take_output(p.client.conn, &len);
             wire[len - 3] ^= 0x20; /* inside the payload, the frame's last bytes */

@@ -29,11 +29,12 @@ static int reserve_other_family(const char *listen_on, uint16_t port)
     if (v6) {
         int one = 1;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port),
-                                 .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        struct sockaddr_in6 a = {
+            .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
         rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
     } else {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
     }
@@ -94,7 +95,8 @@ static void a_name_with_two_addresses_reaches_a_server_on_either(void **state)
         v4 |= a->ai_family == AF_INET;
         v6 |= a->ai_family == AF_INET6;
     }
-    fprintf(stderr, "negio-dual resolves first to %s\n", res->ai_family == AF_INET ? "IPv4" : "IPv6");
+    fprintf(stderr, "negio-dual resolves first to %s\n",
+            res->ai_family == AF_INET ? "IPv4" : "IPv6");
     freeaddrinfo(res);
     assert_true(v4 && v6);
     connects_by_name("127.0.0.1:0");

@@ -452,6 +452,49 @@ seed(A, "client-challenge-then-mic", cl + sample_token(0x02, ntlm_challenge()) +
      sample_token(0x08, b"\0" * 16))
 
 
+# ---- fuzz_nns: the [MS-NNS] profile (first byte: path, | 4 for the server role, bits 3-4 the
+# level: 0 seal, 1 sign, 2 none)
+def nns_hs(mid, payload=b"", length=None):
+    """[MS-NNS] 2.2.1: [MessageId][1][0][size, high byte first][AuthPayload]."""
+    n = len(payload) if length is None else length
+    return struct.pack(">BBBH", mid, 1, 0, n) + payload
+
+
+def nns_data(payload=b"", length=None):
+    """[MS-NNS] 2.2.2: [PayloadSize u32 LE][Payload]."""
+    n = len(payload) if length is None else length
+    return struct.pack("<I", n) + payload
+
+
+IN_PROGRESS, DONE, ERROR = 0x16, 0x14, 0x15
+N = "fuzz_nns"
+sv = bytes([NTLM | SERVER])
+seed(N, "server-unknown-message-id", sv + nns_hs(0x17, b"x"))
+seed(N, "server-empty-token", sv + nns_hs(IN_PROGRESS))
+seed(N, "server-token-over-max-token", sv + nns_hs(IN_PROGRESS, length=0xFFFF))
+seed(N, "server-negotiate-then-error", sv + nns_hs(IN_PROGRESS, NTLM_NEGOTIATE) +
+     nns_hs(ERROR, struct.pack("<II", 0x8009030C, 0xFFFFFFFF)))
+seed(N, "server-negotiate-then-empty-done", sv + nns_hs(IN_PROGRESS, NTLM_NEGOTIATE) +
+     nns_hs(DONE))
+seed(N, "server-stream-ends-inside-a-header", sv + b"\x16\x01\x00")
+seed(N, "server-stream-ends-inside-a-token", sv + nns_hs(IN_PROGRESS, NTLM_NEGOTIATE[:10],
+                                                            length=40))
+cl = bytes([NTLM])
+seed(N, "client-error-short", cl + nns_hs(ERROR, b"\x01\x02\x03\x04"))
+seed(N, "client-error-trust-failure-netfx", cl + nns_hs(ERROR, struct.pack(">Q", 0x6FE)))
+seed(N, "client-challenge-then-empty-done", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +
+     nns_hs(DONE))
+seed(N, "client-challenge-then-done-then-data", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +
+     nns_hs(DONE) + nns_data(b"\x01\x00\x00\x00" + b"\x00" * 12 + b"forged"))
+seed(N, "client-challenge-then-done-then-short-data", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +
+     nns_hs(DONE) + nns_data(b"x"))
+seed(N, "client-challenge-then-done-then-huge-data", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +
+     nns_hs(DONE) + nns_data(length=0x10001))
+seed(N, "client-none-challenge-then-done-then-bytes", bytes([NTLM | 2 << 3]) +
+     nns_hs(IN_PROGRESS, ntlm_challenge()) + nns_hs(DONE) + b"unframed")
+seed(N, "client-kerberos-done-without-a-token", bytes([KERBEROS]) + nns_hs(DONE))
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")

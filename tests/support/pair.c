@@ -2,8 +2,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+
 #include "support/bytes.h"
 #include "support/certs.h"
+#include "support/clock.h"
 #include "support/support.h"
 
 uint32_t test_rand(unsigned *seed)
@@ -179,6 +184,51 @@ negio_conn *test_deferred_client(void)
     must(negio_conn_new(&c, cfg), "connector");
     negio_config_del(cfg);
     return c;
+}
+
+void test_pair_report(const test_pair *p, const char *what)
+{
+    fprintf(stderr, "[%s] client %s: %s | server %s: %s\n", what, negio_err_name(p->client.err),
+            negio_conn_error_detail(p->client.conn), negio_err_name(p->server.err),
+            negio_conn_error_detail(p->server.conn));
+}
+
+void test_pair_run_configs(test_pair *p, negio_config *client, negio_config *server,
+                           const char *what)
+{
+    test_pair_init(p, client, server, SPLIT_WHOLE, 1);
+    negio_config_del(client);
+    negio_config_del(server);
+    test_pair_run(p);
+    test_pair_report(p, what);
+}
+
+/* The seconds MIT's GSS-API gives CCACHE's Kerberos credentials: 0 once the clock has reached
+ * their end time. */
+static OM_uint32 ticket_lifetime(const char *ccache)
+{
+    OM_uint32 min, lifetime = 0;
+    gss_key_value_element_desc el = {"ccache", ccache};
+    gss_key_value_set_desc store = {1, &el};
+    gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    OM_uint32 maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
+                                          GSS_C_INITIATE, &store, &cred, NULL, &lifetime);
+    gss_release_cred(&min, &cred);
+    return GSS_ERROR(maj) ? 0 : lifetime;
+}
+
+int test_wait_ticket_expired(const char *ccache, int ms)
+{
+    /* MIT compares whole seconds, strictly: a ticket is expired once the clock has passed its
+     * end time, so after the second at which GSS-API gives it no time left, the next one */
+    int64_t until = test_now_ms() + ms;
+    TEST_POLL_EVERY(ticket_lifetime(ccache) == 0, ms, 100);
+    if (ticket_lifetime(ccache) != 0)
+        return 0;
+    time_t at_end = time(NULL);
+    TEST_POLL_EVERY(time(NULL) > at_end, test_ms_left(until), 10);
+    return time(NULL) > at_end;
 }
 
 void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,

@@ -159,6 +159,16 @@ void test_pair_run_frames(test_pair *p, test_frame_hook hook, void *user);
 size_t test_pair_move(test_pair *p, test_side *from, test_side *to);
 /* Processes events on a side after input was fed to it. */
 void test_side_drain(test_side *s);
+/* Prints each side's error and detail, under WHAT, to stderr: the test's log of a case. */
+void test_pair_report(const test_pair *p, const char *what);
+/* test_pair_init with CLIENT and SERVER (then freed), whole, then test_pair_run and
+ * test_pair_report. */
+void test_pair_run_configs(test_pair *p, negio_config *client, negio_config *server,
+                           const char *what);
+/* Whether MIT's GSS-API takes the Kerberos credentials in CCACHE for expired, as a client given
+ * that cache will when it starts its handshake; waits up to MS milliseconds in real time for it
+ * (MIT checks its own clock). */
+int test_wait_ticket_expired(const char *ccache, int ms);
 /* Runs the handshake; returns 1 if both sides reported NEGIO_EV_ESTABLISHED. */
 int test_pair_establish(test_pair *p);
 /* Counts events of TYPE on a side. */

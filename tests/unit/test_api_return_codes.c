@@ -282,6 +282,10 @@ static void configuration_calls(void)
     PROBE(negio_config_set_mutual, cc, 1);
     PROBE(negio_config_set_delegate, NULL, 1);
     PROBE(negio_config_set_delegate, cc, 0);
+    PROBE(negio_config_set_impersonation, NULL, NEGIO_IMPERSONATION_IDENTIFY);
+    PROBE(negio_config_set_impersonation, cc, (negio_impersonation)0);
+    PROBE(negio_config_set_impersonation, cc, NEGIO_IMPERSONATION_IDENTIFY);
+    PROBE(negio_config_set_impersonation, sc, NEGIO_IMPERSONATION_DELEGATE);
     PROBE(negio_config_add_user_map, NULL, "alice@R", "alice");
     PROBE(negio_config_add_user_map, sc, NULL, "alice");
     EACH_ALLOCATION(, PROBE(negio_config_add_user_map, sc, "alice@R", "alice"), );
@@ -289,6 +293,7 @@ static void configuration_calls(void)
     EACH_ALLOCATION(, PROBE(negio_config_set_ntlm_domain, sc, "NEGIO"), );
     PROBE(negio_config_set_profile, NULL, NEGIO_PROFILE_NATIVE);
     PROBE(negio_config_set_profile, cc, (negio_profile)9);
+    PROBE(negio_config_set_profile, cc, NEGIO_PROFILE_NNS);
     PROBE(negio_config_set_profile, cc, NEGIO_PROFILE_NATIVE);
     PROBE(negio_config_set_transport, NULL, NEGIO_TRANSPORT_TLS);
     PROBE(negio_config_set_transport, cc, (negio_transport)9);
@@ -343,6 +348,15 @@ static void configuration_calls(void)
     PROBE(negio_config_tls_check, cc, detail, sizeof(detail)); /* no TLS transport */
     EACH_ALLOCATION(c = tls_cfg(NEGIO_ROLE_SERVER), /* no certificate: it cannot be loaded */
                     PROBE(negio_config_tls_check, c, detail, sizeof(detail)), negio_config_del(c));
+    PROBE(negio_config_check_credentials, NULL, detail, sizeof(detail));
+    c = tls_cfg(NEGIO_ROLE_SERVER); /* certificates alone: nothing of GSS-API to check */
+    PROBE(negio_config_check_credentials, c, detail, sizeof(detail));
+    negio_config_del(c);
+    assert_int_equal(negio_config_new(&c, NEGIO_ROLE_SERVER), NEGIO_OK);
+    assert_int_equal(negio_config_set_keytab(c, "/nonexistent/negio.keytab"), NEGIO_OK);
+    assert_int_equal(negio_config_set_service(c, "negio@localhost"), NEGIO_OK);
+    PROBE(negio_config_check_credentials, c, NULL, 0);
+    negio_config_del(c);
     negio_config_del(cc);
     negio_config_del(sc);
 }
@@ -469,6 +483,7 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     negio_auth_info info = {.size = sizeof(info)};
     PROBE(negio_econn_auth_info, c, &info);
     PROBE(negio_econn_auth_info, c, NULL);
+    PROBE(negio_econn_auth_info, NULL, &info);
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_send, engine, c, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, c, 0);

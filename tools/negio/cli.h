@@ -22,6 +22,7 @@ int cli_realm(int argc, char **argv);
 int cli_server(int argc, char **argv);
 int cli_client(int argc, char **argv);
 int cli_bench(int argc, char **argv); /* tools/bench */
+int cli_doctor(int argc, char **argv);
 
 /* Prints the synopsis (USAGE's first paragraph) and a pointer to --help to stderr. */
 void cli_usage_short(const char *cmd, const char *usage);

@@ -24,6 +24,8 @@ static const char usage_text[] =
     "  server            serve authenticated connections (optionally echoing messages)\n"
     "  client            authenticate to a server, send messages, print the replies\n"
     "  bench             measure negio against its limits (GSS, plain TCP, handshakes, memory)\n"
+    "  doctor client     check what a client needs to authenticate, and say what to fix\n"
+    "  doctor server     check what a server needs (keytab, key version, KDC, clock, NTLM)\n"
     "\n"
     "  negio COMMAND --help   options of one command\n"
     "  negio --version        the version\n"
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "client") == 0)
         return argv[1] = client_name, cli_client(argc - 1, argv + 1);
+    if (strcmp(cmd, "doctor") == 0)
+        return cli_doctor(argc - 1, argv + 1);
     fprintf(stderr, "negio: unknown command '%s'\n%s", cmd, usage_text);
     return CLI_EXIT_USAGE;
 }

@@ -40,6 +40,7 @@ enum cli_group_no {
     CLI_G_PROFILE,         /* the wire profile (opt_profile.c) */
     CLI_G_OUTPUT,          /* --json (opt_output.c) */
     CLI_G_TLS,             /* the TLS transport (opt_tls.c) */
+    CLI_G_DOCTOR,          /* negio doctor: --json (doctor.c) */
 };
 #define CLI_GROUP_BASE(no) ((no) << 8)
 #define CLI_GROUP_OF(id) ((id) >> 8)
@@ -139,6 +140,10 @@ struct cli_auth {
     int require_mutual, ntlm_fallback, delegate;
 };
 extern const struct cli_group cli_auth_group;
+/* The accepting side's start-up check (negio_config_check_credentials): the keytab holds the
+ * service's key, the NTLM account file can be read. Returns 0, or -1 after printing to stderr
+ * what is missing (the file, the principal). */
+int cli_auth_check(const struct cli *c, negio_config *cfg, const struct cli_auth *a);
 
 /* ---- identity mapping, accepting side (opt_identity.c) ------------------------------------- */
 
@@ -235,6 +240,9 @@ int cli_connection_validate(const struct cli *c, struct cli_connection *k, const
 /* The connector configuration for C's role from K (the password read from its file). Returns
  * CLI_EXIT_OK, or an exit status after printing why ("invalid configuration" is a usage error). */
 int cli_connection_config(const struct cli *c, const struct cli_connection *k, negio_config **out);
+/* The first line of PATH (--password-file), without its newline, in OUT (the caller wipes it).
+ * Returns 0, or -1 after printing why. */
+int cli_read_password(const struct cli *c, const char *path, char *out, size_t cap);
 /* Prints that the library refused a configuration with RC; returns the exit status for it. */
 int cli_config_failed(const struct cli *c, int rc);
 

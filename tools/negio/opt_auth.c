@@ -5,6 +5,7 @@
  * rest of a connection's options in opt_connection.c.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "opt.h"
@@ -110,3 +111,15 @@ const struct cli_group cli_auth_group = {
     .init = init,
     .take = take,
 };
+
+int cli_auth_check(const struct cli *c, negio_config *cfg, const struct cli_auth *a)
+{
+    char detail[1024] = "";
+    int rc = negio_config_check_credentials(cfg, detail, sizeof(detail));
+    if (rc < 0) {
+        fprintf(stderr, "negio %s: cannot serve %s: %s: %s\n", c->cmd->name, a->spn,
+                negio_err_name(rc), detail[0] != '\0' ? detail : negio_strerror(rc));
+        return -1;
+    }
+    return 0;
+}

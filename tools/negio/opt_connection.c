@@ -60,8 +60,7 @@ int cli_connection_validate(const struct cli *c, struct cli_connection *k, const
     return 0;
 }
 
-/* The first line of PATH, without its newline, in OUT (wiped by the caller). */
-static int read_password(const struct cli *c, const char *path, char *out, size_t cap)
+int cli_read_password(const struct cli *c, const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -134,7 +133,7 @@ int cli_connection_config(const struct cli *c, const struct cli_connection *k, n
         goto fail;
     if (a->user != NULL) {
         char password[1024] = {0};
-        if (read_password(c, a->password_file, password, sizeof(password)) < 0) {
+        if (cli_read_password(c, a->password_file, password, sizeof(password)) < 0) {
             explicit_bzero(password, sizeof(password));
             negio_config_del(cfg);
             return CLI_EXIT_USAGE;

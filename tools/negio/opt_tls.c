@@ -260,6 +260,8 @@ int cli_tls_levels(const struct cli *c, const struct cli_tls *t, negio_profile p
         return 0;
     if (profile == NEGIO_PROFILE_GSS_SAMPLE)
         return cli_error(c, "--profile gss-sample has no TLS form: no --tls or --tls-negotiate");
+    if (profile == NEGIO_PROFILE_NNS)
+        return cli_error(c, "--profile nns has no TLS form: no --tls or --tls-negotiate");
     /* TLS protects every byte: none unless asked for (the library's default too) */
     if (!p->have_protect)
         p->protect = NEGIO_LEVEL_NONE;

@@ -349,7 +349,7 @@ static int server_run(const struct cli *c, const struct server_cmdline *o)
         }
     }
     if ((o->impersonate && server_check_impersonation() < 0) ||
-        cli_tls_load(c, cfg, &o->conn.tls) < 0)
+        cli_tls_load(c, cfg, &o->conn.tls) < 0 || cli_auth_check(c, cfg, &o->conn.auth) < 0)
         goto out;
     pthread_mutex_init(&s.out_mu, NULL);
     status = serve(&s, o, cfg);

@@ -38,6 +38,10 @@ struct server {
  * user pointer; both start with their kind. */
 enum conn_kind { CONN_CLIENT = 1, CONN_BACKEND = 2 };
 
+/* The CLOSE status with which --echo ends a connection whose message it cannot send back: the
+ * client's own policy forbids the level (or size) the message came at (negio.1, --echo). */
+#define SERVER_STATUS_NO_ECHO 1
+
 /* An accepted connection, from on_authenticated to on_closed. */
 struct client {
     enum conn_kind kind;

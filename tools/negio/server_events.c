@@ -232,9 +232,14 @@ void server_on_message(negio_econn *c, const uint8_t *data, size_t len, negio_le
     struct client *cl = negio_econn_user(c);
     if (s->echo) {
         int rc = negio_engine_send(s->engine, c, data, len, level);
-        if (rc < 0)
+        if (rc < 0) {
             fprintf(stderr, "negio server: %s: echo of %zu bytes failed: %s: %s\n", remote, len,
                     negio_err_name(rc), negio_strerror(rc));
+            /* the client waits for an answer that cannot come (its own minimum level or
+             * message size forbids it): end the connection so that it hears why */
+            if (rc == NEGIO_ERR_LEVEL || rc == NEGIO_ERR_MSG_SIZE)
+                (void)negio_engine_close(c, SERVER_STATUS_NO_ECHO);
+        }
     } else if (s->files_fd >= 0 && cl != NULL)
         server_file_request(s, c, cl, data, len, level);
     else if (s->forward != NULL && cl != NULL)

@@ -25,6 +25,30 @@ print(ev["port"])') || fail "server $name: bad first line"
   fail "server $name did not report listening"
 }
 
+# wait_events FILE EVENT N: waits (10 s at most) until a server's JSON log FILE holds N events
+# of type EVENT: its last lines may come after the client that caused them has exited
+wait_events() {
+  for _ in $(seq 1 200); do
+    [ "$(grep -c "\"event\":\"$2\"" "$1")" -ge "$3" ] && return 0
+    sleep 0.05
+  done
+  fail "$1: $(grep -c "\"event\":\"$2\"" "$1") $2 events, expected $3"
+}
+
+# wait_expired CCACHE: waits (10 s at most) until the tickets in CCACHE have expired as MIT judges
+# them, in real time: until klist -s finds none valid, then for the clock's next second (MIT's
+# own check is strict, in whole seconds)
+wait_expired() {
+  for _ in $(seq 1 200); do
+    klist -s -c "$1" || break
+    sleep 0.05
+  done
+  klist -s -c "$1" && fail "the tickets in $1 did not expire"
+  local second
+  second=$(date +%s)
+  while [ "$(date +%s)" = "$second" ]; do sleep 0.05; done
+}
+
 # stop_server PID: SIGTERM, and the server must exit 0
 stop_server() {
   kill -TERM "$1"

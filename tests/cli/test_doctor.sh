@@ -82,7 +82,7 @@ KRB5CCNAME=FILE:$tmp/no-cache doctor_json 1 client
 expect credentials fail "kerberos: no ticket: the credential cache FILE:$tmp/no-cache does not exist" "run kinit"
 expect service skipped "needs Kerberos credentials"
 kinit -l 2s -c "FILE:$tmp/short" alice <"$NEGIO_REALM_DIR/alice.password" >/dev/null
-sleep 3
+wait_expired "FILE:$tmp/short"
 KRB5CCNAME=FILE:$tmp/short doctor_json 1 client
 expect credentials fail "the ticket-granting ticket of alice@NEGIO.TEST in FILE:$tmp/short expired at" "run kinit again"
 doctor_json 1 client --user alice --password-file "$tmp/wrong.password"

@@ -40,7 +40,7 @@ gss -mcount 3
 gss -ccount 3 -spnego
 gss -mech '{1 3 6 1 4 1 311 2 2 10}' -user alice -pass "$(cat "$NEGIO_REALM_DIR/alice.password")" -q
 grep -q "Signature verified." "$tmp/gss-client.out" || fail "gss-client verified no signature"
-sleep 0.3
+wait_events "$tmp/sample.out" closed 10 # one per connection: -ccount 3 makes three
 check_json_lines "$tmp/sample.out" "
 ev = lambda t: [l for l in lines if l['event'] == t]
 msgs = ev('message')
@@ -55,7 +55,7 @@ stop_server "$server_pid"
 # negio's own minimum holds: an unwrapped message against the default sign minimum
 start_server strict --profile gss-sample
 if gss -nw; then fail "gss-client -nw was served against a sign minimum"; fi
-sleep 0.3
+wait_events "$tmp/strict.out" closed 1
 check_json_lines "$tmp/strict.out" "
 c = [l for l in lines if l['event'] == 'closed']
 assert c and c[-1]['error'] == 'NEGIO_ERR_DOWNGRADE', c

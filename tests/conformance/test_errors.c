@@ -18,17 +18,6 @@
 
 #include "support/support.h"
 
-static void run(test_pair *p, negio_config *cc, negio_config *sc, const char *what)
-{
-    test_pair_init(p, cc, sc, SPLIT_WHOLE, 1);
-    negio_config_del(cc);
-    negio_config_del(sc);
-    test_pair_run(p);
-    fprintf(stderr, "[%s] client %s: %s\n[%s] server %s: %s\n", what, negio_err_name(p->client.err),
-            negio_conn_error_detail(p->client.conn), what, negio_err_name(p->server.err),
-            negio_conn_error_detail(p->server.conn));
-}
-
 static void has(const char *detail, const char *text)
 {
     if (strstr(detail, text) == NULL)
@@ -52,14 +41,6 @@ static void words_before_status(const char *detail, const char *words, const cha
     if (w == NULL || c == NULL || w > c || strstr(c, "(major 0x") == NULL)
         fail_msg("detail \"%s\": \"%s\" should come before \"%s ... (major ...)\"", detail, words,
                  call);
-}
-
-static negio_config *password_client(negio_mech mech, const char *user, const char *pw)
-{
-    negio_config *cc = test_client_config(PATH_KERBEROS);
-    assert_int_equal(negio_config_set_mech(cc, mech), 0);
-    assert_int_equal(negio_config_set_password(cc, user, pw), 0);
-    return cc;
 }
 
 static negio_config *server_for(const char *service, const char *keytab)
@@ -88,7 +69,7 @@ static void an_unknown_service_principal_is_named_with_the_name_asked_for(void *
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_service(cc, "nosuch@localhost"), 0);
     test_pair p;
-    run(&p, cc, test_server_config(PATH_KERBEROS), "unknown service, kerberos");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "unknown service, kerberos");
     assert_int_equal(p.client.err, NEGIO_ERR_HANDSHAKE);
     client_has(&p, "kerberos: server not found in Kerberos database");
     client_has(&p, name);
@@ -107,7 +88,8 @@ static void negotiate_says_what_each_mechanism_did(void **state)
     assert_int_equal(negio_config_set_service(cc, "nosuch@localhost"), 0);
     assert_int_equal(negio_config_set_ntlm_file(cc, test_realm_get()->ntlm_file), 0);
     test_pair p;
-    run(&p, cc, test_server_config(PATH_NEG_KERBEROS), "unknown service, negotiate");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_NEG_KERBEROS),
+                          "unknown service, negotiate");
     assert_int_equal(p.client.err, NEGIO_ERR_HANDSHAKE);
     const char *d = negio_conn_error_detail(p.client.conn);
     has(d, "kerberos: server not found in Kerberos database (nosuch/localhost@");
@@ -120,8 +102,8 @@ static void a_wrong_kerberos_password_is_named(void **state)
 {
     (void)state;
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", "wrong-password"),
-        test_server_config(PATH_KERBEROS), "wrong password, kerberos");
+    test_pair_run_configs(&p, test_password_client(NEGIO_MECH_KERBEROS, "alice", "wrong-password"),
+                          test_server_config(PATH_KERBEROS), "wrong password, kerberos");
     assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
     client_has(&p, "kerberos: wrong password for alice@");
     words_before_status(negio_conn_error_detail(p.client.conn), "wrong password",
@@ -133,8 +115,8 @@ static void an_unknown_kerberos_user_is_named(void **state)
 {
     (void)state;
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_KERBEROS, "nosuchuser", "x"),
-        test_server_config(PATH_KERBEROS), "unknown user, kerberos");
+    test_pair_run_configs(&p, test_password_client(NEGIO_MECH_KERBEROS, "nosuchuser", "x"),
+                          test_server_config(PATH_KERBEROS), "unknown user, kerberos");
     assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
     client_has(&p, "kerberos: client not found in Kerberos database (nosuchuser@");
     test_pair_free(&p);
@@ -145,10 +127,10 @@ static void a_wrong_ntlm_password_is_named_on_both_sides(void **state)
 {
     (void)state;
     for (int mech = NEGIO_MECH_NEGOTIATE; mech <= NEGIO_MECH_NTLM; mech += 2) {
-        negio_config *cc = password_client((negio_mech)mech, "bob", "wrong-password");
+        negio_config *cc = test_password_client((negio_mech)mech, "bob", "wrong-password");
         assert_int_equal(negio_config_set_ccache(cc, test_realm_get()->empty_ccache), 0);
         test_pair p;
-        run(&p, cc, test_server_config(PATH_NTLM), "wrong password, ntlm");
+        test_pair_run_configs(&p, cc, test_server_config(PATH_NTLM), "wrong password, ntlm");
         assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
         server_has(&p, "ntlm: logon failure for bob: wrong password");
         assert_int_equal(p.client.err, NEGIO_ERR_PEER);
@@ -164,8 +146,8 @@ static void an_unknown_ntlm_user_is_named_by_the_server(void **state)
     snprintf(text, sizeof(text), "ntlm: unknown user NEGIO\\nobody (not in %s)",
              test_realm_get()->ntlm_file);
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_NTLM, "NEGIO\\nobody", "x"), test_server_config(PATH_NTLM),
-        "unknown user, ntlm");
+    test_pair_run_configs(&p, test_password_client(NEGIO_MECH_NTLM, "NEGIO\\nobody", "x"),
+                          test_server_config(PATH_NTLM), "unknown user, ntlm");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     server_has(&p, text);
     client_has(&p, "the server refused the logon as NEGIO\\nobody");
@@ -183,8 +165,8 @@ static void an_unreachable_kdc_is_named_with_the_addresses_tried(void **state)
              r->realm, r->kdc_port);
     test_realm_stop_kdc();
     test_pair p;
-    negio_config *cc = password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
-    run(&p, cc, test_server_config(PATH_KERBEROS), "KDC down, password");
+    negio_config *cc = test_password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw);
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "KDC down, password");
     assert_int_equal(p.client.err, NEGIO_ERR_CREDENTIALS);
     client_has(&p, tried);
     client_has(&p, "check that the KDC runs");
@@ -192,7 +174,7 @@ static void an_unreachable_kdc_is_named_with_the_addresses_tried(void **state)
 
     cc = test_client_config(PATH_KERBEROS); /* a ticket-granting ticket, no service ticket */
     assert_int_equal(negio_config_set_service(cc, "kdcdown@localhost"), 0);
-    run(&p, cc, test_server_config(PATH_KERBEROS), "KDC down, service ticket");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "KDC down, service ticket");
     test_realm_restart_kdc(0);
     assert_int_equal(p.client.err, NEGIO_ERR_HANDSHAKE);
     client_has(&p, tried);
@@ -209,7 +191,7 @@ static void no_ticket_is_named_with_the_cache(void **state)
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_ccache(cc, r->empty_ccache), 0);
     test_pair p;
-    run(&p, cc, test_server_config(PATH_KERBEROS), "no ticket");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "no ticket");
     assert_true(p.client.err == NEGIO_ERR_CREDENTIALS || p.client.err == NEGIO_ERR_HANDSHAKE);
     client_has(&p, text);
     client_has(&p, "run kinit");
@@ -218,7 +200,7 @@ static void no_ticket_is_named_with_the_cache(void **state)
     /* negotiate without either mechanism's credentials: both are named */
     cc = test_client_config(PATH_NEG_NTLM);
     assert_int_equal(negio_config_set_ntlm_file(cc, "/nonexistent/ntlm_users"), 0);
-    run(&p, cc, test_server_config(PATH_KERBEROS), "no credentials at all");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "no credentials at all");
     client_has(&p, text);
     client_has(&p, "ntlm: the account file /nonexistent/ntlm_users cannot be read");
     test_pair_free(&p);
@@ -233,13 +215,13 @@ static void an_expired_ticket_is_named_with_its_end(void **state)
     snprintf(cmd, sizeof(cmd), "kinit -l 2s -c '%s' alice < '%s/alice.password' >/dev/null 2>&1",
              ccache, r->dir);
     assert_int_equal(system(cmd), 0);
-    sleep(3);
+    assert_true(test_wait_ticket_expired(ccache, 10000));
     snprintf(text, sizeof(text),
              "kerberos: the ticket-granting ticket of alice@%s in %s expired at", r->realm, ccache);
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_ccache(cc, ccache), 0);
     test_pair p;
-    run(&p, cc, test_server_config(PATH_KERBEROS), "expired ticket");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "expired ticket");
     client_has(&p, text);
     client_has(&p, "run kinit again");
     test_pair_free(&p);
@@ -255,8 +237,8 @@ static void clock_skew_is_measured_on_both_sides(void **state)
     snprintf(realm, sizeof(realm), " s ahead of the KDC's of %s", r->realm);
     test_realm_restart_kdc(-3600);
     test_pair p;
-    run(&p, password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw),
-        test_server_config(PATH_KERBEROS), "clock skew");
+    test_pair_run_configs(&p, test_password_client(NEGIO_MECH_KERBEROS, "alice", r->alice_pw),
+                          test_server_config(PATH_KERBEROS), "clock skew");
     const char *s = negio_conn_error_detail(p.server.conn),
                *c = negio_conn_error_detail(p.client.conn);
     long measured_s = number_after(s, "kerberos: clock skew: this server's clock is ");
@@ -276,8 +258,9 @@ static void a_missing_keytab_is_named(void **state)
 {
     (void)state;
     test_pair p;
-    run(&p, test_client_config(PATH_KERBEROS),
-        server_for("negio@localhost", "/nonexistent/negio.keytab"), "missing keytab");
+    test_pair_run_configs(&p, test_client_config(PATH_KERBEROS),
+                          server_for("negio@localhost", "/nonexistent/negio.keytab"),
+                          "missing keytab");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     server_has(&p, "kerberos: the keytab FILE:/nonexistent/negio.keytab does not exist");
     server_has(&p, "export the service's key into it");
@@ -294,8 +277,9 @@ static void a_keytab_without_the_principal_is_named(void **state)
              "other/localhost@%s)",
              r->other_keytab, r->realm, r->realm);
     test_pair p;
-    run(&p, test_client_config(PATH_KERBEROS), server_for("negio@localhost", r->other_keytab),
-        "keytab without the principal");
+    test_pair_run_configs(&p, test_client_config(PATH_KERBEROS),
+                          server_for("negio@localhost", r->other_keytab),
+                          "keytab without the principal");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     server_has(&p, text);
     test_pair_free(&p);
@@ -303,7 +287,7 @@ static void a_keytab_without_the_principal_is_named(void **state)
     /* the client asked for another service than the server's */
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_service(cc, "other@localhost"), 0);
-    run(&p, cc, test_server_config(PATH_KERBEROS), "another service");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_KERBEROS), "another service");
     server_has(&p, "kerberos: the client asked for other/localhost@");
     server_has(&p, "but this server is negio/localhost@");
     client_has(&p, "kerberos: the server does not take tickets for other/localhost@");
@@ -325,7 +309,7 @@ static void a_keytab_without_the_key_version_or_enctype_is_named(void **state)
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_service(cc, "stale@localhost"), 0);
     test_pair p;
-    run(&p, cc, server_for("stale@localhost", kt), "stale keytab");
+    test_pair_run_configs(&p, cc, server_for("stale@localhost", kt), "stale keytab");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     server_has(&p, "kerberos: the ticket for stale/localhost@");
     server_has(&p, "needs key version 3 (aes256-cts-hmac-sha1-96), which the keytab");
@@ -347,7 +331,7 @@ static void a_keytab_without_the_key_version_or_enctype_is_named(void **state)
     assert_int_equal(system(cmd), 0);
     cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(negio_config_set_service(cc, "etype@localhost"), 0);
-    run(&p, cc, server_for("etype@localhost", kt), "keytab without the enctype");
+    test_pair_run_configs(&p, cc, server_for("etype@localhost", kt), "keytab without the enctype");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     server_has(&p, "needs key version 2 (aes256-cts-hmac-sha1-96), which the keytab");
     server_has(&p, "(it holds version 2 aes128-cts-hmac-sha1-96)");
@@ -361,7 +345,8 @@ static void a_mechanism_the_server_does_not_offer_is_named(void **state)
     negio_config *sc = test_server_config(PATH_NTLM);
     assert_int_equal(negio_config_set_allowed(sc, NEGIO_ALLOW_NTLM), 0);
     test_pair p;
-    run(&p, test_client_config(PATH_KERBEROS), sc, "kerberos to an ntlm-only server");
+    test_pair_run_configs(&p, test_client_config(PATH_KERBEROS), sc,
+                          "kerberos to an ntlm-only server");
     assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
     server_has(&p, "client offered kerberos, which is not allowed");
     assert_int_equal(p.client.err, NEGIO_ERR_PEER);
@@ -373,7 +358,7 @@ static void a_mechanism_the_server_does_not_offer_is_named(void **state)
     assert_int_equal(negio_config_set_require_server_auth(cc, 1), 0);
     sc = test_server_config(PATH_NTLM);
     assert_int_equal(negio_config_set_allowed(sc, NEGIO_ALLOW_NTLM), 0);
-    run(&p, cc, sc, "mutual required, ntlm-only server");
+    test_pair_run_configs(&p, cc, sc, "mutual required, ntlm-only server");
     server_has(&p, "the client offered no mechanism this server accepts (it allows ntlm only)");
     client_has(&p, "the server accepts none of the mechanisms this client offered (kerberos): "
                    "ntlm was not offered: server authentication is required");
@@ -388,7 +373,7 @@ static void mutual_authentication_without_kerberos_says_ntlm_was_not_offered(voi
     negio_config *cc = test_client_config(PATH_NEG_NTLM);
     assert_int_equal(negio_config_set_require_server_auth(cc, 1), 0);
     test_pair p;
-    run(&p, cc, test_server_config(PATH_NEG_NTLM), "mutual required, no ticket");
+    test_pair_run_configs(&p, cc, test_server_config(PATH_NEG_NTLM), "mutual required, no ticket");
     assert_true(p.client.err == NEGIO_ERR_CREDENTIALS || p.client.err == NEGIO_ERR_HANDSHAKE);
     client_has(&p, "kerberos: no ticket");
     client_has(&p, "ntlm: not offered, since server authentication is required and ntlm cannot "
@@ -418,7 +403,7 @@ static void the_credential_check_passes_a_server_that_holds_its_key(void **state
     /* and a client with a ticket-granting ticket, or a password */
     assert_int_equal(check(test_client_config(PATH_KERBEROS), detail, sizeof(detail)), NEGIO_OK);
     assert_int_equal(
-        check(password_client(NEGIO_MECH_KERBEROS, "alice", "any"), detail, sizeof(detail)),
+        check(test_password_client(NEGIO_MECH_KERBEROS, "alice", "any"), detail, sizeof(detail)),
         NEGIO_OK);
 }
 

@@ -31,14 +31,6 @@ static const char *local_name(test_pair *p)
     return si.local_name;
 }
 
-static negio_config *password_client(negio_mech mech, const char *user, const char *pw)
-{
-    negio_config *cc = test_client_config(PATH_KERBEROS);
-    negio_config_set_mech(cc, mech);
-    assert_int_equal(negio_config_set_password(cc, user, pw), 0);
-    return cc;
-}
-
 /* Kerberos: auth_to_local (the realm's default rule strips the realm); an explicit entry wins. */
 static void kerberos_principals_map_through_auth_to_local_or_an_explicit_entry(void **state)
 {
@@ -94,7 +86,7 @@ static void ntlm_names_map_only_within_the_configured_domain(void **state)
         sc = test_server_config(PATH_NTLM);
         assert_int_equal(negio_config_set_ntlm_domain(sc, "NEGIO"), 0);
         test_pair q;
-        negio_config *cc = password_client(NEGIO_MECH_NTLM, names[i], r->alice_pw);
+        negio_config *cc = test_password_client(NEGIO_MECH_NTLM, names[i], r->alice_pw);
         test_pair_init(&q, cc, sc, SPLIT_WHOLE, 1);
         negio_config_del(cc);
         negio_config_del(sc);
@@ -121,7 +113,7 @@ static void root_at_realm_is_never_impersonated(void **state)
     fclose(f);
     pw[strcspn(pw, "\n")] = '\0';
     test_pair p;
-    establish(&p, password_client(NEGIO_MECH_KERBEROS, "root", pw),
+    establish(&p, test_password_client(NEGIO_MECH_KERBEROS, "root", pw),
               test_server_config(PATH_KERBEROS));
     assert_string_equal(local_name(&p), "root");
     negio_user *u = NULL;

@@ -14,25 +14,13 @@
 #include "conn/conn_internal.h"
 #include "conn/nns.h"
 #include "negio/identity.h"
+#include "support/bytes.h"
+#include "support/checks.h"
 #include "support/support.h"
 
 static const char *split_name(test_split s)
 {
     return s == SPLIT_WHOLE ? "whole" : s == SPLIT_BYTE ? "byte" : "random";
-}
-
-static void report(const test_pair *p, const char *what)
-{
-    fprintf(stderr, "[%s] client %s: %s | server %s: %s\n", what, negio_err_name(p->client.err),
-            negio_conn_error_detail(p->client.conn), negio_err_name(p->server.err),
-            negio_conn_error_detail(p->server.conn));
-}
-
-static void assert_detail_has(const negio_conn *c, const char *text)
-{
-    const char *d = negio_conn_error_detail(c);
-    if (strstr(d, text) == NULL)
-        fail_msg("detail \"%s\" lacks \"%s\"", d, text);
 }
 
 typedef void (*adjust_fn)(negio_config *client, negio_config *server);
@@ -53,7 +41,7 @@ static void pair_for(test_pair *p, test_path path, test_split split, unsigned se
 static void establish(test_pair *p, const char *what)
 {
     if (!test_pair_establish(p)) {
-        report(p, what);
+        test_pair_report(p, what);
         fail_msg("handshake failed: %s", what);
     }
 }
@@ -143,7 +131,7 @@ static void streams_at_every_level_arrive_intact_on_every_path_and_split(void **
                 }
                 test_pair_run(&p);
                 if (p.client.err || p.server.err)
-                    report(&p, what);
+                    test_pair_report(&p, what);
                 assert_int_equal(p.client.err, 0);
                 assert_int_equal(p.server.err, 0);
                 negio_auth_info ci = {.size = sizeof(ci)}, si = {.size = sizeof(si)};
@@ -341,8 +329,7 @@ static void messages_are_laid_out_as_the_spec_defines(void **state)
         size_t pieces = 0;
         for (at = 0; at < n;) {
             assert_true(n - at >= 4);
-            uint32_t len = (uint32_t)out[at] | (uint32_t)out[at + 1] << 8 |
-                           (uint32_t)out[at + 2] << 16 | (uint32_t)out[at + 3] << 24;
+            uint32_t len = test_le32(out + at);
             assert_int_equal(len, negio__nns_data_length(out + at));
             assert_true(len >= 16 && len <= 0xFC30);
             assert_true(n - at - 4 >= len);
@@ -461,11 +448,11 @@ static void a_stream_below_the_servers_minimum_is_refused_with_trust_failure(voi
         wire w = {{0}, {0}};
         pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, server_requires_seal);
         run_recording(&p, &w);
-        report(&p, test_path_name((test_path)path));
+        test_pair_report(&p, test_path_name((test_path)path));
         assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
-        assert_detail_has(p.server.conn, "requires at least seal");
+        test_assert_detail_has(p.server.conn, "requires at least seal");
         assert_int_equal(p.client.err, NEGIO_ERR_POLICY);
-        assert_detail_has(p.client.conn, "0x000006fe ERROR_TRUST_FAILURE");
+        test_assert_detail_has(p.client.conn, "0x000006fe ERROR_TRUST_FAILURE");
         static const uint8_t trust[] = {0x15, 1, 0, 0, 8, 0xfe, 6, 0, 0, 0, 0, 6, 0xfe};
         assert_true(w.n[1] >= sizeof(trust));
         assert_memory_equal(w.b[1] + w.n[1] - sizeof(trust), trust, sizeof(trust));
@@ -516,7 +503,7 @@ static void handshake_error_codes_are_read_in_every_byte_order(void **state)
         test_pair p;
         client_after(&p, PATH_NEG_KERBEROS, msg, sizeof(msg));
         assert_int_equal(p.client.err, cases[i].err);
-        assert_detail_has(p.client.conn, cases[i].text);
+        test_assert_detail_has(p.client.conn, cases[i].text);
         /* the peer gave up: nothing is answered */
         size_t n;
         assert_null(negio_conn_send_buf(p.client.conn, &n));
@@ -527,7 +514,7 @@ static void handshake_error_codes_are_read_in_every_byte_order(void **state)
     test_pair p;
     client_after(&p, PATH_NTLM, shortmsg, sizeof(shortmsg));
     assert_int_equal(p.client.err, NEGIO_ERR_PEER);
-    assert_detail_has(p.client.conn, "without a code");
+    test_assert_detail_has(p.client.conn, "without a code");
     test_pair_free(&p);
 }
 
@@ -545,10 +532,10 @@ static void failures_reach_the_peer_with_their_windows_code(void **state)
     negio_config_del(cc);
     negio_config_del(sc);
     test_pair_run(&p);
-    report(&p, "wrong password");
+    test_pair_report(&p, "wrong password");
     assert_int_equal(p.server.err, NEGIO_ERR_HANDSHAKE);
     assert_int_equal(p.client.err, NEGIO_ERR_PEER);
-    assert_detail_has(p.client.conn, "0x8009030c SEC_E_LOGON_DENIED");
+    test_assert_detail_has(p.client.conn, "0x8009030c SEC_E_LOGON_DENIED");
     test_pair_free(&p);
 
     /* a malformed first token never reaches GSS (src/gss/peer_token.c): SEC_E_INVALID_TOKEN */
@@ -577,7 +564,7 @@ static void failures_reach_the_peer_with_their_windows_code(void **state)
     assert_int_equal(negio_conn_close(p.client.conn, 0, "bye"), 0);
     test_pair_run(&p);
     assert_int_equal(p.server.err, NEGIO_ERR_PEER);
-    assert_detail_has(p.server.conn, "E_ABORT");
+    test_assert_detail_has(p.server.conn, "E_ABORT");
     test_pair_free(&p);
 }
 
@@ -602,11 +589,11 @@ static void the_downgrade_rule_applies_without_a_transcript(void **state)
     test_pair p;
     pair_for(&p, PATH_NEG_KERBEROS, SPLIT_WHOLE, 1, kerberos_unavailable_on_the_server);
     test_pair_run(&p);
-    report(&p, "downgrade");
+    test_pair_report(&p, "downgrade");
     assert_int_equal(p.client.err, NEGIO_ERR_POLICY);
-    assert_detail_has(p.client.conn, "downgrade");
+    test_assert_detail_has(p.client.conn, "downgrade");
     assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
-    assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+    test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
     test_pair_free(&p);
 
     pair_for(&p, PATH_NEG_KERBEROS, SPLIT_WHOLE, 1, fallback_allowed);
@@ -664,24 +651,24 @@ static void impersonation_levels_map_to_flags_identity_and_delegation(void **sta
 
         pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, identify_but_impersonation_required);
         test_pair_run(&p);
-        report(&p, what);
+        test_pair_report(&p, what);
         assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
-        assert_detail_has(p.server.conn, "identification only");
+        test_assert_detail_has(p.server.conn, "identification only");
         assert_int_equal(p.client.err, NEGIO_ERR_POLICY);
-        assert_detail_has(p.client.conn, "ERROR_TRUST_FAILURE");
+        test_assert_detail_has(p.client.conn, "ERROR_TRUST_FAILURE");
         test_pair_free(&p);
 
         /* delegation: Kerberos forwards a ticket; NTLM cannot, and the server requiring it says so
          */
         pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, delegate);
         test_pair_run(&p);
-        report(&p, what);
+        test_pair_report(&p, what);
         if (test_path_mech((test_path)path) == NEGIO_MECH_KERBEROS) {
             assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 1);
             assert_non_null(negio_conn_delegated(p.server.conn));
         } else {
             assert_int_equal(p.server.err, NEGIO_ERR_POLICY);
-            assert_detail_has(p.server.conn, "requires delegation");
+            test_assert_detail_has(p.server.conn, "requires delegation");
         }
         test_pair_free(&p);
     }
@@ -781,7 +768,7 @@ static void replayed_reordered_or_dropped_messages_are_fatal(void **state)
                          negio_err_name(rc));
             /* a replay of a Kerberos token: the profile's own order check says so first */
             if (how == 0 && test_path_mech((test_path)path) == NEGIO_MECH_KERBEROS)
-                assert_detail_has(p.server.conn, "out of sequence");
+                test_assert_detail_has(p.server.conn, "out of sequence");
             free(m1);
             free(m2);
             test_pair_free(&p);
@@ -884,10 +871,10 @@ static void malformed_messages_are_refused_on_their_header(void **state)
             test_pair_free(&p);
             client_after(&p, PATH_NEG_NTLM, hs[i].b, hs[i].n);
             assert_int_equal(p.client.err, hs[i].err);
-            assert_detail_has(p.client.conn, hs[i].text);
+            test_assert_detail_has(p.client.conn, hs[i].text);
         } else {
             assert_int_equal(p.server.err, hs[i].err);
-            assert_detail_has(p.server.conn, hs[i].text);
+            test_assert_detail_has(p.server.conn, hs[i].text);
         }
         test_pair_free(&p);
     }
@@ -904,7 +891,7 @@ static void a_clients_refusal_after_the_servers_done_is_recognized(void **state)
     uint8_t err[13] = {0x15, 1, 0, 0, 8};
     negio__nns_error_encode(err + 5, NEGIO__NNS_TRUST_FAILURE);
     assert_int_equal(feed_server(&p, err, sizeof(err)), NEGIO_ERR_POLICY);
-    assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+    test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
     test_pair_free(&p);
 }
 
@@ -927,8 +914,7 @@ static void ntlm_sequence_numbers_go_on_after_the_spnego_mic(void **state)
              * SeqNum (little-endian), at the front of the payload at sign and seal alike */
             static const uint8_t one[4] = {1, 0, 0, 0};
             assert_memory_equal(m + 4, one, 4);
-            uint32_t seq = (uint32_t)m[16] | (uint32_t)m[17] << 8 | (uint32_t)m[18] << 16 |
-                           (uint32_t)m[19] << 24;
+            uint32_t seq = test_le32(m + 16);
             assert_int_equal(seq, path == PATH_NEG_NTLM ? 1 : 0);
             assert_int_equal(feed_server(&p, m, n), 0);
             assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 1);

@@ -27,6 +27,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <openssl/evp.h>
 
+#include "support/bytes.h"
 #include "support/support.h"
 
 #define HDR_LEN 8
@@ -51,9 +52,6 @@ static uint8_t msg40[40];
 static char where[256];
 
 static const negio_level levels[] = {NEGIO_LEVEL_SIGN, NEGIO_LEVEL_SEAL};
-static test_path path_ids[PATH_COUNT] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NEG_NTLM,
-                                         PATH_NTLM};
-
 /* Each case is one cmocka test per path; the state points at the path. */
 static test_path state_path(void **state)
 {
@@ -78,37 +76,6 @@ static void set_where(const char *fmt, ...)
     } while (0)
 
 /* ---- wire helpers ---------------------------------------------------------------------- */
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_hdr(uint8_t *p, uint8_t type, uint8_t level, uint8_t flags, uint32_t len)
-{
-    p[0] = VERSION;
-    p[1] = type;
-    p[2] = level;
-    p[3] = flags;
-    put_u32(p + 4, len);
-}
-
-static uint8_t *dup_bytes(const uint8_t *b, size_t n)
-{
-    uint8_t *c = malloc(n + 1);
-    assert_non_null(c);
-    if (n)
-        memcpy(c, b, n);
-    return c;
-}
 
 /* A..B concatenated (caller frees). */
 static uint8_t *concat(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, size_t *n)
@@ -145,7 +112,7 @@ static uint8_t *write_frame(test_side *s, const void *msg, size_t len, negio_lev
     uint8_t *f = test_take_output(s->conn, n);
     CHECK(s, *n > HDR_LEN);
     CHECK(s, f[0] == VERSION && f[1] == FT_DATA && f[2] == (uint8_t)level && f[3] == 0 &&
-                 get_u32(f + 4) == *n - HDR_LEN);
+                 test_get_be32(f + 4) == *n - HDR_LEN);
     return f;
 }
 
@@ -238,7 +205,7 @@ static int flip_outcome(const uint8_t *f, size_t off, uint8_t x)
         uint8_t h[HDR_LEN];
         memcpy(h, f, HDR_LEN);
         h[off] = b;
-        uint32_t was = get_u32(f + 4), now = get_u32(h + 4);
+        uint32_t was = test_get_be32(f + 4), now = test_get_be32(h + 4);
         if (now > MAX_FRAME_DEFAULT)
             return NEGIO_ERR_TOO_LARGE;
         if (now > was)
@@ -265,7 +232,7 @@ static size_t flip_one(test_path path, negio_level level, size_t off, uint8_t x)
         test_pair_free(&p);
         return n;
     }
-    uint8_t *t = dup_bytes(f, n);
+    uint8_t *t = test_memdup(f, n);
     t[off] ^= x;
     int want = flip_outcome(f, off, x);
     feed(&p.server, t, n);
@@ -323,7 +290,7 @@ static void injected_none_frame(void **state)
         const char *min = strict ? "seal" : "sign";
         static const char text[] = "injected";
         uint8_t none[HDR_LEN + sizeof(text)];
-        put_hdr(none, FT_DATA, NEGIO_LEVEL_NONE, 0, sizeof(text));
+        test_put_header(none, VERSION, FT_DATA, NEGIO_LEVEL_NONE, 0, sizeof(text));
         memcpy(none + HDR_LEN, text, sizeof(text));
 
         /* alone */
@@ -340,7 +307,7 @@ static void injected_none_frame(void **state)
             set_where("%s, min %s, injected empty none frame, more %d", test_path_name(path), min,
                       more);
             uint8_t empty[HDR_LEN];
-            put_hdr(empty, FT_DATA, NEGIO_LEVEL_NONE, more ? FLAG_MORE : 0, 0);
+            test_put_header(empty, VERSION, FT_DATA, NEGIO_LEVEL_NONE, more ? FLAG_MORE : 0, 0);
             establish(&p, path, sc);
             feed(&p.server, empty, sizeof(empty));
             expect_fatal(&p.server, 0, NEGIO_ERR_DOWNGRADE, 0);
@@ -379,7 +346,7 @@ static void level_flip_case(test_path path, int strict, negio_level from, uint8_
     establish(&p, path, strict ? server_seal_cfg[path] : server_cfg[path]);
     size_t n;
     uint8_t *f = write_frame(&p.client, msg40, sizeof(msg40), from, &n);
-    uint8_t *t = dup_bytes(f, n);
+    uint8_t *t = test_memdup(f, n);
     t[2] = to;
     feed(&p.server, t, n);
     expect_fatal(&p.server, 0, want, 0);
@@ -443,7 +410,7 @@ static void forger_frame(forger *f, uint8_t type, uint8_t level, uint8_t flags, 
 {
     uint8_t *b = malloc(HDR_LEN + len);
     assert_non_null(b);
-    put_hdr(b, type, level, flags, (uint32_t)len);
+    test_put_header(b, VERSION, type, level, flags, (uint32_t)len);
     if (len)
         memcpy(b + HDR_LEN, body, len);
     if (type == FT_HANDSHAKE)
@@ -488,8 +455,8 @@ static uint8_t *forger_sign(forger *f, const uint8_t ph[PH_LEN], const void *pay
     *n = HDR_LEN + 4 + mic.length + len;
     uint8_t *b = malloc(*n);
     assert_non_null(b);
-    put_hdr(b, ph[1], ph[2], ph[3], (uint32_t)(*n - HDR_LEN));
-    put_u32(b + HDR_LEN, (uint32_t)mic.length);
+    test_put_header(b, VERSION, ph[1], ph[2], ph[3], (uint32_t)(*n - HDR_LEN));
+    test_put_be32(b + HDR_LEN, (uint32_t)mic.length);
     memcpy(b + HDR_LEN + 4, mic.value, mic.length);
     if (len)
         memcpy(b + HDR_LEN + 4 + mic.length, payload, len);
@@ -510,7 +477,7 @@ static uint8_t *forger_wrap(forger *f, const uint8_t hdr[PH_LEN], int conf_req, 
     *n = HDR_LEN + tok.length;
     uint8_t *b = malloc(*n);
     assert_non_null(b);
-    put_hdr(b, hdr[1], hdr[2], hdr[3], (uint32_t)tok.length);
+    test_put_header(b, VERSION, hdr[1], hdr[2], hdr[3], (uint32_t)tok.length);
     memcpy(b + HDR_LEN, tok.value, tok.length);
     gss_release_buffer(&min2, &tok);
     return b;
@@ -537,7 +504,7 @@ static void forger_check_policy(forger *f, const uint8_t *frame, size_t n)
     CHECK(&f->server, f->complete && frame[2] == NEGIO_LEVEL_SIGN && n >= HDR_LEN + 4);
     const uint8_t *body = frame + HDR_LEN;
     size_t blen = n - HDR_LEN;
-    size_t mlen = get_u32(body);
+    size_t mlen = test_get_be32(body);
     CHECK(&f->server, mlen <= blen - 4);
     size_t plen = blen - 4 - mlen;
     uint8_t *in = malloc(PH_LEN + plen + 1);
@@ -596,8 +563,8 @@ static void forger_start(forger *f, test_path path)
     for (int round = 0; round < 16; round++) {
         if (f->complete && !policy_sent) {
             uint8_t pol[48] = {2, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_SEAL, 0};
-            put_u32(pol + 4, MAX_FRAME_DEFAULT);
-            put_u32(pol + 8, 16777216u);
+            test_put_be32(pol + 4, MAX_FRAME_DEFAULT);
+            test_put_be32(pol + 8, 16777216u);
             unsigned hlen = 0;
             CHECK(&f->server,
                   EVP_DigestFinal_ex(f->transcript, pol + 16, &hlen) == 1 && hlen == 32);
@@ -617,8 +584,8 @@ static void forger_start(forger *f, test_path path)
             break;
         }
         for (size_t at = 0; at < n;) {
-            CHECK(&f->server, n - at >= HDR_LEN && get_u32(out + at + 4) <= n - at - HDR_LEN);
-            size_t len = get_u32(out + at + 4);
+            CHECK(&f->server, n - at >= HDR_LEN && test_get_be32(out + at + 4) <= n - at - HDR_LEN);
+            size_t len = test_get_be32(out + at + 4);
             if (out[at + 1] == FT_HANDSHAKE) {
                 CHECK(&f->server, EVP_DigestUpdate(f->transcript, out + at, HDR_LEN + len) == 1);
                 forger_init_step(f, out + at + HDR_LEN, len);
@@ -942,9 +909,9 @@ static void truncation(void **state)
                           negio_level_name(levels[l]), cut, body,
                           fixed ? "length fixed" : "length kept, then EOF");
                 CHECK(&p.server, cut < body);
-                uint8_t *t = dup_bytes(f, HDR_LEN + cut);
+                uint8_t *t = test_memdup(f, HDR_LEN + cut);
                 if (fixed)
-                    put_u32(t + 4, (uint32_t)cut);
+                    test_put_be32(t + 4, (uint32_t)cut);
                 feed(&p.server, t, HDR_LEN + cut);
                 if (fixed) {
                     /* seal: gss_unwrap fails; sign: the MIC length does not fit (mapped to
@@ -978,8 +945,8 @@ static void short_mic(void **state)
                   (unsigned)lens[k]);
         establish(&p, path, NULL);
         uint8_t *f = write_frame(&p.client, msg40, sizeof(msg40), NEGIO_LEVEL_SIGN, &n);
-        uint8_t *t = dup_bytes(f, n);
-        put_u32(t + HDR_LEN, lens[k]);
+        uint8_t *t = test_memdup(f, n);
+        test_put_be32(t + HDR_LEN, lens[k]);
         feed(&p.server, t, n);
         expect_fatal(&p.server, 0, NEGIO_ERR_INTEGRITY, 0);
         expect_sticky(&p.server, f, n);
@@ -1000,8 +967,8 @@ static void short_mic(void **state)
     uint8_t *f0 = write_frame(&p.client, msg40, sizeof(msg40), NEGIO_LEVEL_SIGN, &n0);
     size_t overhead = n0 - sizeof(msg40);
     uint8_t tail[HDR_LEN + 5];
-    put_hdr(tail, FT_DATA, NEGIO_LEVEL_SIGN, 0, 5);
-    put_u32(tail + HDR_LEN, 1);
+    test_put_header(tail, VERSION, FT_DATA, NEGIO_LEVEL_SIGN, 0, 5);
+    test_put_be32(tail + HDR_LEN, 1);
     tail[HDR_LEN + 4] = 0x5a;
     uint8_t *r = negio_conn_recv_buf(p.server.conn, &room);
     CHECK(&p.server, r != NULL && room > n0 + overhead + sizeof(tail));
@@ -1039,7 +1006,7 @@ static void payload_and_header_covered(void **state)
                       names[what]);
             establish(&p, path, NULL);
             uint8_t *f = write_frame(&p.client, msg40, sizeof(msg40), levels[l], &n);
-            uint8_t *t = dup_bytes(f, n);
+            uint8_t *t = test_memdup(f, n);
             if (what == 0)
                 t[n - 1] ^= 0x20; /* for a signed frame: the last payload byte, in clear */
             else if (what == 1)
@@ -1089,8 +1056,8 @@ static void forged_close(void **state)
         set_where("%s, forged unprotected close, status %d", test_path_name(path), status);
         establish(&p, path, NULL);
         uint8_t fc[HDR_LEN + 4 + 3];
-        put_hdr(fc, FT_CLOSE, NEGIO_LEVEL_NONE, 0, 4 + 3);
-        put_u32(fc + HDR_LEN, (uint32_t)status);
+        test_put_header(fc, VERSION, FT_CLOSE, NEGIO_LEVEL_NONE, 0, 4 + 3);
+        test_put_be32(fc + HDR_LEN, (uint32_t)status);
         memcpy(fc + HDR_LEN + 4, "bye", 3);
         feed(&p.server, fc, sizeof(fc));
         expect_fatal(&p.server, 0, NEGIO_ERR_PROTOCOL, 0);
@@ -1153,13 +1120,7 @@ int main(void)
 {
     test_realm_get();
     /* one test per case and path, so that a crash on one path does not hide the others */
-    /* clang-format off */
-#define PER_PATH(fn)                                                            \
-    {#fn "/kerberos", fn, NULL, NULL, &path_ids[PATH_KERBEROS]},                \
-    {#fn "/negotiate->kerberos", fn, NULL, NULL, &path_ids[PATH_NEG_KERBEROS]}, \
-    {#fn "/negotiate->ntlm", fn, NULL, NULL, &path_ids[PATH_NEG_NTLM]},         \
-    {#fn "/ntlm", fn, NULL, NULL, &path_ids[PATH_NTLM]}
-    /* clang-format on */
+#define PER_PATH(fn) TEST_PER_PATH(fn, NULL, NULL)
     const struct CMUnitTest tests[] = {
         PER_PATH(flip_every_byte_sealed),
         PER_PATH(flip_every_byte_signed),

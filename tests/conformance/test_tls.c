@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "support/certs.h"
+#include "support/net.h"
 #include "support/support.h"
 #include "support/tls_mitm.h"
 #include "support/tls_peer.h"
@@ -646,34 +647,14 @@ static void *sock_drive(void *arg)
     return NULL;
 }
 
-static int listen_local(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int connect_local(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
 /* Runs client and server over sockets, through a MITM presenting MITM_CERT when non-NULL. */
 static void over_sockets(negio_config *cc, negio_config *sc, const char *mitm_cert,
                          const char *mitm_key, sock_run *client, sock_run *server,
                          unsigned *relayed)
 {
     uint16_t port, mport;
-    int lfd = listen_local(&port);
+    int lfd = test_tcp_listen(&port);
+    assert_true(lfd >= 0);
     test_mitm *m = NULL;
     if (mitm_cert != NULL) {
         assert_int_equal(test_mitm_start(&m, mitm_cert, mitm_key, port), 0);
@@ -686,7 +667,8 @@ static void over_sockets(negio_config *cc, negio_config *sc, const char *mitm_ce
     must(negio_conn_new(&client->conn, cc));
     must(negio_conn_new(&server->conn, sc));
     client->client = 1;
-    client->fd = connect_local(mport);
+    client->fd = test_tcp_connect(mport);
+    assert_true(client->fd >= 0);
     pthread_t tc, ts;
     /* the client first: a MITM connects upstream only once the client's TLS is up */
     pthread_create(&tc, NULL, sock_drive, client);

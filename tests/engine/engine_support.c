@@ -1,23 +1,13 @@
 #include "engine/engine_support.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
-
-struct timespec deadline_after_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
+#include <unistd.h>
 
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n)
 {
@@ -134,7 +124,7 @@ static void recorder_start(recorder *r, negio_engine_options *o, int report_writ
     o->callbacks.on_backpressure = on_backpressure;
     o->callbacks.on_write_failed = report_write_failures ? on_write_failed : NULL;
     o->user = r;
-    if (negio_engine_new(&r->e, o) != NEGIO_OK)
+    if (engine_new_watched(&r->e, o, &r->threads) != NEGIO_OK)
         abort();
 }
 
@@ -183,7 +173,7 @@ int proc_entries(const char *dir, int *ids, int cap)
 
 int recorder_wait(recorder *r, const int *field, int n, int ms)
 {
-    struct timespec ts = deadline_after_ms(ms);
+    struct timespec ts = test_deadline_after_ms(ms);
     pthread_mutex_lock(&r->lock);
     while (*field < n) {
         if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0)
@@ -192,4 +182,57 @@ int recorder_wait(recorder *r, const int *field, int n, int ms)
     int v = *field;
     pthread_mutex_unlock(&r->lock);
     return v;
+}
+
+int engine_new_watched(negio_engine **e, const negio_engine_options *o, engine_thread_ids *t)
+{
+    int before[256], after[256];
+    int nb = proc_entries("/proc/self/task", before, 256);
+    int rc = negio_engine_new(e, o);
+    int na = proc_entries("/proc/self/task", after, 256);
+    t->n = 0;
+    for (int i = 0; i < na && i < 256; i++) {
+        int seen = 0;
+        for (int j = 0; j < nb && j < 256 && !seen; j++)
+            seen = after[i] == before[j];
+        if (!seen && t->n < (int)(sizeof(t->ids) / sizeof(t->ids[0])))
+            t->ids[t->n++] = after[i];
+    }
+    return rc;
+}
+
+/* Whether thread TID is blocked in a wait for work: its system call (the first number of
+ * /proc/self/task/TID/syscall; "running" when it is not blocked) is futex or epoll_*wait. */
+static int thread_waits(int tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1; /* gone: it waits for nothing */
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    if (end == buf)
+        return 0;
+    return nr == SYS_futex || nr == SYS_epoll_wait || nr == SYS_epoll_pwait
+#ifdef SYS_epoll_pwait2
+           || nr == SYS_epoll_pwait2
+#endif
+        ;
+}
+
+int engine_threads_idle(const engine_thread_ids *t)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < t->n; i++) {
+            if (!thread_waits(t->ids[i]))
+                return 0;
+        }
+    }
+    return 1;
 }

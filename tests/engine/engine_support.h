@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "negio/engine.h"
+#include "support/clock.h"
 #include "support/support.h"
 
 /* Whether the test runs under valgrind (scripts/valgrind.sh), which is 20 to 50 times slower and
@@ -21,6 +22,22 @@
 #endif
 
 #define REC_MAX_MSGS 4096
+
+/* The threads an engine started (its loops and step workers): the entries of /proc/self/task that
+ * appeared while negio_engine_new ran. */
+typedef struct engine_thread_ids {
+    int ids[64];
+    int n;
+} engine_thread_ids;
+
+/* negio_engine_new, noting in *T the threads it started. */
+int engine_new_watched(negio_engine **e, const negio_engine_options *o, engine_thread_ids *t);
+/* Whether every thread in T is blocked waiting for work, as the kernel shows it
+ * (/proc/self/task/ID/syscall): a step worker in futex (waiting for a job), a loop in epoll
+ * (waiting for an event). Read twice over, so that a loop seen waiting in the second pass has
+ * run whatever a worker seen idle in the first pass had posted to it: once it holds, no job holds
+ * a connection any more. */
+int engine_threads_idle(const engine_thread_ids *t);
 
 /* What one client connection saw. */
 typedef struct rec_conn {
@@ -52,12 +69,13 @@ typedef struct recorder {
     int authenticated;
     int messages;
     int closed;
-    int closed_by_reason[8]; /* by negio_close_reason */
-    int echo;                /* send each message back at its level */
-    int reject;              /* on_authenticated returns this */
-    int backpressure;        /* on_backpressure(1) calls */
-    int write_failures;      /* on_write_failed calls */
-    uint32_t lifetime;       /* negio_auth_info.lifetime of the last connection authenticated */
+    int closed_by_reason[8];   /* by negio_close_reason */
+    int echo;                  /* send each message back at its level */
+    int reject;                /* on_authenticated returns this */
+    int backpressure;          /* on_backpressure(1) calls */
+    int write_failures;        /* on_write_failed calls */
+    uint32_t lifetime;         /* negio_auth_info.lifetime of the last connection authenticated */
+    engine_thread_ids threads; /* the engine's */
 } recorder;
 
 /* Sets O's callbacks (on_write_failed included) and creates R's engine with O. */
@@ -75,7 +93,5 @@ int recorder_get(recorder *r, const int *field);
 int proc_entries(const char *dir, int *ids, int cap);
 
 uint32_t checksum_update(uint32_t sum, const uint8_t *p, size_t n);
-/* CLOCK_REALTIME time MS milliseconds from now, for pthread_cond_timedwait. */
-struct timespec deadline_after_ms(int ms);
 
 #endif

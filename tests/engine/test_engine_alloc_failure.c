@@ -38,7 +38,7 @@ static int count_threads(void)
 /* Waits until R has seen more messages than MESSAGES or more closes than CLOSED, or MS pass. */
 static void recorder_wait_either(recorder *r, int messages, int closed, int ms)
 {
-    struct timespec ts = deadline_after_ms(ms);
+    struct timespec ts = test_deadline_after_ms(ms);
     pthread_mutex_lock(&r->lock);
     while (r->messages <= messages && r->closed <= closed) {
         if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) != 0)
@@ -50,9 +50,7 @@ static void recorder_wait_either(recorder *r, int messages, int closed, int ms)
 /* Waits until engine E has no connection left or MS pass; returns how many are left. */
 static unsigned wait_no_connections(negio_engine *e, int ms)
 {
-    struct timespec step = {0, 2000000};
-    for (int waited = 0; negio_engine_connections(e) > 0 && waited < ms; waited += 2)
-        nanosleep(&step, NULL);
+    TEST_POLL_EVERY(negio_engine_connections(e) == 0, ms, 2);
     return negio_engine_connections(e);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine_support.h"
+#include "support/net.h"
 
 /* One engine and what its (single) connection ended with. */
 typedef struct side {
@@ -113,7 +114,7 @@ static void side_free(side *s)
 
 static int side_wait_closed(side *s, int ms)
 {
-    struct timespec ts = deadline_after_ms(ms);
+    struct timespec ts = test_deadline_after_ms(ms);
     pthread_mutex_lock(&s->lock);
     while (s->closed == 0 && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
         ;
@@ -122,25 +123,18 @@ static int side_wait_closed(side *s, int ms)
     return n;
 }
 
-/* A listening socket on 127.0.0.1, its port in *PORT. */
+/* A listening socket on 127.0.0.1, its port in *PORT (tests/support/net.h). */
 static int listen_any(uint16_t *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
+    int fd = test_tcp_listen(port);
+    assert_true(fd >= 0);
     return fd;
 }
 
 static int connect_to(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = test_tcp_connect(port);
+    assert_true(fd >= 0);
     return fd;
 }
 
@@ -411,7 +405,7 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
     assert_int_equal(write(fd, v2, sizeof(v2)), (ssize_t)sizeof(v2));
     negio_config *cc = test_client_config(PATH_KERBEROS);
     assert_int_equal(handshake_over(fd, cc), 0);
-    struct timespec ts = deadline_after_ms(20000);
+    struct timespec ts = test_deadline_after_ms(20000);
     pthread_mutex_lock(&srv.lock);
     while (srv.authenticated < 1 && pthread_cond_timedwait(&srv.cond, &srv.lock, &ts) == 0)
         ;
@@ -428,7 +422,7 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
     close(fd);
     negio_config_del(cc);
     assert_true(side_wait_closed(&srv, 20000) >= 1);
-    ts = deadline_after_ms(20000);
+    ts = test_deadline_after_ms(20000);
     pthread_mutex_lock(&srv.lock);
     while (srv.closed < 2 && pthread_cond_timedwait(&srv.cond, &srv.lock, &ts) == 0)
         ;

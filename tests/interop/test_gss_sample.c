@@ -20,34 +20,9 @@
 
 #include <cmocka.h>
 
+#include "support/clock.h"
+#include "support/net.h"
 #include "support/support.h"
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &l) != 0)
-        abort();
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static int connect_to(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    for (int i = 0; i < 100; i++) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0)
-            return s;
-        close(s);
-        usleep(50000);
-    }
-    return -1;
-}
 
 /* Runs a connector over a blocking socket until EVENTS of TYPE were seen, an error, or EOF. */
 typedef struct drive {
@@ -152,9 +127,10 @@ static void negio_client_talks_to_mit_gss_server(void **state)
 {
     (void)state;
     const test_realm *r = test_realm_get();
-    int port = free_port();
+    uint16_t port = test_tcp_free_port();
+    assert_true(port != 0);
     char portstr[16], log[400];
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    snprintf(portstr, sizeof(portstr), "%u", port);
     snprintf(log, sizeof(log), "%s/gss-server.log", r->dir);
     char *argv[] = {"gss-server",      "-port",           portstr, "-keytab",
                     (char *)r->keytab, "negio@localhost", NULL};
@@ -166,7 +142,8 @@ static void negio_client_talks_to_mit_gss_server(void **state)
             drive d = {0};
             assert_int_equal(negio_conn_new(&d.c, cc), 0);
             negio_config_del(cc);
-            d.fd = connect_to(port);
+            /* at first, until gss-server listens: its port refuses connections */
+            TEST_POLL_UNTIL((d.fd = test_tcp_connect(port)) >= 0, 5000);
             assert_true(d.fd >= 0);
             negio_level levels[] = {NEGIO_LEVEL_SEAL, NEGIO_LEVEL_SIGN, NEGIO_LEVEL_NONE,
                                     NEGIO_LEVEL_SEAL};
@@ -231,16 +208,12 @@ static int run_gss_client(const char *const *opts, int conns, negio_level min, s
     memset(j, 0, sizeof(*j));
     j->conns = conns;
     j->min = min;
-    j->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    int one = 1;
-    setsockopt(j->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(j->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(j->lfd, 8) != 0 ||
-        getsockname(j->lfd, (struct sockaddr *)&a, &l) != 0)
+    uint16_t lport;
+    j->lfd = test_tcp_listen(&lport);
+    if (j->lfd < 0)
         abort();
     char port[16];
-    snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
+    snprintf(port, sizeof(port), "%u", lport);
     const char *argv[32];
     int n = 0;
     argv[n++] = "gss-client";

@@ -17,6 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/bytes.h"
+#include "support/clock.h"
+#include "support/net.h"
+#include "support/support.h" /* test_rand */
+
 #define HDR 8
 #define MAX_PARSED_FRAME (16u << 20) /* longer announced lengths are forwarded unparsed */
 #define MAX_LOGGED 128               /* frames kept per direction of a connection */
@@ -85,50 +90,12 @@ struct proxy {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static uint32_t rnd(proxy *p)
-{
-    uint32_t x = p->seed ? p->seed : 2463534242u; /* xorshift32, as tests/support */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    p->seed = x;
-    return x;
-}
-
-static uint32_t get_u32(const uint8_t *b)
-{
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-static void put_u32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)(v >> 24);
-    b[1] = (uint8_t)(v >> 16);
-    b[2] = (uint8_t)(v >> 8);
-    b[3] = (uint8_t)v;
-}
-
 static void *xmalloc(size_t n)
 {
     void *q = malloc(n ? n : 1);
     if (q == NULL)
         abort(); /* a test helper: running out of memory is not a case it handles */
     return q;
-}
-
-static uint8_t *dup_bytes(const uint8_t *b, size_t n)
-{
-    uint8_t *c = xmalloc(n);
-    if (n)
-        memcpy(c, b, n);
-    return c;
 }
 
 static void blob_append(blob *b, const uint8_t *d, size_t n)
@@ -183,7 +150,7 @@ static void enqueue(half *h, const uint8_t *data, size_t len, const emit_opts *o
         return;
     chunk *c = xmalloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
-    c->data = dup_bytes(data, len);
+    c->data = test_memdup(data, len);
     c->len = len;
     if (o != NULL) {
         c->not_before = o->not_before;
@@ -239,7 +206,7 @@ static int64_t flush_half(proxy *p, relay *r, int d)
     int fd = dest_fd(r, d);
     while (h->head != NULL && fd >= 0) {
         chunk *c = h->head;
-        int64_t now = now_us();
+        int64_t now = test_now_us();
         if (c->not_before > now)
             return c->not_before - now;
         size_t left = c->len - c->off, amt = left;
@@ -247,7 +214,7 @@ static int64_t flush_half(proxy *p, relay *r, int d)
         if (c->one_byte)
             amt = 1;
         else if (c->rand_cut)
-            amt = 1 + rnd(p) % c->rand_cut;
+            amt = 1 + test_rand(&p->seed) % c->rand_cut;
         if (amt > left)
             amt = left;
         ssize_t n = amt ? send(fd, c->data + c->off, amt, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
@@ -263,7 +230,7 @@ static int64_t flush_half(proxy *p, relay *r, int d)
         c->off += (size_t)n;
         if (c->off < c->len) {
             if (pieces && c->gap_us)
-                c->not_before = now_us() + c->gap_us;
+                c->not_before = test_now_us() + c->gap_us;
             continue;
         }
         int end = c->end_after;
@@ -305,14 +272,14 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
 {
     half *h = &r->h[d];
     if (h->nlog < MAX_LOGGED) {
-        h->log[h->nlog].data = dup_bytes(f, n);
+        h->log[h->nlog].data = test_memdup(f, n);
         h->log[h->nlog].len = n;
         h->nlog++;
     }
     int type = f[1];
     int idx_all = h->n_all++, idx_type = h->n_type[type]++;
 
-    blob cur = {dup_bytes(f, n), n}, before = {0}, after = {0};
+    blob cur = {test_memdup(f, n), n}, before = {0}, after = {0};
     int drop = 0, copies = 1, swap = 0, reflect = 0;
     long trunc_keep = -1;
     emit_opts frag = {0};
@@ -358,7 +325,7 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
             break;
         case PROXY_REPLACE:
             blob_free(&cur);
-            cur.data = dup_bytes(re->bytes, ru->nbytes);
+            cur.data = test_memdup(re->bytes, ru->nbytes);
             cur.len = ru->nbytes;
             break;
         case PROXY_TRUNCATE:
@@ -371,13 +338,13 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
             long keep = ru->keep >= 0 ? ru->keep : body + ru->keep;
             if (cur.len >= HDR && keep >= 0 && keep < body) {
                 cur.len = HDR + (size_t)keep;
-                put_u32(cur.data + 4, (uint32_t)keep);
+                test_put_be32(cur.data + 4, (uint32_t)keep);
             }
             break;
         }
         case PROXY_SET_LENGTH:
             if (cur.len >= HDR)
-                put_u32(cur.data + 4, ru->length);
+                test_put_be32(cur.data + 4, ru->length);
             break;
         case PROXY_RECORD:
             if (ru->slot >= 0 && ru->slot < PROXY_SLOTS) {
@@ -388,7 +355,7 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
         case PROXY_SPLICE:
             if (ru->slot >= 0 && ru->slot < PROXY_SLOTS && p->slots[ru->slot].data != NULL) {
                 blob_free(&cur);
-                cur.data = dup_bytes(p->slots[ru->slot].data, p->slots[ru->slot].len);
+                cur.data = test_memdup(p->slots[ru->slot].data, p->slots[ru->slot].len);
                 cur.len = p->slots[ru->slot].len;
             }
             break;
@@ -417,7 +384,7 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
         emit_opts o = frag;
         o.end_after = 1;
         if (delay_us)
-            o.not_before = now_us() + delay_us;
+            o.not_before = test_now_us() + delay_us;
         enqueue(target, out.data, keep, &o);
         r->ending = 1; /* nothing after this is forwarded */
         blob_free(&out);
@@ -430,7 +397,7 @@ static void process_frame(proxy *p, relay *r, int conn, int d, const uint8_t *f,
     }
     emit_opts o = frag;
     if (delay_us)
-        o.not_before = now_us() + delay_us;
+        o.not_before = test_now_us() + delay_us;
     if (out.len > 0)
         enqueue(target, out.data, out.len, &o);
     blob_free(&out);
@@ -447,7 +414,7 @@ static void parse(proxy *p, relay *r, int conn, int d)
     half *h = &r->h[d];
     size_t pos = 0;
     while (!h->raw && !r->ending && h->in_len - pos >= HDR) {
-        uint32_t len = get_u32(h->in + pos + 4);
+        uint32_t len = test_get_be32(h->in + pos + 4);
         if (len > MAX_PARSED_FRAME) {
             h->raw = 1;
             break;
@@ -511,15 +478,8 @@ static void accept_all(proxy *p)
         int cfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0)
             return;
-        int ufd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons(p->up_port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (ufd < 0 || connect(ufd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            if (ufd >= 0)
-                close(ufd);
+        int ufd = test_tcp_connect(p->up_port);
+        if (ufd < 0) {
             close(cfd);
             continue;
         }
@@ -591,7 +551,7 @@ static void *proxy_main(void *arg)
                     ev |= POLLIN;
                 chunk *c = r->h[1 - k].head;
                 if (c != NULL) {
-                    int64_t wait = c->not_before - now_us();
+                    int64_t wait = c->not_before - test_now_us();
                     if (wait <= 0)
                         ev |= POLLOUT;
                     else if (timeout < 0 || wait < timeout)
@@ -646,14 +606,8 @@ int proxy_start(proxy **out, uint16_t upstream_port, unsigned seed, uint16_t *po
     p->up_port = upstream_port;
     p->seed = seed ? seed : 1;
     pthread_mutex_init(&p->lock, NULL);
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sa);
-    if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        listen(p->lfd, 128) != 0 || getsockname(p->lfd, (struct sockaddr *)&sa, &sl) != 0 ||
+    p->lfd = test_tcp_listen(port);
+    if (p->lfd < 0 || fcntl(p->lfd, F_SETFL, fcntl(p->lfd, F_GETFL) | O_NONBLOCK) != 0 ||
         pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         int e = errno;
         if (p->lfd >= 0)
@@ -670,7 +624,6 @@ int proxy_start(proxy **out, uint16_t upstream_port, unsigned seed, uint16_t *po
         free(p);
         return -1;
     }
-    *port = ntohs(sa.sin_port);
     *out = p;
     return 0;
 }
@@ -725,7 +678,7 @@ int proxy_add_rule(proxy *p, const proxy_rule *rule)
     rule_entry *re = &p->rules[p->nrules];
     memset(re, 0, sizeof(*re));
     re->r = *rule;
-    re->bytes = dup_bytes(rule->bytes, rule->bytes ? rule->nbytes : 0);
+    re->bytes = test_memdup(rule->bytes, rule->bytes ? rule->nbytes : 0);
     if (rule->bytes == NULL)
         re->r.nbytes = 0;
     re->r.bytes = NULL;
@@ -773,7 +726,7 @@ uint8_t *proxy_frame_copy(proxy *p, int conn, proxy_dir dir, int n, size_t *len)
     pthread_mutex_lock(&p->lock);
     if (conn >= 0 && conn < p->nrelays && n >= 0 && n < p->relays[conn]->h[dir].nlog) {
         const blob *b = &p->relays[conn]->h[dir].log[n];
-        c = dup_bytes(b->data, b->len);
+        c = test_memdup(b->data, b->len);
         *len = b->len;
     }
     pthread_mutex_unlock(&p->lock);
@@ -792,13 +745,6 @@ uint8_t *proxy_frame_make(uint8_t type, uint8_t level, uint8_t flags, const void
                           size_t nbody, size_t *len)
 {
     uint8_t *f = xmalloc(HDR + nbody);
-    f[0] = 2; /* the protocol version (PROTOCOL.md section 3.1) */
-    f[1] = type;
-    f[2] = level;
-    f[3] = flags;
-    put_u32(f + 4, (uint32_t)nbody);
-    if (nbody)
-        memcpy(f + HDR, body, nbody);
-    *len = HDR + nbody;
+    *len = test_put_frame(f, type, level, flags, body, nbody);
     return f;
 }

@@ -48,6 +48,8 @@
 #include <unistd.h>
 
 #include "negio/negio.h"
+#include "support/clock.h"
+#include "support/net.h"
 #include "support/support.h"
 
 /* gss-ntlmssp 1.2.0's leak per AUTHENTICATE checked (docs/SECURITY.md 8.3) */
@@ -112,13 +114,6 @@ static uint64_t rnd(void)
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return rng_state;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static long env_long(const char *name, long dflt)
@@ -207,7 +202,7 @@ static int slot_open(slot *s, test_path path, int kill_percent)
         return -1;
     }
     s->path = path;
-    s->started = now();
+    s->started = test_now_s();
     s->msgs_left = 1 + (int)(rnd() % 3);
     if ((int)(rnd() % 100) < kill_percent) {
         /* a Kerberos client sends one token: "after the second token" is for NTLM */
@@ -432,6 +427,18 @@ typedef struct sample {
 
 static char heap_file[512];
 
+/* Waits (at most 5 s) until the heap probe has written a sample after this call, so that the
+ * next sample_of reads the server as it is now. */
+static void fresh_heap_sample(void)
+{
+    struct stat before, now;
+    if (heap_file[0] == '\0' || stat(heap_file, &before) != 0)
+        return;
+    TEST_POLL_EVERY(stat(heap_file, &now) == 0 && (now.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                                                   now.st_mtim.tv_nsec != before.st_mtim.tv_nsec),
+                    5000, 10);
+}
+
 static sample sample_of(pid_t pid)
 {
     sample sm = {-1, -1, -1, -1};
@@ -535,14 +542,14 @@ static void run_clients(const plan *pl, stats *st)
     for (int i = 0; i < n; i++)
         slots[i].fd = -1;
     FILE *csv = pl->csv != NULL ? fopen(pl->csv, "a") : NULL;
-    double t0 = now(), next_sample = t0, next_child = t0 + pl->child_every_ms / 1000.0;
+    double t0 = test_now_s(), next_sample = t0, next_child = t0 + pl->child_every_ms / 1000.0;
     double mid = t0 + (pl->until - t0) / 2;
     pid_t child = -1;
     int child_fd = -1;
     double child_kill_at = 0;
     unsigned long started_here = 0;
     for (;;) {
-        double t = now();
+        double t = test_now_s();
         int more = pl->connections ? started_here < pl->connections : t < pl->until;
         int open = 0;
         for (int i = 0; i < n; i++) {
@@ -653,7 +660,8 @@ static pid_t start_server(const char *bin, const char *out_dir, const test_realm
     }
     if (pid < 0)
         return -1;
-    /* the first line says where it listens: {"event":"listening",...,"port":N,...} */
+    /* the first line says where it listens: {"event":"listening",...,"port":N,...}; the log is
+     * read again every 100 ms until it does, or the server has exited */
     for (int i = 0; i < 300; i++) {
         FILE *f = fopen(log, "r");
         char line[512];
@@ -832,7 +840,7 @@ int main(void)
     server_addr.sin_family = AF_INET;
     server_addr.sin_port = htons((uint16_t)port);
     server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sleep(1);
+    fresh_heap_sample(); /* the probe's first, once the server listens */
     sample s_start = sample_of(server);
     snprintf(fds_path, sizeof(fds_path), "%s/fds-start.txt", out);
     list_fds(server, fds_path);
@@ -856,7 +864,7 @@ int main(void)
     sample sm[4];
     for (int i = 0; i < 4; i++) {
         plan pl = {.paths_mask = segs[i].mask,
-                   .until = now() + (double)(i == 0 ? warmup : seconds / 3),
+                   .until = test_now_s() + (double)(i == 0 ? warmup : seconds / 3),
                    .concurrency = concurrency,
                    .kill_percent = kill_percent,
                    .child_every_ms = child_every,
@@ -867,13 +875,19 @@ int main(void)
              * size it needs */
             for (int k = 1; k < 4; k++) {
                 pl.paths_mask = segs[k].mask;
-                pl.until = now() + (double)warmup / 3;
+                pl.until = test_now_s() + (double)warmup / 3;
                 run_clients(&pl, &st[0]);
             }
         } else {
             run_clients(&pl, &st[i]);
         }
-        sleep(3);
+        /* the pause: until the server has closed every connection, then a heap sample taken
+         * after that */
+        TEST_POLL_EVERY(test_tcp_open_at((uint16_t)port) == 0, 60000, 20);
+        if (test_tcp_open_at((uint16_t)port) != 0)
+            note_failure("segment %s: the server still had %d connections open after 60 s",
+                         segs[i].name, test_tcp_open_at((uint16_t)port));
+        fresh_heap_sample();
         sm[i] = sample_of(server);
         print_stats(segs[i].name, &st[i]);
         add_stats(&all, &st[i]);
@@ -906,17 +920,15 @@ int main(void)
     /* graceful stop, then LeakSanitizer in the server */
     kill(server, SIGTERM);
     int status = 0;
-    double stop_t = now();
-    while (waitpid(server, &status, WNOHANG) == 0) {
-        if (now() - stop_t > 60) {
-            note_failure("the server did not stop within 60 s of SIGTERM");
-            kill(server, SIGKILL);
-            waitpid(server, &status, 0);
-            break;
-        }
-        usleep(100000);
+    double stop_t = test_now_s();
+    pid_t stopped = 0;
+    TEST_POLL_EVERY((stopped = waitpid(server, &status, WNOHANG)) != 0, 60000, 100);
+    if (stopped == 0) {
+        note_failure("the server did not stop within 60 s of SIGTERM");
+        kill(server, SIGKILL);
+        waitpid(server, &status, 0);
     }
-    double stop_s = now() - stop_t;
+    double stop_s = test_now_s() - stop_t;
     unsigned long sanitizer = count_lines(err, "Sanitizer", NULL);
     unsigned long auth_ntlm = count_lines(log, "\"authenticated\"", "\"mech\":\"ntlm\"");
     unsigned long auth_krb = count_lines(log, "\"authenticated\"", "\"mech\":\"kerberos\"");

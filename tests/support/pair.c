@@ -2,7 +2,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+
+#include "support/bytes.h"
 #include "support/certs.h"
+#include "support/clock.h"
 #include "support/support.h"
 
 uint32_t test_rand(unsigned *seed)
@@ -15,6 +21,8 @@ uint32_t test_rand(unsigned *seed)
     *seed = x;
     return x;
 }
+
+test_path test_path_ids[PATH_COUNT] = {PATH_KERBEROS, PATH_NEG_KERBEROS, PATH_NEG_NTLM, PATH_NTLM};
 
 const char *test_path_name(test_path p)
 {
@@ -146,6 +154,83 @@ negio_config *test_server_config(test_path p)
     return cfg;
 }
 
+negio_config *test_password_client(negio_mech mech, const char *user, const char *password)
+{
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    must(negio_config_set_mech(cfg, mech), "mech");
+    must(negio_config_set_password(cfg, user, password), "password");
+    return cfg;
+}
+
+negio_conn *test_bare_server(const negio_limits *limits)
+{
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_SERVER), "config");
+    if (limits != NULL)
+        must(negio_config_set_limits(cfg, limits), "limits");
+    negio_conn *c;
+    must(negio_conn_new(&c, cfg), "connector");
+    negio_config_del(cfg);
+    return c;
+}
+
+negio_conn *test_deferred_client(void)
+{
+    negio_config *cfg;
+    must(negio_config_new(&cfg, NEGIO_ROLE_CLIENT), "config");
+    must(negio_config_set_service(cfg, "negio@localhost"), "service");
+    must(negio_config_set_deferred_steps(cfg, 1), "deferred steps");
+    negio_conn *c;
+    must(negio_conn_new(&c, cfg), "connector");
+    negio_config_del(cfg);
+    return c;
+}
+
+void test_pair_report(const test_pair *p, const char *what)
+{
+    fprintf(stderr, "[%s] client %s: %s | server %s: %s\n", what, negio_err_name(p->client.err),
+            negio_conn_error_detail(p->client.conn), negio_err_name(p->server.err),
+            negio_conn_error_detail(p->server.conn));
+}
+
+void test_pair_run_configs(test_pair *p, negio_config *client, negio_config *server,
+                           const char *what)
+{
+    test_pair_init(p, client, server, SPLIT_WHOLE, 1);
+    negio_config_del(client);
+    negio_config_del(server);
+    test_pair_run(p);
+    test_pair_report(p, what);
+}
+
+/* The seconds MIT's GSS-API gives CCACHE's Kerberos credentials: 0 once the clock has reached
+ * their end time. */
+static OM_uint32 ticket_lifetime(const char *ccache)
+{
+    OM_uint32 min, lifetime = 0;
+    gss_key_value_element_desc el = {"ccache", ccache};
+    gss_key_value_set_desc store = {1, &el};
+    gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    OM_uint32 maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
+                                          GSS_C_INITIATE, &store, &cred, NULL, &lifetime);
+    gss_release_cred(&min, &cred);
+    return GSS_ERROR(maj) ? 0 : lifetime;
+}
+
+int test_wait_ticket_expired(const char *ccache, int ms)
+{
+    /* MIT compares whole seconds, strictly: a ticket is expired once the clock has passed its
+     * end time, so after the second at which GSS-API gives it no time left, the next one */
+    int64_t until = test_now_ms() + ms;
+    TEST_POLL_EVERY(ticket_lifetime(ccache) == 0, ms, 100);
+    if (ticket_lifetime(ccache) != 0)
+        return 0;
+    time_t at_end = time(NULL);
+    TEST_POLL_EVERY(time(NULL) > at_end, test_ms_left(until), 10);
+    return time(NULL) > at_end;
+}
+
 void test_pair_init(test_pair *p, const negio_config *client, const negio_config *server,
                     test_split split, unsigned seed)
 {
@@ -248,8 +333,7 @@ static size_t move_frames(test_side *from, test_side *to, int dir, int *count, t
     while (at < avail) {
         size_t n = avail - at;
         if (n >= 8) {
-            size_t body = (size_t)out[at + 4] << 24 | (size_t)out[at + 5] << 16 |
-                          (size_t)out[at + 6] << 8 | out[at + 7];
+            size_t body = test_get_be32(out + at + 4);
             if (body <= n - 8)
                 n = 8 + body;
         }
@@ -307,6 +391,16 @@ int test_pair_establish(test_pair *p)
     test_pair_run(p);
     return test_side_count(&p->client, NEGIO_EV_ESTABLISHED) == 1 &&
            test_side_count(&p->server, NEGIO_EV_ESTABLISHED) == 1;
+}
+
+uint8_t *test_memdup(const void *p, size_t n)
+{
+    uint8_t *copy = malloc(n + 1);
+    if (copy == NULL)
+        abort();
+    if (n > 0)
+        memcpy(copy, p, n);
+    return copy;
 }
 
 uint8_t *test_take_output(negio_conn *c, size_t *len)

@@ -73,10 +73,30 @@ const struct test_certs *test_certs_get(void);
 
 const char *test_path_name(test_path p);
 negio_mech test_path_mech(test_path p);
+/* Each path, for a cmocka test's state: &test_path_ids[P] points at P. */
+extern test_path test_path_ids[PATH_COUNT];
+/* Four entries of a cmocka test table running FN once on each path, named "FN/<path name>", each
+ * with SETUP and TEARDOWN (or NULL) and its state pointing at its path (*(test_path *)*state). */
+/* clang-format off */
+#define TEST_PER_PATH(fn, setup, teardown)                                                         \
+    {#fn "/kerberos", fn, setup, teardown, &test_path_ids[PATH_KERBEROS]},                         \
+    {#fn "/negotiate->kerberos", fn, setup, teardown, &test_path_ids[PATH_NEG_KERBEROS]},          \
+    {#fn "/negotiate->ntlm", fn, setup, teardown, &test_path_ids[PATH_NEG_NTLM]},                  \
+    {#fn "/ntlm", fn, setup, teardown, &test_path_ids[PATH_NTLM]}
+/* clang-format on */
 
 /* Configs for a path, with the realm's credentials; the caller may adjust and must free. */
 negio_config *test_client_config(test_path p);
 negio_config *test_server_config(test_path p);
+/* A Kerberos-path client config of MECH that authenticates USER with PASSWORD instead. */
+negio_config *test_password_client(negio_mech mech, const char *user, const char *password);
+
+/* Connectors that need no realm (both abort the process if they cannot be made): a server
+ * (with LIMITS, when not NULL), whose credentials are only acquired when the first valid handshake
+ * token arrives, so that frames failing their header, limit or order checks never reach GSS-API;
+ * and a client for negio@localhost with deferred steps, which does no GSS work until stepped. */
+negio_conn *test_bare_server(const negio_limits *limits);
+negio_conn *test_deferred_client(void);
 
 /* How bytes are cut on their way between the two connectors. */
 typedef enum test_split {
@@ -139,6 +159,16 @@ void test_pair_run_frames(test_pair *p, test_frame_hook hook, void *user);
 size_t test_pair_move(test_pair *p, test_side *from, test_side *to);
 /* Processes events on a side after input was fed to it. */
 void test_side_drain(test_side *s);
+/* Prints each side's error and detail, under WHAT, to stderr: the test's log of a case. */
+void test_pair_report(const test_pair *p, const char *what);
+/* test_pair_init with CLIENT and SERVER (then freed), whole, then test_pair_run and
+ * test_pair_report. */
+void test_pair_run_configs(test_pair *p, negio_config *client, negio_config *server,
+                           const char *what);
+/* Whether MIT's GSS-API takes the Kerberos credentials in CCACHE for expired, as a client given
+ * that cache will when it starts its handshake; waits up to MS milliseconds in real time for it
+ * (MIT checks its own clock). */
+int test_wait_ticket_expired(const char *ccache, int ms);
 /* Runs the handshake; returns 1 if both sides reported NEGIO_EV_ESTABLISHED. */
 int test_pair_establish(test_pair *p);
 /* Counts events of TYPE on a side. */
@@ -148,6 +178,9 @@ const test_event *test_side_message(const test_side *s, int n);
 
 /* Takes all pending output of a connector into a heap buffer (caller frees). */
 uint8_t *test_take_output(negio_conn *c, size_t *len);
+/* A heap copy of the N bytes at P (room for one more, so that N may be 0; caller frees); aborts
+ * the process if there is no memory for it. */
+uint8_t *test_memdup(const void *p, size_t n);
 
 /* Deterministic random numbers for tests. */
 uint32_t test_rand(unsigned *seed);

@@ -20,6 +20,7 @@
 
 #include <openssl/ssl.h>
 
+#include "support/clock.h"
 #include "support/tls_peer.h"
 
 #define RELAY_CHUNK 16384
@@ -67,13 +68,6 @@ typedef struct conn {
 } conn;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -155,7 +149,7 @@ static void start_closing(conn *c)
         if (c->leg[i].tls != NULL && SSL_is_init_finished(test_tls_peer_ssl(c->leg[i].tls)))
             test_tls_peer_shutdown(c->leg[i].tls);
     c->phase = CLOSING;
-    c->close_deadline = now_ms() + CLOSE_WAIT_MS;
+    c->close_deadline = test_now_ms() + CLOSE_WAIT_MS;
 }
 
 /* Decrypts what leg FROM holds and encrypts it into the other leg, while the other leg's queue
@@ -296,7 +290,7 @@ static void run_conn(conn *c)
     for (;;) {
         advance(c);
         flush(c);
-        if (c->phase == CLOSING && (closed_cleanly(c) || now_ms() >= c->close_deadline))
+        if (c->phase == CLOSING && (closed_cleanly(c) || test_now_ms() >= c->close_deadline))
             return;
 
         struct pollfd pfd[3];
@@ -320,7 +314,7 @@ static void run_conn(conn *c)
         }
         int timeout = -1;
         if (c->phase == CLOSING) {
-            int64_t left = c->close_deadline - now_ms();
+            int64_t left = c->close_deadline - test_now_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
@@ -372,7 +366,7 @@ static void *acceptor_main(void *arg)
             if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
                 set_error(m, "accept: %s", strerror(errno));
                 /* out of descriptors: the listener stays readable, do not spin on it */
-                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+                test_sleep_ms(10);
             }
             continue;
         }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "support/bytes.h" /* test_le32, test_put_le32 */
+
 /* NTLM negotiation flags ([MS-NLMP] 2.2.2.5) the tests change. */
 #define TEST_NTLM_DATAGRAM 0x00000040u
 #define TEST_NTLM_KEY_EXCH 0x40000000u
@@ -14,9 +16,6 @@
 #define TEST_AV_FLAGS 6
 #define TEST_AV_TIMESTAMP 7
 #define TEST_AV_FLAG_MIC 0x00000002u /* MsvAvFlags: the AUTHENTICATE message carries a MIC */
-
-uint32_t test_le32(const uint8_t *p);
-void test_put_le32(uint8_t *p, uint32_t v);
 
 /* The first NTLM message of TYPE (1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE) in P..P+N, found by
  * its signature anywhere (raw, or inside SPNEGO), or NULL. */
@@ -35,6 +34,13 @@ size_t test_ntlm_challenge(uint8_t *m, uint16_t name_len);
 /* Wraps MSG (under 100 bytes) as a SPNEGO NegTokenResp, accept-incomplete, supportedMech NTLM,
  * into OUT (room for LEN + 30 bytes); returns its length. */
 size_t test_wrap_negtokenresp(uint8_t *out, const uint8_t *msg, size_t len);
+
+/* A server's NegTokenResp found by fuzz_client_handshake (SECURITY.md section 8.1): its
+ * supportedMech [1] claims 0x4c bytes for a 12-byte OID. A DER walk by element lengths skips the
+ * responseToken; MIT's parser reads the OID by its own length and hands the CHALLENGE inside
+ * (empty target name) to gss-ntlmssp, which crashed the client. */
+extern const uint8_t test_hostile_supportedmech_length[];
+extern const size_t test_hostile_supportedmech_length_len;
 
 /* The body of a HANDSHAKE_ERROR frame: [u32 BE token length][TOKEN][REASON]. Caller frees. */
 uint8_t *test_hs_error_body(const uint8_t *token, size_t len, const char *reason, size_t *n);

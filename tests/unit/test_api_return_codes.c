@@ -27,6 +27,7 @@
 #include "negio/engine.h"
 #include "negio/identity.h"
 #include "negio/negio.h"
+#include "support/clock.h"
 
 #ifndef NEGIO_ALLOC_HOOK
 #error "test_api_return_codes needs the allocation hook (negio_hook_static)"
@@ -538,8 +539,7 @@ static void engine_calls(void)
     /* a connection that ends at once (nothing listens on port 1): on_closed probes it */
     negio_econn *c = NULL;
     PROBE(negio_engine_connect, engine, "127.0.0.1", 1, cc, NULL, &c);
-    for (int i = 0; i < 1000 && !__atomic_load_n(&closed_seen, __ATOMIC_ACQUIRE); i++)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    TEST_POLL_UNTIL(__atomic_load_n(&closed_seen, __ATOMIC_ACQUIRE), 10000);
     assert_true(__atomic_load_n(&closed_seen, __ATOMIC_ACQUIRE));
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_close, c, 0);

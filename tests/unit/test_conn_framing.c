@@ -15,8 +15,10 @@
 
 #include <cmocka.h>
 
-#include "wire/frame.h"
 #include "negio/negio.h"
+#include "support/bytes.h"
+#include "support/support.h"
+#include "wire/frame.h"
 
 #define T_HANDSHAKE 1
 #define T_HS_ERROR 2
@@ -29,72 +31,6 @@
 #define REASON_MAX 256u
 
 /* ---- helpers --------------------------------------------------------------------------- */
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Writes an 8-byte header announcing LENGTH, followed by BODY_LEN bytes of BODY (which may be
- * fewer or more than announced). Returns the number of bytes written to OUT. */
-static size_t build_frame(uint8_t *out, unsigned version, unsigned type, unsigned level,
-                          unsigned flags, uint32_t length, const void *body, size_t body_len)
-{
-    out[0] = (uint8_t)version;
-    out[1] = (uint8_t)type;
-    out[2] = (uint8_t)level;
-    out[3] = (uint8_t)flags;
-    put_be32(out + 4, length);
-    if (body_len > 0)
-        memcpy(out + 8, body, body_len);
-    return 8 + body_len;
-}
-
-/* A well-formed frame whose announced length is its body length. */
-static size_t frame(uint8_t *out, unsigned type, unsigned level, unsigned flags, const void *body,
-                    size_t body_len)
-{
-    return build_frame(out, NEGIO_PROTOCOL_VERSION, type, level, flags, (uint32_t)body_len, body,
-                       body_len);
-}
-
-static negio_conn *new_server_with(const negio_limits *limits)
-{
-    negio_config *cfg = NULL;
-    assert_int_equal(negio_config_new(&cfg, NEGIO_ROLE_SERVER), NEGIO_OK);
-    if (limits != NULL)
-        assert_int_equal(negio_config_set_limits(cfg, limits), NEGIO_OK);
-    negio_conn *c = NULL;
-    assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
-    assert_non_null(c);
-    negio_config_del(cfg);
-    return c;
-}
-
-static negio_conn *new_server(void)
-{
-    return new_server_with(NULL);
-}
-
-static negio_conn *new_deferred_client(void)
-{
-    negio_config *cfg = NULL;
-    assert_int_equal(negio_config_new(&cfg, NEGIO_ROLE_CLIENT), NEGIO_OK);
-    assert_int_equal(negio_config_set_service(cfg, "negio@localhost"), NEGIO_OK);
-    assert_int_equal(negio_config_set_deferred_steps(cfg, 1), NEGIO_OK);
-    negio_conn *c = NULL;
-    assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
-    negio_config_del(cfg);
-    return c;
-}
 
 static int printable(const char *s)
 {
@@ -155,7 +91,7 @@ static void assert_told_peer(negio_conn *c, int code)
     }
     assert_non_null(out);
     assert_string_equal(expect_hs_error_frame(out, n), negio_strerror(code));
-    assert_int_equal(get_be32(out + 8), 0); /* no token */
+    assert_int_equal(test_get_be32(out + 8), 0); /* no token */
     free(out);
 }
 
@@ -234,59 +170,61 @@ static size_t make_cases(bad_case *cs)
         cs[n].fail_at = at;                                                                        \
         n++;                                                                                       \
     } while (0)
-    ADD("version 0", build_frame(cs[n].bytes, 0, T_HANDSHAKE, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("version 1", build_frame(cs[n].bytes, 1, T_HANDSHAKE, 0, 0, 1, "x", 1), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("type 0", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 0, 0, 0, 1, "x", 1),
+    ADD("version 0", test_put_raw_frame(cs[n].bytes, 0, T_HANDSHAKE, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("type 6", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 6, 0, 0, 1, "x", 1),
+    ADD("version 1", test_put_raw_frame(cs[n].bytes, 1, T_HANDSHAKE, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("type 255", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 255, 0, 0, 1, "x", 1),
+    ADD("type 0", test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 0, 0, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("level 3", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 3, 0, 1, "x", 1),
+    ADD("type 6", test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 6, 0, 0, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("type 255", test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, 255, 0, 0, 1, "x", 1),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("level 3", test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 3, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("level 255",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 255, 0, 1, "x", 1),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 255, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("handshake at sign",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 1, 0, 1, "x", 1),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 1, 0, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("policy at none",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_POLICY, 0, 0, 16, body, 16),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_POLICY, 0, 0, 16, body, 16),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("handshake flag MORE",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 1, 1, "x", 1),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 1, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("data flag 0x02", build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 2, 1, "x", 1),
+    ADD("data flag 0x02",
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 2, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("data flag 0x80",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0x81, 1, "x", 1),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0x81, 1, "x", 1),
         NEGIO_ERR_PROTOCOL, 8);
     ADD("handshake max_token+1",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1,
-                    NULL, 0),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0,
+                           DEFAULT_MAX_TOKEN + 1, NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
     ADD("data 0xffffffff",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0, 0xffffffffu, NULL, 0),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 2, 0, 0xffffffffu, NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
     ADD("data 0x80000000",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 1, 1, 0x80000000u, NULL, 0),
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 1, 1, 0x80000000u, NULL, 0),
         NEGIO_ERR_TOO_LARGE, 8);
-    ADD("empty handshake", frame(cs[n].bytes, T_HANDSHAKE, 0, 0, NULL, 0), NEGIO_ERR_PROTOCOL, 8);
-    /* frames the state does not allow fail on their header: no body is ever buffered for them */
-    ADD("data before handshake", frame(cs[n].bytes, T_DATA, 0, 0, "hello", 5), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("1 MiB of data before handshake",
-        build_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, 1u << 20, NULL, 0),
+    ADD("empty handshake", test_put_frame(cs[n].bytes, T_HANDSHAKE, 0, 0, NULL, 0),
         NEGIO_ERR_PROTOCOL, 8);
-    ADD("policy before handshake", frame(cs[n].bytes, T_POLICY, 1, 0, body, 16), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("close before handshake", frame(cs[n].bytes, T_CLOSE, 2, 0, body, 4), NEGIO_ERR_PROTOCOL,
-        8);
-    ADD("hs error, token beyond body", frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\x05zz", 6),
-        NEGIO_ERR_PROTOCOL, 14);
-    ADD("hs error with reason", frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\0nope", 8),
+    /* frames the state does not allow fail on their header: no body is ever buffered for them */
+    ADD("data before handshake", test_put_frame(cs[n].bytes, T_DATA, 0, 0, "hello", 5),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("1 MiB of data before handshake",
+        test_put_raw_frame(cs[n].bytes, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, 1u << 20, NULL, 0),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("policy before handshake", test_put_frame(cs[n].bytes, T_POLICY, 1, 0, body, 16),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("close before handshake", test_put_frame(cs[n].bytes, T_CLOSE, 2, 0, body, 4),
+        NEGIO_ERR_PROTOCOL, 8);
+    ADD("hs error, token beyond body",
+        test_put_frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\x05zz", 6), NEGIO_ERR_PROTOCOL, 14);
+    ADD("hs error with reason", test_put_frame(cs[n].bytes, T_HS_ERROR, 0, 0, "\0\0\0\0nope", 8),
         NEGIO_ERR_PEER, 16);
 #undef ADD
     return n;
@@ -298,7 +236,7 @@ static void run_cases(feed_mode mode)
     bad_case cs[32];
     size_t n = make_cases(cs);
     for (size_t i = 0; i < n; i++) {
-        negio_conn *c = new_server();
+        negio_conn *c = test_bare_server(NULL);
         size_t at = 0;
         int rc = push(c, cs[i].bytes, cs[i].len, mode, &at);
         if (rc != cs[i].expect)
@@ -333,84 +271,137 @@ static uint8_t *take_output(negio_conn *c, size_t *len)
     return copy;
 }
 
+/* ---- one frame, one verdict ------------------------------------------------------------ */
+
+#define V NEGIO_PROTOCOL_VERSION
+
+/* One frame fed whole to a fresh server connector (with LIMITS, when set) and what must come of
+ * it. The header is written as given, valid or not, announcing LENGTH; BODY_LEN bytes of BODY
+ * follow it (fewer than announced, or none). EOF: the stream ends after them. next_event must
+ * return EXPECT and deliver nothing; EXPECT 0: the connector waits for more, without failing. A
+ * failure must be sticky, name DETAIL in its detail text (when set), and be told to the peer as
+ * before establishment. */
+typedef struct frame_case {
+    const char *what;
+    unsigned version, type, level, flags;
+    uint32_t length;
+    const char *body;
+    size_t body_len;
+    int expect;
+    const char *detail;
+    int eof;
+    const negio_limits *limits;
+} frame_case;
+
+static void run_frame_cases(const frame_case *cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const frame_case *k = &cs[i];
+        negio_conn *c = test_bare_server(k->limits);
+        uint8_t f[8 + 32];
+        assert_true(k->body_len <= 32);
+        size_t len = test_put_raw_frame(f, k->version, k->type, k->level, k->flags, k->length,
+                                        k->body, k->body_len);
+        assert_int_equal(negio_conn_feed(c, f, len), NEGIO_OK);
+        if (k->eof)
+            assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
+        negio_event ev;
+        int rc = negio_conn_next_event(c, &ev);
+        if (rc != k->expect)
+            fail_msg("%s: got %s, expected %s (%s)", k->what, negio_err_name(rc),
+                     negio_err_name(k->expect), negio_conn_error_detail(c));
+        assert_int_equal(ev.type, NEGIO_EV_NONE); /* nothing delivered */
+        if (k->expect == 0) {
+            assert_int_equal(negio_conn_error(c), 0);
+        } else {
+            assert_sticky(c, k->expect);
+            if (k->detail != NULL && strstr(negio_conn_error_detail(c), k->detail) == NULL)
+                fail_msg("%s: detail \"%s\" lacks \"%s\"", k->what, negio_conn_error_detail(c),
+                         k->detail);
+            assert_told_peer(c, k->expect);
+        }
+        negio_conn_del(c);
+    }
+}
+
+#define RUN_FRAME_CASES(cs) run_frame_cases(cs, sizeof(cs) / sizeof(cs[0]))
+
 /* ---- header checks --------------------------------------------------------------------- */
 
 static void bad_version_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned versions[] = {0, 1, 3, 255};
-    for (size_t i = 0; i < 3; i++) {
-        negio_conn *c = new_server();
-        uint8_t f[16];
-        size_t n = build_frame(f, versions[i], T_HANDSHAKE, 0, 0, 4, "abcd", 4);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "version"));
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"version 0", 0, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 1", 1, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 3", 3, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+        {"version 255", 255, T_HANDSHAKE, 0, 0, 4, "abcd", 4, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "version"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void unknown_type_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned types[] = {0, 6, 7, 128, 255};
-    for (size_t i = 0; i < 5; i++) {
-        negio_conn *c = new_server();
-        uint8_t f[8];
-        build_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 0, 0, 0, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"type 0", V, 0, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 6", V, 6, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 7", V, 7, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL, .detail = "frame type"},
+        {"type 128", V, 128, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "frame type"},
+        {"type 255", V, 255, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "frame type"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void unknown_level_is_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const unsigned levels[] = {3, 4, 127, 255};
-    for (size_t i = 0; i < 4; i++) {
-        negio_conn *c = new_server();
-        uint8_t f[8];
-        build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, levels[i], 0, 0, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"level 3", V, T_DATA, 3, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 4", V, T_DATA, 4, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 127", V, T_DATA, 127, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+        {"level 255", V, T_DATA, 255, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "protection level"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void reserved_flags_are_a_sticky_protocol_error(void **state)
 {
     (void)state;
-    static const struct {
-        unsigned type, level, flags;
-    } t[] = {{T_HANDSHAKE, 0, 1}, {T_HS_ERROR, 0, 0x40}, {T_POLICY, 1, 1},
-             {T_DATA, 0, 2},      {T_DATA, 2, 0x80},     {T_CLOSE, 2, 0xff}};
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        negio_conn *c = new_server();
-        uint8_t f[8];
-        build_frame(f, NEGIO_PROTOCOL_VERSION, t[i].type, t[i].level, t[i].flags, 0, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "flag"));
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"handshake, flag 0x01", V, T_HANDSHAKE, 0, 1, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"handshake error, flag 0x40", V, T_HS_ERROR, 0, 0x40, 0, NULL, 0,
+         .expect = NEGIO_ERR_PROTOCOL, .detail = "flag"},
+        {"policy, flag 0x01", V, T_POLICY, 1, 1, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"data, flag 0x02", V, T_DATA, 0, 2, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"data, flag 0x80", V, T_DATA, 2, 0x80, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+        {"close, flags 0xff", V, T_CLOSE, 2, 0xff, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "flag"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void a_bad_header_is_judged_on_its_eight_bytes_alone(void **state)
 {
     (void)state;
     /* seven bytes of a bad header: nothing can be decided yet */
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t f[8];
-    build_frame(f, 9, 9, 9, 9, 0xffffffffu, NULL, 0);
+    test_put_raw_frame(f, 9, 9, 9, 9, 0xffffffffu, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 7), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -427,9 +418,10 @@ static void a_bad_header_is_judged_on_its_eight_bytes_alone(void **state)
 static void handshake_over_max_token_fails_on_the_header_alone(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1, NULL, 0);
+    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN + 1, NULL,
+                       0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK); /* the header only */
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -446,9 +438,9 @@ static void handshake_over_max_token_fails_on_the_header_alone(void **state)
 static void handshake_of_exactly_max_token_waits_for_its_body(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN, NULL, 0);
+    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, DEFAULT_MAX_TOKEN, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -467,55 +459,51 @@ static void handshake_of_exactly_max_token_waits_for_its_body(void **state)
 static void configured_max_token_is_enforced(void **state)
 {
     (void)state;
-    negio_limits l = {.max_token = 2048};
-    negio_conn *c = new_server_with(&l);
-    uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2048, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), 0);
-    negio_conn_del(c);
-
-    c = new_server_with(&l);
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-    assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-    negio_conn_del(c);
+    static const negio_limits l = {.max_token = 2048};
+    static const frame_case cases[] = {
+        {"handshake of 2048 bytes", V, T_HANDSHAKE, 0, 0, 2048, NULL, 0, .expect = 0, .limits = &l},
+        {"handshake of 2049 bytes", V, T_HANDSHAKE, 0, 0, 2049, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE, .limits = &l},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void data_lengths_over_max_frame_fail_on_the_header_alone(void **state)
 {
     (void)state;
-    static const uint32_t lengths[] = {0xffffffffu, 0x80000000u, DEFAULT_MAX_FRAME + 1};
-    for (size_t i = 0; i < 3; i++) {
-        for (unsigned level = 0; level <= 2; level++) {
-            negio_conn *c = new_server();
-            uint8_t f[8];
-            build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, level, 0, lengths[i], NULL, 0);
-            assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-            negio_event ev;
-            assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-            assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-            negio_conn_del(c);
-        }
-    }
+    static const frame_case cases[] = {
+        {"data of 0xffffffff bytes at none", V, T_DATA, 0, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0xffffffff bytes at sign", V, T_DATA, 1, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0xffffffff bytes at seal", V, T_DATA, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at none", V, T_DATA, 0, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at sign", V, T_DATA, 1, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of 0x80000000 bytes at seal", V, T_DATA, 2, 0, 0x80000000u, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at none", V, T_DATA, 0, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at sign", V, T_DATA, 1, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"data of max_frame + 1 bytes at seal", V, T_DATA, 2, 0, DEFAULT_MAX_FRAME + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(void **state)
 {
     (void)state;
-    static const unsigned types[] = {T_POLICY, T_CLOSE};
-    for (size_t i = 0; i < 2; i++) {
-        negio_conn *c = new_server();
-        uint8_t f[8];
-        build_frame(f, NEGIO_PROTOCOL_VERSION, types[i], 2, 0, 0xffffffffu, NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-        assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"policy of 0xffffffff bytes", V, T_POLICY, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+        {"close of 0xffffffff bytes", V, T_CLOSE, 2, 0, 0xffffffffu, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* Before establishment a peer can make this side hold at most one handshake token: a DATA
@@ -523,39 +511,29 @@ static void policy_and_close_lengths_over_max_frame_fail_on_the_header_alone(voi
 static void data_before_establishment_fails_on_its_header_whatever_its_length(void **state)
 {
     (void)state;
-    static const uint32_t lengths[] = {0, 1, 1u << 20, DEFAULT_MAX_FRAME};
-    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
-        negio_conn *c = new_server();
-        uint8_t f[8];
-        build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 0, 0, lengths[i], NULL, 0);
-        assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_non_null(strstr(negio_conn_error_detail(c), "before establishment"));
-        assert_told_peer(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"empty data", V, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of 1 byte", V, T_DATA, 0, 0, 1, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of 1 MiB", V, T_DATA, 0, 0, 1u << 20, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .detail = "before establishment"},
+        {"data of max_frame", V, T_DATA, 0, 0, DEFAULT_MAX_FRAME, NULL, 0,
+         .expect = NEGIO_ERR_PROTOCOL, .detail = "before establishment"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
 {
     (void)state;
-    uint32_t limit = DEFAULT_MAX_TOKEN + 4 + REASON_MAX;
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), 0);
-    assert_int_equal(negio_conn_error(c), 0);
-    negio_conn_del(c);
-
-    c = new_server();
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HS_ERROR, 0, 0, limit + 1, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
-    assert_sticky(c, NEGIO_ERR_TOO_LARGE);
-    negio_conn_del(c);
+    enum { LIMIT = DEFAULT_MAX_TOKEN + 4 + REASON_MAX };
+    static const frame_case cases[] = {
+        {"handshake error at the limit", V, T_HS_ERROR, 0, 0, LIMIT, NULL, 0, .expect = 0},
+        {"handshake error over it", V, T_HS_ERROR, 0, 0, LIMIT + 1, NULL, 0,
+         .expect = NEGIO_ERR_TOO_LARGE},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- ordering -------------------------------------------------------------------------- */
@@ -563,73 +541,46 @@ static void handshake_error_frame_limit_is_max_token_plus_reason(void **state)
 static void empty_handshake_token_is_a_protocol_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    frame(f, T_HANDSHAKE, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"empty handshake", V, T_HANDSHAKE, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void data_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 0; level <= 2; level++) {
-        for (unsigned flags = 0; flags <= 1; flags++) {
-            negio_conn *c = new_server();
-            uint8_t f[32];
-            size_t n = frame(f, T_DATA, level, flags, "payload", 7);
-            assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-            negio_event ev;
-            assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-            assert_int_equal(ev.type, NEGIO_EV_NONE); /* nothing delivered */
-            assert_sticky(c, NEGIO_ERR_PROTOCOL);
-            negio_conn_del(c);
-        }
-    }
-    /* an empty DATA frame too */
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    frame(f, T_DATA, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"data at none", V, T_DATA, 0, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at none, MORE", V, T_DATA, 0, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at sign", V, T_DATA, 1, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at sign, MORE", V, T_DATA, 1, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at seal", V, T_DATA, 2, 0, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"data at seal, MORE", V, T_DATA, 2, 1, 7, "payload", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"empty data", V, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void policy_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 1; level <= 2; level++) {
-        negio_conn *c = new_server();
-        uint8_t body[16] = {1, 1, 2, 0, 0, 0x10, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0};
-        uint8_t f[32];
-        size_t n = frame(f, T_POLICY, level, 0, body, sizeof(body));
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const char body[] = "\1\1\2\0\0\x10\0\0\0\0\x10\0\0\0\0\0";
+    static const frame_case cases[] = {
+        {"policy at sign", V, T_POLICY, 1, 0, 16, body, 16, .expect = NEGIO_ERR_PROTOCOL},
+        {"policy at seal", V, T_POLICY, 2, 0, 16, body, 16, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void close_before_any_handshake_is_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned level = 1; level <= 2; level++) {
-        negio_conn *c = new_server();
-        uint8_t f[32];
-        size_t n = frame(f, T_CLOSE, level, 0, "\0\0\0\0bye", 7);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-        assert_int_equal(ev.type, NEGIO_EV_NONE);
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    static const frame_case cases[] = {
+        {"close at sign", V, T_CLOSE, 1, 0, 7, "\0\0\0\0bye", 7, .expect = NEGIO_ERR_PROTOCOL},
+        {"close at seal", V, T_CLOSE, 2, 0, 7, "\0\0\0\0bye", 7, .expect = NEGIO_ERR_PROTOCOL},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- EOF ------------------------------------------------------------------------------- */
@@ -637,7 +588,7 @@ static void close_before_any_handshake_is_a_protocol_error(void **state)
 static void eof_with_nothing_received_is_truncated(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     assert_int_equal(negio_conn_error(c), 0); /* reported by next_event, not by feed_eof */
     assert_true(negio_conn_want(c) & NEGIO_WANT_EVENT);
@@ -653,9 +604,9 @@ static void eof_inside_a_header_is_truncated(void **state)
 {
     (void)state;
     for (size_t cut = 1; cut < 8; cut++) {
-        negio_conn *c = new_server();
+        negio_conn *c = test_bare_server(NULL);
         uint8_t f[16];
-        frame(f, T_HANDSHAKE, 0, 0, "abcd", 4);
+        test_put_frame(f, T_HANDSHAKE, 0, 0, "abcd", 4);
         assert_int_equal(negio_conn_feed(c, f, cut), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -672,11 +623,11 @@ static void eof_inside_a_body_is_truncated(void **state)
     /* (DATA cannot arrive before establishment: test_tamper cuts an established stream) */
     static const unsigned types[] = {T_HANDSHAKE, T_HS_ERROR};
     for (size_t i = 0; i < 2; i++) {
-        negio_conn *c = new_server();
+        negio_conn *c = test_bare_server(NULL);
         uint8_t body[100];
         memset(body, 'b', sizeof(body));
         uint8_t f[108];
-        frame(f, types[i], 0, 0, body, sizeof(body));
+        test_put_frame(f, types[i], 0, 0, body, sizeof(body));
         assert_int_equal(negio_conn_feed(c, f, 8 + 50), NEGIO_OK);
         negio_event ev;
         assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -690,29 +641,21 @@ static void eof_inside_a_body_is_truncated(void **state)
 static void eof_right_after_the_header_of_a_non_empty_frame_is_truncated(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 1, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TRUNCATED);
-    assert_sticky(c, NEGIO_ERR_TRUNCATED);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"handshake header of 1 byte, then EOF", V, T_HANDSHAKE, 0, 0, 1, NULL, 0,
+         .expect = NEGIO_ERR_TRUNCATED, .eof = 1},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void a_bad_header_before_eof_is_still_a_protocol_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
-    uint8_t f[8];
-    build_frame(f, 7, T_DATA, 0, 0, 0, NULL, 0);
-    assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
-    assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
-    assert_sticky(c, NEGIO_ERR_PROTOCOL);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"version 7, then EOF", 7, T_DATA, 0, 0, 0, NULL, 0, .expect = NEGIO_ERR_PROTOCOL,
+         .eof = 1},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void eof_cases_give_the_same_result_through_recv_buf(void **state)
@@ -721,10 +664,10 @@ static void eof_cases_give_the_same_result_through_recv_buf(void **state)
     static const size_t cuts[] = {0, 3, 8, 58};
     for (size_t i = 0; i < 4; i++) {
         for (int m = 0; m < FEED_MODES; m++) {
-            negio_conn *c = new_server();
+            negio_conn *c = test_bare_server(NULL);
             uint8_t body[100] = {0};
             uint8_t f[108];
-            frame(f, T_HANDSHAKE, 0, 0, body, sizeof(body));
+            test_put_frame(f, T_HANDSHAKE, 0, 0, body, sizeof(body));
             size_t at;
             assert_int_equal(push(c, f, cuts[i], (feed_mode)m, &at), 0);
             assert_int_equal(at, cuts[i]);
@@ -768,7 +711,7 @@ static void malformed_input_fails_the_same_through_recv_buf_one_byte_at_a_time(v
 static void recv_buf_grants_a_writable_region(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     size_t room = 0;
     uint8_t *r = negio_conn_recv_buf(c, &room);
     assert_non_null(r);
@@ -783,7 +726,7 @@ static void recv_buf_grants_a_writable_region(void **state)
 static void recv_done_larger_than_granted_is_invalid(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     /* nothing granted yet */
     assert_int_equal(negio_conn_recv_done(c, 1), NEGIO_ERR_INVALID);
     size_t room = 0;
@@ -807,7 +750,7 @@ static void recv_done_larger_than_granted_is_invalid(void **state)
 static void recv_buf_after_a_fatal_error_returns_null(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed(c, "\x07\x01\x00\x00\x00\x00\x00\x01", 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -820,7 +763,7 @@ static void recv_buf_after_a_fatal_error_returns_null(void **state)
 static void send_buf_is_empty_on_a_fresh_connector(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     size_t n = 99;
     assert_null(negio_conn_send_buf(c, &n));
     assert_int_equal(n, 0);
@@ -832,7 +775,7 @@ static void send_buf_is_empty_on_a_fresh_connector(void **state)
 static void send_done_larger_than_pending_is_invalid(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_send_done(c, 1), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_close(c, 0, "bye"), NEGIO_OK);
     size_t n = 0;
@@ -865,7 +808,7 @@ static void send_done_larger_than_pending_is_invalid(void **state)
 static void write_before_establishment_queues(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_pending_bytes(c), 0);
     assert_int_equal(negio_conn_write(c, "hello", 5, NEGIO_LEVEL_DEFAULT), NEGIO_OK);
     size_t p1 = negio_conn_pending_bytes(c);
@@ -889,7 +832,7 @@ static void write_before_establishment_queues(void **state)
 static void write_rejects_bad_arguments_without_failing(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_write(NULL, "x", 1, NEGIO_LEVEL_DEFAULT), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_write(c, NULL, 1, NEGIO_LEVEL_DEFAULT), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_write(c, "x", 1, (negio_level)3), NEGIO_ERR_INVALID);
@@ -903,7 +846,7 @@ static void write_over_max_message_is_refused_and_not_queued(void **state)
 {
     (void)state;
     negio_limits l = {.max_message = 100};
-    negio_conn *c = new_server_with(&l);
+    negio_conn *c = test_bare_server(&l);
     uint8_t buf[101] = {0};
     assert_int_equal(negio_conn_write(c, buf, 101, NEGIO_LEVEL_DEFAULT), NEGIO_ERR_MSG_SIZE);
     assert_int_equal(negio_conn_pending_bytes(c), 0);
@@ -917,7 +860,7 @@ static void write_over_max_queued_is_refused_and_not_queued(void **state)
 {
     (void)state;
     negio_limits l = {.max_queued = 64};
-    negio_conn *c = new_server_with(&l);
+    negio_conn *c = test_bare_server(&l);
     uint8_t buf[64] = {0};
     assert_int_equal(negio_conn_write(c, buf, 64, NEGIO_LEVEL_DEFAULT), NEGIO_ERR_MSG_SIZE);
     assert_int_equal(negio_conn_pending_bytes(c), 0);
@@ -932,7 +875,7 @@ static void write_over_max_queued_is_refused_and_not_queued(void **state)
 static void write_after_a_fatal_error_returns_the_sticky_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_write(c, "queued", 6, NEGIO_LEVEL_DEFAULT), NEGIO_OK);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     negio_event ev;
@@ -950,7 +893,7 @@ static void write_after_a_fatal_error_returns_the_sticky_error(void **state)
 static void auth_info_before_establishment_is_a_state_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     negio_auth_info info = {.size = sizeof(info)};
     assert_int_equal(negio_conn_auth_info(c, &info), NEGIO_ERR_STATE);
     assert_int_equal(negio_conn_auth_info(c, NULL), NEGIO_ERR_INVALID);
@@ -960,7 +903,7 @@ static void auth_info_before_establishment_is_a_state_error(void **state)
     assert_string_equal(negio_conn_error_detail(c), "");
     negio_conn_del(c);
 
-    c = new_deferred_client();
+    c = test_deferred_client();
     assert_int_equal(negio_conn_auth_info(c, &info), NEGIO_ERR_STATE);
     negio_conn_del(c);
 }
@@ -986,7 +929,7 @@ static void queries_on_null_are_safe(void **state)
 static void bad_arguments_do_not_fail_the_connector(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed(c, NULL, 3), NEGIO_ERR_INVALID);
     assert_int_equal(negio_conn_feed(c, NULL, 0), NEGIO_OK);
     assert_int_equal(negio_conn_next_event(c, NULL), NEGIO_ERR_INVALID);
@@ -999,7 +942,7 @@ static void bad_arguments_do_not_fail_the_connector(void **state)
 static void want_reflects_read_event_and_write(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     /* fresh server: waits for the client's first token */
     assert_int_equal(negio_conn_want(c), NEGIO_WANT_READ);
     negio_event ev;
@@ -1007,7 +950,7 @@ static void want_reflects_read_event_and_write(void **state)
     assert_int_equal(negio_conn_want(c), NEGIO_WANT_READ);
     /* part of a header: still only reading */
     uint8_t f[16];
-    frame(f, T_HANDSHAKE, 0, 0, "abcd", 4);
+    test_put_frame(f, T_HANDSHAKE, 0, 0, "abcd", 4);
     assert_int_equal(negio_conn_feed(c, f, 3), NEGIO_OK);
     assert_int_equal(negio_conn_want(c), NEGIO_WANT_READ);
     assert_int_equal(negio_conn_next_event(c, &ev), 0);
@@ -1023,7 +966,7 @@ static void want_reflects_read_event_and_write(void **state)
     negio_conn_del(c);
 
     /* output pending: WRITE, cleared once it has been taken */
-    c = new_server();
+    c = test_bare_server(NULL);
     assert_int_equal(negio_conn_close(c, 0, NULL), NEGIO_OK);
     assert_true(negio_conn_want(c) & NEGIO_WANT_WRITE);
     size_t n;
@@ -1033,7 +976,7 @@ static void want_reflects_read_event_and_write(void **state)
     negio_conn_del(c);
 
     /* EOF: no more reading, an event (the truncation) to collect, then nothing */
-    c = new_server();
+    c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     assert_int_equal(negio_conn_want(c), NEGIO_WANT_EVENT);
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TRUNCATED);
@@ -1041,9 +984,9 @@ static void want_reflects_read_event_and_write(void **state)
     negio_conn_del(c);
 
     /* a failed connector only wants its handshake error sent, even with unread input */
-    c = new_server();
+    c = test_bare_server(NULL);
     uint8_t bad[24];
-    size_t bn = build_frame(bad, 3, T_DATA, 0, 0, 4, "abcd", 4);
+    size_t bn = test_put_raw_frame(bad, 3, T_DATA, 0, 0, 4, "abcd", 4);
     memcpy(bad + bn, bad, bn);
     assert_int_equal(negio_conn_feed(c, bad, 2 * bn), NEGIO_OK);
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -1079,7 +1022,7 @@ static void client_without_service_cannot_be_created(void **state)
 static void deferred_client_wants_a_step_and_next_event_does_no_gss_work(void **state)
 {
     (void)state;
-    negio_conn *c = new_deferred_client();
+    negio_conn *c = test_deferred_client();
     assert_int_equal(negio_conn_want(c), NEGIO_WANT_STEP | NEGIO_WANT_READ);
     negio_event ev;
     for (int i = 0; i < 3; i++) {
@@ -1103,9 +1046,9 @@ static void deferred_client_wants_a_step_and_next_event_does_no_gss_work(void **
 static void deferred_client_does_no_gss_work_when_input_arrives(void **state)
 {
     (void)state;
-    negio_conn *c = new_deferred_client();
+    negio_conn *c = test_deferred_client();
     uint8_t f[16];
-    size_t n = frame(f, T_HANDSHAKE, 0, 0, "tok", 3);
+    size_t n = test_put_frame(f, T_HANDSHAKE, 0, 0, "tok", 3);
     assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
     negio_event ev;
     int rc = negio_conn_next_event(c, &ev);
@@ -1127,16 +1070,16 @@ static void handshake_error_reason_is_made_printable_and_bounded(void **state)
 {
     (void)state;
     uint8_t body[4 + 300];
-    put_be32(body, 0); /* no token */
+    test_put_be32(body, 0); /* no token */
     uint8_t *reason = body + 4;
     static const char head[] = "evil\n\x1b[31mred\r\x07\x7f\xff";
     memcpy(reason, head, sizeof(head) - 1);
     for (size_t i = sizeof(head) - 1; i < 300; i++)
         reason[i] = (i % 50 == 0) ? (uint8_t)'\0' : (uint8_t)'x';
     uint8_t f[8 + sizeof(body)];
-    size_t n = frame(f, T_HS_ERROR, 0, 0, body, sizeof(body));
+    size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, body, sizeof(body));
 
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
@@ -1154,69 +1097,52 @@ static void handshake_error_reason_is_made_printable_and_bounded(void **state)
 static void handshake_error_with_a_token_reports_the_reason(void **state)
 {
     (void)state;
-    uint8_t body[4 + 5 + 12];
-    put_be32(body, 5);
-    memcpy(body + 4, "\x60\x03\x02\x01\x00", 5);
-    memcpy(body + 9, "server says", 11);
-    negio_conn *c = new_server();
-    uint8_t f[64];
-    size_t n = frame(f, T_HS_ERROR, 0, 0, body, 4 + 5 + 11);
-    assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
-    assert_non_null(strstr(negio_conn_error_detail(c), "server says"));
-    assert_sticky(c, NEGIO_ERR_PEER);
-    negio_conn_del(c);
+    static const char body[] = "\0\0\0\x05"
+                               "\x60\x03\x02\x01\x00"
+                               "server says";
+    static const frame_case cases[] = {
+        {"handshake error with a token", V, T_HS_ERROR, 0, 0, 20, body, 20,
+         .expect = NEGIO_ERR_PEER, .detail = "server says"},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void handshake_error_without_reason_is_still_peer(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
-    uint8_t f[16];
-    size_t n = frame(f, T_HS_ERROR, 0, 0, "\0\0\0\0", 4);
-    assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-    negio_event ev;
-    assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
-    assert_sticky(c, NEGIO_ERR_PEER);
-    negio_conn_del(c);
+    static const frame_case cases[] = {
+        {"handshake error without reason", V, T_HS_ERROR, 0, 0, 4, "\0\0\0\0", 4,
+         .expect = NEGIO_ERR_PEER},
+    };
+    RUN_FRAME_CASES(cases);
 }
 
 static void malformed_handshake_error_is_a_protocol_error(void **state)
 {
     (void)state;
-    static const struct {
-        const char *body;
-        size_t len;
-    } t[] = {
-        {"", 0},           /* no token length */
-        {"\0\0\0", 3},     /* short token length */
-        {"\0\0\0\x01", 4}, /* token of 1 byte, body ends */
-        {"\0\0\0\x05"
+    static const frame_case cases[] = {
+        {"no token length", V, T_HS_ERROR, 0, 0, 0, "", 0, .expect = NEGIO_ERR_PROTOCOL},
+        {"short token length", V, T_HS_ERROR, 0, 0, 3, "\0\0\0", 3, .expect = NEGIO_ERR_PROTOCOL},
+        {"token of 1 byte, body ends", V, T_HS_ERROR, 0, 0, 4, "\0\0\0\x01", 4,
+         .expect = NEGIO_ERR_PROTOCOL},
+        {"token one byte beyond the body", V, T_HS_ERROR, 0, 0, 8,
+         "\0\0\0\x05"
          "abcd",
-         8}, /* token one byte beyond the body */
-        {"\xff\xff\xff\xff"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length 0xffffffff", V, T_HS_ERROR, 0, 0, 8,
+         "\xff\xff\xff\xff"
          "abcd",
-         8}, /* token length 0xffffffff */
-        {"\x80\0\0\0"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length 0x80000000", V, T_HS_ERROR, 0, 0, 8,
+         "\x80\0\0\0"
          "abcd",
-         8}, /* token length 0x80000000 */
-        {"\xff\xff\xff\xfc"
+         8, .expect = NEGIO_ERR_PROTOCOL},
+        {"token length that wraps with + 4", V, T_HS_ERROR, 0, 0, 8,
+         "\xff\xff\xff\xfc"
          "abcd",
-         8}, /* token length that wraps with + 4 */
+         8, .expect = NEGIO_ERR_PROTOCOL},
     };
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        negio_conn *c = new_server();
-        uint8_t f[32];
-        size_t n = frame(f, T_HS_ERROR, 0, 0, t[i].body, t[i].len);
-        assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
-        negio_event ev;
-        int rc = negio_conn_next_event(c, &ev);
-        if (rc != NEGIO_ERR_PROTOCOL)
-            fail_msg("body %zu: got %s", i, negio_err_name(rc));
-        assert_sticky(c, NEGIO_ERR_PROTOCOL);
-        negio_conn_del(c);
-    }
+    RUN_FRAME_CASES(cases);
 }
 
 /* ---- close before establishment -------------------------------------------------------- */
@@ -1234,7 +1160,7 @@ static const char *expect_hs_error_frame(const uint8_t *out, size_t n)
     assert_int_equal(h.level, NEGIO_LEVEL_NONE); /* unprotected */
     assert_int_equal(h.flags, 0);
     assert_int_equal(h.length, n - 8);
-    uint32_t tlen = get_be32(out + 8);
+    uint32_t tlen = test_get_be32(out + 8);
     assert_true(tlen <= h.length - 4);
     size_t rlen = h.length - 4 - tlen;
     assert_true(rlen <= REASON_MAX);
@@ -1247,16 +1173,16 @@ static const char *expect_hs_error_frame(const uint8_t *out, size_t n)
 static void close_before_establishment_sends_an_unprotected_handshake_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_close(c, 0, "going away"), NEGIO_OK);
     size_t n;
     uint8_t *out = take_output(c, &n);
     assert_non_null(out);
     assert_string_equal(expect_hs_error_frame(out, n), "going away");
-    assert_int_equal(get_be32(out + 8), 0); /* no token */
+    assert_int_equal(test_get_be32(out + 8), 0); /* no token */
 
     /* the frame is understood by a peer */
-    negio_conn *peer = new_server();
+    negio_conn *peer = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed(peer, out, n), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(peer, &ev), NEGIO_ERR_PEER);
@@ -1280,7 +1206,7 @@ static void close_before_establishment_without_reason_still_gives_one(void **sta
     (void)state;
     static const char *reasons[] = {NULL, ""};
     for (size_t i = 0; i < 2; i++) {
-        negio_conn *c = new_server();
+        negio_conn *c = test_bare_server(NULL);
         assert_int_equal(negio_conn_close(c, 7, reasons[i]), NEGIO_OK);
         size_t n;
         uint8_t *out = take_output(c, &n);
@@ -1298,7 +1224,7 @@ static void close_before_establishment_truncates_a_long_reason(void **state)
     char reason[400];
     memset(reason, 'r', sizeof(reason) - 1);
     reason[sizeof(reason) - 1] = '\0';
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_close(c, 1, reason), NEGIO_OK);
     size_t n;
     uint8_t *out = take_output(c, &n);
@@ -1311,7 +1237,7 @@ static void close_before_establishment_truncates_a_long_reason(void **state)
 static void deferred_client_close_before_its_first_step_sends_a_handshake_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_deferred_client();
+    negio_conn *c = test_deferred_client();
     assert_int_equal(negio_conn_close(c, 0, "never mind"), NEGIO_OK);
     size_t n;
     uint8_t *out = take_output(c, &n);
@@ -1327,7 +1253,7 @@ static void deferred_client_close_before_its_first_step_sends_a_handshake_error(
 static void close_after_a_fatal_error_returns_the_sticky_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TRUNCATED);
@@ -1340,9 +1266,9 @@ static void close_after_a_fatal_error_returns_the_sticky_error(void **state)
 static void failure_before_establishment_tells_the_peer_once(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 7, 0, 0, NULL, 0);
+    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_DATA, 7, 0, 0, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PROTOCOL);
@@ -1359,16 +1285,16 @@ static void failure_before_establishment_tells_the_peer_once(void **state)
 static void peer_reported_and_truncated_failures_send_nothing_back(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t f[16];
-    size_t n = frame(f, T_HS_ERROR, 0, 0, "\0\0\0\0why", 7);
+    size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, "\0\0\0\0why", 7);
     assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_PEER);
     assert_told_peer(c, NEGIO_ERR_PEER);
     negio_conn_del(c);
 
-    c = new_server();
+    c = test_bare_server(NULL);
     assert_int_equal(negio_conn_feed(c, f, 5), NEGIO_OK);
     assert_int_equal(negio_conn_feed_eof(c), NEGIO_OK);
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TRUNCATED);
@@ -1379,10 +1305,10 @@ static void peer_reported_and_truncated_failures_send_nothing_back(void **state)
 static void failure_after_close_before_establishment_sends_no_second_handshake_error(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     assert_int_equal(negio_conn_close(c, 0, "first"), NEGIO_OK);
     uint8_t f[8];
-    build_frame(f, 2, T_DATA, 0, 0, 0, NULL, 0);
+    test_put_raw_frame(f, 2, T_DATA, 0, 0, 0, NULL, 0);
     /* the local close ended the connector: later input is refused, not parsed */
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_ERR_CLOSED);
     negio_event ev;
@@ -1419,7 +1345,7 @@ static void connector_keeps_its_own_copy_of_the_config(void **state)
     assert_int_equal(negio_config_set_service(cfg, "other@elsewhere"), NEGIO_OK);
     negio_config_del(cfg);
     uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
+    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);
@@ -1439,7 +1365,7 @@ static void rejected_limits_leave_the_previous_limits_in_place(void **state)
     assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
     negio_config_del(cfg);
     uint8_t f[8];
-    build_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
+    test_put_raw_frame(f, NEGIO_PROTOCOL_VERSION, T_HANDSHAKE, 0, 0, 2049, NULL, 0);
     assert_int_equal(negio_conn_feed(c, f, 8), NEGIO_OK);
     negio_event ev;
     assert_int_equal(negio_conn_next_event(c, &ev), NEGIO_ERR_TOO_LARGE);

@@ -12,53 +12,11 @@
 #include <cmocka.h>
 
 #include "negio/negio.h"
+#include "support/bytes.h"
+#include "support/support.h"
 
 #define T_HANDSHAKE 1
 #define T_HS_ERROR 2
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* A frame header announcing BODY_LEN bytes, followed by the body. Returns the total size. */
-static size_t frame(uint8_t *out, unsigned type, unsigned level, unsigned flags, const void *body,
-                    size_t body_len)
-{
-    out[0] = NEGIO_PROTOCOL_VERSION;
-    out[1] = (uint8_t)type;
-    out[2] = (uint8_t)level;
-    out[3] = (uint8_t)flags;
-    put_be32(out + 4, (uint32_t)body_len);
-    if (body_len > 0)
-        memcpy(out + 8, body, body_len);
-    return 8 + body_len;
-}
-
-static negio_conn *new_server(void)
-{
-    negio_config *cfg = NULL;
-    assert_int_equal(negio_config_new(&cfg, NEGIO_ROLE_SERVER), NEGIO_OK);
-    negio_conn *c = NULL;
-    assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
-    negio_config_del(cfg);
-    return c;
-}
-
-static negio_conn *new_deferred_client(void)
-{
-    negio_config *cfg = NULL;
-    assert_int_equal(negio_config_new(&cfg, NEGIO_ROLE_CLIENT), NEGIO_OK);
-    assert_int_equal(negio_config_set_service(cfg, "negio@localhost"), NEGIO_OK);
-    assert_int_equal(negio_config_set_deferred_steps(cfg, 1), NEGIO_OK);
-    negio_conn *c = NULL;
-    assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
-    negio_config_del(cfg);
-    return c;
-}
 
 static void drop_output(negio_conn *c)
 {
@@ -85,10 +43,10 @@ static void handshake_error_limit_does_not_wrap_with_the_largest_token_limit(voi
     assert_int_equal(negio_conn_new(&c, cfg), NEGIO_OK);
     negio_config_del(cfg);
     uint8_t body[4 + 296];
-    put_be32(body, 0);
+    test_put_be32(body, 0);
     memset(body + 4, 'r', 296);
     uint8_t f[8 + sizeof(body)];
-    size_t n = frame(f, T_HS_ERROR, 0, 0, body, sizeof(body));
+    size_t n = test_put_frame(f, T_HS_ERROR, 0, 0, body, sizeof(body));
     assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
     negio_event ev;
     int rc = negio_conn_next_event(c, &ev);
@@ -105,9 +63,9 @@ static void handshake_error_limit_does_not_wrap_with_the_largest_token_limit(voi
 static void handshake_frame_reaching_a_client_before_its_first_token_is_refused(void **state)
 {
     (void)state;
-    negio_conn *c = new_deferred_client();
+    negio_conn *c = test_deferred_client();
     uint8_t f[16];
-    size_t n = frame(f, T_HANDSHAKE, 0, 0, "tok", 3);
+    size_t n = test_put_frame(f, T_HANDSHAKE, 0, 0, "tok", 3);
     assert_int_equal(negio_conn_feed(c, f, n), NEGIO_OK);
     negio_event ev;
     /* the refusal may come from next_event or, at the latest, from the first step */
@@ -132,10 +90,10 @@ static void handshake_frame_reaching_a_client_before_its_first_token_is_refused(
 static void want_event_is_clear_while_a_frame_body_is_incomplete(void **state)
 {
     (void)state;
-    negio_conn *c = new_server();
+    negio_conn *c = test_bare_server(NULL);
     uint8_t body[100] = {0};
     uint8_t f[108];
-    frame(f, T_HANDSHAKE, 0, 0, body, sizeof(body));
+    test_put_frame(f, T_HANDSHAKE, 0, 0, body, sizeof(body));
     assert_int_equal(negio_conn_feed(c, f, 8 + 10), NEGIO_OK);
     negio_event ev;
     int rc = negio_conn_next_event(c, &ev);
@@ -155,7 +113,7 @@ static void want_event_is_clear_while_a_frame_body_is_incomplete(void **state)
 static void close_before_establishment_stops_the_handshake(void **state)
 {
     (void)state;
-    negio_conn *c = new_deferred_client();
+    negio_conn *c = test_deferred_client();
     assert_int_equal(negio_conn_close(c, 0, "changed my mind"), NEGIO_OK);
     drop_output(c); /* the HANDSHAKE_ERROR */
     unsigned want = negio_conn_want(c);

@@ -9,28 +9,16 @@
 
 #include <cmocka.h>
 
+#include "support/bytes.h"
 #include "wire/frame.h"
 #include "negio/negio.h"
-
-static void put_raw(uint8_t *p, unsigned version, unsigned type, unsigned level, unsigned flags,
-                    uint32_t length)
-{
-    p[0] = (uint8_t)version;
-    p[1] = (uint8_t)type;
-    p[2] = (uint8_t)level;
-    p[3] = (uint8_t)flags;
-    p[4] = (uint8_t)(length >> 24);
-    p[5] = (uint8_t)(length >> 16);
-    p[6] = (uint8_t)(length >> 8);
-    p[7] = (uint8_t)length;
-}
 
 /* Decodes a raw header and returns the result; *WHY is set to NULL beforehand. */
 static int decode_raw(unsigned version, unsigned type, unsigned level, unsigned flags,
                       uint32_t length, negio__frame_hdr *h, const char **why)
 {
     uint8_t p[NEGIO__HDR_LEN];
-    put_raw(p, version, type, level, flags, length);
+    test_put_header(p, version, type, level, flags, length);
     *why = NULL;
     return negio__frame_decode(p, h, why, 0);
 }
@@ -92,7 +80,7 @@ static void encode_then_decode_round_trips_every_valid_combination(void **state)
                     memset(wire, 0xAA, sizeof(wire));
                     negio__frame_encode(wire, &in);
                     uint8_t expect[NEGIO__HDR_LEN];
-                    put_raw(expect, NEGIO_PROTOCOL_VERSION, type, level, flags, lengths[i]);
+                    test_put_header(expect, NEGIO_PROTOCOL_VERSION, type, level, flags, lengths[i]);
                     assert_memory_equal(wire, expect, NEGIO__HDR_LEN);
 
                     negio__frame_hdr out;

@@ -30,6 +30,8 @@
 #include <openssl/x509v3.h>
 
 #include "support/certs.h"
+#include "support/clock.h"
+#include "support/net.h"
 #include "support/tls_mitm.h"
 #include "support/tls_peer.h"
 
@@ -750,15 +752,16 @@ static void set_timeouts(int fd)
 
 static int listen_loopback(uint16_t *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = test_tcp_listen(port);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int connect_loopback(uint16_t port)
+{
+    int fd = test_tcp_connect(port);
+    assert_true(fd >= 0);
+    set_timeouts(fd);
     return fd;
 }
 
@@ -879,12 +882,7 @@ typedef struct client_result {
 static void client_run(uint16_t port, int max_version, const char *msg, client_result *r)
 {
     memset(r, 0, sizeof(*r));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    set_timeouts(fd);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd = connect_loopback(port);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(ctx);
     assert_int_equal(SSL_CTX_load_verify_locations(ctx, certs.ca_cert, NULL), 1);
@@ -999,11 +997,7 @@ static void client_refusing_the_mitm_leaves_upstream_untouched(void **state)
     assert_non_null(strstr(r.error, "certificate verify failed"));
     /* wait for the MITM's side of the failure */
     char err[1024] = "";
-    for (int i = 0; i < 500 && err[0] == '\0'; i++) {
-        test_mitm_last_error(m, err, sizeof(err));
-        if (err[0] == '\0')
-            usleep(10000);
-    }
+    TEST_POLL_UNTIL((test_mitm_last_error(m, err, sizeof(err)), err[0] != '\0'), 5000);
     assert_non_null(strstr(err, "conn 0: client leg:"));
     assert_non_null(strstr(err, "alert unknown ca"));
     assert_int_equal(test_mitm_accepted(m), 1);
@@ -1058,13 +1052,8 @@ static void mitm_stops_with_connections_open(void **state)
     int up = listen_loopback(&up_port);
     test_mitm *m;
     assert_int_equal(test_mitm_start(&m, certs.mitm_cert, certs.mitm_key, up_port), 0);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    set_timeouts(fd);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(test_mitm_port(m))};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    for (int i = 0; i < 500 && test_mitm_accepted(m) == 0; i++)
-        usleep(10000);
+    int fd = connect_loopback(test_mitm_port(m));
+    TEST_POLL_UNTIL(test_mitm_accepted(m) == 1, 5000);
     assert_int_equal(test_mitm_accepted(m), 1);
     test_mitm_stop(m); /* mid-handshake: joins and frees all the same */
     char c;

@@ -407,9 +407,11 @@ static int parse_handshake(negio_conn *c, int *progress)
 }
 
 /* Kerberos tokens carry their sequence number in the clear (RFC 4121 4.2.6.1 and 4.2.6.2, bytes
- * 8 to 15 of a MIC or wrap token): each must follow the last. MIT checks it only when the client
- * asked for replay or sequence detection, which .NET clients on Linux do not; NTLM checks its
- * own (the signature covers it). 0, or the refusal. */
+ * 8 to 15 of a MIC or wrap token): each must follow the last, and the first must carry the
+ * number the context started with where this side knows it (the fast path: dropping the first
+ * messages is caught too; on MIT's path the first message sets it). MIT checks the order only
+ * when the client asked for replay or sequence detection, which .NET clients on Linux do not;
+ * NTLM checks its own (the signature covers it). 0, or the refusal. */
 static int kerberos_order(negio_conn *c, const uint8_t *tok, size_t len, uint64_t *seq)
 {
     *seq = 0;
@@ -417,6 +419,12 @@ static int kerberos_order(negio_conn *c, const uint8_t *tok, size_t len, uint64_
         return 1; /* not an RFC 4121 token: the mechanism's own checks stand */
     for (int i = 8; i < 16; i++)
         *seq = *seq << 8 | tok[i];
+    uint64_t first;
+    if (!c->nns.rseq_known && negio__gss_recv_seq_first(c->gss, &first) && *seq != first)
+        return negio__conn_fail(c, NEGIO_ERR_INTEGRITY,
+                                "the first data message carries sequence number %llu where %llu "
+                                "was due: earlier messages were dropped on the way",
+                                (unsigned long long)*seq, (unsigned long long)first);
     if (c->nns.rseq_known && *seq != c->nns.rseq + 1)
         return negio__conn_fail(c, NEGIO_ERR_INTEGRITY,
                                 "a data message out of sequence (number %llu after %llu): "

@@ -117,6 +117,11 @@ int32_t negio__cfx_enctype(const negio__cfx *c)
     return k->type != NULL ? k->type->enctype : 0;
 }
 
+uint64_t negio__cfx_recv_next(const negio__cfx *c)
+{
+    return c->recv.base + c->recv.next; /* wraps, as the numbers do */
+}
+
 size_t negio__cfx_mic_length(const negio__cfx *c)
 {
     const struct keyset *k = &c->keys[c->acceptor_subkey ? 1 : 0];

@@ -61,6 +61,9 @@ int32_t negio__cfx_enctype(const negio__cfx *c);
 /* The length of the MIC tokens this side makes (as gss_get_mic_iov_length gives it): the
  * 16-byte header and the checksum of the key above. */
 size_t negio__cfx_mic_length(const negio__cfx *c);
+/* The sequence number the peer's next token should carry if none was lost: the one the context
+ * started with, plus one for each token taken since. */
+uint64_t negio__cfx_recv_next(const negio__cfx *c);
 
 /* One piece of a message covered by a MIC, where it lies. */
 typedef struct negio__cfx_piece {

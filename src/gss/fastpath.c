@@ -109,6 +109,14 @@ int negio__gss_fast_take(gss_ctx_id_t *ctx, OM_uint32 flags, negio__cfx **out, c
     return 1;
 }
 
+int negio__gss_recv_seq_first(const negio__gss *g, uint64_t *seq)
+{
+    if (g->cfx == NULL)
+        return 0;
+    *seq = negio__cfx_recv_next(g->cfx);
+    return 1;
+}
+
 int negio__gss_fast_engage(negio__gss *g, char *detail)
 {
     if (!g->fast_wanted || g->won != NEGIO_MECH_KERBEROS)

@@ -70,6 +70,9 @@ int negio__gss_mic_joins(const negio__gss *g);
 /* The test build only (negio_hook_static, tests/CMakeLists.txt): non-zero makes every MIC of the
  * process go through the joined form (to show both are the same on the wire). */
 extern _Atomic int negio__gss_no_iov;
+/* Non-zero makes an [MS-NNS] client ask for neither replay nor sequence detection, as .NET's
+ * client on Linux does: the order of a Kerberos stream is then the profile's own check. */
+extern _Atomic int negio__gss_nns_unordered;
 #endif
 /* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
 int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,
@@ -101,6 +104,10 @@ int negio__gss_peer_unsafe(const negio__gss *g);
 /* The length of this context's MIC tokens (Kerberos: gss_get_mic_iov_length, which uses no
  * sequence number; NTLM: 16), in *LEN. 0, or NEGIO_ERR_INTEGRITY with DETAIL. */
 int negio__gss_mic_length(negio__gss *g, size_t *len, char *detail);
+/* Kerberos on the fast path: the sequence number the peer's first token must carry, which the
+ * context's keys came with (the peer's initial number from the AP-REQ or AP-REP), in *SEQ: 1. 0
+ * when this side cannot know it (NTLM, or MIT's path, which keeps it to itself). */
+int negio__gss_recv_seq_first(const negio__gss *g, uint64_t *seq);
 /* The Windows status ([MS-ERREF] 2.1 HRESULT, SSPI's SEC_E_*) that says why the last context step
  * failed, as SSPI would: for a [MS-NNS] HandshakeError. 0 when no step failed. */
 uint32_t negio__gss_windows_status(const negio__gss *g);

@@ -8,6 +8,7 @@
 
 #ifdef NEGIO_TEST_HOOKS
 _Atomic int negio__gss_no_iov;
+_Atomic int negio__gss_nns_unordered;
 
 #endif
 

@@ -13,6 +13,7 @@
 
 #include "conn/conn_internal.h"
 #include "conn/nns.h"
+#include "gss/gss_internal.h"
 #include "negio/identity.h"
 #include "support/bytes.h"
 #include "support/checks.h"
@@ -739,9 +740,10 @@ static void every_byte_of_a_data_message_is_covered(void **state)
     }
 }
 
-/* The mechanisms' sequence numbers order the stream: a data message replayed, two swapped, or one
- * dropped is fatal (for Kerberos the profile checks the order itself, since .NET clients on Linux
- * ask for no replay detection). */
+/* The mechanisms' sequence numbers order the stream: a data message replayed, two swapped, or the
+ * first one dropped (the second arriving alone) is fatal (for Kerberos the profile checks the
+ * order itself, since .NET clients on Linux ask for no replay detection: on the fast path, the
+ * default, from the number the context started with). */
 static void replayed_reordered_or_dropped_messages_are_fatal(void **state)
 {
     (void)state;
@@ -758,10 +760,10 @@ static void replayed_reordered_or_dropped_messages_are_fatal(void **state)
                 rc = feed_server(&p, m1, n1);
             } else if (how == 1) { /* reorder */
                 rc = feed_server(&p, m2, n2);
-            } else { /* the first dropped */
+            } else { /* the first dropped: the second arrives alone */
                 rc = feed_server(&p, m2, n2);
             }
-            if (how != 0)
+            if (how == 1)
                 rc = rc ? rc : feed_server(&p, m1, n1);
             if (rc != NEGIO_ERR_INTEGRITY)
                 fail_msg("%s case %d: %s", test_path_name((test_path)path), how,
@@ -769,11 +771,53 @@ static void replayed_reordered_or_dropped_messages_are_fatal(void **state)
             /* a replay of a Kerberos token: the profile's own order check says so first */
             if (how == 0 && test_path_mech((test_path)path) == NEGIO_MECH_KERBEROS)
                 test_assert_detail_has(p.server.conn, "out of sequence");
+            if (how == 2 && test_path_mech((test_path)path) == NEGIO_MECH_KERBEROS &&
+                p.server.conn->gss->cfx != NULL) /* else MIT's gap check says it */
+                test_assert_detail_has(p.server.conn, "earlier messages were dropped");
             free(m1);
             free(m2);
             test_pair_free(&p);
         }
     }
+}
+
+/* A .NET client on Linux asks for neither replay nor sequence detection, so neither MIT nor the
+ * fast path checks the order of a Kerberos stream: the profile does, from the number the context
+ * started with (the fast path knows it), so even the first messages dropped are caught. On MIT's
+ * path the first message sets the number. */
+static void a_stream_without_order_flags_still_refuses_a_dropped_first_message(void **state)
+{
+    (void)state;
+    negio__gss_nns_unordered = 1;
+    for (int path = PATH_KERBEROS; path <= PATH_NEG_KERBEROS; path++) {
+        test_pair p;
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        establish(&p, test_path_name((test_path)path));
+        assert_false(p.server.conn->gss->flags & (GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG));
+        size_t n1, n2, n3;
+        uint8_t *m1 = data_message(&p, "first", &n1), *m2 = data_message(&p, "second", &n2),
+                *m3 = data_message(&p, "third", &n3);
+        if (p.server.conn->gss->cfx != NULL) {
+            assert_int_equal(feed_server(&p, m2, n2), NEGIO_ERR_INTEGRITY);
+            test_assert_detail_has(p.server.conn, "earlier messages were dropped");
+        } else { /* NEGIO_KRB5_FAST_PATH=0: MIT keeps the first number to itself (SECURITY.md) */
+            assert_int_equal(feed_server(&p, m2, n2), 0);
+        }
+        test_pair_free(&p);
+        /* and in order, all three arrive */
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        establish(&p, test_path_name((test_path)path));
+        free(m1), free(m2), free(m3);
+        m1 = data_message(&p, "first", &n1), m2 = data_message(&p, "second", &n2);
+        m3 = data_message(&p, "third", &n3);
+        assert_int_equal(feed_server(&p, m1, n1), 0);
+        assert_int_equal(feed_server(&p, m2, n2), 0);
+        assert_int_equal(feed_server(&p, m3, n3), 0);
+        assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 3);
+        free(m1), free(m2), free(m3);
+        test_pair_free(&p);
+    }
+    negio__gss_nns_unordered = 0;
 }
 
 /* The stream has no close message: its end between messages is the end, inside one truncation;
@@ -995,6 +1039,7 @@ int main(void)
         cmocka_unit_test(impersonation_levels_map_to_flags_identity_and_delegation),
         cmocka_unit_test(every_byte_of_a_data_message_is_covered),
         cmocka_unit_test(replayed_reordered_or_dropped_messages_are_fatal),
+        cmocka_unit_test(a_stream_without_order_flags_still_refuses_a_dropped_first_message),
         cmocka_unit_test(the_end_of_the_stream_is_the_end_and_inside_a_message_truncation),
         cmocka_unit_test(malformed_messages_are_refused_on_their_header),
         cmocka_unit_test(a_clients_refusal_after_the_servers_done_is_recognized),

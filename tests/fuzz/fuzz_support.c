@@ -44,6 +44,7 @@ static int documented_fatal(int rc)
     case NEGIO_ERR_CREDENTIALS:
     case NEGIO_ERR_CLOSED:
     case NEGIO_ERR_REJECTED:
+    case NEGIO_ERR_BINDING: /* also from a peer: an [MS-NNS] HandshakeError of SEC_E_BAD_BINDINGS */
         return 1;
     default:
         return 0;

@@ -482,6 +482,8 @@ seed(N, "server-stream-ends-inside-a-token", sv + nns_hs(IN_PROGRESS, NTLM_NEGOT
 cl = bytes([NTLM])
 seed(N, "client-error-short", cl + nns_hs(ERROR, b"\x01\x02\x03\x04"))
 seed(N, "client-error-trust-failure-netfx", cl + nns_hs(ERROR, struct.pack(">Q", 0x6FE)))
+# SEC_E_BAD_BINDINGS as .NET 8 writes it (Int64 little-endian, sign-extended): NEGIO_ERR_BINDING
+seed(N, "client-error-bad-bindings", cl + nns_hs(ERROR, struct.pack("<q", -0x7FF6FCBA)))
 seed(N, "client-challenge-then-empty-done", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +
      nns_hs(DONE))
 seed(N, "client-challenge-then-done-then-data", cl + nns_hs(IN_PROGRESS, ntlm_challenge()) +

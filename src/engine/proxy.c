@@ -83,35 +83,36 @@ int negio__cidr_parse(const char *list, negio__cidr **out)
     return (int)n;
 }
 
-/* An IPv4 address mapped into IPv6 (::ffff:a.b.c.d, what a dual-stack listener sees) matches
- * the IPv4 blocks too. */
+/* Whether the first BITS bits of A and B agree. */
+static int prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, whole) != 0)
+        return 0;
+    return rest == 0 || ((a[whole] ^ b[whole]) & (0xffu << (8 - rest)) & 0xff) == 0;
+}
+
+/* An IPv4 source is matched in both of its forms: as itself against the IPv4 blocks, and mapped
+ * into IPv6 (::ffff:a.b.c.d, what a dual-stack listener sees) against the IPv6 ones, so that
+ * "::ffff:10.0.0.0/104" is 10.0.0.0/8 and "::/0" every source. A mapped source is the same. */
 int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *sa)
 {
-    uint8_t a[16];
-    int family;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    uint8_t v6[16];
+    int v4 = 0; /* the IPv4 form is in v6 + 12 */
     if (sa->sa_family == AF_INET) {
-        family = AF_INET;
-        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        memcpy(v6, mapped, 12);
+        memcpy(v6 + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        v4 = 1;
     } else if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(b, mapped, 12) == 0) {
-            family = AF_INET;
-            memcpy(a, b + 12, 4);
-        } else {
-            family = AF_INET6;
-            memcpy(a, b, 16);
-        }
+        memcpy(v6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 16);
+        v4 = memcmp(v6, mapped, 12) == 0;
     } else {
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (list[i].family != family)
-            continue;
-        unsigned bits = list[i].bits, whole = bits / 8, rest = bits % 8;
-        if (memcmp(a, list[i].addr, whole) != 0)
-            continue;
-        if (rest == 0 || ((a[whole] ^ list[i].addr[whole]) & (0xffu << (8 - rest)) & 0xff) == 0)
+        if (list[i].family == AF_INET ? v4 && prefix_equal(v6 + 12, list[i].addr, list[i].bits)
+                                      : prefix_equal(v6, list[i].addr, list[i].bits))
             return 1;
     }
     return 0;

@@ -151,7 +151,101 @@ wait_until 10 grep -q "has errors" "$tmp/conf.out"
 grep -q "tunnels.conf:$(wc -l <"$tmp/tunnels.conf"): expected \[section\], NAME = VALUE" "$tmp/conf.err" ||
   fail "reload error: $(cat "$tmp/conf.err")"
 [ "$(redis-cli -p "$cp" GET conf)" = yes ] || fail "the tunnels stopped after a failed reload"
+# the good file again: every tunnel of it reloads (in file order), and an established tunnel
+# (a subscriber) stays up
+cp "$tmp/good.conf" "$tmp/tunnels.conf"
+redis-cli -p "$cp" SUBSCRIBE confnews >"$tmp/conf-sub.out" 2>&1 &
+csub=$!; servers+=("$csub")
+wait_until 10 grep -q confnews "$tmp/conf-sub.out"
+kill -HUP "$confpid"
+wait_until 10 python3 -c '
+import json, sys
+names = {e.get("tunnel") for e in map(json.loads, open(sys.argv[1])) if e["event"] == "reload" and e["message"].startswith("reloaded")}
+sys.exit(0 if {"redis-server", "redis-client"} <= names else 1)' "$tmp/conf.out"
+kill -0 "$confpid" || fail "the process died reloading two tunnels"
+[ "$(redis-cli -p "$cp" PUBLISH confnews after-reload)" = 1 ] || fail "the subscriber's tunnel did not survive the reload"
+# a change only a restart applies refuses the whole reload, and says what it was
+sed -i 's/^allow = @NEGIO.TEST$/allow = @NEGIO.TEST\naccept-proxy-from = 10.0.0.0\/8/' "$tmp/tunnels.conf"
+kill -HUP "$confpid"
+wait_until 10 grep -q "reload refused" "$tmp/conf.out"
+grep -q '"tunnel":"redis-server","message":"--accept-proxy-from changed, which only a restart applies"' "$tmp/conf.out" ||
+  fail "the refused reload does not say why: $(cat "$tmp/conf.out")"
+# a tunnel dropped from the file stops, one added starts, the others go on
+ap=$(free_port)
+sed "s/^\[redis-client\]$/[redis-client2]/; s/^listen = 127.0.0.1:$cp$/listen = 127.0.0.1:$ap/" \
+  "$tmp/good.conf" >"$tmp/tunnels.conf"
+kill -HUP "$confpid"
+wait_until 10 grep -q '"tunnel":"redis-client","message":"removed from the configuration' "$tmp/conf.out"
+wait_until 10 redis-cli -p "$ap" PING
+[ "$(redis-cli -p "$ap" GET conf)" = yes ] || fail "the tunnel a reload added does not relay"
+kill -0 "$confpid" || fail "the process died reloading"
+kill "$csub" 2>/dev/null || true; wait "$csub" 2>/dev/null || true
 stop_tunnel "$confpid"
+
+# ---- out of descriptors: the client's listener pauses instead of spinning ----------------------
+# 24 descriptors: the tunnel's own (loop, signals, engine, listeners) and a few connections
+ep=$(free_port)
+prlimit --nofile=24:24 "$negio" tunnel client --listen "127.0.0.1:$ep" --connect "127.0.0.1:$sport" \
+  --mech kerberos --log json >"$tmp/emfile.out" 2>"$tmp/emfile.err" &
+epid=$!; servers+=("$epid")
+wait_until 10 grep -q '"event":"listening"' "$tmp/emfile.out"
+python3 - "$ep" "$epid" "$tmp/emfile.out" <<'PY' || fail "out of descriptors: $(cat "$tmp/emfile.out")"
+import socket, sys, time
+port, pid, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+held = []
+def cpu():
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / 100.0  # utime + stime, in seconds
+# more connections than it has descriptors for: the rest wait in the backlog
+for _ in range(30):
+    s = socket.create_connection(("127.0.0.1", port))
+    held.append(s)
+deadline = time.monotonic() + 10
+while b"pausing the listener" not in open(log, "rb").read():
+    if time.monotonic() > deadline:
+        sys.exit("no pause was logged")
+    time.sleep(0.05)
+before, t0 = cpu(), time.monotonic()
+time.sleep(2)
+used = cpu() - before
+print("CPU while out of descriptors: %.2f s in %.2f s" % (used, time.monotonic() - t0))
+# a spinning loop uses the whole 2 s; the paused one wakes a few times a second
+if used > 0.5:
+    sys.exit("the listener spins: %.2f s of CPU in 2 s" % used)
+if open(log, "rb").read().count(b"pausing the listener") != 1:
+    sys.exit("the pause was logged more than once in one episode")
+for s in held:
+    s.close()
+PY
+wait_until 20 grep -q "accepting connections again" "$tmp/emfile.out"
+[ "$(redis-cli -p "$ep" PING)" = PONG ] || fail "no tunnel after the descriptors came back"
+stop_tunnel "$epid"
+
+# ---- the metrics endpoint holds at most 16 requests, each for at most 5 s -----------------------
+python3 - "$metrics_port" <<'PY' || fail "metrics under idle clients"
+import socket, sys, time, urllib.request
+port = int(sys.argv[1])
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+for s in idle:
+    s.sendall(b"GET /metrics HTTP/1.0\r\n")  # and never the end of the request
+time.sleep(0.2)
+extra = socket.create_connection(("127.0.0.1", port))
+extra.settimeout(5)
+try:
+    if extra.recv(1) != b"":
+        sys.exit("a 17th request was served")
+except ConnectionResetError:
+    pass
+# each idle one is closed by its deadline
+for s in idle:
+    s.settimeout(10)
+    try:
+        if s.recv(1) != b"":
+            sys.exit("an idle request got an answer")
+    except ConnectionResetError:
+        pass
+print(urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read()[:40])
+PY
 
 # ---- a config file's errors, each with its line --------------------------------------------------
 bad() { # LINE-TEXT EXPECTED-MESSAGE: the file with LINE-TEXT as line 4 of a good tunnel

@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+#include "engine/engine_internal.h"
 #include "engine/engine_support.h"
 #include "support/net.h"
 
@@ -432,6 +434,62 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
     side_free(&srv);
 }
 
+/* Which sources a list of blocks names (negio__cidr_match): each family as written, an IPv4
+ * source in its mapped IPv6 form as well, and every prefix length to the bit. */
+static void source_lists_match_to_the_bit_in_both_forms_of_an_ipv4_address(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list, *source;
+        int match;
+    } cases[] = {
+        {"127.0.0.1", "127.0.0.1", 1},
+        {"127.0.0.1", "127.0.0.2", 0},
+        {"10.0.0.0/8", "10.255.1.2", 1},
+        {"10.0.0.0/8", "11.0.0.1", 0},
+        {"192.168.1.0/25", "192.168.1.127", 1},
+        {"192.168.1.0/25", "192.168.1.128", 0},
+        {"0.0.0.0/0", "203.0.113.9", 1},
+        {"0.0.0.0/0", "2001:db8::1", 0},
+        {"::1", "::1", 1},
+        {"::1/128", "::2", 0},
+        {"2001:db8::/32", "2001:db8:ffff::1", 1},
+        {"2001:db8::/33", "2001:db8:8000::1", 0},
+        {"::/0", "2001:db8::1", 1},
+        /* an IPv4 source seen mapped, and mapped entries */
+        {"127.0.0.1", "::ffff:127.0.0.1", 1},
+        {"::ffff:127.0.0.1", "127.0.0.1", 1},
+        {"::ffff:127.0.0.1", "::ffff:127.0.0.1", 1},
+        {"::ffff:10.0.0.0/104", "10.1.2.3", 1},
+        {"::ffff:10.0.0.0/104", "11.1.2.3", 0},
+        {"::/0", "198.51.100.7", 1},
+        {"::/0", "::ffff:8.8.8.8", 1},
+        {"2001:db8::/32", "10.0.0.1", 0},
+        {"10.0.0.0/8, ::1", "::1", 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        negio__cidr *v = NULL;
+        int n = negio__cidr_parse(cases[i].list, &v);
+        assert_true(n > 0);
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        if (strchr(cases[i].source, ':') != NULL) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            a->sin6_family = AF_INET6;
+            assert_int_equal(inet_pton(AF_INET6, cases[i].source, &a->sin6_addr), 1);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            a->sin_family = AF_INET;
+            assert_int_equal(inet_pton(AF_INET, cases[i].source, &a->sin_addr), 1);
+        }
+        int got = negio__cidr_match(v, (size_t)n, (struct sockaddr *)&ss);
+        if (got != cases[i].match)
+            fail_msg("%s against %s: %d, expected %d", cases[i].source, cases[i].list, got,
+                     cases[i].match);
+        negio__free(v);
+    }
+}
+
 int main(void)
 {
     test_realm_get();
@@ -440,6 +498,7 @@ int main(void)
         cmocka_unit_test(a_refused_backend_closes_the_client_promptly_with_the_reason),
         cmocka_unit_test(a_backend_that_does_not_read_bounds_what_each_relay_holds),
         cmocka_unit_test(proxy_headers_are_taken_only_from_the_listed_sources),
+        cmocka_unit_test(source_lists_match_to_the_bit_in_both_forms_of_an_ipv4_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

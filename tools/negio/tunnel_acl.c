@@ -154,6 +154,20 @@ oom:
     return NULL;
 }
 
+/* Where the realm of a Kerberos display name begins: its last '@' that no backslash escapes (MIT
+ * shows an '@' inside a component or a realm's name as "\\@"), or NULL. */
+static const char *realm_of(const char *name)
+{
+    const char *at = NULL;
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p == '\\' && p[1] != '\0')
+            p++;
+        else if (*p == '@')
+            at = p;
+    }
+    return at;
+}
+
 int acl_allows(const struct acl *a, const char *peer, negio_mech mech, char *why, size_t cap)
 {
     if (peer == NULL || peer[0] == '\0') {
@@ -170,9 +184,10 @@ int acl_allows(const struct acl *a, const char *peer, negio_mech mech, char *why
             if (mech == NEGIO_MECH_KERBEROS && strcmp(peer, e->text) == 0)
                 return 1;
             break;
-        case ACL_REALM: {
-            size_t pl = strlen(peer), rl = strlen(e->text);
-            if (mech == NEGIO_MECH_KERBEROS && pl > rl && strcmp(peer + pl - rl, e->text) == 0)
+        case ACL_REALM: { /* the whole realm, not a suffix: "u@X\\@REALM" is not in @REALM */
+            const char *realm = realm_of(peer);
+            if (mech == NEGIO_MECH_KERBEROS && realm != NULL && realm != peer &&
+                strcmp(realm, e->text) == 0)
                 return 1;
             break;
         }

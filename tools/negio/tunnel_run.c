@@ -42,10 +42,15 @@ struct tunnel {
     negio_engine *engine;
     uint16_t port; /* the bound port */
     struct sockaddr_storage listen_addr;
-    /* client: the plain listener, on the main loop */
+    /* client: the plain listener and its backoff while out of descriptors, on the main loop */
     int lfd;
     uv_poll_t poll;
     int polling;
+    uv_timer_t backoff;
+    int backoff_ready;
+    uint64_t backoff_ms; /* 0: accepting; else the pause before the next try */
+    int handles;         /* of poll and backoff, not yet closed */
+    int removing;        /* a reload dropped it: stopped once its handles are closed */
     struct tunnel_metrics m;
 };
 
@@ -70,6 +75,7 @@ struct runner {
     pthread_mutex_t out_mu;
     uv_tcp_t metrics;
     int metrics_on;
+    unsigned http_open; /* metrics requests being served */
     int stopping;
 };
 
@@ -97,6 +103,16 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
+/* Whether V is printable as it is in key=value text: no space, quote, '=', backslash, control
+ * character or DEL anywhere in it. */
+static int text_plain(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == ' ' || *p == '"' || *p == '=' || *p == '\\')
+            return 0;
+    return 1;
+}
+
 /* A value in key=value text: bare if it is plain, else quoted (json_quote keeps control
  * characters away from the terminal). */
 static void text_value(const char *key, const char *v)
@@ -104,7 +120,7 @@ static void text_value(const char *key, const char *v)
     if (v == NULL || v[0] == '\0')
         return;
     printf(" %s=", key);
-    if (strpbrk(v, " \"=\\") == NULL && strspn(v, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\r") == 0)
+    if (text_plain(v))
         fputs(v, stdout);
     else
         json_quote(stdout, v, strlen(v));
@@ -333,6 +349,33 @@ static void reset_close(int fd)
     close(fd);
 }
 
+static void on_plain_ready(uv_poll_t *p, int status, int events);
+
+static void on_backoff(uv_timer_t *timer)
+{
+    struct tunnel *t = timer->data;
+    if (t->polling && !t->removing)
+        uv_poll_start(&t->poll, UV_READABLE, on_plain_ready);
+}
+
+/* Out of descriptors (or kernel memory): the connection waits in the backlog, and the listener
+ * stops polling for a while instead of being told again at once that it is readable (which
+ * would spin the main loop); the pause doubles up to 2 s while it lasts. The episode is logged
+ * once at its start and once at its end, when the backlog is empty again. */
+static void accept_starved(struct tunnel *t, int err)
+{
+    if (t->backoff_ms == 0) {
+        t->backoff_ms = 50;
+        say(t->run, "error", t->def->name, 0,
+            "cannot accept connections: %s; pausing the listener until descriptors free up",
+            strerror(err));
+    } else if (t->backoff_ms < 2000) {
+        t->backoff_ms *= 2;
+    }
+    uv_poll_stop(&t->poll);
+    uv_timer_start(&t->backoff, on_backoff, t->backoff_ms, 0);
+}
+
 static void on_plain_ready(uv_poll_t *p, int status, int events)
 {
     (void)events;
@@ -343,8 +386,16 @@ static void on_plain_ready(uv_poll_t *p, int status, int events)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(t->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or out of descriptors: the next poll tries again */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                accept_starved(t, errno);
+            } else if (t->backoff_ms != 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                /* the backlog is empty: the episode is over */
+                t->backoff_ms = 0;
+                say(t->run, "listening", t->def->name, 0, "accepting connections again");
+            }
+            return; /* the next poll tries again */
+        }
         struct tconn *tc = calloc(1, sizeof(*tc));
         char from[80];
         addr_text((struct sockaddr *)&ss, from, sizeof(from));
@@ -422,10 +473,20 @@ static int plain_listen(struct tunnel *t)
     t->port = ntohs(t->listen_addr.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&t->listen_addr)->sin6_port
                         : ((struct sockaddr_in *)&t->listen_addr)->sin_port);
-    uv_poll_init_socket(&t->run->loop, &t->poll, fd);
+    if (uv_poll_init_socket(&t->run->loop, &t->poll, fd) != 0) {
+        fprintf(stderr, "negio tunnel: [%s] cannot watch %s\n", d->name, d->listen);
+        close(fd);
+        t->lfd = -1;
+        return -1;
+    }
     t->poll.data = t;
-    uv_poll_start(&t->poll, UV_READABLE, on_plain_ready);
+    t->handles++;
     t->polling = 1;
+    uv_timer_init(&t->run->loop, &t->backoff);
+    t->backoff.data = t;
+    t->backoff_ready = 1;
+    t->handles++;
+    uv_poll_start(&t->poll, UV_READABLE, on_plain_ready);
     return 0;
 }
 
@@ -521,24 +582,10 @@ fail:
     return NULL;
 }
 
-static void on_poll_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
-/* Stops accepting (client side: the plain listener), then closes every tunnel gracefully within
- * the engine's deadline and frees T. */
+/* Closes every tunnel of T gracefully within the engine's deadline and frees T. Its handles on
+ * the main loop must be closed (tunnel_close_handles, then their callbacks). */
 static void tunnel_stop(struct tunnel *t)
 {
-    if (t->polling) {
-        uv_poll_stop(&t->poll);
-        uv_close((uv_handle_t *)&t->poll, on_poll_closed);
-        t->polling = 0;
-    }
-    if (t->lfd >= 0) {
-        close(t->lfd);
-        t->lfd = -1;
-    }
     negio_engine_shutdown(t->engine);
     negio_engine_del(t->engine);
     negio_config_del(t->cfg);
@@ -554,44 +601,165 @@ static void *stop_thread(void *arg)
     return NULL;
 }
 
+/* Stopping takes the engine's shutdown deadline: a tunnel a reload removed stops on a thread of
+ * its own, so that the main loop (signals, the other listeners, metrics) goes on meanwhile. */
+static void tunnel_stop_detached(struct tunnel *t)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, stop_thread, t) == 0)
+        pthread_detach(th);
+    else
+        tunnel_stop(t);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct tunnel *t = h->data;
+    if (--t->handles > 0)
+        return;
+    if (t->lfd >= 0) { /* no longer watched */
+        close(t->lfd);
+        t->lfd = -1;
+    }
+    if (t->removing)
+        tunnel_stop_detached(t);
+}
+
+/* Stops accepting (client side: the plain listener and its backoff timer). Their memory is T's:
+ * T may be freed only once on_handle_closed has run for each (T->handles == 0). */
+static void tunnel_close_handles(struct tunnel *t)
+{
+    if (t->polling) {
+        uv_close((uv_handle_t *)&t->poll, on_handle_closed);
+        t->polling = 0;
+    }
+    if (t->backoff_ready) {
+        uv_close((uv_handle_t *)&t->backoff, on_handle_closed);
+        t->backoff_ready = 0;
+    }
+}
+
 /* ---- reload ------------------------------------------------------------------------------------
  */
 
-/* Takes up D for the running tunnel T: a fresh configuration (credentials, keytab) and access
- * list for new connections; established ones keep theirs. What needs a new listener or engine
- * (the listen address, the side, timeouts, limits) is reported and left as it was. */
-static int tunnel_update(struct tunnel *t, struct tunnel_def *d)
+static int same_text(const char *a, const char *b)
 {
-    struct runner *r = t->run;
-    const struct tunnel_def *old = t->def;
-    if (d->mode != old->mode || strcmp(d->listen, old->listen) != 0) {
-        say(r, "reload", d->name, 0,
-            "the side or --listen changed: restart the process to apply it; kept as it was");
-        tunnel_def_free(d);
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* What in D, against the running OLD, only a restart can apply (a new listener or engine), or
+ * NULL. The connect timeout, the backend, PROXY v2 to it, the credentials, the levels and the
+ * access list are read per connection, and a reload applies them. */
+static const char *needs_restart(const struct tunnel_def *old, const struct tunnel_def *d)
+{
+    if (d->mode != old->mode)
+        return "the side (mode)";
+    if (strcmp(d->listen, old->listen) != 0)
+        return "--listen";
+    if (d->handshake_timeout_ms != old->handshake_timeout_ms)
+        return "--handshake-timeout";
+    if (d->idle_timeout_ms != old->idle_timeout_ms)
+        return "--idle-timeout";
+    if (d->max_connections != old->max_connections)
+        return "--max-connections";
+    if (!same_text(d->accept_proxy_from, old->accept_proxy_from))
+        return "--accept-proxy-from";
+    return NULL;
+}
+
+/* A reload, staged: for each running tunnel the file keeps, its new definition, configuration
+ * and access list, made before anything is applied; the tunnels the file adds, started (not yet
+ * listed); the tunnels it drops. */
+struct stage {
+    size_t n;
+    struct {
+        struct tunnel *t;
+        struct tunnel_def *d;
+        negio_config *cfg;
+        struct acl *acl;
+    } up[TUNNEL_MAX];
+    size_t nnew;
+    struct tunnel *fresh[TUNNEL_MAX];
+};
+
+static void stage_free(struct stage *st, struct tunnel_def **defs, size_t n)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        negio_config_del(st->up[i].cfg);
+        acl_unref(st->up[i].acl);
+    }
+    for (size_t i = 0; i < st->nnew; i++) {
+        tunnel_close_handles(st->fresh[i]);
+        st->fresh[i]->removing = st->fresh[i]->handles > 0;
+        if (!st->fresh[i]->removing)
+            tunnel_stop(st->fresh[i]); /* a server side: nothing on the main loop */
+    }
+    for (size_t i = 0; i < n; i++)
+        tunnel_def_free(defs[i]);
+}
+
+/* Makes what DEFS asks of the running tunnels, without applying any of it. 0, or -1 when any
+ * part fails (each failure said), and then nothing changes. Takes DEFS either way. */
+static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, struct stage *st)
+{
+    memset(st, 0, sizeof(*st));
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        struct tunnel *t = r->tunnels;
+        while (t != NULL && strcmp(t->name, defs[i]->name) != 0)
+            t = t->next;
+        if (t == NULL)
+            continue; /* new: started below, once the rest is known to be good */
+        const char *what = needs_restart(t->def, defs[i]);
+        if (what != NULL) {
+            say(r, "reload", defs[i]->name, 0, "%s changed, which only a restart applies", what);
+            ok = 0;
+            continue;
+        }
+        size_t k = st->n++;
+        st->up[k].t = t;
+        if (tunnel_def_config(defs[i], &st->up[k].cfg) < 0 ||
+            (defs[i]->mode == TUNNEL_SERVER && (st->up[k].acl = acl_load(defs[i])) == NULL)) {
+            say(r, "reload", defs[i]->name, 0, "its new configuration failed (see above)");
+            ok = 0;
+        }
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        int running = 0;
+        for (struct tunnel *t = r->tunnels; t != NULL && !running; t = t->next)
+            running = strcmp(t->name, defs[i]->name) == 0;
+        if (running)
+            continue;
+        struct tunnel *t = tunnel_start(r, defs[i]);
+        if (t == NULL) {
+            say(r, "reload", defs[i]->name, 0, "could not start (see above)");
+            ok = 0;
+            break;
+        }
+        defs[i] = NULL; /* the tunnel's now */
+        st->fresh[st->nnew++] = t;
+    }
+    if (!ok) {
+        stage_free(st, defs, n);
         return -1;
     }
-    if (d->handshake_timeout_ms != old->handshake_timeout_ms ||
-        d->idle_timeout_ms != old->idle_timeout_ms || d->max_connections != old->max_connections ||
-        (d->accept_proxy_from == NULL) != (old->accept_proxy_from == NULL) ||
-        (d->accept_proxy_from && strcmp(d->accept_proxy_from, old->accept_proxy_from) != 0))
-        say(r, "reload", d->name, 0,
-            "timeouts, --max-connections and --accept-proxy-from take effect after a restart");
-    negio_config *cfg = NULL;
-    struct acl *acl = NULL;
-    if (tunnel_def_config(d, &cfg) < 0 ||
-        (d->mode == TUNNEL_SERVER && (acl = acl_load(d)) == NULL)) {
-        negio_config_del(cfg);
-        say(r, "reload", d->name, 0, "reload failed (see above); kept as it was");
-        tunnel_def_free(d);
-        return -1;
-    }
-    if (d->mode == TUNNEL_SERVER && negio_engine_listen_reconfigure(t->engine, t->port, cfg) < 0) {
-        negio_config_del(cfg);
-        acl_unref(acl);
-        tunnel_def_free(d);
-        say(r, "reload", d->name, 0, "the listener refused the new configuration");
-        return -1;
-    }
+    /* the definitions of the running tunnels go with their staged parts */
+    for (size_t k = 0; k < st->n; k++)
+        for (size_t i = 0; i < n; i++)
+            if (defs[i] != NULL && strcmp(defs[i]->name, st->up[k].t->name) == 0) {
+                st->up[k].d = defs[i];
+                defs[i] = NULL;
+                break;
+            }
+    return 0;
+}
+
+/* Applies one staged update. The access list and definition first, then the listener's
+ * configuration: a connection whose handshake spans the reload is judged by the new access
+ * list (a removal takes effect at once), with the credentials and levels it was accepted with. */
+static void apply_update(struct runner *r, struct tunnel *t, struct tunnel_def *d,
+                         negio_config *cfg, struct acl *acl)
+{
     pthread_mutex_lock(&t->mu);
     struct tunnel_def *gone = t->def;
     t->def = d;
@@ -599,21 +767,31 @@ static int tunnel_update(struct tunnel *t, struct tunnel_def *d)
     negio_config *old_cfg = t->cfg;
     if (d->mode == TUNNEL_SERVER) {
         t->acl = acl;
-        negio_config_del(cfg); /* the listener holds its copy */
+        old_cfg = NULL;
     } else {
         t->cfg = cfg;
+        cfg = NULL;
     }
     pthread_mutex_unlock(&t->mu);
+    int listener_ok = 1;
+    if (d->mode == TUNNEL_SERVER)
+        listener_ok = negio_engine_listen_reconfigure(t->engine, t->port, cfg) == NEGIO_OK;
+    negio_config_del(cfg); /* the listener holds its copy */
     acl_unref(old_acl);
     negio_config_del(old_cfg);
     /* the engine's threads read a definition under mu only (and the tunnel's own name and side
      * without it), so the old one can go */
     tunnel_def_free(gone);
     char acc[300];
-    say(r, "reload", d->name, 0, "reloaded: new connections use the current credentials%s%s",
-        d->mode == TUNNEL_SERVER ? "; access: " : "",
-        d->mode == TUNNEL_SERVER ? access_text(t->acl, acc, sizeof(acc)) : "");
-    return 0;
+    if (!listener_ok)
+        say(r, "reload", d->name, 0,
+            "out of memory: new connections keep the previous credentials and levels%s%s",
+            d->mode == TUNNEL_SERVER ? "; access: " : "",
+            d->mode == TUNNEL_SERVER ? access_text(t->acl, acc, sizeof(acc)) : "");
+    else
+        say(r, "reload", d->name, 0, "reloaded: new connections use the current credentials%s%s",
+            d->mode == TUNNEL_SERVER ? "; access: " : "",
+            d->mode == TUNNEL_SERVER ? access_text(t->acl, acc, sizeof(acc)) : "");
 }
 
 /* A copy of D for a reload from the command line (the same options, the files read again). */
@@ -627,6 +805,9 @@ static struct tunnel_def *def_copy(const struct tunnel_def *d)
     return c;
 }
 
+/* SIGHUP: the file (or the command line's options) read again, and applied whole or not at all:
+ * every running tunnel it keeps gets its new configuration and access list, the tunnels it adds
+ * start, the ones it drops stop gracefully; if any part fails, nothing changes. */
 static void reload(struct runner *r)
 {
     struct tunnel_def *defs[TUNNEL_MAX];
@@ -639,55 +820,73 @@ static void reload(struct runner *r)
             return;
         }
     } else {
-        for (struct tunnel *t = r->tunnels; t != NULL && n < TUNNEL_MAX; t = t->next)
-            if ((defs[n] = def_copy(t->def)) != NULL)
-                n++;
+        for (struct tunnel *t = r->tunnels; t != NULL && n < TUNNEL_MAX; t = t->next) {
+            if ((defs[n] = def_copy(t->def)) == NULL) {
+                for (size_t i = 0; i < n; i++)
+                    tunnel_def_free(defs[i]);
+                say(r, "reload", NULL, 0,
+                    "SIGHUP: out of memory; the running configuration is kept");
+                return;
+            }
+            n++;
+        }
     }
-    /* tunnels gone from the file stop; the others are updated; new ones start */
+    struct stage *st = malloc(sizeof(*st));
+    if (st == NULL) {
+        for (size_t i = 0; i < n; i++)
+            tunnel_def_free(defs[i]);
+        say(r, "reload", NULL, 0, "SIGHUP: out of memory; the running configuration is kept");
+        return;
+    }
+    if (stage_reload(r, defs, n, st) < 0) {
+        free(st);
+        say(r, "reload", NULL, 0,
+            "SIGHUP: reload refused (above); the running configuration is kept");
+        return;
+    }
+    for (size_t k = 0; k < st->n; k++)
+        apply_update(r, st->up[k].t, st->up[k].d, st->up[k].cfg, st->up[k].acl);
+    /* the tunnels the file dropped: every definition left in DEFS is a dropped tunnel's name */
     struct tunnel **pp = &r->tunnels;
     while (*pp != NULL) {
         struct tunnel *t = *pp;
-        size_t i = 0;
-        while (i < n && strcmp(defs[i]->name, t->def->name) != 0)
-            i++;
-        if (i == n) {
-            *pp = t->next;
-            say(r, "reload", t->def->name, 0, "removed from the configuration: stopping");
-            if (t->polling) {
-                uv_poll_stop(&t->poll);
-                uv_close((uv_handle_t *)&t->poll, on_poll_closed);
-                t->polling = 0;
-            }
-            pthread_t th;
-            if (pthread_create(&th, NULL, stop_thread, t) == 0)
-                pthread_detach(th);
-            else
-                tunnel_stop(t);
+        int kept = 0;
+        for (size_t k = 0; k < st->n && !kept; k++)
+            kept = st->up[k].t == t;
+        if (kept) {
+            pp = &t->next;
             continue;
         }
-        tunnel_update(t, defs[i]);
-        defs[i] = NULL;
-        pp = &t->next;
+        *pp = t->next;
+        say(r, "reload", t->name, 0, "removed from the configuration: stopping");
+        t->removing = 1;
+        tunnel_close_handles(t);
+        if (t->handles == 0)
+            tunnel_stop_detached(t);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (defs[i] == NULL)
-            continue;
-        struct tunnel *t = tunnel_start(r, defs[i]);
-        if (t == NULL) {
-            say(r, "reload", defs[i]->name, 0, "could not start (see above)");
-            tunnel_def_free(defs[i]);
-            continue;
-        }
-        *pp = t;
-        pp = &t->next;
+    for (size_t i = 0; i < st->nnew; i++) {
+        *pp = st->fresh[i];
+        pp = &st->fresh[i]->next;
     }
+    for (size_t i = 0; i < n; i++)
+        tunnel_def_free(defs[i]); /* NULL for every one taken */
+    free(st);
 }
 
 /* ---- the metrics endpoint ----------------------------------------------------------------------
  */
 
+/* The endpoint shares the process's descriptors with the tunnels: at most HTTP_MAX requests at
+ * a time (more are closed at once), each with HTTP_DEADLINE_MS to send its request and take the
+ * answer, so that slow or idle clients cannot hold descriptors the tunnels need. */
+#define HTTP_MAX 16u
+#define HTTP_DEADLINE_MS 5000u
+
 struct http_conn {
     uv_tcp_t tcp;
+    uv_timer_t deadline;
+    int open;    /* handles not yet closed */
+    int counted; /* in r->http_open */
     struct runner *r;
     char req[4096];
     size_t len;
@@ -698,15 +897,35 @@ struct http_conn {
 static void http_closed(uv_handle_t *h)
 {
     struct http_conn *hc = h->data;
+    if (--hc->open > 0)
+        return;
     free(hc->out.p);
     free(hc);
+}
+
+/* Ends the request: it stops counting against HTTP_MAX at once (its descriptor is closed here),
+ * its memory goes when both handles' callbacks have run. */
+static void http_close(struct http_conn *hc)
+{
+    if (hc->counted) {
+        hc->counted = 0;
+        hc->r->http_open--;
+    }
+    if (!uv_is_closing((uv_handle_t *)&hc->tcp))
+        uv_close((uv_handle_t *)&hc->tcp, http_closed);
+    if (!uv_is_closing((uv_handle_t *)&hc->deadline))
+        uv_close((uv_handle_t *)&hc->deadline, http_closed);
+}
+
+static void http_timeout(uv_timer_t *t)
+{
+    http_close(t->data);
 }
 
 static void http_written(uv_write_t *req, int status)
 {
     (void)status;
-    struct http_conn *hc = req->data;
-    uv_close((uv_handle_t *)&hc->tcp, http_closed);
+    http_close(req->data);
 }
 
 static void http_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -721,14 +940,14 @@ static void http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     struct http_conn *hc = s->data;
     if (n < 0 || (n == 0 && hc->len == sizeof(hc->req) - 1)) {
-        uv_close((uv_handle_t *)&hc->tcp, http_closed);
+        http_close(hc);
         return;
     }
     hc->len += (size_t)n;
     hc->req[hc->len] = '\0';
     if (strstr(hc->req, "\r\n\r\n") == NULL && strstr(hc->req, "\n\n") == NULL) {
         if (hc->len == sizeof(hc->req) - 1)
-            uv_close((uv_handle_t *)&hc->tcp, http_closed);
+            http_close(hc);
         return;
     }
     uv_read_stop(s);
@@ -753,7 +972,12 @@ static void http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     uv_buf_t b = uv_buf_init(hc->out.p, (unsigned)hc->out.len);
     hc->wreq.data = hc;
     if (hc->out.p == NULL || uv_write(&hc->wreq, s, &b, 1, http_written) != 0)
-        uv_close((uv_handle_t *)&hc->tcp, http_closed);
+        http_close(hc);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
 }
 
 static void on_metrics_connection(uv_stream_t *server, int status)
@@ -762,14 +986,36 @@ static void on_metrics_connection(uv_stream_t *server, int status)
     if (status < 0)
         return;
     struct http_conn *hc = calloc(1, sizeof(*hc));
-    if (hc == NULL)
+    if (hc == NULL) { /* the connection waits in the backlog: take it to close it */
+        uv_tcp_t *drop = malloc(sizeof(*drop));
+        if (drop != NULL && uv_tcp_init(&r->loop, drop) == 0) {
+            (void)uv_accept(server, (uv_stream_t *)drop);
+            uv_close((uv_handle_t *)drop, free_handle);
+        } else {
+            free(drop);
+        }
         return;
+    }
     hc->r = r;
+    r->http_open++;
+    hc->counted = 1;
     uv_tcp_init(&r->loop, &hc->tcp);
-    hc->tcp.data = hc;
-    if (uv_accept(server, (uv_stream_t *)&hc->tcp) != 0 ||
+    uv_timer_init(&r->loop, &hc->deadline);
+    hc->open = 2;
+    hc->tcp.data = hc->deadline.data = hc;
+    if (uv_accept(server, (uv_stream_t *)&hc->tcp) != 0 || r->http_open > HTTP_MAX ||
+        uv_timer_start(&hc->deadline, http_timeout, HTTP_DEADLINE_MS, 0) != 0 ||
         uv_read_start((uv_stream_t *)&hc->tcp, http_alloc, http_read) != 0)
-        uv_close((uv_handle_t *)&hc->tcp, http_closed);
+        http_close(hc);
+}
+
+/* Whether SS is a loopback address (127.0.0.0/8, ::1, or IPv4 loopback mapped). */
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
 static int metrics_start(struct runner *r)
@@ -798,6 +1044,11 @@ static int metrics_start(struct runner *r)
         ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                        : ((struct sockaddr_in *)&ss)->sin_port),
         "metrics on http://%s/metrics", r->g.metrics);
+    if (!is_loopback(&ss))
+        say(r, "warning", NULL, 0,
+            "--metrics %s is reachable from other hosts: the metrics name the tunnels and count "
+            "their clients; bind it to a loopback address or firewall it",
+            r->g.metrics);
     return 0;
 }
 
@@ -867,20 +1118,17 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
         uv_signal_start(&r->sighup, on_hup, SIGHUP);
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
-    /* stop accepting everywhere first, then drain each tunnel */
+    /* stop accepting everywhere first (every handle of the main loop closed, and their callbacks
+     * run, before a tunnel's memory goes), then drain each tunnel */
     for (struct tunnel *t = r->tunnels; t != NULL; t = t->next)
-        if (t->polling) {
-            uv_poll_stop(&t->poll);
-            uv_close((uv_handle_t *)&t->poll, on_poll_closed);
-            t->polling = 0;
-        }
+        tunnel_close_handles(t);
+    uv_walk(&r->loop, close_walk, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
     while (r->tunnels != NULL) {
         struct tunnel *t = r->tunnels;
         r->tunnels = t->next;
         tunnel_stop(t);
     }
-    uv_walk(&r->loop, close_walk, NULL);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
     pthread_mutex_destroy(&r->out_mu);
     free(r);

@@ -133,8 +133,9 @@ check-fuzz: fuzz-build
 # through the fuzz targets built with coverage and tests/fuzz/replay.c instead of libFuzzer
 # (tests/fuzz/corpus, and what make fuzz found in build-fuzz/fuzz/corpus). Its own clang build,
 # build-cov; tables in build-cov/coverage/summary.txt, suite.txt, fuzz.txt, the lines of
-# src/core and src/gss no fuzz input reaches in fuzz-unreached.txt, HTML in html-suite/ and
-# html-fuzz/ (scripts/coverage.sh, docs/FUZZING.md section 5). COVERAGE_PARTS=fuzz skips the suite.
+# src/base, src/wire, src/conn and src/gss no fuzz input reaches in fuzz-unreached.txt (and no
+# test in suite-unreached.txt), HTML in html-suite/ and html-fuzz/ (scripts/coverage.sh,
+# docs/FUZZING.md section 5). COVERAGE_PARTS=fuzz skips the suite.
 coverage: deps
 	@test -f $(COV_BUILD)/CMakeCache.txt || \
 	  CC=$(COV_CC) cmake -S . -B $(COV_BUILD) -DNEGIO_COVERAGE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo

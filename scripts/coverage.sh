@@ -41,7 +41,7 @@ fuzz_build=${FUZZ_BUILD:-$src/build-fuzz}
 seeds=${COVERAGE_SEEDS:-$src/tests/fuzz/corpus}
 parts=${COVERAGE_PARTS:-suite fuzz}
 targets=(fuzz_frame fuzz_config fuzz_server_handshake fuzz_client_handshake fuzz_established
-  fuzz_sample)
+  fuzz_sample fuzz_nns fuzz_cfx)
 
 out=$build/coverage
 rm -rf "$out"

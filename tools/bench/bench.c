@@ -426,7 +426,7 @@ static b_tp *store_point(b_results *r, samples *sm, const char *line, int *level
 /* A negio server child; FAST 0 switches the Kerberos fast path off (issue 18: MIT's path). */
 static int start_server(bench_child *srv, const char *max, int fast, uint16_t *port)
 {
-    char line[256], maxarg[32];
+    char line[256], maxarg[48]; /* "max=" and a number of up to 31 digits */
     snprintf(maxarg, sizeof(maxarg), "max=%s", max);
     const char *args[] = {maxarg, fast ? NULL : "fast=0", NULL};
     if (bench_spawn(srv, "server", args) < 0)

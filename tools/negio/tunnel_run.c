@@ -5,7 +5,8 @@
  * SIGHUP to reload and SIGTERM or SIGINT to stop.
  *
  * The main thread runs a libuv loop of its own for the signals, the client side's plain
- * listeners and the metrics endpoint; the engines call back on their loop threads.
+ * listeners and the metrics endpoint; the engines call back on their loop threads, one per CPU
+ * in each engine, each connection (and its relay) on one of them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -354,8 +355,11 @@ static void on_plain_ready(uv_poll_t *p, int status, int events);
 static void on_backoff(uv_timer_t *timer)
 {
     struct tunnel *t = timer->data;
-    if (t->polling && !t->removing)
-        uv_poll_start(&t->poll, UV_READABLE, on_plain_ready);
+    if (!t->polling || t->removing)
+        return;
+    uv_poll_start(&t->poll, UV_READABLE, on_plain_ready);
+    /* try at once: an empty backlog (EAGAIN) ends the episode, which a poll would never report */
+    on_plain_ready(&t->poll, 0, UV_READABLE);
 }
 
 /* Out of descriptors (or kernel memory): the connection waits in the backlog, and the listener
@@ -519,7 +523,11 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
         goto fail;
     negio_engine_options eo = {
         .size = sizeof(eo),
-        .loops = 1,
+        /* one loop per CPU (the engine's default): a single loop thread holds one CPU's share
+         * at most, so on a busy machine every connection of the tunnel waits for that one thread
+         * (docs/PERFORMANCE.md, "The tunnel against stunnel"); the callbacks below touch only
+         * atomics and state under a lock, so any loop may run them */
+        .loops = 0,
         .workers = 2,
         .handshake_timeout_ms = d->handshake_timeout_ms,
         .idle_timeout_ms = d->idle_timeout_ms,

@@ -123,7 +123,10 @@ typedef struct negio_engine_options {
      * the peer's CLOSE (status 0): the peer sends nothing more, and this side may go on writing
      * until it calls negio_engine_close(C, 0), which sends its own CLOSE and ends the
      * connection cleanly (on_closed, NEGIO_CLOSE_CLEAN). Not called for a relayed connection:
-     * the relay shuts down its socket's sending half instead. */
+     * the relay shuts down its socket's sending half instead. NEGIO_PROFILE_NNS, which has no
+     * close message: the peer's FIN between messages stands for its CLOSE, and this side's
+     * close is the FIN of the socket's sending half (NEGIO_WANT_SHUTDOWN), after which the
+     * engine reads on until the peer's FIN. */
     void (*on_peer_closed)(negio_econn *c, void *user);
 } negio_engine_options;
 
@@ -203,8 +206,9 @@ NEGIO_API int negio_engine_send(negio_engine *e, negio_econn *c, const void *dat
                                 negio_level level);
 
 /* Closes C: a protected close with STATUS (0 normal, non-zero rejection) once pending output is
- * flushed. Safe from any thread. Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED,
- * NEGIO_ERR_NOMEM (no memory to pass the close to the connection's loop; nothing changed). */
+ * flushed ([MS-NNS]: see negio_config_set_profile in negio.h). Safe from any thread. Returns
+ * NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_CLOSED, NEGIO_ERR_NOMEM (no memory to pass the close to
+ * the connection's loop; nothing changed). */
 NEGIO_API int negio_engine_close(negio_econn *c, uint32_t status);
 
 /* References to a connection handle; safe from any thread. */
@@ -251,7 +255,8 @@ NEGIO_API const struct sockaddr *negio_econn_via_addr(const negio_econn *c);
  *    input (FIN) becomes C's CLOSE after everything read before it, while messages from the
  *    peer still reach the socket; the peer's CLOSE becomes a shutdown of the socket's sending
  *    half after every message before it, while the socket is still read. The connection ends
- *    when both directions have. Without half-close, either end ends both.
+ *    when both directions have. Without half-close, either end ends both. With
+ *    NEGIO_PROFILE_NNS each CLOSE here is the FIN of that side's sending half of C's stream.
  *  - A clean end (both CLOSEs) shuts the socket down after every byte was written to it; any
  *    other end of C (an error, a truncation, a timeout, a rejection) resets the socket, so the
  *    program behind it never takes a cut stream for a complete one. A socket that fails (reset,

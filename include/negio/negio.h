@@ -325,8 +325,15 @@ NEGIO_API int negio_config_set_ntlm_domain(negio_config *cfg, const char *domain
  * peer_default_level the stream's level) and there is no close message: the end of the stream
  * between messages is a normal end (NEGIO_EV_CLOSED), and negio_conn_close() once established
  * sends nothing and ends the conversation at once (NEGIO_EV_CLOSED next; the application then
- * ends the stream). Not over TLS. docs/SECURITY.md section 8.7 says what this profile cannot
- * protect. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * ends the stream). Under negio_config_set_half_close() each direction ends with its sender's
+ * FIN instead: negio_conn_close() ends this side's sending (NEGIO_WANT_SHUTDOWN: the owner
+ * shuts down the sending half of the stream once the output is sent, and reads on), and the
+ * peer's end between messages is its half-close. A negio_conn_close() with a non-zero status by
+ * a server whose HandshakeDone has not yet been taken from the connector (the engine's
+ * on_authenticated) sends a HandshakeError in its place: ERROR_ACCESS_DENIED for
+ * NEGIO_STATUS_FORBIDDEN, which a negio client reports as NEGIO_ERR_REJECTED. Not over TLS.
+ * docs/SECURITY.md section 8.7 says what this profile cannot protect.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 typedef enum negio_profile {
     NEGIO_PROFILE_NATIVE = 0,
     NEGIO_PROFILE_GSS_SAMPLE = 1,
@@ -415,7 +422,9 @@ NEGIO_API int negio_config_set_deferred_steps(negio_config *cfg, int deferred);
  * CLOSE at once, and NEGIO_EV_CLOSED ends the connection. On: NEGIO_EV_CLOSED says that the peer
  * will send nothing more, but this side may go on writing (a relay passing on the rest of a
  * reply after its client shut down its sending half) until it calls negio_conn_close(), which
- * sends the answering CLOSE. Returns NEGIO_OK, NEGIO_ERR_INVALID. */
+ * sends the answering CLOSE. NEGIO_PROFILE_NNS has no close message and carries the same
+ * half-close as the stream's own (TCP's FIN of each sending half): see negio_config_set_profile.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_half_close(negio_config *cfg, int on);
 /* Both: a log callback for diagnostics (never required). Returns NEGIO_OK, NEGIO_ERR_INVALID. */
 NEGIO_API int negio_config_set_log(negio_config *cfg, negio_log_fn fn, void *user);
@@ -494,6 +503,7 @@ NEGIO_API int negio_conn_write(negio_conn *conn, const void *data, size_t len, n
  * an optional short REASON) once the connection is established. Before that, it sends an
  * unprotected handshake error and ends the connector (the sticky error becomes
  * NEGIO_ERR_CLOSED; no further handshake step runs). No write is accepted afterwards.
+ * NEGIO_PROFILE_NNS has no close message: see negio_config_set_profile() for what it does.
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_STATE (already closed), NEGIO_ERR_NOMEM, or the
  * sticky error. */
 NEGIO_API int negio_conn_close(negio_conn *conn, uint32_t status, const char *reason);
@@ -502,7 +512,8 @@ typedef enum negio_event_type {
     NEGIO_EV_NONE = 0,
     NEGIO_EV_ESTABLISHED = 1,  /* authentication complete and both policies agreed */
     NEGIO_EV_MESSAGE = 2,      /* a whole application message; see data, len, level */
-    NEGIO_EV_CLOSED = 3,       /* the peer sent a verified protected close (status, reason) */
+    NEGIO_EV_CLOSED = 3,       /* the peer sent a verified protected close (status, reason);
+                                  [MS-NNS]: the stream ended between messages */
     NEGIO_EV_ACKNOWLEDGED = 4, /* gss-sample profile, client: the server returned a verified MIC
                                   of the message in data/len (level: sign), or a NOOP when no
                                   MIC was asked for (level: none) */
@@ -520,7 +531,8 @@ typedef struct negio_event {
     const char *reason; /* NEGIO_EV_CLOSED: the peer's reason text, possibly empty */
     unsigned want;      /* next_event returned 0: what the connector needs before it can go on,
                            as negio_conn_want() would say (NEGIO_WANT_READ: input; NEGIO_WANT_STEP:
-                           a deferred step; NEGIO_WANT_WRITE: output waits; 0: nothing more) */
+                           a deferred step; NEGIO_WANT_WRITE: output waits; NEGIO_WANT_SHUTDOWN:
+                           see there; 0: nothing more) */
 } negio_event;
 
 /* Processes buffered input and returns the next event: 1 with *EV filled, 0 when nothing more
@@ -539,6 +551,11 @@ NEGIO_API int negio_conn_next_event(negio_conn *conn, negio_event *ev);
 #define NEGIO_WANT_WRITE 0x2u /* negio_conn_send_buf() has bytes */
 #define NEGIO_WANT_STEP 0x4u  /* a handshake step (may block on the KDC) is ready to run */
 #define NEGIO_WANT_EVENT 0x8u /* buffered input may yield events: call next_event */
+/* This side has closed and its stream has no close message (NEGIO_PROFILE_NNS under half-close):
+ * once the output is sent, shut down the sending half of the transport (shutdown(SHUT_WR),
+ * uv_shutdown), which the peer reads as this side's end, and go on reading until the peer's.
+ * Set from negio_conn_close() until the conversation ends. */
+#define NEGIO_WANT_SHUTDOWN 0x10u
 /* What the connector is waiting for, as NEGIO_WANT_* bits (0 once closed or failed and drained). */
 NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
 

@@ -194,7 +194,9 @@ static void tls_pump_out(negio_conn *c)
     if (c->tls == NULL || !negio__tls_done(c->tls))
         return;
     if (negio__buf_size(&c->out) > 0) {
+        size_t before = negio__buf_size(&c->out);
         int rc = negio__tls_send(c->tls, &c->out, &c->tout, c->detail);
+        c->out_taken += before - negio__buf_size(&c->out);
         if (rc < 0) {
             negio__buf_clear(&c->out);
             negio__conn_fail(c, rc, NULL);
@@ -226,6 +228,8 @@ int negio_conn_send_done(negio_conn *c, size_t n)
     if (c == NULL || n > negio__buf_size(wire_out(c)))
         return NEGIO_ERR_INVALID;
     negio__buf_consume(wire_out(c), n);
+    if (c->tls == NULL)
+        c->out_taken += n;
     return NEGIO_OK;
 }
 
@@ -282,6 +286,8 @@ void *negio_conn_send_take(negio_conn *c, const uint8_t **data, size_t *len)
         return NULL;
     *data = copy ? block : (const uint8_t *)block + off;
     *len = n;
+    if (c->tls == NULL)
+        c->out_taken += n;
     return block;
 }
 
@@ -670,9 +676,11 @@ int negio_conn_write(negio_conn *c, const void *data, size_t len, negio_level le
         return NEGIO_ERR_INVALID;
     if (c->err != 0)
         return c->err;
-    /* half-close: the peer's CLOSE ended its sending only; ours goes on until our own CLOSE */
-    if (c->close_sent || (c->closed && !(c->cfg.half_close && c->phase == PHASE_ESTABLISHED &&
-                                         c->profile->protected_close)))
+    /* half-close: the peer's CLOSE (or FIN) ended its sending only; ours goes on until our own
+     * close */
+    if (c->close_sent ||
+        (c->closed && !(c->cfg.half_close && c->phase == PHASE_ESTABLISHED &&
+                        (c->profile->protected_close || c->profile->fin_half_close))))
         return NEGIO_ERR_STATE;
     if (level == NEGIO_LEVEL_DEFAULT)
         level = c->cfg.default_level;
@@ -737,6 +745,8 @@ unsigned negio_conn_want(const negio_conn *c)
         w |= NEGIO_WANT_WRITE;
     if (c->err != 0 || c->closed)
         return w;
+    if (c->shut_send)
+        w |= NEGIO_WANT_SHUTDOWN;
     if (c->step_pending)
         w |= NEGIO_WANT_STEP;
     else if (c->profile->unit_ready(c) || c->eof ||

@@ -108,6 +108,7 @@ struct negio_conn {
         int closing;    /* closed locally: NEGIO_EV_CLOSED is next */
         int rseq_known; /* Kerberos: the last received token's sequence number is in rseq */
         uint64_t rseq;
+        uint64_t done_at; /* server: where its HandshakeDone starts, counted as out_taken */
     } nns;
     size_t sample_ack;      /* client: bytes of sample_sent handed out in the last event */
     negio__buf sample_sent; /* client: messages awaiting the server's MIC: [u32 len][bytes] */
@@ -117,6 +118,10 @@ struct negio_conn {
     int eof;
     int close_sent;
     int closed;
+    /* this side's close ended its sending half, and the stream says so only by the transport's
+     * FIN (a profile without a close message, under half-close): NEGIO_WANT_SHUTDOWN */
+    int shut_send;
+    uint64_t out_taken; /* bytes of OUT handed on: to the owner, or into TLS records */
     unsigned rounds;
 
     /* TLS transports: the wire is TLS; IN and OUT above hold the plaintext frames inside it */
@@ -162,6 +167,10 @@ struct negio__profile {
     int protected_close; /* the conversation ends with a protected close (TLS then closes) */
     int over_tls;        /* the profile can run inside TLS */
     int one_level;       /* every message goes at stream_level: no per-message level */
+    /* no close message, but the end of each direction is the FIN of its sender's half of the
+     * stream: under half-close, the peer's end between messages ends its direction only, and
+     * this side's close sets shut_send */
+    int fin_half_close;
 };
 
 #define NEGIO__TOKEN_FIRST 0x1u

@@ -96,10 +96,19 @@ uint32_t negio__nns_error_for(int code, uint32_t gss_status)
     }
 }
 
+uint32_t negio__nns_error_for_status(uint32_t status)
+{
+    return status == NEGIO_STATUS_FORBIDDEN ? NEGIO__NNS_ACCESS_DENIED
+           : status == NEGIO_STATUS_EXPIRED ? NEGIO__NNS_SEC_E_CONTEXT_EXPIRED
+                                            : NEGIO__NNS_E_FAIL;
+}
+
 int negio__nns_error_negio(uint32_t code)
 {
     if (code == NEGIO__NNS_TRUST_FAILURE)
         return NEGIO_ERR_POLICY;
+    if (code == NEGIO__NNS_ACCESS_DENIED)
+        return NEGIO_ERR_REJECTED;
     if (code == NEGIO__NNS_SEC_E_BAD_BINDINGS)
         return NEGIO_ERR_BINDING;
     return NEGIO_ERR_PEER;
@@ -111,10 +120,12 @@ const char *negio__nns_error_text(uint32_t code)
         uint32_t code;
         const char *text;
     } known[] = {
+        {NEGIO__NNS_ACCESS_DENIED, "ERROR_ACCESS_DENIED: access is denied (the peer "
+                                   "authenticated this side and refused it: an access list)"},
         {NEGIO__NNS_TRUST_FAILURE, "ERROR_TRUST_FAILURE: the negotiated protection or "
                                    "impersonation level is below what the peer requires"},
         {NEGIO__NNS_E_ABORT, "E_ABORT: the peer gave up before authentication completed"},
-        {0x80004005u, "E_FAIL: unspecified failure"},
+        {NEGIO__NNS_E_FAIL, "E_FAIL: unspecified failure"},
         {NEGIO__NNS_SEC_E_INSUFFICIENT_MEMORY, "SEC_E_INSUFFICIENT_MEMORY: out of memory"},
         {0x80090302u, "SEC_E_UNSUPPORTED_FUNCTION: the request is not supported"},
         {0x80090303u, "SEC_E_TARGET_UNKNOWN: the target is unknown or unreachable"},
@@ -127,7 +138,8 @@ const char *negio__nns_error_text(uint32_t code)
         {0x8009030Fu, "SEC_E_MESSAGE_ALTERED: a token was altered"},
         {0x80090310u, "SEC_E_OUT_OF_SEQUENCE: a token arrived out of sequence"},
         {0x80090311u, "SEC_E_NO_AUTHENTICATING_AUTHORITY: no authority could be contacted"},
-        {0x80090317u, "SEC_E_CONTEXT_EXPIRED: the security context has expired"},
+        {NEGIO__NNS_SEC_E_CONTEXT_EXPIRED, "SEC_E_CONTEXT_EXPIRED: the security context has "
+                                           "expired"},
         {0x80090322u, "SEC_E_WRONG_PRINCIPAL: the target principal name is incorrect"},
         {0x80090324u, "SEC_E_TIME_SKEW: the clocks of client and server differ too much"},
         {0x80090328u, "SEC_E_CERT_EXPIRED: the credentials have expired"},
@@ -218,6 +230,8 @@ static int on_complete(negio_conn *c)
      * token, unless the server's HandshakeDone brought the token that completed it: the server
      * is done reading handshake messages then, and .NET sends nothing either */
     if (server || !c->nns.peer_done) {
+        /* where it starts, in case the application refuses the client before it leaves */
+        c->nns.done_at = c->out_taken + negio__buf_size(&c->out);
         int rc = put_hs(c, NEGIO__NNS_HANDSHAKE_DONE, negio__buf_data(&c->scratch),
                         negio__buf_size(&c->scratch));
         negio__buf_clear(&c->scratch);
@@ -288,12 +302,35 @@ static int put_message(negio_conn *c, const uint8_t *data, size_t len, negio_lev
     return 0;
 }
 
-/* No close message: the conversation ends here for this side (NEGIO_EV_CLOSED next), and the
- * application ends the stream. */
+/* A server that refuses the client it authenticated (STATUS not 0: an access list, say) while
+ * its HandshakeDone is still whole in the output, nothing after it taken: a HandshakeError of
+ * the status's code goes in its place (3.2.5.2 lets a server refuse the final result so), and
+ * the client learns why. 1 if so. */
+static int refuse_in_place(negio_conn *c, uint32_t status)
+{
+    if (c->cfg.role != NEGIO_ROLE_SERVER || !c->nns.done_sent || c->nns.data_seen ||
+        c->out_taken > c->nns.done_at)
+        return 0;
+    c->out.len = c->out.off + (size_t)(c->nns.done_at - c->out_taken);
+    put_error_code(c, negio__nns_error_for_status(status));
+    return 1;
+}
+
+/* No close message (docs/PROTOCOL.md C.6). A refusal ends the conversation here, with a
+ * HandshakeError if it is not too late (refuse_in_place). A normal close under half-close ends
+ * this side's sending only: the owner shuts down the sending half of the stream once the output
+ * is sent (NEGIO_WANT_SHUTDOWN), and the peer's messages are read until its own end. Otherwise
+ * the conversation ends here for this side (NEGIO_EV_CLOSED next), and the application ends the
+ * stream. */
 static int close_established(negio_conn *c, uint32_t status, const char *reason)
 {
-    (void)status;
     (void)reason;
+    if (status == 0 && c->cfg.half_close) {
+        c->shut_send = 1;
+        return NEGIO_OK;
+    }
+    if (status != 0)
+        (void)refuse_in_place(c, status);
     c->nns.closing = 1;
     return NEGIO_OK;
 }
@@ -649,6 +686,7 @@ const negio__profile negio__profile_nns = {
     .close = close_established,
     .report = report,
     .protected_close = 0,
+    .fin_half_close = 1,
     .over_tls = 0,
     .one_level = 1,
 };

@@ -25,13 +25,16 @@
 #define NEGIO__NNS_DATA_READ_MAX 0x10000u
 
 /* Windows codes ([MS-ERREF] 2.1 and 2.2) a HandshakeError carries. */
+#define NEGIO__NNS_ACCESS_DENIED 0x00000005u /* ERROR_ACCESS_DENIED: an application's refusal */
 #define NEGIO__NNS_TRUST_FAILURE 0x000006FEu /* ERROR_TRUST_FAILURE: levels refused (3.1.5.1) */
 #define NEGIO__NNS_E_ABORT 0x80004004u
+#define NEGIO__NNS_E_FAIL 0x80004005u
 #define NEGIO__NNS_SEC_E_INSUFFICIENT_MEMORY 0x80090300u
 #define NEGIO__NNS_SEC_E_INTERNAL_ERROR 0x80090304u
 #define NEGIO__NNS_SEC_E_INVALID_TOKEN 0x80090308u
 #define NEGIO__NNS_SEC_E_LOGON_DENIED 0x8009030Cu
 #define NEGIO__NNS_SEC_E_NO_CREDENTIALS 0x8009030Eu
+#define NEGIO__NNS_SEC_E_CONTEXT_EXPIRED 0x80090317u
 #define NEGIO__NNS_SEC_E_BAD_BINDINGS 0x80090346u
 
 void negio__nns_hs_header(uint8_t h[NEGIO__NNS_HS_HDR], uint8_t id, uint16_t len);
@@ -52,8 +55,13 @@ int negio__nns_error_decode(const uint8_t *p, size_t len, uint32_t *code);
 /* The code this side sends for a failure with negio error CODE (GSS_STATUS: the Windows status of
  * a failed GSS step, negio__gss_windows_status, used for NEGIO_ERR_HANDSHAKE when not 0). */
 uint32_t negio__nns_error_for(int code, uint32_t gss_status);
+/* The code a server sends in place of its HandshakeDone when the application refuses the client
+ * with a close of STATUS: ERROR_ACCESS_DENIED for NEGIO_STATUS_FORBIDDEN, SEC_E_CONTEXT_EXPIRED
+ * for NEGIO_STATUS_EXPIRED, E_FAIL for any other. */
+uint32_t negio__nns_error_for_status(uint32_t status);
 /* The negio error a received code becomes: NEGIO_ERR_POLICY (ERROR_TRUST_FAILURE),
- * NEGIO_ERR_BINDING (SEC_E_BAD_BINDINGS) or NEGIO_ERR_PEER. */
+ * NEGIO_ERR_BINDING (SEC_E_BAD_BINDINGS), NEGIO_ERR_REJECTED (ERROR_ACCESS_DENIED) or
+ * NEGIO_ERR_PEER. */
 int negio__nns_error_negio(uint32_t code);
 /* The code's name and meaning ("SEC_E_LOGON_DENIED: the logon attempt failed"), or NULL. */
 const char *negio__nns_error_text(uint32_t code);

@@ -120,6 +120,31 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     negio__close_handles(req->data);
 }
 
+static void on_send_shut(uv_shutdown_t *req, int status)
+{
+    negio_econn *c = req->data;
+    if (status == UV_ECANCELED) /* the handles are being closed */
+        return;
+    /* done, or failed: then the peer is gone, and the reads will say so */
+    c->send_shut = 2;
+    if (c->close_started)
+        negio__close_handles(c);
+}
+
+void negio__shut_send(negio_econn *c)
+{
+    if (c->send_shut || c->close_started || c->state != ST_OPEN)
+        return;
+    negio__flush(c);
+    if (c->state != ST_OPEN)
+        return; /* the flush failed and closed C */
+    c->send_shut = 1;
+    c->shutdown_req.data = c;
+    /* libuv shuts the socket down after the writes queued before */
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_send_shut) != 0)
+        c->send_shut = 2;
+}
+
 static void on_close_deadline(uv_timer_t *t)
 {
     negio__close_all_handles(t->data);
@@ -160,8 +185,11 @@ void negio__econn_close(negio_econn *c, negio_close_reason reason, int code, con
         negio__flush(c);
     uv_timer_stop(&c->timer);
     negio__timer_start(c, on_close_deadline, c->e->o.shutdown_timeout_ms);
+    if (c->send_shut == 1)
+        return; /* the sending half is being shut down already: on_send_shut closes */
     c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    if (c->send_shut == 2 ||
+        uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         negio__close_handles(c);
 }
 
@@ -225,8 +253,9 @@ static void on_close_unanswered(uv_timer_t *t)
 
 /* A normal close sends CLOSE and keeps reading until the peer's own CLOSE (every side sends one;
  * a rejection that crossed ours arrives this way), the end of the stream, or the close deadline;
- * what arrives decides how the connection is reported. A rejection, or a connection not yet
- * established, ends at once. */
+ * what arrives decides how the connection is reported. A profile without a close message under
+ * half-close asks for the socket's FIN instead (NEGIO_WANT_SHUTDOWN, negio__shut_send), and the
+ * peer's own end is its answer. A rejection, or a connection not yet established, ends at once. */
 void negio__do_graceful_close(negio_econn *c, uint32_t status)
 {
     if (c->close_started || c->state == ST_DONE || c->local_closing)

@@ -182,6 +182,9 @@ struct negio_econn {
     /* half-close (negio_config_set_half_close): the peer's CLOSE arrived and was not answered */
     int half_close;
     int peer_closed;
+    /* this side's end as the stream's FIN (NEGIO_WANT_SHUTDOWN): 1 while the shutdown of the
+     * socket's sending half (shutdown_req) is under way, 2 once it is done or failed */
+    int send_shut;
     struct negio__relay *relay; /* relay.c, or NULL */
     atomic_int relay_attached;
     /* PROXY protocol (proxy.c): 1 while a header is expected, 2 when one must be refused; the
@@ -265,6 +268,9 @@ void negio__close_all_handles(negio_econn *c);
 void negio__econn_finish(negio_econn *c);
 /* A close asked by the application (or a shutdown): CLOSE, then wait for the peer's. */
 void negio__do_graceful_close(negio_econn *c, uint32_t status);
+/* The connector's close is the stream's FIN (NEGIO_WANT_SHUTDOWN): its output, then the shutdown
+ * of the socket's sending half; reading goes on until the peer's end. */
+void negio__shut_send(negio_econn *c);
 /* One connection less; accepting resumes if it had paused at max_connections. */
 void negio__uncount(negio_engine *e);
 

@@ -256,6 +256,11 @@ static void econn_process_loop(negio_econn *c)
     negio__flush_soon(c);
     if (!known) /* stopped by backpressure, before asking the connector */
         want = negio_conn_want(c->conn);
+    /* this side's close without a close message ([MS-NNS] under half-close): the FIN says it */
+    if (want & NEGIO_WANT_SHUTDOWN)
+        negio__shut_send(c);
+    if (c->state != ST_OPEN)
+        return;
     if (negio__relay_holds(c) && c->reading) {
         /* the relay's socket is not ready for more: what the peer sends waits in the kernel */
         uv_read_stop((uv_stream_t *)&c->tcp);

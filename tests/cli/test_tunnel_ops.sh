@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
 # negio tunnel in operation, with Redis behind it: the access list (a refused client gets a
-# protected close of status 121 and the server logs who and why), SIGHUP re-reading the access
-# list without disturbing an established tunnel, a backend that is down (a prompt close with the
-# reason), several tunnels from one config file, a config file's errors with their line numbers
-# (and a reload that meets them keeps the running configuration), the metrics endpoint, and bad
-# input that leaves the process up.
+# protected close of status 121, over [MS-NNS] a HandshakeError with ERROR_ACCESS_DENIED, and the
+# server logs who and why), SIGHUP re-reading the access list without disturbing an established
+# tunnel, a backend that is down (a prompt close with the reason), half-close both ways in
+# either profile (a client that shuts down its sending half still gets the whole reply), several
+# tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
+# line numbers (and a reload that meets them keeps the running configuration), the metrics
+# endpoint, and bad input that leaves the process up.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
 start_realm
 start_redis
+
+# no_answer_through NAME SERVER-OPTIONS -- CLIENT-OPTIONS: a tunnel server NAME (its backend among
+# its options) and a tunnel client NAME-c to it, through which redis-cli PING gets no answer;
+# waits for the connection line of each side, and leaves their pids in $spid_na and $cpid_na
+no_answer_through() {
+  local name=$1; shift
+  local sopts=()
+  while [ "$1" != "--" ]; do sopts+=("$1"); shift; done
+  shift
+  start_tunnel "$name" server "${sopts[@]}"
+  spid_na=$tpid
+  start_tunnel "$name-c" client --connect "127.0.0.1:$tport" "$@"
+  cpid_na=$tpid
+  redis-cli -p "$tport" PING >"$tmp/$name-cli.txt" 2>&1 || true
+  grep -q PONG "$tmp/$name-cli.txt" && fail "$name: an answer through the tunnel"
+  connection_lines "$tmp/$name.out" 1
+  connection_lines "$tmp/$name-c.out" 1
+}
 
 # ---- the access list, and SIGHUP --------------------------------------------------------------
 echo 'bob@NEGIO.TEST   # only bob at first' >"$tmp/allow"
@@ -69,26 +89,110 @@ grep -q '^negio_tunnel_bytes_total{tunnel="acl",side="server",direction="from_pe
   fail "metrics: bytes"
 stop_tunnel "$cpid"
 
+# ---- the access list over [MS-NNS]: the refusal takes the place of the server's HandshakeDone --
+no_answer_through nacl --backend "127.0.0.1:$redis_port" --allow bob@NEGIO.TEST --profile nns -- \
+  --mech kerberos --profile nns
+check_json_lines "$tmp/nacl.out" "
+c = ev('connection')[0]
+assert c['close'] == 'refused' and c['who'] == 'alice@NEGIO.TEST', c
+assert 'alice@NEGIO.TEST: not in the access list' in c['detail'] and c['bytes_in'] == 0, c
+"
+check_json_lines "$tmp/nacl-c.out" "
+c = ev('connection')[0]
+assert c['error'] == 'NEGIO_ERR_REJECTED' and '0x00000005 ERROR_ACCESS_DENIED' in c['detail'], c
+assert c['who'] is None and c['bytes_out'] == 0, c  # never established, nothing relayed
+"
+
+# ---- half-close both ways: a client that sends, shuts down its sending half, reads the reply ----
+# The backend answers only once it has read the client's FIN (so the FIN must cross the tunnel
+# after the request), then sends 600 KB and closes; the client must get all of it, then EOF.
+hc_port=$(free_port)
+python3 - "$hc_port" "$tmp/hc.ready" <<'PY' &
+import socket, sys, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(8)
+open(sys.argv[2], "w").close()
+def serve(c):
+    got = b""
+    while True:
+        x = c.recv(65536)
+        if not x: break
+        got += x
+    c.sendall(got * 20 + b"END %d\n" % len(got))
+    c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+servers+=("$!")
+wait_until 10 test -f "$tmp/hc.ready"
+half_close_through() { # NAME SERVER-OPTIONS -- CLIENT-OPTIONS
+  local name=$1; shift
+  local sopts=()
+  while [ "$1" != "--" ]; do sopts+=("$1"); shift; done
+  shift
+  start_tunnel "$name" server --backend "127.0.0.1:$hc_port" "${sopts[@]}"
+  local spid=$tpid
+  start_tunnel "$name-c" client --connect "127.0.0.1:$tport" "$@"
+  local cpid=$tpid
+  python3 - "$tport" <<'PY' || fail "$name: half-close through the tunnel"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+req = bytes(range(256)) * 120  # 30 KB
+s.sendall(req)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    x = s.recv(65536)
+    if not x: break
+    got += x
+want = req * 20 + b"END %d\n" % len(req)
+assert got == want, "got %d bytes, expected %d" % (len(got), len(want))
+PY
+  connection_lines "$tmp/$name.out" 1
+  check_json_lines "$tmp/$name.out" "
+c = ev('connection')[0]
+assert c['close'] == 'clean' and c['bytes_in'] == 30720 and c['bytes_out'] == 30720 * 20 + 10, c
+"
+  connection_lines "$tmp/$name-c.out" 1
+  check_json_lines "$tmp/$name-c.out" "
+c = ev('connection')[0]
+assert c['close'] == 'clean' and c['bytes_out'] == 30720 and c['bytes_in'] == 30720 * 20 + 10, c
+"
+  stop_tunnel "$cpid"
+  stop_tunnel "$spid"
+}
+half_close_through hc-native -- --mech kerberos
+half_close_through hc-nns-seal --profile nns -- --profile nns --mech kerberos
+half_close_through hc-nns-none --profile nns --protect none --min-protect none -- \
+  --profile nns --mech kerberos --protect none --min-protect none
+KRB5CCNAME=FILE:/nonexistent half_close_through hc-nns-ntlm --profile nns -- --profile nns
+
 # ---- a backend that is down -------------------------------------------------------------------
 down=$(free_port)
-start_tunnel down server --backend "127.0.0.1:$down"
-dpid=$tpid
-start_tunnel down-c client --connect "127.0.0.1:$tport" --mech kerberos
-dcpid=$tpid
-redis-cli -p "$tport" PING >"$tmp/down-cli.txt" 2>&1 || true
-grep -q PONG "$tmp/down-cli.txt" && fail "an answer from a backend that is down"
-connection_lines "$tmp/down.out" 1
+no_answer_through down --backend "127.0.0.1:$down" -- --mech kerberos
+dpid=$spid_na dcpid=$cpid_na
 check_json_lines "$tmp/down.out" "
 c = ev('connection')[0]
 assert c['close'] == 'error' and c['error'] == 'NEGIO_ERR_ADDRESS', c
 assert 'relay: connect to 127.0.0.1:$down: connection refused' in c['detail'], c
 "
-connection_lines "$tmp/down-c.out" 1
 check_json_lines "$tmp/down-c.out" "
 c = ev('connection')[0]
 assert c['error'] == 'NEGIO_ERR_REJECTED' and 'status 122' in c['detail'] and 'connection refused' in c['detail'], c
 "
 kill -0 "$dpid" && kill -0 "$dcpid" || fail "a tunnel process exited"
+# over [MS-NNS] the server's HandshakeDone has left when the backend refuses: the server can only
+# end the stream, and the client says what that may have been
+no_answer_through ndown --backend "127.0.0.1:$down" --profile nns -- --mech kerberos --profile nns
+check_json_lines "$tmp/ndown.out" "
+c = ev('connection')[0]
+assert c['close'] == 'error' and c['error'] == 'NEGIO_ERR_ADDRESS', c
+"
+check_json_lines "$tmp/ndown-c.out" "
+c = ev('connection')[0]
+assert 'the server ended the stream without sending a byte' in c['detail'], c
+"
 
 # ---- a PROXY header from a source that is not a listed balancer ----------------------------------
 start_tunnel lb server --backend "127.0.0.1:$redis_port" --accept-proxy-from 10.0.0.0/8
@@ -111,7 +215,7 @@ assert c['error'] == 'NEGIO_ERR_PROTOCOL' and 'a PROXY protocol header from 127.
 kill -0 "$lbpid" || fail "the tunnel exited on a PROXY header"
 
 # ---- several tunnels from one config file ------------------------------------------------------
-sp=$(free_port) cp=$(free_port)
+sp=$(free_port) cp=$(free_port) nsp=$(free_port) ncp=$(free_port)
 cat >"$tmp/tunnels.conf" <<CONF
 ; two ends of one tunnel in one process
 [global]
@@ -131,17 +235,38 @@ connect = 127.0.0.1:$sp
 spn = negio@localhost
 mech = kerberos
 protect = seal
+
+[nns-server]
+mode = server
+listen = 127.0.0.1:$nsp
+backend = 127.0.0.1:$redis_port
+profile = nns
+min-protect = sign
+
+[nns-client]
+mode = client
+listen = 127.0.0.1:$ncp
+connect = 127.0.0.1:$nsp
+spn = negio@localhost
+profile = nns
+protect = sign
 CONF
 run_status 0 "$negio" tunnel --config "$tmp/tunnels.conf" --check
-grep -q "2 tunnels, ok" "$tmp/last.out" || fail "--check: $(cat "$tmp/last.out")"
+grep -q "4 tunnels, ok" "$tmp/last.out" || fail "--check: $(cat "$tmp/last.out")"
 "$negio" tunnel --config "$tmp/tunnels.conf" >"$tmp/conf.out" 2>"$tmp/conf.err" &
 confpid=$!; servers+=("$confpid")
 wait_until 10 redis-cli -p "$cp" PING
 [ "$(redis-cli -p "$cp" SET conf yes)" = OK ] || fail "SET through the config file's tunnels"
-connection_lines "$tmp/conf.out" 2
+[ "$(redis-cli -p "$ncp" GET conf)" = yes ] || fail "GET through the config file's [MS-NNS] tunnels"
+connection_lines "$tmp/conf.out" 6
 check_json_lines "$tmp/conf.out" "
 s = [c for c in ev('connection') if c['tunnel'] == 'redis-server']
 assert s and s[0]['who'] == 'alice@NEGIO.TEST' and s[0]['level_in'] == 'seal', s
+n = [c for c in ev('connection') if c['tunnel'] == 'nns-server']
+assert n and n[-1]['who'] == 'alice@NEGIO.TEST' and n[-1]['level_in'] == 'sign', n
+assert n[-1]['level_out'] == 'sign' and n[-1]['close'] == 'clean', n
+l = [e for e in ev('listening') if e['tunnel'] == 'nns-server']
+assert l and 'over [MS-NNS]' in l[0]['message'], l
 "
 # a reload that meets a broken file keeps what runs
 cp "$tmp/tunnels.conf" "$tmp/good.conf"
@@ -264,6 +389,11 @@ bad 'idle-timeout = soon' "bad.conf:4: [t]: --idle-timeout: expected a duration"
 bad 'accept-proxy-from = 10.0.0.0/40' "bad.conf:4: [t]: --accept-proxy-from: expected addresses or CIDR blocks"
 bad 'just words' "bad.conf:4: expected [section], NAME = VALUE, or a comment"
 bad 'tls-negotiate = maybe' "bad.conf:4: [t] tls-negotiate: expected yes or no, got 'maybe'"
+bad 'profile = dotnet' "bad.conf:4: [t]: --profile must be native, gss-sample or nns"
+bad 'profile = gss-sample' "bad.conf:1: [t]: --profile gss-sample cannot carry a tunnel"
+printf '[t]\nmode = server\nlisten = 127.0.0.1:0\nbackend = 127.0.0.1:1\nprofile = nns\ntls-negotiate = yes\n' >"$tmp/bad.conf"
+run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
+grep -qF "bad.conf:1: [t]: --profile nns has no TLS form" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 printf '[t]\nlisten = 127.0.0.1:0\n' >"$tmp/bad.conf"
 run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
 grep -qF "bad.conf:1: [t] has no 'mode = client' or 'mode = server'" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
@@ -280,10 +410,15 @@ run_status 2 "$negio" tunnel server --listen 127.0.0.1:0
 grep -q -- "--backend HOST:PORT is required" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --profile gss-sample
 grep -q "cannot carry a tunnel" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 --profile nns --tls-negotiate
+grep -q -- "--profile nns has no TLS form" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --profile nns --tls --ca /dev/null
+grep -q -- "--profile nns has no TLS form" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 1 "$negio" tunnel server --listen "127.0.0.1:$sport" --backend 127.0.0.1:1
 grep -q "cannot listen on 127.0.0.1:$sport" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 0 "$negio" tunnel server --help
 grep -q -- "--accept-proxy-from" "$tmp/last.out" || fail "help"
+grep -qF -- "[--profile native|nns]" "$tmp/last.out" || fail "help: $(cat "$tmp/last.out")"
 
 stop_tunnel "$spid"
 check_json_lines "$tmp/acl.out" "

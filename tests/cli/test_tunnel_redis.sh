@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Redis through negio tunnel: redis-cli -> tunnel client -> tunnel server -> redis-server, at
 # none, sign, seal and inside TLS (--tls-negotiate), with a Kerberos client and a Negotiate
-# client that ends on NTLM (no ticket). Each run: SET and GET, a pipelined run of 1000 commands,
-# and a pub/sub subscriber that stays connected while messages are published to it. The server's
-# log names the client, its mechanism and level, and the bytes each way.
+# client that ends on NTLM (no ticket); and over .NET's NegotiateStream (--profile nns) at none,
+# sign and seal with a Kerberos client, a raw NTLM client (--mech ntlm) and a Negotiate client
+# that ends on NTLM. Each run: SET and GET, a pipelined run of 1000 commands, and a pub/sub
+# subscriber that stays connected while messages are published to it. The server's log names
+# the client, its mechanism and level, and the bytes each way.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
@@ -60,16 +62,29 @@ for level in none sign seal; do
 done
 run krb-tls --tls-negotiate -- --tls-negotiate --mech kerberos
 KRB5CCNAME=FILE:/nonexistent run ntlm-tls --tls-negotiate --tls-allow-ntlm -- --tls-negotiate --tls-allow-ntlm
+# [MS-NNS]: one level per stream, asked for by the client; SPNEGO over NTLM is never below sign
+for level in none sign seal; do
+  run "nns-krb-$level" --profile nns --protect "$level" --min-protect "$level" -- \
+    --profile nns --spn negio@localhost --mech kerberos --protect "$level" --min-protect "$level"
+  KRB5CCNAME=FILE:/nonexistent run "nns-ntlm-$level" --profile nns --protect "$level" \
+    --min-protect "$level" -- \
+    --profile nns --spn negio@localhost --mech ntlm --protect "$level" --min-protect "$level"
+done
+KRB5CCNAME=FILE:/nonexistent run nns-negntlm-none --profile nns --protect none --min-protect none -- \
+  --profile nns --spn negio@localhost --protect none --min-protect none
+grep -q 'over \[MS-NNS\]' "$tmp/nns-krb-seal-s.out" || fail "the server's start-up line: $(cat "$tmp/nns-krb-seal-s.out")"
 
 # what the servers logged: who, how, and the bytes each way, for every connection
-for name in krb-none krb-sign krb-seal ntlm-none ntlm-sign ntlm-seal krb-tls ntlm-tls; do
+for name in krb-none krb-sign krb-seal ntlm-none ntlm-sign ntlm-seal krb-tls ntlm-tls \
+  nns-krb-none nns-krb-sign nns-krb-seal nns-ntlm-none nns-ntlm-sign nns-ntlm-seal nns-negntlm-none; do
   case $name in
-    krb-*) who=alice@NEGIO.TEST mech=kerberos ;;
-    ntlm-*) who='NEGIO\\alice' mech=ntlm ;;
+    krb-* | nns-krb-*) who=alice@NEGIO.TEST mech=kerberos ;;
+    *) who='NEGIO\\alice' mech=ntlm ;;
   esac
   case $name in
     *-tls) level=none ;;
-    *) level=${name#*-} ;;
+    nns-negntlm-none) level=sign ;; # SPNEGO asks NTLM for integrity whatever it is asked
+    *) level=${name##*-} ;;
   esac
   check_json_lines "$tmp/$name-s.out" "
 conns = ev('connection')
@@ -77,6 +92,7 @@ assert len(conns) >= 8, conns
 for c in conns:
     assert c['side'] == 'server' and c['who'] == '$who' and c['mech'] == '$mech', c
     assert c['level_in'] == '$level' and c['close'] == 'clean' and c['error'] is None, c
+    assert not '$name'.startswith('nns-') or c['level_out'] == '$level', c
     assert c['from'].startswith('127.0.0.1:') and c['duration_ms'] >= 0, c
 pipe = [c for c in conns if c['bytes_in'] > 20000]
 assert len(pipe) == 1 and pipe[0]['bytes_out'] >= 1000 * 4, pipe

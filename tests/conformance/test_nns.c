@@ -834,6 +834,8 @@ static void the_end_of_the_stream_is_the_end_and_inside_a_message_truncation(voi
         assert_int_equal(negio_conn_close(p.client.conn, 0, "done"), 0);
         size_t n;
         assert_null(negio_conn_send_buf(p.client.conn, &n));
+        /* without half-close the owner ends the whole stream: no shutdown of one half */
+        assert_int_equal(negio_conn_want(p.client.conn) & NEGIO_WANT_SHUTDOWN, 0);
         test_side_drain(&p.client); /* the close is the end for the side that makes it */
         assert_int_equal(p.client.err, 0);
         assert_int_equal(test_side_count(&p.client, NEGIO_EV_CLOSED), 1);
@@ -851,6 +853,179 @@ static void the_end_of_the_stream_is_the_end_and_inside_a_message_truncation(voi
         test_side_drain(&p.server);
         assert_int_equal(p.server.err, NEGIO_ERR_TRUNCATED);
         free(m);
+        test_pair_free(&p);
+    }
+}
+
+static void half_close_at(negio_config *c, negio_config *s, negio_level level)
+{
+    levels(c, s, level);
+    assert_int_equal(negio_config_set_half_close(c, 1), 0);
+    assert_int_equal(negio_config_set_half_close(s, 1), 0);
+}
+
+static void half_close_seal(negio_config *c, negio_config *s)
+{
+    half_close_at(c, s, NEGIO_LEVEL_SEAL);
+}
+
+static void half_close_sign(negio_config *c, negio_config *s)
+{
+    half_close_at(c, s, NEGIO_LEVEL_SIGN);
+}
+
+static void half_close_none(negio_config *c, negio_config *s)
+{
+    half_close_at(c, s, NEGIO_LEVEL_NONE);
+}
+
+/* Under half-close the stream's FIN is each direction's end: a side's close sends nothing, asks
+ * its owner to shut down its sending half after the output (NEGIO_WANT_SHUTDOWN) and goes on
+ * reading; the peer reads the FIN between messages as that side's close (NEGIO_EV_CLOSED), and
+ * may still write the whole of its reply, which arrives until the peer's own FIN. */
+static void under_half_close_a_close_ends_one_direction_and_the_reply_still_arrives(void **state)
+{
+    (void)state;
+    static const adjust_fn adjust[] = {half_close_seal, half_close_sign, half_close_none};
+    static const size_t reply_len = 140000; /* several data messages */
+    uint8_t *reply = malloc(reply_len), *got = malloc(reply_len);
+    unsigned seed = 11;
+    for (size_t i = 0; i < reply_len; i++)
+        reply[i] = (uint8_t)test_rand(&seed);
+    for (int path = 0; path < PATH_COUNT; path++) {
+        for (size_t l = 0; l < 3; l++) {
+            char what[64];
+            snprintf(what, sizeof(what), "%s/%zu", test_path_name((test_path)path), l);
+            test_pair p;
+            pair_for(&p, (test_path)path, SPLIT_RANDOM, 31 * (unsigned)(l + 1), adjust[l]);
+            establish(&p, what);
+            negio_conn *cli = p.client.conn, *srv = p.server.conn;
+            assert_int_equal(negio_conn_write(cli, "request", 7, NEGIO_LEVEL_DEFAULT), 0);
+            assert_int_equal(negio_conn_close(cli, 0, ""), 0);
+            unsigned want = negio_conn_want(cli);
+            assert_true(want & NEGIO_WANT_SHUTDOWN);
+            assert_true(want & NEGIO_WANT_READ);
+            assert_int_equal(negio_conn_write(cli, "more", 4, NEGIO_LEVEL_DEFAULT),
+                             NEGIO_ERR_STATE);
+            test_pair_run(&p);
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_CLOSED), 0);
+            uint8_t req[16];
+            negio_level lv = p.server.events[1].level; /* the stream's level */
+            assert_int_equal(joined(&p.server, req, sizeof(req), lv), 7);
+            assert_memory_equal(req, "request", 7);
+            /* the client's FIN */
+            assert_int_equal(negio_conn_feed_eof(srv), 0);
+            test_side_drain(&p.server);
+            assert_int_equal(p.server.err, 0);
+            assert_int_equal(test_side_count(&p.server, NEGIO_EV_CLOSED), 1);
+            /* the server answers after it, and ends its own half */
+            assert_int_equal(negio_conn_write(srv, reply, reply_len, NEGIO_LEVEL_DEFAULT), 0);
+            assert_int_equal(negio_conn_close(srv, 0, ""), 0);
+            test_pair_run(&p);
+            assert_int_equal(p.client.err, 0);
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_CLOSED), 0);
+            assert_int_equal(joined(&p.client, got, reply_len, lv), reply_len);
+            assert_memory_equal(got, reply, reply_len);
+            assert_true(negio_conn_want(cli) & NEGIO_WANT_READ);
+            /* the server's FIN */
+            assert_int_equal(negio_conn_feed_eof(cli), 0);
+            test_side_drain(&p.client);
+            if (p.client.err != 0)
+                test_pair_report(&p, what);
+            assert_int_equal(p.client.err, 0);
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_CLOSED), 1);
+            assert_int_equal(negio_conn_want(cli) & (NEGIO_WANT_SHUTDOWN | NEGIO_WANT_READ), 0);
+            test_pair_free(&p);
+        }
+    }
+    free(reply);
+    free(got);
+}
+
+/* A half-closed side still reads messages, and the end of the stream inside one is truncation
+ * as ever: nothing of the cut message is delivered. */
+static void after_a_half_close_an_end_inside_a_message_is_still_truncation(void **state)
+{
+    (void)state;
+    static const adjust_fn adjust[] = {half_close_seal, half_close_sign};
+    for (int path = 0; path < PATH_COUNT; path++) {
+        for (int l = 0; l < 2; l++) {
+            test_pair p;
+            pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, adjust[l]);
+            establish(&p, test_path_name((test_path)path));
+            assert_int_equal(negio_conn_close(p.client.conn, 0, ""), 0);
+            assert_int_equal(negio_conn_write(p.server.conn, "the reply", 9, NEGIO_LEVEL_DEFAULT),
+                             0);
+            size_t n;
+            uint8_t *m = test_take_output(p.server.conn, &n);
+            assert_int_equal(negio_conn_feed(p.client.conn, m, n - 3), 0);
+            assert_int_equal(negio_conn_feed_eof(p.client.conn), 0);
+            test_side_drain(&p.client);
+            assert_int_equal(p.client.err, NEGIO_ERR_TRUNCATED);
+            test_assert_detail_has(p.client.conn, "stream ended inside a data message");
+            assert_int_equal(test_side_count(&p.client, NEGIO_EV_MESSAGE), 0);
+            free(m);
+            test_pair_free(&p);
+        }
+    }
+}
+
+/* Runs P until the server has authenticated the client, its last handshake message not yet
+ * taken. */
+static void run_until_server_established(test_pair *p)
+{
+    test_side_drain(&p->client);
+    for (int round = 0; round < 16; round++) {
+        while (test_pair_move(p, &p->client, &p->server) > 0)
+            test_side_drain(&p->server);
+        if (test_side_count(&p->server, NEGIO_EV_ESTABLISHED) > 0 || p->server.err != 0)
+            return;
+        while (test_pair_move(p, &p->server, &p->client) > 0)
+            test_side_drain(&p->client);
+    }
+    fail_msg("the server did not authenticate the client");
+}
+
+/* A server that refuses the client it authenticated (an access list), before its HandshakeDone
+ * has been taken: a HandshakeError of the status's code goes in its place, so the client never
+ * establishes and learns why (NEGIO_STATUS_FORBIDDEN: ERROR_ACCESS_DENIED, NEGIO_ERR_REJECTED;
+ * another status: E_FAIL). Once the HandshakeDone has left, a refusal can only end the stream. */
+static void a_refusal_before_the_handshake_done_leaves_becomes_a_handshake_error(void **state)
+{
+    (void)state;
+    for (int path = 0; path < PATH_COUNT; path++) {
+        const char *what = test_path_name((test_path)path);
+        test_pair p;
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        run_until_server_established(&p);
+        assert_int_equal(p.server.err, 0);
+        assert_int_equal(negio_conn_close(p.server.conn, NEGIO_STATUS_FORBIDDEN, "not allowed"), 0);
+        size_t n;
+        const uint8_t *out = negio_conn_send_buf(p.server.conn, &n);
+        static const uint8_t denied[] = {0x15, 1, 0, 0, 8, 5, 0, 0, 0, 0, 0, 0, 5};
+        assert_int_equal(n, sizeof(denied));
+        assert_memory_equal(out, denied, sizeof(denied));
+        test_pair_run(&p);
+        test_pair_report(&p, what);
+        assert_int_equal(p.client.err, NEGIO_ERR_REJECTED);
+        test_assert_detail_has(p.client.conn, "0x00000005 ERROR_ACCESS_DENIED");
+        assert_int_equal(test_side_count(&p.client, NEGIO_EV_ESTABLISHED), 0);
+        test_pair_free(&p);
+
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        run_until_server_established(&p);
+        assert_int_equal(negio_conn_close(p.server.conn, NEGIO_STATUS_UNAVAILABLE, "down"), 0);
+        test_pair_run(&p);
+        assert_int_equal(p.client.err, NEGIO_ERR_PEER);
+        test_assert_detail_has(p.client.conn, "E_FAIL");
+        test_pair_free(&p);
+
+        /* too late: the HandshakeDone is on its way */
+        pair_for(&p, (test_path)path, SPLIT_WHOLE, 1, NULL);
+        run_until_server_established(&p);
+        free(test_take_output(p.server.conn, &n));
+        assert_int_equal(negio_conn_close(p.server.conn, NEGIO_STATUS_FORBIDDEN, "not allowed"), 0);
+        assert_null(negio_conn_send_buf(p.server.conn, &n));
         test_pair_free(&p);
     }
 }
@@ -1041,6 +1216,9 @@ int main(void)
         cmocka_unit_test(replayed_reordered_or_dropped_messages_are_fatal),
         cmocka_unit_test(a_stream_without_order_flags_still_refuses_a_dropped_first_message),
         cmocka_unit_test(the_end_of_the_stream_is_the_end_and_inside_a_message_truncation),
+        cmocka_unit_test(under_half_close_a_close_ends_one_direction_and_the_reply_still_arrives),
+        cmocka_unit_test(after_a_half_close_an_end_inside_a_message_is_still_truncation),
+        cmocka_unit_test(a_refusal_before_the_handshake_done_leaves_becomes_a_handshake_error),
         cmocka_unit_test(malformed_messages_are_refused_on_their_header),
         cmocka_unit_test(a_clients_refusal_after_the_servers_done_is_recognized),
         cmocka_unit_test(ntlm_sequence_numbers_go_on_after_the_spnego_mic),

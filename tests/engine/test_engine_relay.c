@@ -35,9 +35,10 @@ typedef struct side {
     negio_relay_stats st;
     int have_stats;
     char peer[64], via[64];
-    /* server: where to relay each connection */
+    /* server: where to relay each connection, or the status to refuse it with */
     uint16_t backend_port;
     size_t relay_hw;
+    int refuse;
 } side;
 
 static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
@@ -61,6 +62,8 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     addr_text(negio_econn_via_addr(c), s->via, sizeof(s->via));
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    if (s->refuse != 0)
+        return s->refuse;
     if (s->backend_port != 0) {
         negio_relay_options ro = {.size = sizeof(ro), .high_water = s->relay_hw};
         assert_int_equal(negio_engine_relay_connect(c, "127.0.0.1", s->backend_port, &ro), 0);
@@ -168,12 +171,25 @@ static ssize_t read_to_eof(int fd, uint8_t *buf, size_t cap)
     }
 }
 
+/* PATH's configuration for ROLE in PROFILE, under half-close ([MS-NNS] has no TLS form: plain). */
+static negio_config *tunnel_config(negio_role role, test_path path, negio_profile profile)
+{
+    negio_config *cfg =
+        role == NEGIO_ROLE_SERVER ? test_server_config(path) : test_client_config(path);
+    negio_config_set_half_close(cfg, 1);
+    if (profile != NEGIO_PROFILE_NATIVE) {
+        assert_int_equal(negio_config_set_profile(cfg, profile), 0);
+        assert_int_equal(negio_config_set_transport(cfg, NEGIO_TRANSPORT_PLAIN), 0);
+    }
+    return cfg;
+}
+
 /* The tunnel: a server relaying to BACKEND_PORT, a client relaying the socket *APP_OTHER_END's
  * peer; *APP receives the application's end of that socket. */
-static void tunnel(side *srv, side *cli, uint16_t backend_port, int *app, test_path path)
+static void tunnel_in(side *srv, side *cli, uint16_t backend_port, int *app, test_path path,
+                      negio_profile profile)
 {
-    negio_config *sc = test_server_config(path);
-    negio_config_set_half_close(sc, 1);
+    negio_config *sc = tunnel_config(NEGIO_ROLE_SERVER, path, profile);
     uint16_t sport = 0;
     srv->backend_port = backend_port;
     assert_int_equal(negio_engine_listen(srv->e, "127.0.0.1:0", sc, &sport), 0);
@@ -186,8 +202,7 @@ static void tunnel(side *srv, side *cli, uint16_t backend_port, int *app, test_p
     assert_true(relay_fd >= 0);
     close(lfd);
 
-    negio_config *cc = test_client_config(path);
-    negio_config_set_half_close(cc, 1);
+    negio_config *cc = tunnel_config(NEGIO_ROLE_CLIENT, path, profile);
     negio_econn *conn = NULL;
     assert_int_equal(negio_engine_connect(cli->e, "127.0.0.1", sport, cc, NULL, &conn), 0);
     negio_config_del(cc);
@@ -197,12 +212,17 @@ static void tunnel(side *srv, side *cli, uint16_t backend_port, int *app, test_p
     negio_econn_unref(conn);
 }
 
+static void tunnel(side *srv, side *cli, uint16_t backend_port, int *app, test_path path)
+{
+    tunnel_in(srv, cli, backend_port, app, path, NEGIO_PROFILE_NATIVE);
+}
+
 /* The client's FIN reaches the backend after "hello" while the backend's answer still flows
  * back; the backend's FIN then ends the tunnel, cleanly on both sides, and reaches the
- * application as a FIN after "world". */
-static void half_close_travels_both_ways_after_the_bytes_before_it(void **state)
+ * application as a FIN after "world". In PROFILE: negio's own (each side's CLOSE) or [MS-NNS]
+ * (each side's FIN on the tunnel's stream). */
+static void half_close_in(negio_profile profile)
 {
-    (void)state;
     for (int p = 0; p < PATH_COUNT; p += PATH_COUNT - 2) { /* kerberos, negotiate->ntlm */
         side srv, cli;
         side_init(&srv, 0);
@@ -210,7 +230,7 @@ static void half_close_travels_both_ways_after_the_bytes_before_it(void **state)
         uint16_t bport;
         int bl = listen_any(&bport);
         int app;
-        tunnel(&srv, &cli, bport, &app, (test_path)p);
+        tunnel_in(&srv, &cli, bport, &app, (test_path)p, profile);
         assert_int_equal(write(app, "hello", 5), 5);
         assert_int_equal(shutdown(app, SHUT_WR), 0);
         int b = accept_within(bl, 20000);
@@ -238,6 +258,55 @@ static void half_close_travels_both_ways_after_the_bytes_before_it(void **state)
         assert_int_equal(cli.st.to_socket, 5);
         assert_int_equal(cli.st.from_socket, 5);
         assert_true(srv.st.socket_eof && srv.st.peer_closed);
+        close(app);
+        close(bl);
+        side_free(&cli);
+        side_free(&srv);
+    }
+}
+
+static void half_close_travels_both_ways_after_the_bytes_before_it(void **state)
+{
+    (void)state;
+    half_close_in(NEGIO_PROFILE_NATIVE);
+}
+
+static void over_nns_half_close_travels_as_the_streams_fin_both_ways(void **state)
+{
+    (void)state;
+    half_close_in(NEGIO_PROFILE_NNS);
+}
+
+/* [MS-NNS]: a server that refuses the client it authenticated (on_authenticated's status) does so
+ * before its HandshakeDone leaves: the client fails with the Windows code (NEGIO_ERR_REJECTED,
+ * ERROR_ACCESS_DENIED) and never establishes, its application's socket is reset, and the
+ * server relays nothing. */
+static void over_nns_a_refused_client_learns_why_before_it_is_established(void **state)
+{
+    (void)state;
+    for (int p = 0; p < PATH_COUNT; p++) {
+        side srv, cli;
+        side_init(&srv, 0);
+        side_init(&cli, 0);
+        srv.refuse = NEGIO_STATUS_FORBIDDEN;
+        uint16_t bport;
+        int bl = listen_any(&bport);
+        int app;
+        tunnel_in(&srv, &cli, bport, &app, (test_path)p, NEGIO_PROFILE_NNS);
+        uint8_t buf[16];
+        assert_int_equal(read_to_eof(app, buf, sizeof(buf)), -ECONNRESET);
+        assert_int_equal(side_wait_closed(&cli, 20000), 1);
+        assert_int_equal(side_wait_closed(&srv, 20000), 1);
+        if (cli.code != NEGIO_ERR_REJECTED)
+            fprintf(stderr, "%s: client: %s %s\n", test_path_name((test_path)p),
+                    negio_err_name(cli.code), cli.detail);
+        assert_int_equal(cli.code, NEGIO_ERR_REJECTED);
+        assert_non_null(strstr(cli.detail, "0x00000005 ERROR_ACCESS_DENIED"));
+        assert_int_equal(cli.authenticated, 0);
+        assert_int_equal(srv.reason, NEGIO_CLOSE_REFUSED);
+        assert_int_equal(srv.have_stats, 0); /* no relay was made */
+        struct pollfd pf = {.fd = bl, .events = POLLIN};
+        assert_int_equal(poll(&pf, 1, 0), 0); /* nothing reached the backend */
         close(app);
         close(bl);
         side_free(&cli);
@@ -495,6 +564,8 @@ int main(void)
     test_realm_get();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(half_close_travels_both_ways_after_the_bytes_before_it),
+        cmocka_unit_test(over_nns_half_close_travels_as_the_streams_fin_both_ways),
+        cmocka_unit_test(over_nns_a_refused_client_learns_why_before_it_is_established),
         cmocka_unit_test(a_refused_backend_closes_the_client_promptly_with_the_reason),
         cmocka_unit_test(a_backend_that_does_not_read_bounds_what_each_relay_holds),
         cmocka_unit_test(proxy_headers_are_taken_only_from_the_listed_sources),

@@ -169,6 +169,9 @@ extern const struct cli_group cli_protect_group;
 /* ---- the wire profile (opt_profile.c) ------------------------------------------------------ */
 
 extern const struct cli_group cli_profile_group; /* state: negio_profile */
+/* The same option for a tunnel's ends, with what each profile means for a tunnel (tunnel.c
+ * refuses gss-sample). */
+extern const struct cli_group cli_tunnel_profile_group;
 
 /* ---- output (opt_output.c) ----------------------------------------------------------------- */
 
@@ -225,13 +228,16 @@ struct cli_connection {
     struct cli_tls tls;
 };
 
-/* The groups of a struct cli_connection, in their --help order, as entries of a cli_use array. */
-#define CLI_CONNECTION_USES(conn)                                                                  \
+/* The groups of a struct cli_connection, in their --help order, as entries of a cli_use array;
+ * a tunnel's end takes the profile group of its own. */
+#define CLI_CONNECTION_USES_WITH(conn, profile_group)                                              \
     {&cli_auth_group, &(conn)->auth}, {&cli_protect_group, &(conn)->protect},                      \
-        {&cli_identity_group, &(conn)->identity}, {&cli_profile_group, &(conn)->profile},          \
+        {&cli_identity_group, &(conn)->identity}, {&(profile_group), &(conn)->profile},            \
     {                                                                                              \
         &cli_tls_group, &(conn)->tls                                                               \
     }
+#define CLI_CONNECTION_USES(conn) CLI_CONNECTION_USES_WITH(conn, cli_profile_group)
+#define CLI_TUNNEL_CONNECTION_USES(conn) CLI_CONNECTION_USES_WITH(conn, cli_tunnel_profile_group)
 
 /* The checks across the groups: the service name, --user with --password-file, the TLS options
  * and the levels they imply, NTLM in certificate-free TLS (accepting side), and none of the

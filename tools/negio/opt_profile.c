@@ -1,6 +1,7 @@
 /*
  * The profile group: the conversation on the wire, negio's own, that of MIT's gss-sample
  * programs or that of .NET's NegotiateStream (--profile; docs/PROTOCOL.md, appendices A and C).
+ * A tunnel's ends have a group of their own: the same option, what it means for a tunnel.
  */
 #include <getopt.h>
 #include <string.h>
@@ -52,6 +53,28 @@ const struct cli_group cli_profile_group = {
     .no = CLI_G_PROFILE,
     .options = options,
     .synopsis = synopsis,
+    .init = init,
+    .take = take,
+};
+
+static const struct cli_option tunnel_options[] = {
+    {"profile", required_argument, OPT_PROFILE, CLI_CONNECTING, "PROFILE",
+     "native (default): negio's protocol, whose protected close ends each direction; or nns: "
+     ".NET NegotiateStream ([MS-NNS]; one protection level per stream, no TLS form), whose "
+     "ends are the TCP stream's own FINs, which anyone on the path can forge or cut undetected "
+     "(docs/TUNNEL.md). A .NET NegotiateStream program can be a tunnel server's client"},
+    {NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const struct cli_synopsis tunnel_synopsis[] = {
+    {CLI_CONNECTING, "[--profile native|nns]"},
+    {0, NULL},
+};
+
+const struct cli_group cli_tunnel_profile_group = {
+    .no = CLI_G_PROFILE,
+    .options = tunnel_options,
+    .synopsis = tunnel_synopsis,
     .init = init,
     .take = take,
 };

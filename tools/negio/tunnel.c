@@ -52,7 +52,8 @@ static const struct cli_option tunnel_options[] = {
     {"allow", required_argument, OPT_ALLOW, CLI_ACCEPTOR, "WHO",
      "let WHO through: a principal (alice@REALM), a realm (@REALM), an NTLM user (DOMAIN\\user) "
      "or domain (DOMAIN\\*); repeatable. Without --allow or --allow-file every authenticated "
-     "client passes. Others get a protected close of status 121 and a log line"},
+     "client passes. Others get a protected close of status 121 (--profile nns: a "
+     "HandshakeError with ERROR_ACCESS_DENIED) and a log line"},
     {"allow-file", required_argument, OPT_ALLOW_FILE, CLI_ACCEPTOR, "FILE",
      "more WHO entries, one per line ('#' comments); read again on SIGHUP"},
     {"proxy-protocol", required_argument, OPT_PROXY_PROTOCOL, CLI_ACCEPTOR, "v2",
@@ -262,8 +263,12 @@ static int tunnel_validate(const struct cli *c, struct tunnel_def *d)
     if (d->host[0] == '\0')
         return cli_error(c, d->mode == TUNNEL_CLIENT ? "--connect HOST:PORT is required"
                                                      : "--backend HOST:PORT is required");
-    if (d->conn.profile != NEGIO_PROFILE_NATIVE)
-        return cli_error(c, "--profile gss-sample cannot carry a tunnel (no protected close)");
+    if (d->conn.profile == NEGIO_PROFILE_GSS_SAMPLE)
+        return cli_error(c, "--profile gss-sample cannot carry a tunnel (no close for one "
+                            "direction alone): use native or nns");
+    if (d->conn.profile == NEGIO_PROFILE_NNS && d->conn.tls.transport != NEGIO_TRANSPORT_PLAIN)
+        return cli_error(c, "--profile nns has no TLS form ([MS-NNS] runs on the bare TCP "
+                            "stream): drop --tls and --tls-negotiate, or use --profile native");
     if (d->conn.tls.transport == NEGIO_TRANSPORT_TLS)
         return cli_error(c, "--tls identifies no user: use --tls-negotiate for Kerberos or NTLM "
                             "inside TLS");
@@ -323,7 +328,7 @@ static int run_side(enum tunnel_mode mode, int argc, char **argv)
     struct tunnel_state ts = {.d = d, .g = &g};
     const struct cli_use uses[] = {
         {&tunnel_group, &ts},
-        CLI_CONNECTION_USES(&d->conn),
+        CLI_TUNNEL_CONNECTION_USES(&d->conn),
     };
     struct cli c;
     const struct cli_command *cmd = mode == TUNNEL_CLIENT ? &client_command : &server_command;
@@ -530,7 +535,7 @@ static struct tunnel_def *section_def(struct ini_state *st, const struct section
     struct tunnel_state ts = {.d = d, .g = NULL};
     const struct cli_use uses[] = {
         {&tunnel_group, &ts},
-        CLI_CONNECTION_USES(&d->conn),
+        CLI_TUNNEL_CONNECTION_USES(&d->conn),
     };
     size_t nuses = sizeof(uses) / sizeof(uses[0]);
     for (size_t i = 0; i < nuses; i++)

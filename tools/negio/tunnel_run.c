@@ -60,6 +60,7 @@ struct tconn {
     struct tunnel *t;
     uint64_t start_ns;
     int authenticated, counted;
+    int nns; /* --profile nns: one level both ways, and no close message */
     char from[80], via[80];
     char who[300];
     negio_mech mech;
@@ -254,7 +255,8 @@ static int server_authenticated(struct tunnel *t, negio_econn *c, const negio_au
     uint16_t port = d->port;
     int proxy_v2 = d->proxy_v2;
     uint32_t connect_ms = d->connect_timeout_ms;
-    tc->level_out = d->conn.protect.protect;
+    tc->nns = d->conn.profile == NEGIO_PROFILE_NNS;
+    tc->level_out = tc->nns ? tc->level_in : d->conn.protect.protect;
     pthread_mutex_unlock(&t->mu);
 
     char why[300] = "";
@@ -266,7 +268,9 @@ static int server_authenticated(struct tunnel *t, negio_econn *c, const negio_au
     if (!allowed) {
         snprintf(tc->refused, sizeof(tc->refused), "%s: %s", tc->who, why);
         atomic_fetch_add(&t->m.hs_refused, 1);
-        return NEGIO_STATUS_FORBIDDEN; /* the client gets a protected CLOSE of status 121 */
+        /* the client gets a protected CLOSE of status 121 (--profile nns: a HandshakeError
+         * with ERROR_ACCESS_DENIED, in place of the HandshakeDone that has not left yet) */
+        return NEGIO_STATUS_FORBIDDEN;
     }
     atomic_fetch_add(&t->m.hs_ok[mech_index(info->mech)], 1);
     atomic_fetch_add(&t->m.open, 1);
@@ -300,6 +304,8 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     tc->authenticated = 1;
     tc->mech = info->mech;
     tc->level_in = info->peer_default_level;
+    if (tc->nns)
+        tc->level_out = tc->level_in;
     snprintf(tc->who, sizeof(tc->who), "%s", info->peer ? info->peer : "");
     atomic_fetch_add(&t->m.hs_ok[mech_index(info->mech)], 1);
     metrics_observe_handshake(&t->m, (now_ns() - tc->start_ns) / 1000u);
@@ -327,6 +333,17 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
         atomic_fetch_add(&t->m.hs_failed, 1);
     if (tc != NULL && tc->counted)
         atomic_fetch_sub(&t->m.open, 1);
+    /* [MS-NNS] has no close message: a server that ends the stream without a byte (its backend
+     * closed, or could not be reached) looks like a clean end; say what it may have been */
+    char why[256];
+    if (tc != NULL && tc->nns && t->mode == TUNNEL_CLIENT && have && st.peer_closed &&
+        st.to_socket == 0 && reason == NEGIO_CLOSE_CLEAN) {
+        snprintf(why, sizeof(why),
+                 "the server ended the stream without sending a byte: its backend closed, or "
+                 "could not be reached, or the server failed ([MS-NNS] has no close message to "
+                 "say which; the server's log does)");
+        detail = why;
+    }
     char from[80];
     struct tconn early; /* a connection that ended before authentication: where it came from */
     if (tc == NULL) {
@@ -416,6 +433,7 @@ static void on_plain_ready(uv_poll_t *p, int status, int events)
         negio_econn *c = NULL;
         pthread_mutex_lock(&t->mu);
         tc->level_out = t->def->conn.protect.protect;
+        tc->nns = t->def->conn.profile == NEGIO_PROFILE_NNS;
         int rc = negio_engine_connect(t->engine, t->def->host, t->def->port, t->cfg, tc, &c);
         pthread_mutex_unlock(&t->mu);
         if (rc < 0) {
@@ -556,13 +574,15 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
         negio_config_del(cfg);
         cfg = NULL;
         say(r, "listening", d->name, t->port,
-            "server listening on %s%s%s:%u, backend %s:%u%s, %s, protect %s, min %s, access: %s",
+            "server listening on %s%s%s:%u, backend %s:%u%s, %s%s, protect %s, min %s, "
+            "access: %s",
             strchr(d->listen_host, ':') ? "[" : "", d->listen_host,
             strchr(d->listen_host, ':') ? "]" : "", t->port, d->host, d->port,
             d->proxy_v2 ? " with PROXY v2" : "",
             d->conn.tls.transport == NEGIO_TRANSPORT_TLS_NEGOTIATE
                 ? "tls-negotiate"
                 : negio_mech_name(d->conn.auth.mech),
+            d->conn.profile == NEGIO_PROFILE_NNS ? " over [MS-NNS]" : "",
             negio_level_name(d->conn.protect.protect), negio_level_name(d->conn.protect.min),
             access_text(t->acl, acc, sizeof(acc)));
     } else {
@@ -571,12 +591,13 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
         if (plain_listen(t) < 0)
             goto fail;
         say(r, "listening", d->name, t->port,
-            "client listening on %s%s%s:%u, to %s:%u as %s, %s, protect %s",
+            "client listening on %s%s%s:%u, to %s:%u as %s, %s%s, protect %s",
             strchr(d->listen_host, ':') ? "[" : "", d->listen_host,
             strchr(d->listen_host, ':') ? "]" : "", t->port, d->host, d->port, d->conn.auth.spn,
             d->conn.tls.transport == NEGIO_TRANSPORT_TLS_NEGOTIATE
                 ? "tls-negotiate"
                 : negio_mech_name(d->conn.auth.mech),
+            d->conn.profile == NEGIO_PROFILE_NNS ? " over [MS-NNS]" : "",
             negio_level_name(d->conn.protect.protect));
     }
     return t;

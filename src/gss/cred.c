@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "gss/gss_internal.h"
+#include "gss/kerberos.h"
 
 /* The credentials of one configuration, acquired by its first connector and shared by all the
  * connectors made from it or its copies (docs/PERFORMANCE.md): acquiring per connection cost half
@@ -87,6 +88,25 @@ static void neg_set(unsigned allowed, gss_OID_desc *elems, gss_OID_set_desc *set
         elems[set->count++] = negio__oid_ntlm;
 }
 
+/* Whether the default identity's Kerberos credentials come from the default cache, named. Left
+ * unnamed, MIT's acquisition (acquire_init_cred) checks with krb5_cccol_have_content that some
+ * cache of the collection holds credentials, and that function, in MIT krb5 before 1.21.3 (1.20.1
+ * on Debian 12), frees a principal it never set whenever it cannot read a cache (out of
+ * descriptors, a damaged or half-written file): a crash, a double free or nothing, by chance of
+ * what the stack held. Named, MIT reads that one cache and takes the principal from it at once.
+ * What is given up is MIT's lazy choice, in the first gss_init_sec_context, of the collection's
+ * cache for the target's realm (krb5_cc_select): the credential is the primary cache's (what klist
+ * shows), as it is anyway once its lifetime is asked for below. Only with Kerberos in play, and
+ * not where the name would make the store hide gss-ntlmssp's default account (a store without an
+ * NTLM account file, see below). docs/ARCHITECTURE.md section 8.1. */
+static int default_cache_named(const negio__gss *g, const negio_config *cfg)
+{
+    if (g->want == NEGIO_MECH_KERBEROS)
+        return 1;
+    return g->want == NEGIO_MECH_NEGOTIATE && (g->allowed & NEGIO_ALLOW_KERBEROS) &&
+           (!(g->allowed & NEGIO_ALLOW_NTLM) || ntlm_file(cfg) != NULL);
+}
+
 static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
 {
     OM_uint32 maj, min;
@@ -111,16 +131,29 @@ static int acquire_client(negio__gss *g, const negio_config *cfg, char *detail)
          * names the NTLM account file whenever it names anything. */
         gss_key_value_element_desc el[3];
         gss_key_value_set_desc store = {0, el};
-        if (cfg->ccache != NULL)
-            el[store.count++] = (gss_key_value_element_desc){"ccache", cfg->ccache};
+        char defcc[1024];
+        const char *ccache = cfg->ccache;
+        if (ccache == NULL && default_cache_named(g, cfg) &&
+            negio__krb5_default_ccache(defcc, sizeof(defcc)) == 0)
+            ccache = defcc;
+        if (ccache != NULL)
+            el[store.count++] = (gss_key_value_element_desc){"ccache", ccache};
         if (cfg->keytab != NULL)
             el[store.count++] = (gss_key_value_element_desc){"client_keytab", cfg->keytab};
         if ((store.count > 0 || cfg->ntlm_file != NULL) && (g->allowed & NEGIO_ALLOW_NTLM) &&
             ntlm_file(cfg) != NULL)
             el[store.count++] = (gss_key_value_element_desc){"ntlmssp_keyfile", ntlm_file(cfg)};
-        maj =
-            gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
-                                  store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL, NULL);
+        /* Asking for the lifetime makes MIT resolve the credential now (kg_cred_resolve: its
+         * principal and cache) rather than in the first gss_init_sec_context made with it.
+         * Resolved lazily, a shared credential is resolved by whichever connector uses it first,
+         * and if reading the cache fails there (EMFILE) MIT (1.20 at least) keeps the cache
+         * without the principal: every later gss_init_sec_context with it, in the connectors
+         * that borrowed it meanwhile, stops the process on an assertion. Resolved here, a
+         * credential that cannot be is never acquired, so never shared. */
+        OM_uint32 lifetime = 0;
+        maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+                                    store.count ? &store : GSS_C_NO_CRED_STORE, &g->cred, NULL,
+                                    &lifetime);
         if (GSS_ERROR(maj)) {
             negio__gss_explain_acquire(g, cfg, "gss_acquire_cred_from", maj, min, detail);
             return NEGIO_ERR_CREDENTIALS;

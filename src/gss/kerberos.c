@@ -110,6 +110,17 @@ void negio__krb5_close(negio__krb5 *k)
     k->ctx = NULL;
 }
 
+int negio__krb5_default_ccache(char *out, size_t cap)
+{
+    krb5_context ctx = NULL;
+    if (krb5_init_context(&ctx) != 0)
+        return -1;
+    const char *name = krb5_cc_default_name(ctx);
+    int n = name != NULL ? snprintf(out, cap, "%s", name) : -1;
+    krb5_free_context(ctx);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
 int negio__krb5_is_code(uint32_t code)
 {
     /* the com_err table "krb5": ERROR_TABLE_BASE_krb5 .. + 255 */

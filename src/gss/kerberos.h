@@ -19,6 +19,11 @@ typedef struct negio__krb5 {
 int negio__krb5_open(negio__krb5 *k, negio__why *why);
 void negio__krb5_close(negio__krb5 *k);
 
+/* The full name of the default credential cache (KRB5CCNAME, else default_ccache_name of the
+ * configuration, else MIT's own default) into OUT: 0, or -1 when no krb5 context can be made (the
+ * configuration cannot be read) or the name does not fit. */
+int negio__krb5_default_ccache(char *out, size_t cap);
+
 /* Words for the Kerberos error CODE, met while CLIENT (NULL: unknown) sought a ticket for SERVER
  * (NULL: a ticket-granting ticket) in REALM (NULL: taken from them, else the default). */
 void negio__krb5_say(negio__krb5 *k, krb5_error_code code, const char *client, const char *server,

@@ -430,6 +430,11 @@ static void on_plain_ready(uv_poll_t *p, int status, int events)
         tc->t = t;
         tc->start_ns = now_ns();
         snprintf(tc->from, sizeof(tc->from), "%s", from);
+        /* TC is the connection's from the moment negio_engine_connect posts it: its loop may end
+         * it and run on_closed, which frees TC, before the call returns here. Everything on_closed
+         * reads is set before. */
+        tc->counted = 1;
+        atomic_fetch_add(&t->m.open, 1);
         negio_econn *c = NULL;
         pthread_mutex_lock(&t->mu);
         tc->level_out = t->def->conn.protect.protect;
@@ -437,15 +442,14 @@ static void on_plain_ready(uv_poll_t *p, int status, int events)
         int rc = negio_engine_connect(t->engine, t->def->host, t->def->port, t->cfg, tc, &c);
         pthread_mutex_unlock(&t->mu);
         if (rc < 0) {
+            atomic_fetch_sub(&t->m.open, 1);
             free(tc);
             reset_close(fd);
             say(t->run, "error", t->def->name, 0, "cannot open a connection for %s: %s", from,
                 negio_strerror(rc));
             continue;
         }
-        atomic_fetch_add(&t->m.open, 1);
         atomic_fetch_add(&t->m.total, 1);
-        tc->counted = 1;
         /* posted after the connect: attached before anything can be delivered */
         rc = negio_engine_relay(c, fd, NULL);
         if (rc < 0) {

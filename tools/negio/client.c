@@ -413,6 +413,15 @@ static int send_and_wait(struct run *r, struct exchange *x)
         int closed = r->sh.closed;
         negio_level peer_min = r->sh.peer_min;
         pthread_mutex_unlock(&r->sh.mu);
+        /* the engine refuses writes as soon as the connection is closing, before on_closed
+         * has told why (the peer's CLOSE and its status): wait for it, and report that */
+        while (rc == NEGIO_ERR_CLOSED && !closed) {
+            if (wait_wake(r, 0) == 0)
+                break;
+            pthread_mutex_lock(&r->sh.mu);
+            closed = r->sh.closed;
+            pthread_mutex_unlock(&r->sh.mu);
+        }
         if (rc == NEGIO_ERR_CLOSED && closed)
             return fail_closed(r, "a reply");
         if (rc == NEGIO_ERR_LEVEL)

@@ -58,6 +58,11 @@ assert [t["name"][:24] for t in j["targets"][7:11]] == [
     "Kerberos seal, fast path", "Kerberos seal vs the Ope", "Kerberos sign, fast path",
     "sealed 64-byte Kerberos "], j["targets"][7:11]
 assert all(t["measured"] > 0 for t in j["targets"][7:11]), j["targets"][7:11]
+# what bounds the wall-clock ratios: how busy each side was, on both paths
+import re
+for t in (j["targets"][7], j["targets"][9]):
+    assert re.search(r"cores busy, sender/receiver: fast path [0-9.]+/[0-9.]+, MIT.s [0-9.]+/[0-9.]+$",
+                     t["detail"]), t
 for k in ("kerberos_fast_vs_mit_seal", "kerberos_fast_vs_mit_sign", "kerberos_mit_seal_vs_gss"):
     assert r[k] > 0, k
 assert sorted((e["level"], e["size"]) for e in j["kerberos_mit"] if e["mb_s"] is not None) == \

@@ -100,6 +100,18 @@ static size_t utf8_sequence(const uint8_t *p, size_t n)
     return len;
 }
 
+/* The code point of the well-formed sequence of N bytes at P that a terminal or a line reader
+ * would act on, or 0: the C1 controls U+0080..U+009F (0x9b is CSI to a terminal that reads 8-bit
+ * controls, U+0085 is NEL) and Unicode's line and paragraph separators U+2028 and U+2029. */
+static unsigned utf8_control(const uint8_t *p, size_t n)
+{
+    if (n == 2 && p[0] == 0xc2 && p[1] <= 0x9f)
+        return p[1];
+    if (n == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+        return 0x2000u + (p[2] - 0x80u);
+    return 0;
+}
+
 void json_quote(FILE *out, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -107,6 +119,7 @@ void json_quote(FILE *out, const void *data, size_t len)
     for (size_t i = 0; i < len;) {
         uint8_t b = p[i];
         size_t n = utf8_sequence(p + i, len - i);
+        unsigned control = n > 1 ? utf8_control(p + i, n) : 0;
         if (b == '"' || b == '\\') {
             fputc('\\', out);
             fputc(b, out);
@@ -118,7 +131,11 @@ void json_quote(FILE *out, const void *data, size_t len)
             fputs("\\t", out);
         else if (b < 0x20 || b == 0x7f || n == 0)
             fprintf(out, "\\u%04x", (unsigned)b);
-        else {
+        else if (control != 0) {
+            fprintf(out, "\\u%04x", control);
+            i += n;
+            continue;
+        } else {
             fwrite(p + i, 1, n, out);
             i += n;
             continue;

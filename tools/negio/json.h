@@ -2,8 +2,10 @@
  * A tiny JSON writer for the negio command: one object per line, written straight to a FILE.
  *
  * Strings are arbitrary bytes. The output is valid JSON (RFC 8259) for any input: '"', '\\' and
- * control characters (below 0x20, and 0x7f) are escaped as \" \\ \n \r \t or \u00XX; well-formed
- * UTF-8 passes through unchanged; every byte that is not part of a well-formed UTF-8 sequence
+ * control characters (below 0x20, and 0x7f) are escaped as \" \\ \n \r \t or \u00XX; so are the
+ * C1 controls U+0080..U+009F and the separators U+2028 and U+2029, as \u0080..\u009f, \u2028 and
+ * \u2029, which a reader decodes to the same characters; other well-formed UTF-8 passes through
+ * unchanged; every byte that is not part of a well-formed UTF-8 sequence
  * (stray continuation bytes, overlong forms, surrogates, code points above U+10FFFF, truncated
  * sequences) is written as \u00XX of the byte's value. So a reader gets the exact text back for
  * UTF-8 input, and for other input the bytes mapped one to one onto U+0000..U+00FF.

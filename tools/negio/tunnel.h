@@ -5,6 +5,7 @@
  *   tunnel_acl.c     the access list (--allow, --allow-file) and the PROXY v2 header to backends
  *   tunnel_run.c     the running process: one engine per tunnel, the client side's plain
  *                    listeners, the callbacks, log lines, reload (SIGHUP) and shutdown (SIGTERM)
+ *   tunnel_log.c     the values of the text log lines
  *   tunnel_metrics.c the Prometheus text endpoint (--metrics)
  *
  * Threads: the main thread runs a libuv loop of its own (signals, the client side's plain
@@ -19,6 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "negio/engine.h"
 #include "opt.h"
@@ -121,6 +123,14 @@ size_t proxy_v2_header(uint8_t *out, size_t cap, const struct sockaddr *src,
  * definitions' files: access lists, keytabs) on SIGHUP. Takes DEFS. Returns an exit status. */
 int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g,
                const char *config_path);
+
+/* ---- tunnel_log.c ---------------------------------------------------------------------------- */
+
+/* Writes " KEY=V" to OUT for a text log line, nothing if V is NULL or empty. V is bare if it is
+ * printable ASCII without space, '"', '=' or '\\'; otherwise it is quoted by json_quote, which
+ * escapes control characters (C0, DEL and C1), Unicode's line separators and bytes that are not
+ * UTF-8: nothing in V can end the line, start a terminal escape or pass for another key. */
+void log_text_value(FILE *out, const char *key, const char *v);
 
 /* ---- tunnel_metrics.c ------------------------------------------------------------------------ */
 

@@ -105,29 +105,6 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
-/* Whether V is printable as it is in key=value text: no space, quote, '=', backslash, control
- * character or DEL anywhere in it. */
-static int text_plain(const char *v)
-{
-    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == ' ' || *p == '"' || *p == '=' || *p == '\\')
-            return 0;
-    return 1;
-}
-
-/* A value in key=value text: bare if it is plain, else quoted (json_quote keeps control
- * characters away from the terminal). */
-static void text_value(const char *key, const char *v)
-{
-    if (v == NULL || v[0] == '\0')
-        return;
-    printf(" %s=", key);
-    if (text_plain(v))
-        fputs(v, stdout);
-    else
-        json_quote(stdout, v, strlen(v));
-}
-
 /* A line about the tunnel itself (listening, reloaded, errors): MSG in text, or a JSON object
  * {"event": EVENT, "tunnel": NAME, "message": MSG} plus PORT when non-zero. */
 static void say(struct runner *r, const char *event, const char *name, uint16_t port,
@@ -203,20 +180,20 @@ static void log_connection(struct tunnel *t, const struct tconn *tc, const char 
         fputc('\n', stdout);
     } else {
         printf("%s: connection", t->name);
-        text_value("side", side);
-        text_value("from", from);
-        text_value("via", tc ? tc->via : NULL);
-        text_value("who", tc ? tc->who : NULL);
-        text_value("mech", mech);
+        log_text_value(stdout, "side", side);
+        log_text_value(stdout, "from", from);
+        log_text_value(stdout, "via", tc ? tc->via : NULL);
+        log_text_value(stdout, "who", tc ? tc->who : NULL);
+        log_text_value(stdout, "mech", mech);
         if (lin != NULL)
             printf(" level=%s/%s", lin, lout);
         printf(" in=%llu out=%llu", st ? (unsigned long long)st->to_socket : 0ull,
                st ? (unsigned long long)st->from_socket : 0ull);
         if (dur_ms >= 0)
             printf(" duration=%lld.%03llds", dur_ms / 1000, dur_ms % 1000);
-        text_value("close", close);
-        text_value("error", code != 0 ? negio_err_name(code) : NULL);
-        text_value("detail", why);
+        log_text_value(stdout, "close", close);
+        log_text_value(stdout, "error", code != 0 ? negio_err_name(code) : NULL);
+        log_text_value(stdout, "detail", why);
         putchar('\n');
     }
     fflush(stdout);

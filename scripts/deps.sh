@@ -13,7 +13,8 @@
 # behind and in front of it (redis-server and redis-tools, nginx, haproxy), and negio bench
 # compares it with stunnel (stunnel4). Installing redis-server and nginx tries to start their
 # system services; that is harmless (refused in containers), and the tests start their own on
-# loopback.
+# loopback. gdb forces a thread order in tests/cli/test_tunnel_connect_race.sh (it holds one thread
+# while another runs).
 set -euo pipefail
 
 pkgs=(
@@ -28,6 +29,7 @@ pkgs=(
   tshark
   libinih-dev
   redis-server redis-tools nginx haproxy stunnel4
+  gdb
 )
 
 missing=()

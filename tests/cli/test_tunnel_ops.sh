@@ -41,7 +41,10 @@ import json, sys
 for l in open(sys.argv[1]):
     e = json.loads(l)
     if e["event"] == "metrics":
+        # the message names the address really bound, the port chosen for :0 included
+        assert e["message"] == "metrics on http://127.0.0.1:%d/metrics" % e["port"], e
         print(e["port"])' "$tmp/acl.out")
+[ -n "$metrics_port" ] || fail "no metrics line naming its port: $(cat "$tmp/acl.out")"
 start_tunnel acl-c client --connect "127.0.0.1:$sport" --mech kerberos
 cpid=$tpid p=$tport
 # alice is not allowed: her connection is cut, and both sides say why

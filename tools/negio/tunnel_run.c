@@ -1050,10 +1050,12 @@ static int metrics_start(struct runner *r)
     }
     int len = sizeof(ss);
     uv_tcp_getsockname(&r->metrics, (struct sockaddr *)&ss, &len);
+    char bound[INET6_ADDRSTRLEN + 8];
+    addr_text((struct sockaddr *)&ss, bound, sizeof(bound)); /* port 0 chosen: the real one */
     say(r, "metrics", NULL,
         ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                        : ((struct sockaddr_in *)&ss)->sin_port),
-        "metrics on http://%s/metrics", r->g.metrics);
+        "metrics on http://%s/metrics", bound);
     if (!is_loopback(&ss))
         say(r, "warning", NULL, 0,
             "--metrics %s is reachable from other hosts: the metrics name the tunnels and count "

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "wire/frame.h"
 #include "negio/identity.h"
+#include "support/alloc_run.h"
 #include "support/support.h"
 
 #ifndef NEGIO_ALLOC_HOOK
@@ -48,21 +49,11 @@ static negio_level script_level(size_t i)
 
 static uint8_t payload[10000];
 
-typedef struct side {
-    negio_conn *conn;
-    int err;         /* fatal error seen, 0 if none */
-    int established; /* ESTABLISHED events */
-    int closed;      /* CLOSED events */
-    int created;     /* negio_conn_new succeeded */
-    size_t wire_out; /* bytes this side put on the wire for its peer */
-} side;
-
 typedef struct run {
-    side client, server;
-    int create_err; /* negio_conn_new failed with this */
-    size_t sent;    /* script entries the client has written */
-    size_t echoed;  /* echoes the client received and checked */
-    int wrong;      /* a message arrived with the wrong level or bytes */
+    test_alloc_run pair; /* the connectors, their errors and events (tests/support/alloc_run.h) */
+    size_t sent;         /* script entries the client has written */
+    size_t echoed;       /* echoes the client received and checked */
+    int wrong;           /* a message arrived with the wrong level or bytes */
     negio_auth_info client_info, server_info;
     char client_peer[256], server_peer[256], local_name[256];
 } run;
@@ -77,10 +68,10 @@ static void set_limits(negio_config *cfg)
 
 static void note_facts(run *r)
 {
-    if (negio_conn_auth_info(r->client.conn, &r->client_info) == 0)
+    if (negio_conn_auth_info(r->pair.client.conn, &r->client_info) == 0)
         snprintf(r->client_peer, sizeof(r->client_peer), "%s",
                  r->client_info.peer ? r->client_info.peer : "(null)");
-    if (negio_conn_auth_info(r->server.conn, &r->server_info) == 0) {
+    if (negio_conn_auth_info(r->pair.server.conn, &r->server_info) == 0) {
         snprintf(r->server_peer, sizeof(r->server_peer), "%s",
                  r->server_info.peer ? r->server_info.peer : "(null)");
         snprintf(r->local_name, sizeof(r->local_name), "%s",
@@ -93,34 +84,32 @@ static void note_facts(run *r)
 static void client_write_next(run *r)
 {
     size_t i = r->sent;
-    if (r->client.err != 0 || i >= NSCRIPT)
+    if (r->pair.client.err != 0 || i >= NSCRIPT)
         return;
-    int rc = negio_conn_write(r->client.conn, payload, script[i].len, script_level(i));
+    int rc = negio_conn_write(r->pair.client.conn, payload, script[i].len, script_level(i));
     if (rc < 0) {
-        r->client.err = rc;
+        r->pair.client.err = rc;
         return;
     }
     r->sent++;
 }
 
-static void on_event(run *r, side *s, const negio_event *ev)
+static void on_event(test_alloc_run *pair, test_alloc_side *s, const negio_event *ev)
 {
+    run *r = pair->user;
     if (ev->type == NEGIO_EV_ESTABLISHED) {
-        s->established++;
-        if (s == &r->client)
-            while (r->sent < NSCRIPT && r->client.err == 0)
+        if (s == &r->pair.client)
+            while (r->sent < NSCRIPT && r->pair.client.err == 0)
                 client_write_next(r);
         return;
     }
-    if (ev->type == NEGIO_EV_CLOSED) { /* the server answers the client's close by itself */
-        s->closed++;
+    if (ev->type == NEGIO_EV_CLOSED) /* the server answers the client's close by itself */
         return;
-    }
-    if (s == &r->server) {
+    if (s == &r->pair.server) {
         /* the echo goes back at the level the message came in */
-        int rc = negio_conn_write(r->server.conn, ev->data, ev->len, ev->level);
+        int rc = negio_conn_write(r->pair.server.conn, ev->data, ev->len, ev->level);
         if (rc < 0)
-            r->server.err = rc;
+            r->pair.server.err = rc;
         return;
     }
     size_t i = r->echoed++;
@@ -130,121 +119,34 @@ static void on_event(run *r, side *s, const negio_event *ev)
         return;
     }
     if (r->echoed == NSCRIPT) {
-        int rc = negio_conn_close(r->client.conn, 0, "done");
+        int rc = negio_conn_close(r->pair.client.conn, 0, "done");
         if (rc < 0)
-            r->client.err = rc;
+            r->pair.client.err = rc;
     }
 }
 
-static int drain(run *r, side *s)
-{
-    int events = 0;
-    while (s->err == 0) {
-        negio_event ev;
-        int rc = negio_conn_next_event(s->conn, &ev);
-        if (rc < 0) {
-            s->err = rc;
-            break;
-        }
-        if (rc == 0)
-            break;
-        events++;
-        on_event(r, s, &ev);
-    }
-    return events;
-}
-
-/* Moves everything FROM has for the wire into TO through TO's zero-copy region
- * (negio_conn_recv_buf); feed() below uses negio_conn_feed(). The client reads one way and the
- * server the other, so that both input paths allocate. */
-static size_t move_zero_copy(side *from, side *to)
-{
-    size_t n;
-    const uint8_t *out = negio_conn_send_buf(from->conn, &n);
-    if (n == 0)
-        return 0;
-    from->wire_out += n;
-    if (to->err != 0) {
-        negio_conn_send_done(from->conn, n); /* nobody reads any more */
-        return n;
-    }
-    size_t done = 0;
-    while (done < n) {
-        size_t cap;
-        uint8_t *region = negio_conn_recv_buf(to->conn, &cap);
-        if (region == NULL) { /* the connector failed (out of memory) */
-            to->err = negio_conn_error(to->conn);
-            assert_true(to->err < 0);
-            break;
-        }
-        size_t k = n - done < cap ? n - done : cap;
-        memcpy(region, out + done, k);
-        assert_int_equal(negio_conn_recv_done(to->conn, k), 0);
-        done += k;
-    }
-    negio_conn_send_done(from->conn, n);
-    return n;
-}
-
-/* FROM's output leaves through negio_conn_send_take (the block changes hands, no copy); when
- * the connector has no memory for its next block, through negio_conn_send_buf. */
-static size_t feed(side *from, side *to)
-{
-    size_t n;
-    const uint8_t *out;
-    void *block = negio_conn_send_take(from->conn, &out, &n);
-    if (block == NULL)
-        out = negio_conn_send_buf(from->conn, &n);
-    if (n == 0)
-        return 0;
-    from->wire_out += n;
-    if (to->err == 0) {
-        int rc = negio_conn_feed(to->conn, out, n);
-        if (rc < 0)
-            to->err = rc;
-    }
-    if (block != NULL)
-        negio_conn_send_release(block);
-    else
-        negio_conn_send_done(from->conn, n);
-    return n;
-}
+/* The client writes, the server echoes; the server's output reaches the client through the
+ * zero-copy region, so that both input paths allocate. */
+static const test_alloc_ops ops = {.on_event = on_event, .zero_copy_to_client = 1};
 
 /* One handshake and exchange with the Nth allocation failing (0: none fails). */
 static void run_once(run *r, const negio_config *cc, const negio_config *sc, long n)
 {
     memset(r, 0, sizeof(*r));
-    negio__alloc_fail_after(n);
-    int rc = negio_conn_new(&r->client.conn, cc);
-    if (rc == 0) {
-        r->client.created = 1;
-        rc = negio_conn_new(&r->server.conn, sc);
-        if (rc == 0)
-            r->server.created = 1;
-    }
-    if (rc < 0) {
-        r->create_err = rc;
+    if (test_alloc_run_start(&r->pair, &ops, r, cc, sc, n) < 0)
         return;
-    }
     client_write_next(r); /* queued until established */
-    for (int guard = 0; guard < 10000; guard++) {
-        int progress = drain(r, &r->client) + drain(r, &r->server);
-        progress += feed(&r->client, &r->server) > 0;
-        progress += drain(r, &r->server);
-        progress += move_zero_copy(&r->server, &r->client) > 0;
-        if (progress == 0)
-            break;
-    }
+    test_alloc_run_pump(&r->pair);
     /* a side that failed in silence leaves its peer waiting: the application would close the
      * socket, which the peer sees as the end of the stream */
-    if (r->client.err != 0 || r->server.err != 0) {
-        if (r->client.err == 0) {
-            negio_conn_feed_eof(r->client.conn);
-            drain(r, &r->client);
+    if (r->pair.client.err != 0 || r->pair.server.err != 0) {
+        if (r->pair.client.err == 0) {
+            negio_conn_feed_eof(r->pair.client.conn);
+            test_alloc_run_drain(&r->pair, &r->pair.client);
         }
-        if (r->server.err == 0) {
-            negio_conn_feed_eof(r->server.conn);
-            drain(r, &r->server);
+        if (r->pair.server.err == 0) {
+            negio_conn_feed_eof(r->pair.server.conn);
+            test_alloc_run_drain(&r->pair, &r->pair.server);
         }
     }
     note_facts(r);
@@ -252,16 +154,14 @@ static void run_once(run *r, const negio_config *cc, const negio_config *sc, lon
 
 static void free_run(run *r)
 {
-    negio_conn_del(r->client.conn);
-    negio_conn_del(r->server.conn);
-    r->client.conn = r->server.conn = NULL;
+    test_alloc_run_free(&r->pair);
 }
 
 static int fully_successful(const run *r)
 {
-    return r->create_err == 0 && r->client.err == 0 && r->server.err == 0 &&
-           r->client.established == 1 && r->server.established == 1 && !r->wrong &&
-           r->echoed == NSCRIPT && r->client.closed == 1 && r->server.closed == 1;
+    return r->pair.create_err == 0 && r->pair.client.err == 0 && r->pair.server.err == 0 &&
+           r->pair.client.established == 1 && r->pair.server.established == 1 && !r->wrong &&
+           r->echoed == NSCRIPT && r->pair.client.closed == 1 && r->pair.server.closed == 1;
 }
 
 /* What P, the peer of the side F that ran out of memory, must report: exactly what F told it
@@ -277,7 +177,7 @@ static int fully_successful(const run *r)
  *    "client credentials unavailable" (F a client inside TLS);
  *  - that HANDSHAKE_ERROR reaching a P that is already established: NEGIO_ERR_PROTOCOL;
  *  - nothing, when P had ended cleanly (a verified close) or was never made. */
-static int consequence(const side *p, const side *f, int f_is_server)
+static int consequence(const test_alloc_side *p, const test_alloc_side *f, int f_is_server)
 {
     const char *detail = negio_conn_error_detail(p->conn);
     char expect[160];
@@ -329,10 +229,11 @@ static void describe(const char *path, long n, const run *r)
     fprintf(stderr,
             "%s, allocation %ld failed: create %s, client %s (%s), server %s (%s), established "
             "%d/%d, echoed %zu/%zu, closed %d/%d, wrong %d\n",
-            path, n, negio_err_name(r->create_err), negio_err_name(r->client.err),
-            negio_conn_error_detail(r->client.conn), negio_err_name(r->server.err),
-            negio_conn_error_detail(r->server.conn), r->client.established, r->server.established,
-            r->echoed, NSCRIPT, r->client.closed, r->server.closed, r->wrong);
+            path, n, negio_err_name(r->pair.create_err), negio_err_name(r->pair.client.err),
+            negio_conn_error_detail(r->pair.client.conn), negio_err_name(r->pair.server.err),
+            negio_conn_error_detail(r->pair.server.conn), r->pair.client.established,
+            r->pair.server.established, r->echoed, NSCRIPT, r->pair.client.closed,
+            r->pair.server.closed, r->wrong);
 }
 
 static void every_allocation_failure_ends_cleanly(test_path path)
@@ -395,27 +296,29 @@ static void every_allocation_failure_ends_cleanly(test_path path)
             }
         } else {
             failed_runs++;
-            int nomem = r.create_err == NEGIO_ERR_NOMEM || r.client.err == NEGIO_ERR_NOMEM ||
-                        r.server.err == NEGIO_ERR_NOMEM;
+            int nomem = r.pair.create_err == NEGIO_ERR_NOMEM ||
+                        r.pair.client.err == NEGIO_ERR_NOMEM ||
+                        r.pair.server.err == NEGIO_ERR_NOMEM;
             /* never reported established after its own failure */
-            int still_up =
-                (r.client.err == NEGIO_ERR_NOMEM && negio_conn_is_established(r.client.conn)) ||
-                (r.server.err == NEGIO_ERR_NOMEM && negio_conn_is_established(r.server.conn));
+            int still_up = (r.pair.client.err == NEGIO_ERR_NOMEM &&
+                            negio_conn_is_established(r.pair.client.conn)) ||
+                           (r.pair.server.err == NEGIO_ERR_NOMEM &&
+                            negio_conn_is_established(r.pair.server.conn));
             /* the error names its cause */
-            int no_detail = (r.client.err == NEGIO_ERR_NOMEM &&
-                             negio_conn_error_detail(r.client.conn)[0] == '\0') ||
-                            (r.server.err == NEGIO_ERR_NOMEM &&
-                             negio_conn_error_detail(r.server.conn)[0] == '\0');
+            int no_detail = (r.pair.client.err == NEGIO_ERR_NOMEM &&
+                             negio_conn_error_detail(r.pair.client.conn)[0] == '\0') ||
+                            (r.pair.server.err == NEGIO_ERR_NOMEM &&
+                             negio_conn_error_detail(r.pair.server.conn)[0] == '\0');
             /* the side that could not allocate, and what its peer must report */
             int bad_peer = 0;
-            if (r.client.err == NEGIO_ERR_NOMEM)
-                bad_peer |= !consequence(&r.server, &r.client, 0);
-            if (r.server.err == NEGIO_ERR_NOMEM)
-                bad_peer |= !consequence(&r.client, &r.server, 1);
-            if (r.create_err == NEGIO_ERR_NOMEM) /* a side never made: its peer never ran */
-                bad_peer |= r.client.err != 0 || r.server.err != 0;
+            if (r.pair.client.err == NEGIO_ERR_NOMEM)
+                bad_peer |= !consequence(&r.pair.server, &r.pair.client, 0);
+            if (r.pair.server.err == NEGIO_ERR_NOMEM)
+                bad_peer |= !consequence(&r.pair.client, &r.pair.server, 1);
+            if (r.pair.create_err == NEGIO_ERR_NOMEM) /* a side never made: its peer never ran */
+                bad_peer |= r.pair.client.err != 0 || r.pair.server.err != 0;
             if (!nomem || bad_peer || no_detail ||
-                (r.create_err != 0 && r.create_err != NEGIO_ERR_NOMEM) || still_up) {
+                (r.pair.create_err != 0 && r.pair.create_err != NEGIO_ERR_NOMEM) || still_up) {
                 describe(name, n, &r);
                 violations++;
             }

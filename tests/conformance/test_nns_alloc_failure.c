@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "support/alloc_run.h"
 #include "support/support.h"
 
 #ifndef NEGIO_ALLOC_HOOK
@@ -31,21 +32,12 @@ static const size_t script[] = {40, 1, 300, 70000};
 static uint8_t payload[70000];
 static uint8_t expected[70341]; /* the script's writes one after the other: the stream */
 
-typedef struct side {
-    negio_conn *conn;
-    int err;
-    int established;
-    int closed;
-    size_t wire_out;
-    size_t got; /* bytes of messages received */
-} side;
-
 typedef struct run {
-    side client, server;
-    int create_err;
+    test_alloc_run pair; /* the connectors, their errors and events (tests/support/alloc_run.h) */
     size_t sent;
     int wrong;
-    uint8_t *echo; /* what came back to the client */
+    size_t client_got, server_got; /* bytes of messages received */
+    uint8_t *echo;                 /* what came back to the client */
 } run;
 
 static size_t script_total(void)
@@ -56,143 +48,91 @@ static size_t script_total(void)
     return t;
 }
 
-static void on_event(run *r, side *s, const negio_event *ev)
+static void on_event(test_alloc_run *pair, test_alloc_side *s, const negio_event *ev)
 {
+    run *r = pair->user;
     if (ev->type == NEGIO_EV_ESTABLISHED) {
-        s->established++;
-        while (s == &r->client && r->sent < NSCRIPT && r->client.err == 0) {
-            int rc =
-                negio_conn_write(r->client.conn, payload, script[r->sent], NEGIO_LEVEL_DEFAULT);
+        while (s == &r->pair.client && r->sent < NSCRIPT && r->pair.client.err == 0) {
+            int rc = negio_conn_write(r->pair.client.conn, payload, script[r->sent],
+                                      NEGIO_LEVEL_DEFAULT);
             if (rc < 0)
-                r->client.err = rc;
+                r->pair.client.err = rc;
             else
                 r->sent++;
         }
         return;
     }
-    if (ev->type == NEGIO_EV_CLOSED) {
-        s->closed++;
+    if (ev->type == NEGIO_EV_CLOSED)
         return;
-    }
-    if (s == &r->server) {
-        if (s->got + ev->len > script_total()) {
+    if (s == &r->pair.server) {
+        if (r->server_got + ev->len > script_total()) {
             r->wrong = 1;
             return;
         }
-        s->got += ev->len;
-        int rc = negio_conn_write(r->server.conn, ev->data, ev->len, NEGIO_LEVEL_DEFAULT);
+        r->server_got += ev->len;
+        int rc = negio_conn_write(r->pair.server.conn, ev->data, ev->len, NEGIO_LEVEL_DEFAULT);
         if (rc < 0)
-            r->server.err = rc;
+            r->pair.server.err = rc;
         return;
     }
-    if (s->got + ev->len > script_total()) {
+    if (r->client_got + ev->len > script_total()) {
         r->wrong = 1;
         return;
     }
-    memcpy(r->echo + s->got, ev->data, ev->len);
-    s->got += ev->len;
-    if (s->got == script_total()) {
-        int rc = negio_conn_close(r->client.conn, 0, "done");
+    memcpy(r->echo + r->client_got, ev->data, ev->len);
+    r->client_got += ev->len;
+    if (r->client_got == script_total()) {
+        int rc = negio_conn_close(r->pair.client.conn, 0, "done");
         if (rc < 0)
-            r->client.err = rc;
+            r->pair.client.err = rc;
     }
 }
 
-static int drain(run *r, side *s)
-{
-    int events = 0;
-    while (s->err == 0) {
-        negio_event ev;
-        int rc = negio_conn_next_event(s->conn, &ev);
-        if (rc < 0) {
-            s->err = rc;
-            break;
-        }
-        if (rc == 0)
-            break;
-        events++;
-        on_event(r, s, &ev);
-    }
-    return events;
-}
-
-static size_t move(side *from, side *to)
-{
-    size_t n;
-    const uint8_t *out;
-    void *block = negio_conn_send_take(from->conn, &out, &n);
-    if (block == NULL)
-        out = negio_conn_send_buf(from->conn, &n);
-    if (n == 0)
-        return 0;
-    from->wire_out += n;
-    if (to->err == 0) {
-        int rc = negio_conn_feed(to->conn, out, n);
-        if (rc < 0)
-            to->err = rc;
-    }
-    if (block != NULL)
-        negio_conn_send_release(block);
-    else
-        negio_conn_send_done(from->conn, n);
-    return n;
-}
+/* Both sides' output reaches the peer through negio_conn_feed. */
+static const test_alloc_ops ops = {.on_event = on_event, .zero_copy_to_client = 0};
 
 static void run_once(run *r, const negio_config *cc, const negio_config *sc, long n)
 {
     memset(r, 0, sizeof(*r));
     r->echo = malloc(script_total());
-    negio__alloc_fail_after(n);
-    int rc = negio_conn_new(&r->client.conn, cc);
-    if (rc == 0)
-        rc = negio_conn_new(&r->server.conn, sc);
-    if (rc < 0) {
-        r->create_err = rc;
+    if (test_alloc_run_start(&r->pair, &ops, r, cc, sc, n) < 0)
         return;
-    }
-    rc = negio_conn_write(r->client.conn, payload, script[0], NEGIO_LEVEL_DEFAULT);
+    int rc = negio_conn_write(r->pair.client.conn, payload, script[0], NEGIO_LEVEL_DEFAULT);
     if (rc < 0)
-        r->client.err = rc;
+        r->pair.client.err = rc;
     else
         r->sent = 1;
-    for (int guard = 0; guard < 10000; guard++) {
-        int progress = drain(r, &r->client) + drain(r, &r->server);
-        progress += move(&r->client, &r->server) > 0;
-        progress += drain(r, &r->server);
-        progress += move(&r->server, &r->client) > 0;
-        if (progress == 0)
-            break;
-    }
+    test_alloc_run_pump(&r->pair);
     /* the stream ends: after the client's close (nothing on the wire in this profile), or after
      * a failure, when the application closes the socket */
-    if (r->server.err == 0 && r->server.closed == 0) {
-        negio_conn_feed_eof(r->server.conn);
-        drain(r, &r->server);
+    if (r->pair.server.err == 0 && r->pair.server.closed == 0) {
+        negio_conn_feed_eof(r->pair.server.conn);
+        test_alloc_run_drain(&r->pair, &r->pair.server);
     }
-    if (r->client.err == 0 && r->client.closed == 0) {
-        negio_conn_feed_eof(r->client.conn);
-        drain(r, &r->client);
+    if (r->pair.client.err == 0 && r->pair.client.closed == 0) {
+        negio_conn_feed_eof(r->pair.client.conn);
+        test_alloc_run_drain(&r->pair, &r->pair.client);
     }
 }
 
 static void free_run(run *r)
 {
-    negio_conn_del(r->client.conn);
-    negio_conn_del(r->server.conn);
+    test_alloc_run_free(&r->pair);
     free(r->echo);
     memset(r, 0, sizeof(*r));
 }
 
 static int fully_successful(const run *r)
 {
-    return r->create_err == 0 && r->client.err == 0 && r->server.err == 0 &&
-           r->client.established == 1 && r->server.established == 1 && !r->wrong &&
-           r->client.got == script_total() && r->client.closed == 1 && r->server.closed == 1;
+    return r->pair.create_err == 0 && r->pair.client.err == 0 && r->pair.server.err == 0 &&
+           r->pair.client.established == 1 && r->pair.server.established == 1 && !r->wrong &&
+           r->client_got == script_total() && r->pair.client.closed == 1 &&
+           r->pair.server.closed == 1;
 }
 
 /* What P, the peer of F that ran out of memory, may report: F's HandshakeError, or the end of
  * the stream (a normal end, or truncation inside a message), or nothing (P ended cleanly). */
-static int consequence(const side *p)
+static int consequence(const test_alloc_side *p)
 {
     switch (p->err) {
     case 0:
@@ -211,10 +151,11 @@ static void describe(const char *what, long n, const run *r)
     fprintf(stderr,
             "%s, allocation %ld failed: create %s, client %s (%s), server %s (%s), established "
             "%d/%d, echoed %zu, closed %d/%d, wrong %d\n",
-            what, n, negio_err_name(r->create_err), negio_err_name(r->client.err),
-            negio_conn_error_detail(r->client.conn), negio_err_name(r->server.err),
-            negio_conn_error_detail(r->server.conn), r->client.established, r->server.established,
-            r->client.got, r->client.closed, r->server.closed, r->wrong);
+            what, n, negio_err_name(r->pair.create_err), negio_err_name(r->pair.client.err),
+            negio_conn_error_detail(r->pair.client.conn), negio_err_name(r->pair.server.err),
+            negio_conn_error_detail(r->pair.server.conn), r->pair.client.established,
+            r->pair.server.established, r->client_got, r->pair.client.closed, r->pair.server.closed,
+            r->wrong);
 }
 
 static void every_allocation_failure_ends_cleanly(test_path path, negio_level level)
@@ -256,7 +197,7 @@ static void every_allocation_failure_ends_cleanly(test_path path, negio_level le
             break;
         }
         /* the bytes that arrived are the bytes written, in order, whatever failed */
-        if (r.wrong || (r.client.got > 0 && memcmp(r.echo, expected, r.client.got) != 0)) {
+        if (r.wrong || (r.client_got > 0 && memcmp(r.echo, expected, r.client_got) != 0)) {
             describe(what, n, &r);
             violations++;
         }
@@ -264,17 +205,18 @@ static void every_allocation_failure_ends_cleanly(test_path path, negio_level le
             absorbed++;
         } else {
             failed++;
-            int nomem = r.create_err == NEGIO_ERR_NOMEM || r.client.err == NEGIO_ERR_NOMEM ||
-                        r.server.err == NEGIO_ERR_NOMEM;
-            int bad = !nomem || (r.create_err != 0 && r.create_err != NEGIO_ERR_NOMEM);
-            if (r.client.err == NEGIO_ERR_NOMEM)
-                bad |= !consequence(&r.server) ||
-                       negio_conn_error_detail(r.client.conn)[0] == '\0' ||
-                       negio_conn_is_established(r.client.conn);
-            if (r.server.err == NEGIO_ERR_NOMEM)
-                bad |= !consequence(&r.client) ||
-                       negio_conn_error_detail(r.server.conn)[0] == '\0' ||
-                       negio_conn_is_established(r.server.conn);
+            int nomem = r.pair.create_err == NEGIO_ERR_NOMEM ||
+                        r.pair.client.err == NEGIO_ERR_NOMEM ||
+                        r.pair.server.err == NEGIO_ERR_NOMEM;
+            int bad = !nomem || (r.pair.create_err != 0 && r.pair.create_err != NEGIO_ERR_NOMEM);
+            if (r.pair.client.err == NEGIO_ERR_NOMEM)
+                bad |= !consequence(&r.pair.server) ||
+                       negio_conn_error_detail(r.pair.client.conn)[0] == '\0' ||
+                       negio_conn_is_established(r.pair.client.conn);
+            if (r.pair.server.err == NEGIO_ERR_NOMEM)
+                bad |= !consequence(&r.pair.client) ||
+                       negio_conn_error_detail(r.pair.server.conn)[0] == '\0' ||
+                       negio_conn_is_established(r.pair.server.conn);
             if (bad) {
                 describe(what, n, &r);
                 violations++;

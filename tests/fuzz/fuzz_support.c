@@ -88,6 +88,20 @@ int fuzz_drain_events(negio_conn *c, unsigned *seen)
     abort();
 }
 
+unsigned fuzz_feed_in_two(negio_conn *c, const uint8_t *data, size_t size, unsigned normal_end)
+{
+    unsigned seen = 0;
+    size_t split = size / 2;
+    if (negio_conn_feed(c, data, split) == NEGIO_OK && fuzz_drain_events(c, &seen) == 0 &&
+        negio_conn_feed(c, data + split, size - split) == NEGIO_OK &&
+        fuzz_drain_events(c, &seen) == 0) {
+        negio_conn_feed_eof(c);
+        if (fuzz_drain_events(c, &seen) == 0 && !(seen & normal_end))
+            abort();
+    }
+    return seen;
+}
+
 negio_config *fuzz_must(negio_config *cfg)
 {
     if (cfg == NULL)

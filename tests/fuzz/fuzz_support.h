@@ -1,5 +1,5 @@
-/* Shared by the fuzz targets (docs/FUZZING.md): the throwaway realm, and a driver that runs a
- * connector until it has nothing more to do. */
+/* Shared by the fuzz targets (docs/FUZZING.md): the throwaway realm, a driver that runs a
+ * connector until it has nothing more to do, and one that feeds it a whole stream. */
 #ifndef NEGIO_FUZZ_SUPPORT_H
 #define NEGIO_FUZZ_SUPPORT_H
 
@@ -30,6 +30,13 @@ int fuzz_drain(negio_conn *c);
 
 /* fuzz_drain that also records, in *SEEN, bit (1u << type) of every event's type. */
 int fuzz_drain_events(negio_conn *c, unsigned *seen);
+
+/* Feeds DATA to C in two pieces (split in the middle), draining after each (fuzz_drain_events),
+ * then the end of the stream, unless a piece already ended in an error. The end of the stream
+ * must give an error, or end normally (next_event returns 0) only once an event of NORMAL_END
+ * (bits 1u << type; 0: none, the end must be an error) has been seen; aborts otherwise. Returns
+ * the events seen (bit 1u << type). */
+unsigned fuzz_feed_in_two(negio_conn *c, const uint8_t *data, size_t size, unsigned normal_end);
 
 /* A configuration that must exist: aborts if creating it fails. */
 negio_config *fuzz_must(negio_config *cfg);

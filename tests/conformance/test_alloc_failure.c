@@ -263,7 +263,6 @@ static void every_allocation_failure_ends_cleanly(test_path path)
         run r;
         run_once(&r, cc, sc, n);
         long injected = negio__alloc_injected();
-        fprintf(stderr, "DBG n=%ld inj=%ld\n", n, injected);
         negio__alloc_fail_after(0);
         if (injected == 0) {
             /* past the last allocation: this run is the reference again */

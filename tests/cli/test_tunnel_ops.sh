@@ -5,8 +5,9 @@
 # tunnel, a backend that is down (a prompt close with the reason), half-close both ways in
 # either profile (a client that shuts down its sending half still gets the whole reply), several
 # tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
-# line numbers (and a reload that meets them keeps the running configuration), the metrics
-# endpoint, and bad input that leaves the process up.
+# line numbers (and a reload that meets them keeps the running configuration), SIGTERM closing
+# every tunnel of a process at once within one deadline, the metrics endpoint, and bad input that
+# leaves the process up.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
@@ -306,6 +307,79 @@ wait_until 10 redis-cli -p "$ap" PING
 kill -0 "$confpid" || fail "the process died reloading"
 kill "$csub" 2>/dev/null || true; wait "$csub" 2>/dev/null || true
 stop_tunnel "$confpid"
+
+# ---- SIGTERM: every tunnel stops accepting at once, and all share one deadline -----------------
+# Two server tunnels in one process, each carrying a tunnel whose local program never closes, so
+# that its tunnel client never answers the server's protected close: both ports must refuse new
+# connections at once, and the process must exit 0 within about 5 seconds (the close's deadline),
+# not 5 seconds per tunnel one after the other.
+ta=$(free_port) tb=$(free_port)
+cat >"$tmp/term.conf" <<CONF
+[global]
+log = json
+
+[term-a]
+mode = server
+listen = 127.0.0.1:$ta
+backend = 127.0.0.1:$redis_port
+
+[term-b]
+mode = server
+listen = 127.0.0.1:$tb
+backend = 127.0.0.1:$redis_port
+CONF
+"$negio" tunnel --config "$tmp/term.conf" >"$tmp/term.out" 2>"$tmp/term.err" &
+termpid=$!; servers+=("$termpid")
+wait_until 10 grep -q '"event":"listening","tunnel":"term-b"' "$tmp/term.out"
+start_tunnel term-a-c client --connect "127.0.0.1:$ta" --mech kerberos
+tac=$tport
+start_tunnel term-b-c client --connect "127.0.0.1:$tb" --mech kerberos
+tbc=$tport
+python3 - "$tac" "$tbc" "$ta" "$tb" "$termpid" <<'PY' || fail "SIGTERM with two tunnels"
+import os, signal, socket, sys, time
+tac, tbc, ta, tb, pid = map(int, sys.argv[1:])
+held = []
+for p in (tac, tbc):
+    s = socket.create_connection(("127.0.0.1", p), timeout=20)
+    s.sendall(b"PING\r\n")
+    assert s.recv(100) == b"+PONG\r\n", "no PONG through a tunnel"
+    held.append(s)  # open to the end: its tunnel lingers
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+def exited():
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+t0 = time.monotonic()
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.5)
+for port in (ta, tb):
+    if accepts(port):
+        sys.exit("port %d still accepts %.1f s after SIGTERM" % (port, time.monotonic() - t0))
+while not exited():
+    if time.monotonic() - t0 > 30:
+        sys.exit("still running 30 s after SIGTERM")
+    time.sleep(0.05)
+took = time.monotonic() - t0
+print("exited %.1f s after SIGTERM" % took)
+# each lingering tunnel is given 5 s to answer its close, all of them at once
+if took > 7.5:
+    sys.exit("exited %.1f s after SIGTERM: the tunnels were drained one after the other" % took)
+PY
+status=0
+wait "$termpid" || status=$?
+[ "$status" -eq 0 ] || fail "exit status $status after SIGTERM"
+check_json_lines "$tmp/term.out" "
+c = ev('connection')
+assert sorted(x['tunnel'] for x in c) == ['term-a', 'term-b'], c
+for x in c:  # each waited for its client's answer until the deadline, then was closed
+    assert x['who'] == 'alice@NEGIO.TEST' and x['duration_ms'] >= 4500, x
+"
 
 # ---- out of descriptors: the client's listener pauses instead of spinning ----------------------
 # the tunnel's own descriptors (loops, signals, workers, listener: more with more CPUs) and room

@@ -554,6 +554,9 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
         .handshake_timeout_ms = d->handshake_timeout_ms,
         .idle_timeout_ms = d->idle_timeout_ms,
         .max_connections = d->max_connections,
+        /* SIGTERM: each connection's peer gets this long to answer the protected close
+         * (docs/TUNNEL.md, "Reload and shutdown") */
+        .shutdown_timeout_ms = 5000,
         .callbacks = {.on_authenticated = on_authenticated,
                       .on_message = on_message,
                       .on_closed = on_closed},
@@ -1152,16 +1155,34 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
     /* stop accepting everywhere first (every handle of the main loop closed, and their callbacks
-     * run, before a tunnel's memory goes), then drain each tunnel */
+     * run, before a tunnel's memory goes), then drain every tunnel at once: each engine's
+     * shutdown on a thread of its own (the main thread only joins them), so that every server
+     * side stops accepting now and all share one deadline rather than one after the other */
     for (struct tunnel *t = r->tunnels; t != NULL; t = t->next)
         tunnel_close_handles(t);
     uv_walk(&r->loop, close_walk, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    pthread_t stopping[TUNNEL_MAX];
+    size_t nstopping = 0;
+    struct tunnel *inline_stop = NULL; /* no thread for them: stopped here, after the others */
     while (r->tunnels != NULL) {
         struct tunnel *t = r->tunnels;
         r->tunnels = t->next;
+        if (nstopping < TUNNEL_MAX &&
+            pthread_create(&stopping[nstopping], NULL, stop_thread, t) == 0) {
+            nstopping++;
+        } else {
+            t->next = inline_stop;
+            inline_stop = t;
+        }
+    }
+    while (inline_stop != NULL) {
+        struct tunnel *t = inline_stop;
+        inline_stop = t->next;
         tunnel_stop(t);
     }
+    for (size_t i = 0; i < nstopping; i++)
+        pthread_join(stopping[i], NULL);
     uv_loop_close(&r->loop);
     pthread_mutex_destroy(&r->out_mu);
     free(r);

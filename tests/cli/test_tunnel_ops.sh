@@ -5,9 +5,9 @@
 # tunnel, a backend that is down (a prompt close with the reason), half-close both ways in
 # either profile (a client that shuts down its sending half still gets the whole reply), several
 # tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
-# line numbers (and a reload that meets them keeps the running configuration), SIGTERM closing
-# every tunnel of a process at once within one deadline, the metrics endpoint, and bad input that
-# leaves the process up.
+# line numbers (and a reload that meets them keeps the running configuration), a reload that
+# changes [global] refused, SIGTERM closing every tunnel of a process at once within one deadline,
+# the metrics endpoint, and bad input that leaves the process up.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
@@ -307,6 +307,30 @@ wait_until 10 redis-cli -p "$ap" PING
 kill -0 "$confpid" || fail "the process died reloading"
 kill "$csub" 2>/dev/null || true; wait "$csub" 2>/dev/null || true
 stop_tunnel "$confpid"
+
+# ---- [global] is the process's: a reload that changes it is refused, naming what changed -------
+gp=$(free_port)
+printf '[global]\nlog = json\n\n[g]\nmode = server\nlisten = 127.0.0.1:%s\nbackend = 127.0.0.1:%s\n' \
+  "$gp" "$redis_port" >"$tmp/global.good"
+cp "$tmp/global.good" "$tmp/global.conf"
+"$negio" tunnel --config "$tmp/global.conf" >"$tmp/global.out" 2>"$tmp/global.err" &
+gpid=$!; servers+=("$gpid")
+wait_until 10 grep -q '"event":"listening"' "$tmp/global.out"
+global_refused() { # SED-EXPRESSION WHAT: the file changed so, SIGHUP refuses it naming WHAT
+  local before
+  before=$(grep -c "reload refused" "$tmp/global.out" || true)
+  sed "$1" "$tmp/global.good" >"$tmp/global.conf"
+  kill -HUP "$gpid"
+  wait_until 10 test "$(grep -c "reload refused" "$tmp/global.out")" -gt "$before"
+  grep -qF "\"message\":\"$2 changed, which only a restart applies\"" "$tmp/global.out" ||
+    fail "the refused reload does not name $2: $(cat "$tmp/global.out")"
+}
+global_refused 's/^log = json$/log = text/' "[global] log"
+global_refused 's/^log = json$/log = json\nmetrics = 127.0.0.1:0/' "[global] metrics"
+cp "$tmp/global.good" "$tmp/global.conf"
+kill -HUP "$gpid"
+wait_until 10 grep -q '"tunnel":"g","message":"reloaded' "$tmp/global.out"
+stop_tunnel "$gpid"
 
 # ---- SIGTERM: every tunnel stops accepting at once, and all share one deadline -----------------
 # Two server tunnels in one process, each carrying a tunnel whose local program never closes, so

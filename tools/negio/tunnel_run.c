@@ -735,11 +735,12 @@ static void stage_free(struct stage *st, struct tunnel_def **defs, size_t n)
 }
 
 /* Makes what DEFS asks of the running tunnels, without applying any of it. 0, or -1 when any
- * part fails (each failure said), and then nothing changes. Takes DEFS either way. */
-static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, struct stage *st)
+ * part fails (each failure said), and then nothing changes; OK 0: a failure before this one
+ * (said), and then the running tunnels' parts are still checked. Takes DEFS either way. */
+static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, int ok,
+                        struct stage *st)
 {
     memset(st, 0, sizeof(*st));
-    int ok = 1;
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = r->tunnels;
         while (t != NULL && strcmp(t->name, defs[i]->name) != 0)
@@ -848,12 +849,21 @@ static void reload(struct runner *r)
 {
     struct tunnel_def *defs[TUNNEL_MAX];
     size_t n = 0;
+    int ok = 1;
     if (r->config_path != NULL) {
         struct tunnel_global g;
         if (tunnel_config_read(r->config_path, defs, &n, &g) < 0) {
             say(r, "reload", NULL, 0,
                 "SIGHUP: %s has errors (above); the running configuration is kept", r->config_path);
             return;
+        }
+        /* the log format and the metrics endpoint are the process's, made once at start */
+        const char *what = g.log != r->g.log                      ? "[global] log"
+                           : strcmp(g.metrics, r->g.metrics) != 0 ? "[global] metrics"
+                                                                  : NULL;
+        if (what != NULL) {
+            say(r, "reload", NULL, 0, "%s changed, which only a restart applies", what);
+            ok = 0;
         }
     } else {
         for (struct tunnel *t = r->tunnels; t != NULL && n < TUNNEL_MAX; t = t->next) {
@@ -874,7 +884,7 @@ static void reload(struct runner *r)
         say(r, "reload", NULL, 0, "SIGHUP: out of memory; the running configuration is kept");
         return;
     }
-    if (stage_reload(r, defs, n, st) < 0) {
+    if (stage_reload(r, defs, n, ok, st) < 0) {
         free(st);
         say(r, "reload", NULL, 0,
             "SIGHUP: reload refused (above); the running configuration is kept");

@@ -237,6 +237,14 @@ NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
  * handle's lifetime, from the connection's loop thread (e.g. in callbacks). */
 NEGIO_API const struct sockaddr *negio_econn_via_addr(const negio_econn *c);
 
+/* The address of C's own socket on this host, into *OUT: for a connection a listener accepted,
+ * the address it was accepted on (on a dual-stack listener, ":PORT", an IPv4 client's connection
+ * has it in the mapped form ::ffff:a.b.c.d); for a client, the source address of its connect. A
+ * PROXY header does not change it. From the connection's loop thread (e.g. in callbacks).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL C or OUT), NEGIO_ERR_STATE (no socket: a client
+ * not yet connected, or a socket already closed; *OUT is then AF_UNSPEC). */
+NEGIO_API int negio_econn_local_addr(const negio_econn *c, struct sockaddr_storage *out);
+
 /* ---- Relays ---------------------------------------------------------------------------------
  * A relay joins a connection C and a plain TCP socket on C's loop: every message that arrives
  * on C is written to the socket, and what the socket reads goes to the peer as messages, each

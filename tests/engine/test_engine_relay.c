@@ -34,7 +34,7 @@ typedef struct side {
     char detail[512];
     negio_relay_stats st;
     int have_stats;
-    char peer[64], via[64];
+    char peer[64], via[64], local[64];
     /* server: where to relay each connection, or the status to refuse it with */
     uint16_t backend_port;
     size_t relay_hw;
@@ -60,6 +60,9 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     s->authenticated++;
     addr_text(negio_econn_peer_addr(c), s->peer, sizeof(s->peer));
     addr_text(negio_econn_via_addr(c), s->via, sizeof(s->via));
+    struct sockaddr_storage local;
+    if (negio_econn_local_addr(c, &local) == NEGIO_OK)
+        addr_text((const struct sockaddr *)&local, s->local, sizeof(s->local));
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     if (s->refuse != 0)
@@ -450,7 +453,8 @@ static int handshake_over(int fd, negio_config *cc)
 }
 
 /* From a listed balancer a PROXY header names the client; from anyone else it is refused, and
- * the connection's own address is never replaced. */
+ * the connection's own address is never replaced. The address the connection was accepted on
+ * stays the listener's. */
 static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
 {
     (void)state;
@@ -482,6 +486,9 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
         ;
     assert_string_equal(srv.peer, "192.0.2.7:4242");
     assert_non_null(strstr(srv.via, "127.0.0.1:"));
+    char accepted_on[64]; /* the listener's own address, whatever the header says */
+    snprintf(accepted_on, sizeof(accepted_on), "127.0.0.1:%u", listed);
+    assert_string_equal(srv.local, accepted_on);
     pthread_mutex_unlock(&srv.lock);
     close(fd);
 

@@ -279,10 +279,12 @@ static int server_authenticated(struct tunnel *t, negio_econn *c, const negio_au
     uint8_t header[1024];
     negio_relay_options ro = {.size = sizeof(ro), .connect_timeout_ms = connect_ms};
     if (proxy_v2) {
-        size_t len = proxy_v2_header(header, sizeof(header), negio_econn_peer_addr(c),
-                                     (const struct sockaddr *)&t->listen_addr, info->peer,
-                                     mech_text(info->mech), negio_level_name(tc->level_in),
-                                     info->local_name);
+        /* the destination: the address this connection was accepted on (unknown: zeros) */
+        struct sockaddr_storage local;
+        (void)negio_econn_local_addr(c, &local);
+        size_t len = proxy_v2_header(
+            header, sizeof(header), negio_econn_peer_addr(c), (const struct sockaddr *)&local,
+            info->peer, mech_text(info->mech), negio_level_name(tc->level_in), info->local_name);
         if (len == 0) { /* names too long for a header: should not happen (bounded names) */
             snprintf(tc->refused, sizeof(tc->refused), "%s: no PROXY header fits its name",
                      tc->who);
@@ -577,7 +579,6 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
                     negio_strerror(rc));
             goto fail;
         }
-        (void)resolve_listen(d->listen_host, t->port, &t->listen_addr);
         negio_config_del(cfg);
         cfg = NULL;
         say(r, "listening", d->name, t->port,

@@ -6,8 +6,9 @@
 # either profile (a client that shuts down its sending half still gets the whole reply), several
 # tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
 # line numbers (and a reload that meets them keeps the running configuration), a reload that
-# changes [global] refused, SIGTERM closing every tunnel of a process at once within one deadline,
-# the metrics endpoint, and bad input that leaves the process up.
+# changes [global] refused, one whose new sections cannot start naming each, SIGTERM closing
+# every tunnel of a process at once within one deadline, the metrics endpoint, and bad input that
+# leaves the process up.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
@@ -316,17 +317,32 @@ cp "$tmp/global.good" "$tmp/global.conf"
 "$negio" tunnel --config "$tmp/global.conf" >"$tmp/global.out" 2>"$tmp/global.err" &
 gpid=$!; servers+=("$gpid")
 wait_until 10 grep -q '"event":"listening"' "$tmp/global.out"
+refusals_over() { [ "$(grep -c "reload refused" "$tmp/global.out")" -gt "$1" ]; }
 global_refused() { # SED-EXPRESSION WHAT: the file changed so, SIGHUP refuses it naming WHAT
   local before
   before=$(grep -c "reload refused" "$tmp/global.out" || true)
   sed "$1" "$tmp/global.good" >"$tmp/global.conf"
   kill -HUP "$gpid"
-  wait_until 10 test "$(grep -c "reload refused" "$tmp/global.out")" -gt "$before"
+  wait_until 10 refusals_over "$before"
   grep -qF "\"message\":\"$2 changed, which only a restart applies\"" "$tmp/global.out" ||
     fail "the refused reload does not name $2: $(cat "$tmp/global.out")"
 }
 global_refused 's/^log = json$/log = text/' "[global] log"
 global_refused 's/^log = json$/log = json\nmetrics = 127.0.0.1:0/' "[global] metrics"
+# a reload that adds two sections neither of which can start (both on [g]'s port) says so for
+# each, and is refused
+cp "$tmp/global.good" "$tmp/global.conf"
+for s in n1 n2; do
+  printf '\n[%s]\nmode = server\nlisten = 127.0.0.1:%s\nbackend = 127.0.0.1:1\n' "$s" "$gp" \
+    >>"$tmp/global.conf"
+done
+before=$(grep -c "reload refused" "$tmp/global.out" || true)
+kill -HUP "$gpid"
+wait_until 10 refusals_over "$before"
+for s in n1 n2; do
+  grep -qF "\"tunnel\":\"$s\",\"message\":\"could not start" "$tmp/global.out" ||
+    fail "the reload does not say that [$s] could not start: $(cat "$tmp/global.out")"
+done
 cp "$tmp/global.good" "$tmp/global.conf"
 kill -HUP "$gpid"
 wait_until 10 grep -q '"tunnel":"g","message":"reloaded' "$tmp/global.out"

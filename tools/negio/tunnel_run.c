@@ -762,7 +762,9 @@ static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, in
             ok = 0;
         }
     }
-    for (size_t i = 0; ok && i < n; i++) {
+    /* the new sections, once the rest is known to be good: every one tried, each failure said */
+    int start = ok;
+    for (size_t i = 0; start && i < n; i++) {
         int running = 0;
         for (struct tunnel *t = r->tunnels; t != NULL && !running; t = t->next)
             running = strcmp(t->name, defs[i]->name) == 0;
@@ -772,7 +774,7 @@ static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, in
         if (t == NULL) {
             say(r, "reload", defs[i]->name, 0, "could not start (see above)");
             ok = 0;
-            break;
+            continue;
         }
         defs[i] = NULL; /* the tunnel's now */
         st->fresh[st->nnew++] = t;

@@ -514,6 +514,20 @@ grep -qF "bad.conf:1: [t] has no 'mode = client' or 'mode = server'" "$tmp/last.
 printf '[t]\nmode = client\nlisten = 127.0.0.1:0\nconnect = h:1\n[t]\nmode = server\n' >"$tmp/bad.conf"
 run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
 grep -qF "bad.conf:5: [t] again (first on line 1)" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+# a section's name is the tunnel's, as --name: into log lines and metrics labels as it is
+section_name() { # NAME STATUS: a good server tunnel in section [NAME], --check exits STATUS
+  printf '[%s]\nmode = server\nlisten = 127.0.0.1:0\nbackend = 127.0.0.1:1\n' "$1" >"$tmp/bad.conf"
+  run_status "$2" "$negio" tunnel --config "$tmp/bad.conf" --check
+}
+long63=$(printf 'n%.0s' $(seq 1 63))
+section_name "$long63" 0 # past libinih's own 49 bytes
+for name in 'a"b' 'a b' 'x=1' "${long63}n"; do
+  section_name "$name" 2
+  grep -qF "bad.conf:1: [${name:0:63}" "$tmp/last.err" ||
+    fail "[$name]: $(cat "$tmp/last.err")"
+  grep -qF "a tunnel's name (its section's) is 1..63 letters, digits, '.', '_' or '-'" "$tmp/last.err" ||
+    fail "[$name]: $(cat "$tmp/last.err")"
+done
 run_status 2 "$negio" tunnel --config "$tmp/nonexistent.conf"
 grep -qF "nonexistent.conf: No such file or directory" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 

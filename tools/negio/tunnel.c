@@ -134,6 +134,15 @@ bad:
     return cli_error(c, "%s: expected a duration such as 500ms, 10s, 2m or 1h, got '%s'", opt, arg);
 }
 
+/* A tunnel's name (--name, or its section in a config file): it goes into log lines and
+ * Prometheus labels as it is. */
+static int name_valid(const char *s)
+{
+    size_t len = strlen(s);
+    return len > 0 && len < TUNNEL_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
 static int tunnel_take(const struct cli *c, void *state, int id, const char *arg)
 {
     struct tunnel_state *t = state;
@@ -193,9 +202,7 @@ static int tunnel_take(const struct cli *c, void *state, int id, const char *arg
         d->max_connections = (unsigned)v;
         return 0;
     case OPT_NAME:
-        if (arg[0] == '\0' || strlen(arg) >= TUNNEL_NAME_MAX ||
-            strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                strlen(arg))
+        if (!name_valid(arg))
             return cli_error(c, "--name: 1..%d letters, digits, '.', '_' or '-', got '%s'",
                              TUNNEL_NAME_MAX - 1, arg);
         snprintf(d->name, sizeof(d->name), "%s", arg);
@@ -366,6 +373,7 @@ struct kv {
 
 struct section_seen {
     char name[TUNNEL_NAME_MAX];
+    size_t len; /* the whole name's, which NAME holds only below TUNNEL_NAME_MAX */
     int line;
 };
 
@@ -379,6 +387,7 @@ struct ini_state {
     size_t nkv;
     struct section_seen sections[TUNNEL_MAX];
     size_t nsections;
+    int in_seen; /* the keys read now are of sections[nsections - 1] */
 };
 
 static void file_error(struct ini_state *st, int line, const char *fmt, ...)
@@ -417,11 +426,13 @@ static char *line_reader(char *str, int num, void *stream)
     } else if (p[0] == '[') {
         /* sections are remembered here: libinih calls back for keys only */
         char *end = strchr(p, ']');
-        if (end != NULL && st->nsections < TUNNEL_MAX) {
+        st->in_seen = end != NULL && st->nsections < TUNNEL_MAX;
+        if (st->in_seen) {
             size_t nl = (size_t)(end - p - 1);
             struct section_seen *s = &st->sections[st->nsections++];
             snprintf(s->name, sizeof(s->name), "%.*s",
                      (int)(nl < sizeof(s->name) - 1 ? nl : sizeof(s->name) - 1), p + 1);
+            s->len = nl;
             s->line = st->line;
         }
     }
@@ -438,7 +449,8 @@ static int key_handler(void *user, const char *section, const char *name, const 
         return 0;
     }
     struct kv *kv = &st->kv[st->nkv];
-    kv->section = strdup(section);
+    /* the section as line_reader saw it: libinih's copy stops at 49 bytes */
+    kv->section = strdup(st->in_seen ? st->sections[st->nsections - 1].name : section);
     kv->name = strdup(name);
     kv->value = strdup(value);
     kv->line = st->line;
@@ -633,6 +645,14 @@ int tunnel_config_read(const char *path, struct tunnel_def **defs, size_t *n,
         if (count == TUNNEL_MAX) {
             file_error(st, st->sections[i].line, "more than %d tunnels", TUNNEL_MAX);
             break;
+        }
+        if (st->sections[i].len >= TUNNEL_NAME_MAX || !name_valid(st->sections[i].name)) {
+            file_error(st, st->sections[i].line,
+                       "[%s%s]: a tunnel's name (its section's) is 1..%d letters, digits, '.', "
+                       "'_' or '-'",
+                       st->sections[i].name, st->sections[i].len >= TUNNEL_NAME_MAX ? "..." : "",
+                       TUNNEL_NAME_MAX - 1);
+            continue;
         }
         struct tunnel_def *d = section_def(st, &st->sections[i]);
         if (d != NULL)

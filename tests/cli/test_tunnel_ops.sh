@@ -500,6 +500,8 @@ bad 'mech = krb' "bad.conf:4: [t]: --mech: expected negotiate, kerberos or ntlm,
 bad 'min-protect = high' "bad.conf:4: [t]: --min-protect: expected none, sign or seal, got 'high'"
 bad 'allow = alice' "bad.conf:4: [t]: --allow: expected a principal (alice@REALM), @REALM"
 bad 'idle-timeout = soon' "bad.conf:4: [t]: --idle-timeout: expected a duration"
+bad 'handshake-timeout = 0s' "bad.conf:4: [t]: --handshake-timeout: must be more than 0, got '0s'"
+bad 'connect-timeout = 0' "bad.conf:4: [t]: --connect-timeout: must be more than 0, got '0'"
 bad 'accept-proxy-from = 10.0.0.0/40' "bad.conf:4: [t]: --accept-proxy-from: expected addresses or CIDR blocks"
 bad 'just words' "bad.conf:4: expected [section], NAME = VALUE, or a comment"
 bad 'tls-negotiate = maybe' "bad.conf:4: [t] tls-negotiate: expected yes or no, got 'maybe'"
@@ -536,6 +538,8 @@ run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 -
 grep -q "unrecognized option '--colour'" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel server --listen 127.0.0.1:0
 grep -q -- "--backend HOST:PORT is required" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --handshake-timeout 0
+grep -q -- "--handshake-timeout: must be more than 0" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --profile gss-sample
 grep -q "cannot carry a tunnel" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 --profile nns --tls-negotiate

@@ -67,7 +67,7 @@ static const struct cli_option tunnel_options[] = {
     {"handshake-timeout", required_argument, OPT_HANDSHAKE_TIMEOUT, CLI_ALL, "DURATION",
      "authentication must be done within it (default 30s)"},
     {"idle-timeout", required_argument, OPT_IDLE_TIMEOUT, CLI_ALL, "DURATION",
-     "close a tunnel after this long without a byte either way (default: never)"},
+     "close a tunnel after this long without a byte either way (default, or 0: never)"},
     {"max-connections", required_argument, OPT_MAX_CONNECTIONS, CLI_ALL, "N",
      "tunnels open at once; more wait (server) or are refused (client) (default 10000)"},
     {"name", required_argument, OPT_NAME, CLI_ALL, "NAME",
@@ -107,8 +107,10 @@ static void tunnel_init(void *state)
     d->max_connections = 10000;
 }
 
-/* "500ms", "10s", "2m", "1h", or seconds. */
-static int parse_duration(const struct cli *c, const char *opt, const char *arg, uint32_t *ms)
+/* "500ms", "10s", "2m", "1h", or seconds; 0 only if ZERO_OK (elsewhere the engine would read it
+ * as its default). */
+static int parse_duration(const struct cli *c, const char *opt, const char *arg, uint32_t *ms,
+                          int zero_ok)
 {
     char *end;
     errno = 0;
@@ -128,6 +130,8 @@ static int parse_duration(const struct cli *c, const char *opt, const char *arg,
         goto bad;
     if (v > 0xffffffffull / mult)
         goto bad;
+    if (v == 0 && !zero_ok)
+        return cli_error(c, "%s: must be more than 0, got '%s'", opt, arg);
     *ms = (uint32_t)(v * mult);
     return 0;
 bad:
@@ -191,11 +195,11 @@ static int tunnel_take(const struct cli *c, void *state, int id, const char *arg
         d->accept_proxy_from = (char *)arg;
         return 0;
     case OPT_CONNECT_TIMEOUT:
-        return parse_duration(c, "--connect-timeout", arg, &d->connect_timeout_ms);
+        return parse_duration(c, "--connect-timeout", arg, &d->connect_timeout_ms, 0);
     case OPT_HANDSHAKE_TIMEOUT:
-        return parse_duration(c, "--handshake-timeout", arg, &d->handshake_timeout_ms);
+        return parse_duration(c, "--handshake-timeout", arg, &d->handshake_timeout_ms, 0);
     case OPT_IDLE_TIMEOUT:
-        return parse_duration(c, "--idle-timeout", arg, &d->idle_timeout_ms);
+        return parse_duration(c, "--idle-timeout", arg, &d->idle_timeout_ms, 1);
     case OPT_MAX_CONNECTIONS:
         if (cli_parse_long(c, "--max-connections", arg, 1, 1000000, "", &v) < 0)
             return -1;

@@ -159,9 +159,11 @@ typedef struct negio_listen_options {
      * a health check, keeps the real one) and the balancer's is negio_econn_via_addr. A PROXY
      * header from any other source is refused (NEGIO_ERR_PROTOCOL, "a PROXY protocol header
      * from ..."): a client cannot claim another address. Headers over 1024 bytes of addresses
-     * and TLVs, and malformed ones, are NEGIO_ERR_PROTOCOL. An IPv4 source also matches the
-     * IPv6 blocks in its mapped form, as a dual-stack listener sees it: "::ffff:10.0.0.0/104"
-     * is 10.0.0.0/8, "::/0" every source. */
+     * and TLVs, and malformed ones, are NEGIO_ERR_PROTOCOL (a version 1 line must be exactly as
+     * the specification writes it: single spaces, both addresses in the protocol's family,
+     * ports 0..65535 without a heading zero). An IPv4 source also matches the IPv6 blocks in
+     * its mapped form, as a dual-stack listener sees it: "::ffff:10.0.0.0/104" is 10.0.0.0/8,
+     * "::/0" every source. */
     const char *accept_proxy_from;
 } negio_listen_options;
 

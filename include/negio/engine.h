@@ -159,9 +159,11 @@ typedef struct negio_listen_options {
      * a health check, keeps the real one) and the balancer's is negio_econn_via_addr. A PROXY
      * header from any other source is refused (NEGIO_ERR_PROTOCOL, "a PROXY protocol header
      * from ..."): a client cannot claim another address. Headers over 1024 bytes of addresses
-     * and TLVs, and malformed ones, are NEGIO_ERR_PROTOCOL. An IPv4 source also matches the
-     * IPv6 blocks in its mapped form, as a dual-stack listener sees it: "::ffff:10.0.0.0/104"
-     * is 10.0.0.0/8, "::/0" every source. */
+     * and TLVs, and malformed ones, are NEGIO_ERR_PROTOCOL (a version 1 line must be exactly as
+     * the specification writes it: single spaces, both addresses in the protocol's family,
+     * ports 0..65535 without a heading zero). An IPv4 source also matches the IPv6 blocks in
+     * its mapped form, as a dual-stack listener sees it: "::ffff:10.0.0.0/104" is 10.0.0.0/8,
+     * "::/0" every source. */
     const char *accept_proxy_from;
 } negio_listen_options;
 
@@ -236,6 +238,14 @@ NEGIO_API negio_delegated *negio_econn_delegated(const negio_econn *c);
  * on it (negio_listen_options): the load balancer's; AF_UNSPEC otherwise. Valid for the
  * handle's lifetime, from the connection's loop thread (e.g. in callbacks). */
 NEGIO_API const struct sockaddr *negio_econn_via_addr(const negio_econn *c);
+
+/* The address of C's own socket on this host, into *OUT: for a connection a listener accepted,
+ * the address it was accepted on (on a dual-stack listener, ":PORT", an IPv4 client's connection
+ * has it in the mapped form ::ffff:a.b.c.d); for a client, the source address of its connect. A
+ * PROXY header does not change it. From the connection's loop thread (e.g. in callbacks).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (a NULL C or OUT), NEGIO_ERR_STATE (no socket: a client
+ * not yet connected, or a socket already closed; *OUT is then AF_UNSPEC). */
+NEGIO_API int negio_econn_local_addr(const negio_econn *c, struct sockaddr_storage *out);
 
 /* ---- Relays ---------------------------------------------------------------------------------
  * A relay joins a connection C and a plain TCP socket on C's loop: every message that arrives

@@ -50,6 +50,20 @@ const struct sockaddr *negio_econn_via_addr(const negio_econn *c)
     return (const struct sockaddr *)&c->via;
 }
 
+int negio_econn_local_addr(const negio_econn *c, struct sockaddr_storage *out)
+{
+    if (c == NULL || out == NULL)
+        return NEGIO_ERR_INVALID;
+    memset(out, 0, sizeof(*out));
+    int len = sizeof(*out);
+    if (!c->tcp_ready || uv_is_closing((const uv_handle_t *)&c->tcp) ||
+        uv_tcp_getsockname(&c->tcp, (struct sockaddr *)out, &len) != 0) {
+        memset(out, 0, sizeof(*out));
+        return NEGIO_ERR_STATE;
+    }
+    return NEGIO_OK;
+}
+
 size_t negio_econn_queued(const negio_econn *c)
 {
     return atomic_load(&c->queued) + atomic_load(&c->unsent);

@@ -369,6 +369,9 @@ typedef struct negio__cidr {
  * Returns the count (>= 1), NEGIO_ERR_INVALID or NEGIO_ERR_NOMEM. */
 int negio__cidr_parse(const char *list, negio__cidr **out);
 int negio__cidr_match(const negio__cidr *list, size_t n, const struct sockaddr *sa);
+/* A PROXY version 1 line, its LEN bytes without the CRLF: 1 with the client's address in *SRC,
+ * 0 for UNKNOWN (the connection's own address stays), -1 if it breaks the specification. */
+int negio__proxy_v1_parse(const uint8_t *line, size_t len, struct sockaddr_storage *src);
 /* C's peer address without the port, as text ("?" if none). */
 void negio__peer_host(const negio_econn *c, char *out, size_t cap);
 /* Reads into the header buffer while C expects a PROXY header (input.c's allocation). */

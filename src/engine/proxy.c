@@ -146,6 +146,76 @@ void negio__proxy_alloc(negio_econn *c, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->proxy_buf + c->proxy_len, (unsigned)(HDR_BUF - c->proxy_len));
 }
 
+/* A version 1 port: decimal 0..65535 without a heading zero (proxy-protocol.txt, section 2.1:
+ * "Heading zeroes are not permitted in front of numbers"), in network order into *OUT. */
+static int v1_port(const char *s, size_t n, uint16_t *out)
+{
+    if (n == 0 || n > 5 || (n > 1 && s[0] == '0'))
+        return -1;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v > 65535)
+        return -1;
+    *out = htons((uint16_t)v);
+    return 0;
+}
+
+/* proxy-protocol.txt, section 2.1: "PROXY", then exactly one space before each of the protocol
+ * (TCP4, TCP6 or UNKNOWN), the source and the destination address (both in the protocol's
+ * family, in the form inet_pton reads: dotted quads without heading zeroes, or IPv6 text), the
+ * source and the destination port; after UNKNOWN, anything up to the CRLF is ignored. */
+int negio__proxy_v1_parse(const uint8_t *line, size_t len, struct sockaddr_storage *src)
+{
+    static const char unknown[] = "PROXY UNKNOWN";
+    const char *p = (const char *)line;
+    if (memchr(p, '\0', len) != NULL)
+        return -1;
+    if (len >= sizeof(unknown) - 1 && memcmp(p, unknown, sizeof(unknown) - 1) == 0 &&
+        (len == sizeof(unknown) - 1 || p[sizeof(unknown) - 1] == ' '))
+        return 0;
+    /* the six fields: "PROXY", protocol, source, destination, source port, destination port */
+    char field[6][INET6_ADDRSTRLEN];
+    size_t flen[6];
+    const char *end = p + len;
+    for (int i = 0; i < 6; i++) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *stop = sp != NULL ? sp : end;
+        flen[i] = (size_t)(stop - p);
+        if (flen[i] == 0 || flen[i] >= sizeof(field[i]) || (sp != NULL) != (i < 5))
+            return -1;
+        memcpy(field[i], p, flen[i]);
+        field[i][flen[i]] = '\0';
+        p = stop + (sp != NULL);
+    }
+    int family = strcmp(field[1], "TCP4") == 0   ? AF_INET
+                 : strcmp(field[1], "TCP6") == 0 ? AF_INET6
+                                                 : 0;
+    uint8_t dst[16];
+    uint16_t sport, dport;
+    memset(src, 0, sizeof(*src));
+    if (strcmp(field[0], "PROXY") != 0 || family == 0 || v1_port(field[4], flen[4], &sport) < 0 ||
+        v1_port(field[5], flen[5], &dport) < 0 || inet_pton(family, field[3], dst) != 1)
+        return -1;
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)src;
+        in->sin_family = AF_INET;
+        in->sin_port = sport;
+        if (inet_pton(AF_INET, field[2], &in->sin_addr) != 1)
+            return -1;
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)src;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = sport;
+        if (inet_pton(AF_INET6, field[2], &in6->sin6_addr) != 1)
+            return -1;
+    }
+    return 1;
+}
+
 /* Version 1: "PROXY TCP4|TCP6|UNKNOWN src dst sport dport\r\n". Returns the header's length,
  * 0 while incomplete, -1 if malformed. */
 static int parse_v1(negio_econn *c, const uint8_t *p, size_t n)
@@ -158,38 +228,15 @@ static int parse_v1(negio_econn *c, const uint8_t *p, size_t n)
         }
     if (crlf == NULL)
         return n >= V1_MAX ? -1 : 0;
-    char line[V1_MAX + 1];
     size_t len = (size_t)(crlf - p);
-    memcpy(line, p, len);
-    line[len] = '\0';
-    char proto[8], src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
-    unsigned sport, dport;
-    char tail;
-    if (strncmp(line, "PROXY UNKNOWN", 13) == 0)
-        return (int)len + 2; /* the connection's own address stays */
-    if (sscanf(line, "PROXY %7s %45s %45s %5u %5u%c", proto, src, dst, &sport, &dport, &tail) !=
-            5 ||
-        sport > 65535 || dport > 65535)
-        return -1;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (strcmp(proto, "TCP4") == 0) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)sport);
-        if (inet_pton(AF_INET, src, &in->sin_addr) != 1)
-            return -1;
-    } else if (strcmp(proto, "TCP6") == 0) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)sport);
-        if (inet_pton(AF_INET6, src, &in6->sin6_addr) != 1)
-            return -1;
-    } else {
+    int rc = negio__proxy_v1_parse(p, len, &ss);
+    if (rc < 0)
         return -1;
+    if (rc == 1) {
+        c->via = c->peer;
+        c->peer = ss;
     }
-    c->via = c->peer;
-    c->peer = ss;
     return (int)len + 2;
 }
 

@@ -5,8 +5,10 @@
 # tunnel, a backend that is down (a prompt close with the reason), half-close both ways in
 # either profile (a client that shuts down its sending half still gets the whole reply), several
 # tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
-# line numbers (and a reload that meets them keeps the running configuration), the metrics
-# endpoint, and bad input that leaves the process up.
+# line numbers (and a reload that meets them keeps the running configuration), a reload that
+# changes [global] refused, one whose new sections cannot start naming each, SIGTERM closing
+# every tunnel of a process at once within one deadline, the metrics endpoint, and bad input that
+# leaves the process up.
 set -euo pipefail
 . "$(dirname "$0")/tunnel_lib.sh"
 
@@ -310,6 +312,118 @@ kill -0 "$confpid" || fail "the process died reloading"
 kill "$csub" 2>/dev/null || true; wait "$csub" 2>/dev/null || true
 stop_tunnel "$confpid"
 
+# ---- [global] is the process's: a reload that changes it is refused, naming what changed -------
+gp=$(free_port)
+printf '[global]\nlog = json\n\n[g]\nmode = server\nlisten = 127.0.0.1:%s\nbackend = 127.0.0.1:%s\n' \
+  "$gp" "$redis_port" >"$tmp/global.good"
+cp "$tmp/global.good" "$tmp/global.conf"
+"$negio" tunnel --config "$tmp/global.conf" >"$tmp/global.out" 2>"$tmp/global.err" &
+gpid=$!; servers+=("$gpid")
+wait_until 10 grep -q '"event":"listening"' "$tmp/global.out"
+refusals_over() { [ "$(grep -c "reload refused" "$tmp/global.out")" -gt "$1" ]; }
+global_refused() { # SED-EXPRESSION WHAT: the file changed so, SIGHUP refuses it naming WHAT
+  local before
+  before=$(grep -c "reload refused" "$tmp/global.out" || true)
+  sed "$1" "$tmp/global.good" >"$tmp/global.conf"
+  kill -HUP "$gpid"
+  wait_until 10 refusals_over "$before"
+  grep -qF "\"message\":\"$2 changed, which only a restart applies\"" "$tmp/global.out" ||
+    fail "the refused reload does not name $2: $(cat "$tmp/global.out")"
+}
+global_refused 's/^log = json$/log = text/' "[global] log"
+global_refused 's/^log = json$/log = json\nmetrics = 127.0.0.1:0/' "[global] metrics"
+# a reload that adds two sections neither of which can start (both on [g]'s port) says so for
+# each, and is refused
+cp "$tmp/global.good" "$tmp/global.conf"
+for s in n1 n2; do
+  printf '\n[%s]\nmode = server\nlisten = 127.0.0.1:%s\nbackend = 127.0.0.1:1\n' "$s" "$gp" \
+    >>"$tmp/global.conf"
+done
+before=$(grep -c "reload refused" "$tmp/global.out" || true)
+kill -HUP "$gpid"
+wait_until 10 refusals_over "$before"
+for s in n1 n2; do
+  grep -qF "\"tunnel\":\"$s\",\"message\":\"could not start" "$tmp/global.out" ||
+    fail "the reload does not say that [$s] could not start: $(cat "$tmp/global.out")"
+done
+cp "$tmp/global.good" "$tmp/global.conf"
+kill -HUP "$gpid"
+wait_until 10 grep -q '"tunnel":"g","message":"reloaded' "$tmp/global.out"
+stop_tunnel "$gpid"
+
+# ---- SIGTERM: every tunnel stops accepting at once, and all share one deadline -----------------
+# Two server tunnels in one process, each carrying a tunnel whose local program never closes, so
+# that its tunnel client never answers the server's protected close: both ports must refuse new
+# connections at once, and the process must exit 0 within about 5 seconds (the close's deadline),
+# not 5 seconds per tunnel one after the other.
+ta=$(free_port) tb=$(free_port)
+cat >"$tmp/term.conf" <<CONF
+[global]
+log = json
+
+[term-a]
+mode = server
+listen = 127.0.0.1:$ta
+backend = 127.0.0.1:$redis_port
+
+[term-b]
+mode = server
+listen = 127.0.0.1:$tb
+backend = 127.0.0.1:$redis_port
+CONF
+"$negio" tunnel --config "$tmp/term.conf" >"$tmp/term.out" 2>"$tmp/term.err" &
+termpid=$!; servers+=("$termpid")
+wait_until 10 grep -q '"event":"listening","tunnel":"term-b"' "$tmp/term.out"
+start_tunnel term-a-c client --connect "127.0.0.1:$ta" --mech kerberos
+tac=$tport
+start_tunnel term-b-c client --connect "127.0.0.1:$tb" --mech kerberos
+tbc=$tport
+python3 - "$tac" "$tbc" "$ta" "$tb" "$termpid" <<'PY' || fail "SIGTERM with two tunnels"
+import os, signal, socket, sys, time
+tac, tbc, ta, tb, pid = map(int, sys.argv[1:])
+held = []
+for p in (tac, tbc):
+    s = socket.create_connection(("127.0.0.1", p), timeout=20)
+    s.sendall(b"PING\r\n")
+    assert s.recv(100) == b"+PONG\r\n", "no PONG through a tunnel"
+    held.append(s)  # open to the end: its tunnel lingers
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+def exited():
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+t0 = time.monotonic()
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.5)
+for port in (ta, tb):
+    if accepts(port):
+        sys.exit("port %d still accepts %.1f s after SIGTERM" % (port, time.monotonic() - t0))
+while not exited():
+    if time.monotonic() - t0 > 30:
+        sys.exit("still running 30 s after SIGTERM")
+    time.sleep(0.05)
+took = time.monotonic() - t0
+print("exited %.1f s after SIGTERM" % took)
+# each lingering tunnel is given 5 s to answer its close, all of them at once
+if took > 7.5:
+    sys.exit("exited %.1f s after SIGTERM: the tunnels were drained one after the other" % took)
+PY
+status=0
+wait "$termpid" || status=$?
+[ "$status" -eq 0 ] || fail "exit status $status after SIGTERM"
+check_json_lines "$tmp/term.out" "
+c = ev('connection')
+assert sorted(x['tunnel'] for x in c) == ['term-a', 'term-b'], c
+for x in c:  # each waited for its client's answer until the deadline, then was closed
+    assert x['who'] == 'alice@NEGIO.TEST' and x['duration_ms'] >= 4500, x
+"
+
 # ---- out of descriptors: the client's listener pauses instead of spinning ----------------------
 # the tunnel's own descriptors (loops, signals, workers, listener: more with more CPUs) and room
 # for three connections: its limit lowered while it runs
@@ -389,6 +503,8 @@ bad 'mech = krb' "bad.conf:4: [t]: --mech: expected negotiate, kerberos or ntlm,
 bad 'min-protect = high' "bad.conf:4: [t]: --min-protect: expected none, sign or seal, got 'high'"
 bad 'allow = alice' "bad.conf:4: [t]: --allow: expected a principal (alice@REALM), @REALM"
 bad 'idle-timeout = soon' "bad.conf:4: [t]: --idle-timeout: expected a duration"
+bad 'handshake-timeout = 0s' "bad.conf:4: [t]: --handshake-timeout: must be more than 0, got '0s'"
+bad 'connect-timeout = 0' "bad.conf:4: [t]: --connect-timeout: must be more than 0, got '0'"
 bad 'accept-proxy-from = 10.0.0.0/40' "bad.conf:4: [t]: --accept-proxy-from: expected addresses or CIDR blocks"
 bad 'just words' "bad.conf:4: expected [section], NAME = VALUE, or a comment"
 bad 'tls-negotiate = maybe' "bad.conf:4: [t] tls-negotiate: expected yes or no, got 'maybe'"
@@ -403,6 +519,20 @@ grep -qF "bad.conf:1: [t] has no 'mode = client' or 'mode = server'" "$tmp/last.
 printf '[t]\nmode = client\nlisten = 127.0.0.1:0\nconnect = h:1\n[t]\nmode = server\n' >"$tmp/bad.conf"
 run_status 2 "$negio" tunnel --config "$tmp/bad.conf" --check
 grep -qF "bad.conf:5: [t] again (first on line 1)" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+# a section's name is the tunnel's, as --name: into log lines and metrics labels as it is
+section_name() { # NAME STATUS: a good server tunnel in section [NAME], --check exits STATUS
+  printf '[%s]\nmode = server\nlisten = 127.0.0.1:0\nbackend = 127.0.0.1:1\n' "$1" >"$tmp/bad.conf"
+  run_status "$2" "$negio" tunnel --config "$tmp/bad.conf" --check
+}
+long63=$(printf 'n%.0s' $(seq 1 63))
+section_name "$long63" 0 # past libinih's own 49 bytes
+for name in 'a"b' 'a b' 'x=1' "${long63}n"; do
+  section_name "$name" 2
+  grep -qF "bad.conf:1: [${name:0:63}" "$tmp/last.err" ||
+    fail "[$name]: $(cat "$tmp/last.err")"
+  grep -qF "a tunnel's name (its section's) is 1..63 letters, digits, '.', '_' or '-'" "$tmp/last.err" ||
+    fail "[$name]: $(cat "$tmp/last.err")"
+done
 run_status 2 "$negio" tunnel --config "$tmp/nonexistent.conf"
 grep -qF "nonexistent.conf: No such file or directory" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 
@@ -411,6 +541,8 @@ run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 -
 grep -q "unrecognized option '--colour'" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel server --listen 127.0.0.1:0
 grep -q -- "--backend HOST:PORT is required" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
+run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --handshake-timeout 0
+grep -q -- "--handshake-timeout: must be more than 0" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel client --listen 127.0.0.1:0 --connect 127.0.0.1:1 --profile gss-sample
 grep -q "cannot carry a tunnel" "$tmp/last.err" || fail "$(cat "$tmp/last.err")"
 run_status 2 "$negio" tunnel server --listen 127.0.0.1:0 --backend 127.0.0.1:1 --profile nns --tls-negotiate

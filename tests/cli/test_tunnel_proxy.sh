@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Identity to the backend and scale-out, with software nobody here wrote:
-#  - a backend that reads the PROXY v2 header itself: the client's address, and its principal,
+#  - a backend that reads the PROXY v2 header itself: the client's address, the address the tunnel
+#    server accepted it on (also on a dual-stack listener: both as IPv4), and its principal,
 #    mechanism, level and local name in TLVs 0xE0..0xE3 (docs/TUNNEL.md);
 #  - nginx behind a tunnel server with proxy_protocol on: its access log shows the address of the
 #    client that came through the tunnel, as the tunnel server saw it;
@@ -15,52 +16,71 @@ need nginx haproxy redis-server
 start_realm
 
 # ---- the PROXY v2 header as a backend reads it -------------------------------------------------
+# one connection through a tunnel server on 127.0.0.1, one through a dual-stack one (":0", which
+# sees an IPv4 client as ::ffff:127.0.0.1): both headers are TCP over IPv4, from the client to the
+# address the tunnel server accepted it on
 pp_port=$(free_port)
-python3 - "$pp_port" "$tmp/pp.json" <<'PY' &
+python3 - "$pp_port" "$tmp/pp.json" "$tmp/pp-dual.json" <<'PY' &
 import json, socket, struct, sys
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(2)
 open(sys.argv[2] + ".ready", "w").close()
-c, _ = srv.accept()
-def need(n):
-    b = b""
-    while len(b) < n:
-        x = c.recv(n - len(b))
-        if not x: raise SystemExit("short header")
-        b += x
-    return b
-h = need(16)
-assert h[:12] == b"\r\n\r\n\x00\r\nQUIT\n", h
-body = need(struct.unpack(">H", h[14:16])[0])
-out = {"ver_cmd": h[12], "family": h[13]}
-src = socket.inet_ntop(socket.AF_INET, body[0:4]); sport = struct.unpack(">H", body[8:10])[0]
-out["src"] = "%s:%d" % (src, sport)
-tlv, i = {}, 12
-while i < len(body):
-    t, n = body[i], struct.unpack(">H", body[i+1:i+3])[0]
-    tlv["0x%02X" % t] = body[i+3:i+3+n].decode(); i += 3 + n
-out["tlv"] = tlv
-c.sendall(b"ok\n")
-json.dump(out, open(sys.argv[2], "w"))
-c.close()
+for path in sys.argv[2:]:
+    c, _ = srv.accept()
+    def need(n):
+        b = b""
+        while len(b) < n:
+            x = c.recv(n - len(b))
+            if not x: raise SystemExit("short header")
+            b += x
+        return b
+    h = need(16)
+    assert h[:12] == b"\r\n\r\n\x00\r\nQUIT\n", h
+    body = need(struct.unpack(">H", h[14:16])[0])
+    out = {"ver_cmd": h[12], "family": h[13]}
+    fam, n = (socket.AF_INET, 4) if h[13] == 0x11 else (socket.AF_INET6, 16)
+    a = 2 * n  # the two ports follow the two addresses
+    out["src"] = "%s:%d" % (socket.inet_ntop(fam, body[0:n]), struct.unpack(">H", body[a:a+2])[0])
+    out["dst"] = "%s:%d" % (socket.inet_ntop(fam, body[n:a]), struct.unpack(">H", body[a+2:a+4])[0])
+    tlv, i = {}, 2 * n + 4
+    while i < len(body):
+        t, n = body[i], struct.unpack(">H", body[i+1:i+3])[0]
+        tlv["0x%02X" % t] = body[i+3:i+3+n].decode(); i += 3 + n
+    out["tlv"] = tlv
+    c.sendall(b"ok\n")
+    json.dump(out, open(path, "w"))
+    c.close()
 PY
 servers+=("$!")
 wait_until 10 test -f "$tmp/pp.json.ready"
-start_tunnel pp server --backend "127.0.0.1:$pp_port" --proxy-protocol v2 --map alice@NEGIO.TEST=alice
-ppsrv=$tport
-start_tunnel pp-c client --connect "127.0.0.1:$ppsrv" --mech kerberos
-python3 - "$tport" <<'PY' >"$tmp/pp-reply.txt"
+# proxy_through NAME [SERVER-OPTIONS...]: a tunnel server NAME with --proxy-protocol v2 to the
+# backend above and a client to it, one connection through them; sets $ppsrv and $from (as the
+# tunnel server logged the client)
+proxy_through() {
+  local name=$1; shift
+  start_tunnel "$name" server --backend "127.0.0.1:$pp_port" --proxy-protocol v2 "$@"
+  ppsrv=$tport
+  start_tunnel "$name-c" client --connect "127.0.0.1:$ppsrv" --mech kerberos
+  python3 - "$tport" <<'PY' >"$tmp/$name-reply.txt"
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
 print(s.recv(100).decode().strip())
 PY
-grep -q '^ok$' "$tmp/pp-reply.txt" || fail "the PROXY backend did not answer: $(cat "$tmp/pp-reply.txt")"
-connection_lines "$tmp/pp.out" 1
-from=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "connection" in l][0]["from"])' "$tmp/pp.out")
+  grep -q '^ok$' "$tmp/$name-reply.txt" || fail "$name: the PROXY backend did not answer: $(cat "$tmp/$name-reply.txt")"
+  connection_lines "$tmp/$name.out" 1
+  from=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "connection" in l][0]["from"])' "$tmp/$name.out")
+}
+proxy_through pp --map alice@NEGIO.TEST=alice
 check_json "$tmp/pp.json" "
 assert j['ver_cmd'] == 0x21 and j['family'] == 0x11, j
-assert j['src'] == '$from', j
+assert j['src'] == '$from' and j['dst'] == '127.0.0.1:$ppsrv', j
 assert j['tlv'] == {'0xE0': 'alice@NEGIO.TEST', '0xE1': 'kerberos', '0xE2': 'seal', '0xE3': 'alice'}, j
+"
+proxy_through pp-dual --listen :0
+check_json "$tmp/pp-dual.json" "
+assert j['family'] == 0x11, j  # not TCP6 with ::ffff: addresses
+assert '$from' == '[::ffff:' + j['src'].replace(':', ']:'), j
+assert j['dst'] == '127.0.0.1:$ppsrv', j
 "
 
 # ---- nginx with proxy_protocol behind a tunnel server --------------------------------------------

@@ -34,7 +34,7 @@ typedef struct side {
     char detail[512];
     negio_relay_stats st;
     int have_stats;
-    char peer[64], via[64];
+    char peer[64], via[64], local[64];
     /* server: where to relay each connection, or the status to refuse it with */
     uint16_t backend_port;
     size_t relay_hw;
@@ -43,11 +43,17 @@ typedef struct side {
 
 static void addr_text(const struct sockaddr *sa, char *out, size_t cap)
 {
-    char host[INET6_ADDRSTRLEN] = "-";
+    char host[INET6_ADDRSTRLEN + 2] = "-";
     unsigned port = 0;
     if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
         port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        host[0] = '[';
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host + 1,
+                  sizeof(host) - 2);
+        strcat(host, "]");
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     }
     snprintf(out, cap, "%s:%u", host, port);
 }
@@ -60,6 +66,9 @@ static int on_authenticated(negio_econn *c, const negio_auth_info *info, void *u
     s->authenticated++;
     addr_text(negio_econn_peer_addr(c), s->peer, sizeof(s->peer));
     addr_text(negio_econn_via_addr(c), s->via, sizeof(s->via));
+    struct sockaddr_storage local;
+    if (negio_econn_local_addr(c, &local) == NEGIO_OK)
+        addr_text((const struct sockaddr *)&local, s->local, sizeof(s->local));
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     if (s->refuse != 0)
@@ -450,7 +459,8 @@ static int handshake_over(int fd, negio_config *cc)
 }
 
 /* From a listed balancer a PROXY header names the client; from anyone else it is refused, and
- * the connection's own address is never replaced. */
+ * the connection's own address is never replaced. The address the connection was accepted on
+ * stays the listener's. */
 static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
 {
     (void)state;
@@ -482,6 +492,9 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
         ;
     assert_string_equal(srv.peer, "192.0.2.7:4242");
     assert_non_null(strstr(srv.via, "127.0.0.1:"));
+    char accepted_on[64]; /* the listener's own address, whatever the header says */
+    snprintf(accepted_on, sizeof(accepted_on), "127.0.0.1:%u", listed);
+    assert_string_equal(srv.local, accepted_on);
     pthread_mutex_unlock(&srv.lock);
     close(fd);
 
@@ -501,6 +514,77 @@ static void proxy_headers_are_taken_only_from_the_listed_sources(void **state)
     assert_non_null(strstr(srv.detail, "a PROXY protocol header from 127.0.0.1"));
     pthread_mutex_unlock(&srv.lock);
     side_free(&srv);
+}
+
+/* Version 1 lines as HAProxy's proxy-protocol.txt (section 2.1) writes them, and each way a line
+ * can break it, refused: the spacing, the protocol, either address (in the protocol's family),
+ * either port (decimal 0..65535, no heading zero, nothing after it). */
+static void proxy_v1_lines_are_taken_exactly_as_the_specification_writes_them(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line;
+        int rc;
+        const char *src; /* rc 1: the client's address as addr_text writes it */
+    } cases[] = {
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7000", 1, "192.0.2.7:4242"},
+        {"PROXY TCP4 0.0.0.0 255.255.255.255 0 65535", 1, "0.0.0.0:0"},
+        {"PROXY TCP6 2001:db8::1 ::1 4242 7000", 1, "[2001:db8::1]:4242"},
+        {"PROXY UNKNOWN", 0, NULL},
+        {"PROXY UNKNOWN ffff:f::1 ::1 65535 65535", 0, NULL}, /* the rest ignored */
+        /* ports */
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 123456", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 123456", -1, NULL}, /* was 12345, then 6 */
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 65536", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 65536 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 07000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 04242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 -1", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 +4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7000x", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 0x1b58", -1, NULL},
+        /* addresses */
+        {"PROXY TCP4 192.0.2.7 not-an-address 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 ::1 4242 7000", -1, NULL},
+        {"PROXY TCP4 2001:db8::1 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP6 ::1 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP6 127.0.0.1 ::1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.07 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.256 4242 7000", -1, NULL},
+        /* spacing and fields */
+        {"PROXY  TCP4 192.0.2.7 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7  127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7000 ", -1, NULL},
+        {"PROXY TCP4 192.0.2.7\t127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242", -1, NULL},
+        {"PROXY TCP4 192.0.2.7 127.0.0.1 4242 7000 7001", -1, NULL},
+        {"PROXY", -1, NULL},
+        {"PROXY ", -1, NULL},
+        /* the protocol */
+        {"PROXY UDP4 192.0.2.7 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY tcp4 192.0.2.7 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY TCP 192.0.2.7 127.0.0.1 4242 7000", -1, NULL},
+        {"PROXY UNKNOWNX", -1, NULL},
+    };
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sockaddr_storage ss;
+        int rc = negio__proxy_v1_parse((const uint8_t *)cases[i].line, strlen(cases[i].line), &ss);
+        char text[64] = "";
+        if (rc == 1)
+            addr_text((const struct sockaddr *)&ss, text, sizeof(text));
+        if (rc != cases[i].rc || (rc == 1 && strcmp(text, cases[i].src) != 0)) {
+            print_message("'%s': %d %s, expected %d %s\n", cases[i].line, rc, text, cases[i].rc,
+                          cases[i].src ? cases[i].src : "");
+            wrong++;
+        }
+    }
+    assert_int_equal(wrong, 0);
+    /* a NUL inside the line: what follows it must not be ignored */
+    static const char nul[] = "PROXY TCP4 192.0.2.7 127.0.0.1 4242 7000\0junk";
+    struct sockaddr_storage ss;
+    assert_int_equal(negio__proxy_v1_parse((const uint8_t *)nul, sizeof(nul) - 1, &ss), -1);
 }
 
 /* Which sources a list of blocks names (negio__cidr_match): each family as written, an IPv4
@@ -569,6 +653,7 @@ int main(void)
         cmocka_unit_test(a_refused_backend_closes_the_client_promptly_with_the_reason),
         cmocka_unit_test(a_backend_that_does_not_read_bounds_what_each_relay_holds),
         cmocka_unit_test(proxy_headers_are_taken_only_from_the_listed_sources),
+        cmocka_unit_test(proxy_v1_lines_are_taken_exactly_as_the_specification_writes_them),
         cmocka_unit_test(source_lists_match_to_the_bit_in_both_forms_of_an_ipv4_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,7 +67,7 @@ static const struct cli_option tunnel_options[] = {
     {"handshake-timeout", required_argument, OPT_HANDSHAKE_TIMEOUT, CLI_ALL, "DURATION",
      "authentication must be done within it (default 30s)"},
     {"idle-timeout", required_argument, OPT_IDLE_TIMEOUT, CLI_ALL, "DURATION",
-     "close a tunnel after this long without a byte either way (default: never)"},
+     "close a tunnel after this long without a byte either way (default, or 0: never)"},
     {"max-connections", required_argument, OPT_MAX_CONNECTIONS, CLI_ALL, "N",
      "tunnels open at once; more wait (server) or are refused (client) (default 10000)"},
     {"name", required_argument, OPT_NAME, CLI_ALL, "NAME",
@@ -107,8 +107,10 @@ static void tunnel_init(void *state)
     d->max_connections = 10000;
 }
 
-/* "500ms", "10s", "2m", "1h", or seconds. */
-static int parse_duration(const struct cli *c, const char *opt, const char *arg, uint32_t *ms)
+/* "500ms", "10s", "2m", "1h", or seconds; 0 only if ZERO_OK (elsewhere the engine would read it
+ * as its default). */
+static int parse_duration(const struct cli *c, const char *opt, const char *arg, uint32_t *ms,
+                          int zero_ok)
 {
     char *end;
     errno = 0;
@@ -128,10 +130,21 @@ static int parse_duration(const struct cli *c, const char *opt, const char *arg,
         goto bad;
     if (v > 0xffffffffull / mult)
         goto bad;
+    if (v == 0 && !zero_ok)
+        return cli_error(c, "%s: must be more than 0, got '%s'", opt, arg);
     *ms = (uint32_t)(v * mult);
     return 0;
 bad:
     return cli_error(c, "%s: expected a duration such as 500ms, 10s, 2m or 1h, got '%s'", opt, arg);
+}
+
+/* A tunnel's name (--name, or its section in a config file): it goes into log lines and
+ * Prometheus labels as it is. */
+static int name_valid(const char *s)
+{
+    size_t len = strlen(s);
+    return len > 0 && len < TUNNEL_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
 static int tunnel_take(const struct cli *c, void *state, int id, const char *arg)
@@ -182,20 +195,18 @@ static int tunnel_take(const struct cli *c, void *state, int id, const char *arg
         d->accept_proxy_from = (char *)arg;
         return 0;
     case OPT_CONNECT_TIMEOUT:
-        return parse_duration(c, "--connect-timeout", arg, &d->connect_timeout_ms);
+        return parse_duration(c, "--connect-timeout", arg, &d->connect_timeout_ms, 0);
     case OPT_HANDSHAKE_TIMEOUT:
-        return parse_duration(c, "--handshake-timeout", arg, &d->handshake_timeout_ms);
+        return parse_duration(c, "--handshake-timeout", arg, &d->handshake_timeout_ms, 0);
     case OPT_IDLE_TIMEOUT:
-        return parse_duration(c, "--idle-timeout", arg, &d->idle_timeout_ms);
+        return parse_duration(c, "--idle-timeout", arg, &d->idle_timeout_ms, 1);
     case OPT_MAX_CONNECTIONS:
         if (cli_parse_long(c, "--max-connections", arg, 1, 1000000, "", &v) < 0)
             return -1;
         d->max_connections = (unsigned)v;
         return 0;
     case OPT_NAME:
-        if (arg[0] == '\0' || strlen(arg) >= TUNNEL_NAME_MAX ||
-            strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                strlen(arg))
+        if (!name_valid(arg))
             return cli_error(c, "--name: 1..%d letters, digits, '.', '_' or '-', got '%s'",
                              TUNNEL_NAME_MAX - 1, arg);
         snprintf(d->name, sizeof(d->name), "%s", arg);
@@ -366,6 +377,7 @@ struct kv {
 
 struct section_seen {
     char name[TUNNEL_NAME_MAX];
+    size_t len; /* the whole name's, which NAME holds only below TUNNEL_NAME_MAX */
     int line;
 };
 
@@ -379,6 +391,7 @@ struct ini_state {
     size_t nkv;
     struct section_seen sections[TUNNEL_MAX];
     size_t nsections;
+    int in_seen; /* the keys read now are of sections[nsections - 1] */
 };
 
 static void file_error(struct ini_state *st, int line, const char *fmt, ...)
@@ -417,11 +430,13 @@ static char *line_reader(char *str, int num, void *stream)
     } else if (p[0] == '[') {
         /* sections are remembered here: libinih calls back for keys only */
         char *end = strchr(p, ']');
-        if (end != NULL && st->nsections < TUNNEL_MAX) {
+        st->in_seen = end != NULL && st->nsections < TUNNEL_MAX;
+        if (st->in_seen) {
             size_t nl = (size_t)(end - p - 1);
             struct section_seen *s = &st->sections[st->nsections++];
             snprintf(s->name, sizeof(s->name), "%.*s",
                      (int)(nl < sizeof(s->name) - 1 ? nl : sizeof(s->name) - 1), p + 1);
+            s->len = nl;
             s->line = st->line;
         }
     }
@@ -438,7 +453,8 @@ static int key_handler(void *user, const char *section, const char *name, const 
         return 0;
     }
     struct kv *kv = &st->kv[st->nkv];
-    kv->section = strdup(section);
+    /* the section as line_reader saw it: libinih's copy stops at 49 bytes */
+    kv->section = strdup(st->in_seen ? st->sections[st->nsections - 1].name : section);
     kv->name = strdup(name);
     kv->value = strdup(value);
     kv->line = st->line;
@@ -633,6 +649,14 @@ int tunnel_config_read(const char *path, struct tunnel_def **defs, size_t *n,
         if (count == TUNNEL_MAX) {
             file_error(st, st->sections[i].line, "more than %d tunnels", TUNNEL_MAX);
             break;
+        }
+        if (st->sections[i].len >= TUNNEL_NAME_MAX || !name_valid(st->sections[i].name)) {
+            file_error(st, st->sections[i].line,
+                       "[%s%s]: a tunnel's name (its section's) is 1..%d letters, digits, '.', "
+                       "'_' or '-'",
+                       st->sections[i].name, st->sections[i].len >= TUNNEL_NAME_MAX ? "..." : "",
+                       TUNNEL_NAME_MAX - 1);
+            continue;
         }
         struct tunnel_def *d = section_def(st, &st->sections[i]);
         if (d != NULL)

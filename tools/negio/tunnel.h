@@ -106,7 +106,9 @@ int acl_valid_entry(const char *text);
 int cidr_list_valid(const char *text);
 
 /* The PROXY protocol v2 header for a connection from SRC to DST carrying the client's
- * PRINCIPAL, MECH, LEVEL and LOCAL name (may be NULL) in TLVs 0xE0..0xE3 (docs/TUNNEL.md).
+ * PRINCIPAL, MECH, LEVEL and LOCAL name (may be NULL) in TLVs 0xE0..0xE3 (docs/TUNNEL.md). IPv4
+ * addresses in their mapped IPv6 form go as IPv4; if SRC and DST still differ in family, both go
+ * as IPv6, the IPv4 one mapped. DST may be NULL or AF_UNSPEC (zeros are sent).
  * Returns its length (at most CAP), or 0 if it does not fit. */
 size_t proxy_v2_header(uint8_t *out, size_t cap, const struct sockaddr *src,
                        const struct sockaddr *dst, const char *principal, const char *mech,

@@ -254,6 +254,40 @@ static size_t put_tlv(uint8_t *out, size_t at, size_t cap, uint8_t type, const c
     return at + 3 + len;
 }
 
+/* SA as a header carries it, into *OUT: an IPv4-mapped IPv6 address (how a dual-stack listener
+ * sees an IPv4 peer, and its own address on that connection) back in IPv4, so that a client and
+ * the address it reached share a family; AF_UNSPEC for NULL or another family. */
+static void header_addr(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+    if (sa != NULL && sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+        a4->sin_family = AF_INET;
+        memcpy(&a4->sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+        a4->sin_port = a6->sin6_port;
+    } else if (sa != NULL && sa->sa_family == AF_INET) {
+        memcpy(out, sa, sizeof(struct sockaddr_in));
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(out, sa, sizeof(struct sockaddr_in6));
+    }
+}
+
+/* An IPv4 address in *SS turned into its mapped IPv6 form (::ffff:a.b.c.d), for a header whose
+ * other address is IPv6. */
+static void map_to_v6(struct sockaddr_storage *ss)
+{
+    if (ss->ss_family != AF_INET)
+        return;
+    struct sockaddr_in a4 = *(const struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    memset(ss, 0, sizeof(*ss));
+    a6->sin6_family = AF_INET6;
+    a6->sin6_addr.s6_addr[10] = a6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(a6->sin6_addr.s6_addr + 12, &a4.sin_addr, 4);
+    a6->sin6_port = a4.sin_port;
+}
+
 size_t proxy_v2_header(uint8_t *out, size_t cap, const struct sockaddr *src,
                        const struct sockaddr *dst, const char *principal, const char *mech,
                        const char *level, const char *local)
@@ -265,27 +299,32 @@ size_t proxy_v2_header(uint8_t *out, size_t cap, const struct sockaddr *src,
     memcpy(out, sig, sizeof(sig));
     out[12] = 0x21; /* version 2, PROXY */
     size_t at = 16;
-    if (src->sa_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)src;
-        struct sockaddr_in d = {.sin_family = AF_INET};
-        if (dst != NULL && dst->sa_family == AF_INET)
-            d = *(const struct sockaddr_in *)dst;
+    struct sockaddr_storage ss, ds; /* DST unknown (AF_UNSPEC): zeros of SRC's family */
+    header_addr(src, &ss);
+    header_addr(dst, &ds);
+    if (ss.ss_family == AF_INET6 || ds.ss_family == AF_INET6) {
+        /* families that differ even so (a client's address from a balancer's PROXY header):
+         * both as IPv6, the IPv4 one mapped */
+        map_to_v6(&ss);
+        map_to_v6(&ds);
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
+        const struct sockaddr_in *d = (const struct sockaddr_in *)&ds;
         out[13] = 0x11; /* TCP over IPv4 */
         memcpy(out + at, &s->sin_addr, 4);
-        memcpy(out + at + 4, &d.sin_addr, 4);
+        memcpy(out + at + 4, &d->sin_addr, 4);
         memcpy(out + at + 8, &s->sin_port, 2);
-        memcpy(out + at + 10, &d.sin_port, 2);
+        memcpy(out + at + 10, &d->sin_port, 2);
         at += 12;
-    } else if (src->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)src;
-        struct sockaddr_in6 d = {.sin6_family = AF_INET6};
-        if (dst != NULL && dst->sa_family == AF_INET6)
-            d = *(const struct sockaddr_in6 *)dst;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
+        const struct sockaddr_in6 *d = (const struct sockaddr_in6 *)&ds;
         out[13] = 0x21; /* TCP over IPv6 */
         memcpy(out + at, &s->sin6_addr, 16);
-        memcpy(out + at + 16, &d.sin6_addr, 16);
+        memcpy(out + at + 16, &d->sin6_addr, 16);
         memcpy(out + at + 32, &s->sin6_port, 2);
-        memcpy(out + at + 34, &d.sin6_port, 2);
+        memcpy(out + at + 34, &d->sin6_port, 2);
         at += 36;
     } else {
         out[13] = 0x00; /* UNSPEC: the backend keeps the connection's own address */

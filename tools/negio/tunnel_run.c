@@ -256,10 +256,12 @@ static int server_authenticated(struct tunnel *t, negio_econn *c, const negio_au
     uint8_t header[1024];
     negio_relay_options ro = {.size = sizeof(ro), .connect_timeout_ms = connect_ms};
     if (proxy_v2) {
-        size_t len = proxy_v2_header(header, sizeof(header), negio_econn_peer_addr(c),
-                                     (const struct sockaddr *)&t->listen_addr, info->peer,
-                                     mech_text(info->mech), negio_level_name(tc->level_in),
-                                     info->local_name);
+        /* the destination: the address this connection was accepted on (unknown: zeros) */
+        struct sockaddr_storage local;
+        (void)negio_econn_local_addr(c, &local);
+        size_t len = proxy_v2_header(
+            header, sizeof(header), negio_econn_peer_addr(c), (const struct sockaddr *)&local,
+            info->peer, mech_text(info->mech), negio_level_name(tc->level_in), info->local_name);
         if (len == 0) { /* names too long for a header: should not happen (bounded names) */
             snprintf(tc->refused, sizeof(tc->refused), "%s: no PROXY header fits its name",
                      tc->who);
@@ -531,6 +533,9 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
         .handshake_timeout_ms = d->handshake_timeout_ms,
         .idle_timeout_ms = d->idle_timeout_ms,
         .max_connections = d->max_connections,
+        /* SIGTERM: each connection's peer gets this long to answer the protected close
+         * (docs/TUNNEL.md, "Reload and shutdown") */
+        .shutdown_timeout_ms = 5000,
         .callbacks = {.on_authenticated = on_authenticated,
                       .on_message = on_message,
                       .on_closed = on_closed},
@@ -551,7 +556,6 @@ static struct tunnel *tunnel_start(struct runner *r, struct tunnel_def *d)
                     negio_strerror(rc));
             goto fail;
         }
-        (void)resolve_listen(d->listen_host, t->port, &t->listen_addr);
         negio_config_del(cfg);
         cfg = NULL;
         say(r, "listening", d->name, t->port,
@@ -709,11 +713,12 @@ static void stage_free(struct stage *st, struct tunnel_def **defs, size_t n)
 }
 
 /* Makes what DEFS asks of the running tunnels, without applying any of it. 0, or -1 when any
- * part fails (each failure said), and then nothing changes. Takes DEFS either way. */
-static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, struct stage *st)
+ * part fails (each failure said), and then nothing changes; OK 0: a failure before this one
+ * (said), and then the running tunnels' parts are still checked. Takes DEFS either way. */
+static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, int ok,
+                        struct stage *st)
 {
     memset(st, 0, sizeof(*st));
-    int ok = 1;
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = r->tunnels;
         while (t != NULL && strcmp(t->name, defs[i]->name) != 0)
@@ -734,7 +739,9 @@ static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, st
             ok = 0;
         }
     }
-    for (size_t i = 0; ok && i < n; i++) {
+    /* the new sections, once the rest is known to be good: every one tried, each failure said */
+    int start = ok;
+    for (size_t i = 0; start && i < n; i++) {
         int running = 0;
         for (struct tunnel *t = r->tunnels; t != NULL && !running; t = t->next)
             running = strcmp(t->name, defs[i]->name) == 0;
@@ -744,7 +751,7 @@ static int stage_reload(struct runner *r, struct tunnel_def **defs, size_t n, st
         if (t == NULL) {
             say(r, "reload", defs[i]->name, 0, "could not start (see above)");
             ok = 0;
-            break;
+            continue;
         }
         defs[i] = NULL; /* the tunnel's now */
         st->fresh[st->nnew++] = t;
@@ -822,12 +829,21 @@ static void reload(struct runner *r)
 {
     struct tunnel_def *defs[TUNNEL_MAX];
     size_t n = 0;
+    int ok = 1;
     if (r->config_path != NULL) {
         struct tunnel_global g;
         if (tunnel_config_read(r->config_path, defs, &n, &g) < 0) {
             say(r, "reload", NULL, 0,
                 "SIGHUP: %s has errors (above); the running configuration is kept", r->config_path);
             return;
+        }
+        /* the log format and the metrics endpoint are the process's, made once at start */
+        const char *what = g.log != r->g.log                      ? "[global] log"
+                           : strcmp(g.metrics, r->g.metrics) != 0 ? "[global] metrics"
+                                                                  : NULL;
+        if (what != NULL) {
+            say(r, "reload", NULL, 0, "%s changed, which only a restart applies", what);
+            ok = 0;
         }
     } else {
         for (struct tunnel *t = r->tunnels; t != NULL && n < TUNNEL_MAX; t = t->next) {
@@ -848,7 +864,7 @@ static void reload(struct runner *r)
         say(r, "reload", NULL, 0, "SIGHUP: out of memory; the running configuration is kept");
         return;
     }
-    if (stage_reload(r, defs, n, st) < 0) {
+    if (stage_reload(r, defs, n, ok, st) < 0) {
         free(st);
         say(r, "reload", NULL, 0,
             "SIGHUP: reload refused (above); the running configuration is kept");
@@ -1131,16 +1147,34 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
     /* stop accepting everywhere first (every handle of the main loop closed, and their callbacks
-     * run, before a tunnel's memory goes), then drain each tunnel */
+     * run, before a tunnel's memory goes), then drain every tunnel at once: each engine's
+     * shutdown on a thread of its own (the main thread only joins them), so that every server
+     * side stops accepting now and all share one deadline rather than one after the other */
     for (struct tunnel *t = r->tunnels; t != NULL; t = t->next)
         tunnel_close_handles(t);
     uv_walk(&r->loop, close_walk, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    pthread_t stopping[TUNNEL_MAX];
+    size_t nstopping = 0;
+    struct tunnel *inline_stop = NULL; /* no thread for them: stopped here, after the others */
     while (r->tunnels != NULL) {
         struct tunnel *t = r->tunnels;
         r->tunnels = t->next;
+        if (nstopping < TUNNEL_MAX &&
+            pthread_create(&stopping[nstopping], NULL, stop_thread, t) == 0) {
+            nstopping++;
+        } else {
+            t->next = inline_stop;
+            inline_stop = t;
+        }
+    }
+    while (inline_stop != NULL) {
+        struct tunnel *t = inline_stop;
+        inline_stop = t->next;
         tunnel_stop(t);
     }
+    for (size_t i = 0; i < nstopping; i++)
+        pthread_join(stopping[i], NULL);
     uv_loop_close(&r->loop);
     pthread_mutex_destroy(&r->out_mu);
     free(r);

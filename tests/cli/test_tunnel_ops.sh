@@ -424,6 +424,33 @@ for x in c:  # each waited for its client's answer until the deadline, then was 
     assert x['who'] == 'alice@NEGIO.TEST' and x['duration_ms'] >= 4500, x
 "
 
+# ---- SIGTERM while a tunnel a reload removed is still stopping -----------------------------------
+# A removed tunnel stops on a thread of its own (the main loop goes on meanwhile); the process must
+# wait for it at the end: term-b's lingering connection keeps it stopping for the close's deadline
+# while SIGTERM finds nothing else to wait for. Ending earlier would cut that stop short (its
+# connection never logged) or free what it still uses.
+"$negio" tunnel --config "$tmp/term.conf" >"$tmp/retire.out" 2>"$tmp/retire.err" &
+retirepid=$!; servers+=("$retirepid")
+wait_until 10 grep -q '"event":"listening","tunnel":"term-b"' "$tmp/retire.out"
+start_tunnel retire-b-c client --connect "127.0.0.1:$tb" --mech kerberos
+rbc=$tport
+exec 5<>"/dev/tcp/127.0.0.1/$rbc"
+printf 'PING\r\n' >&5
+read -r -t 20 pong <&5 || fail "no PONG through term-b"
+[ "${pong%$'\r'}" = "+PONG" ] || fail "term-b answered '$pong'"
+sed -i '/^\[term-b\]$/,$d' "$tmp/term.conf"
+kill -HUP "$retirepid"
+wait_until 10 grep -q '"tunnel":"term-b","message":"removed from the configuration' "$tmp/retire.out"
+t0=$(date +%s%N)
+kill -TERM "$retirepid"
+status=0
+wait "$retirepid" || status=$?
+took=$((($(date +%s%N) - t0) / 1000000))
+exec 5>&-
+[ "$status" -eq 0 ] || fail "exit status $status after SIGTERM with a removed tunnel stopping: $(cat "$tmp/retire.err")"
+grep -q '"event":"connection","tunnel":"term-b"' "$tmp/retire.out" ||
+  fail "exited ${took} ms after SIGTERM without waiting for the removed tunnel to stop: $(cat "$tmp/retire.out")"
+
 # ---- out of descriptors: the client's listener pauses instead of spinning ----------------------
 # the tunnel's own descriptors (loops, signals, workers, listener: more with more CPUs) and room
 # for three connections: its limit lowered while it runs

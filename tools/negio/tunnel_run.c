@@ -79,6 +79,11 @@ struct runner {
     int metrics_on;
     unsigned http_open; /* metrics requests being served */
     int stopping;
+    /* tunnels a reload removed, stopping on threads of their own: the process ends only once
+     * they are done (their engines log through this runner and use OpenSSL and GSS) */
+    pthread_mutex_t retire_mu;
+    pthread_cond_t retire_cv;
+    unsigned retiring;
 };
 
 /* ---- output ------------------------------------------------------------------------------------
@@ -615,15 +620,45 @@ static void *stop_thread(void *arg)
     return NULL;
 }
 
+static void *retire_thread(void *arg)
+{
+    struct tunnel *t = arg;
+    struct runner *r = t->run;
+    tunnel_stop(t);
+    pthread_mutex_lock(&r->retire_mu);
+    if (--r->retiring == 0)
+        pthread_cond_broadcast(&r->retire_cv);
+    pthread_mutex_unlock(&r->retire_mu);
+    return NULL;
+}
+
 /* Stopping takes the engine's shutdown deadline: a tunnel a reload removed stops on a thread of
- * its own, so that the main loop (signals, the other listeners, metrics) goes on meanwhile. */
+ * its own, so that the main loop (signals, the other listeners, metrics) goes on meanwhile;
+ * counted in R->retiring, which the end of the process waits for (retire_wait). */
 static void tunnel_stop_detached(struct tunnel *t)
 {
+    struct runner *r = t->run;
     pthread_t th;
-    if (pthread_create(&th, NULL, stop_thread, t) == 0)
+    pthread_mutex_lock(&r->retire_mu);
+    r->retiring++;
+    pthread_mutex_unlock(&r->retire_mu);
+    if (pthread_create(&th, NULL, retire_thread, t) == 0) {
         pthread_detach(th);
-    else
-        tunnel_stop(t);
+        return;
+    }
+    pthread_mutex_lock(&r->retire_mu);
+    r->retiring--;
+    pthread_mutex_unlock(&r->retire_mu);
+    tunnel_stop(t);
+}
+
+/* Waits until every tunnel a reload removed has stopped. */
+static void retire_wait(struct runner *r)
+{
+    pthread_mutex_lock(&r->retire_mu);
+    while (r->retiring > 0)
+        pthread_cond_wait(&r->retire_cv, &r->retire_mu);
+    pthread_mutex_unlock(&r->retire_mu);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1121,6 +1156,8 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     pthread_mutex_init(&r->out_mu, NULL);
+    pthread_mutex_init(&r->retire_mu, NULL);
+    pthread_cond_init(&r->retire_cv, NULL);
     uv_loop_init(&r->loop);
     int status = CLI_EXIT_OK;
     struct tunnel **pp = &r->tunnels;
@@ -1175,7 +1212,10 @@ int tunnel_run(struct tunnel_def **defs, size_t n, const struct tunnel_global *g
     }
     for (size_t i = 0; i < nstopping; i++)
         pthread_join(stopping[i], NULL);
+    retire_wait(r);
     uv_loop_close(&r->loop);
+    pthread_cond_destroy(&r->retire_cv);
+    pthread_mutex_destroy(&r->retire_mu);
     pthread_mutex_destroy(&r->out_mu);
     free(r);
     return status;

@@ -159,8 +159,12 @@ static void on_backoff(uv_timer_t *t)
  * the reserved descriptor, given up for the moment, and closed at once: their clients learn now,
  * not at their own timeout) and accepting pauses, 20 ms doubling up to 1 s while the episode
  * lasts. The first connection accepted ends the episode. Logged once at its start, once at its
- * end. */
-static void listener_starved(negio__listener *li, int err)
+ * end.
+ * Descriptors can come back while the loop sheds (another thread closes some): each connection
+ * accepted into the reserve's slot is shed only if the reserve cannot be opened again. If it can,
+ * the process is no longer out of descriptors, and that connection is returned, with its address
+ * in *SS, to be served like any other. Returns -1 when accepting has paused. */
+static int listener_starved(negio__listener *li, int err, struct sockaddr_storage *ss)
 {
     int fds = err == EMFILE || err == ENFILE;
     if (!li->starved) {
@@ -180,11 +184,15 @@ static void listener_starved(negio__listener *li, int err)
         close(li->reserve);
         li->reserve = -1;
         for (;;) {
-            int fd = accept4(li->fd, NULL, NULL, SOCK_CLOEXEC);
+            socklen_t sl = sizeof(*ss);
+            int fd = accept4(li->fd, (struct sockaddr *)ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
                 continue;
             if (fd < 0)
                 break; /* none left waiting, or the slot was taken by another thread */
+            li->reserve = open_reserve();
+            if (li->reserve >= 0)
+                return fd; /* descriptors are back: served, not shed */
             close(fd);
             li->shed++;
         }
@@ -192,6 +200,7 @@ static void listener_starved(negio__listener *li, int err)
     }
     listener_stop(li);
     uv_timer_start(&li->backoff, on_backoff, li->backoff_ms, 0);
+    return -1;
 }
 
 static void listener_recovered(negio__listener *li)
@@ -222,9 +231,11 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
             int err = errno;
             if (err == EINTR || err == ECONNABORTED)
                 continue;
-            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-                listener_starved(li, err);
-            return; /* EAGAIN: nothing more waits */
+            if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+                return; /* EAGAIN: nothing more waits */
+            fd = listener_starved(li, err, &ss);
+            if (fd < 0)
+                return;
         }
         if (li->starved)
             listener_recovered(li);

@@ -1650,6 +1650,15 @@ static int log_get(log_rec *l, const int *field)
     return v;
 }
 
+/* The last line logged, copied under the lock (the loop thread may log again). */
+static const char *log_last(log_rec *l, char *out, size_t cap)
+{
+    pthread_mutex_lock(&l->lock);
+    snprintf(out, cap, "%s", l->last);
+    pthread_mutex_unlock(&l->lock);
+    return out;
+}
+
 /* The highest descriptor the process has open under LIMIT (valgrind keeps its own above the
  * limit it shows the process). */
 static int highest_open_fd(rlim_t limit)
@@ -1670,6 +1679,44 @@ static int64_t cpu_ms(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
+/* The process at its descriptor limit: RLIMIT_NOFILE lowered to FD_ROOM above the highest
+ * descriptor open, and every free descriptor under it (gaps below the highest one included)
+ * taken on /dev/null. */
+typedef struct fd_squeeze {
+    struct rlimit old;
+    rlim_t limit;
+    int *fillers;
+    int nfill;
+    int full; /* the last open failed for want of a descriptor */
+} fd_squeeze;
+
+static void squeeze_start(fd_squeeze *s)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &s->old), 0);
+    struct rlimit low = s->old;
+    low.rlim_cur = (rlim_t)highest_open_fd(s->old.rlim_cur) + 1 + FD_ROOM;
+    assert_true(low.rlim_cur <= s->old.rlim_cur);
+    s->limit = low.rlim_cur;
+    s->fillers = calloc(low.rlim_cur, sizeof(int));
+    assert_non_null(s->fillers);
+    s->nfill = 0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fd;
+    while ((rlim_t)s->nfill < low.rlim_cur && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        s->fillers[s->nfill++] = fd;
+    s->full = errno == EMFILE;
+}
+
+/* Frees the descriptors still taken and restores the limit; returns setrlimit's result. */
+static int squeeze_end(fd_squeeze *s)
+{
+    while (s->nfill > 0)
+        close(s->fillers[--s->nfill]);
+    free(s->fillers);
+    s->fillers = NULL;
+    return setrlimit(RLIMIT_NOFILE, &s->old);
+}
+
 /* The process at its descriptor limit (RLIMIT_NOFILE lowered, every descriptor under it taken)
  * with clients arriving: the listener can accept none of them. It must not spin on the readable
  * socket (the process stays nearly idle for a second), must shed the clients rather than leave
@@ -1688,24 +1735,14 @@ static void at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_reco
     negio_config_del(sc);
     m->echo = 1;
 
-    struct rlimit old, low;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = (rlim_t)highest_open_fd(old.rlim_cur) + 1 + FD_ROOM;
-    assert_true(low.rlim_cur <= old.rlim_cur);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    /* every free descriptor under the limit (gaps below the highest one included) */
-    int *fillers = calloc(low.rlim_cur, sizeof(int)), nfill = 0, fd;
-    assert_non_null(fillers);
-    while ((rlim_t)nfill < low.rlim_cur && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
-        fillers[nfill++] = fd;
-    int full = errno == EMFILE;
+    fd_squeeze sq;
+    squeeze_start(&sq);
 
     /* one descriptor for a client; the server has none left to accept it with */
     int shed[2];
     ssize_t shed_got[2];
     /* (nothing here may assert before the limit is restored: a later test would inherit it) */
-    close(fillers[--nfill]);
+    close(sq.fillers[--sq.nfill]);
     shed[0] = raw_try_connect(m->port);
     int64_t cpu0 = cpu_ms(), t0 = test_now_ms();
     test_sleep_ms(1000); /* the interval measured, not a wait for anything */
@@ -1721,16 +1758,14 @@ static void at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_reco
         raw_close(shed[1]);
     int starved_lines = log_get(&lg, &lg.starved);
 
-    while (nfill > 0)
-        close(fillers[--nfill]);
-    free(fillers);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(squeeze_end(&sq), 0);
+    char last[256];
     print_message("descriptor limit %lu: %lld ms of CPU in %lld ms at the limit; clients shed: "
                   "%zd, %zd (-1: not closed, -2: no descriptor to connect with); %d line(s) about "
                   "it: %s\n",
-                  (unsigned long)low.rlim_cur, (long long)cpu, (long long)wall, shed_got[0],
-                  shed_got[1], starved_lines, lg.last);
-    assert_true(full);
+                  (unsigned long)sq.limit, (long long)cpu, (long long)wall, shed_got[0],
+                  shed_got[1], starved_lines, log_last(&lg, last, sizeof(last)));
+    assert_true(sq.full);
     assert_true(cpu < 250);           /* no spinning */
     assert_int_equal(shed_got[0], 0); /* closed at once, nothing said */
     assert_int_equal(shed_got[1], 0);
@@ -1741,7 +1776,15 @@ static void at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_reco
     static rec_conn rc;
     negio_econn *conn = client_connect(cli, m->port, &rc, NULL);
     assert_int_equal(negio_engine_write(conn, "after", 5), 0);
-    assert_int_equal(recorder_wait(cli, &cli->messages, 1, 10000), 1);
+    int echoed = recorder_wait(cli, &cli->messages, 1, 10000);
+    if (echoed != 1)
+        print_message("no echo after the limit: the client %s (%s, %s: %s); the server "
+                      "accepted %d; %d line(s) logged, %d about recovering, the last: %s\n",
+                      rc.closed ? "closed" : "is still open", negio_close_reason_name(rc.reason),
+                      negio_err_name(rc.code), rc.detail, srvmon_get(m, &m->accepts),
+                      log_get(&lg, &lg.lines), log_get(&lg, &lg.recovered),
+                      log_last(&lg, last, sizeof(last)));
+    assert_int_equal(echoed, 1);
     assert_string_equal(rc.first, "after");
     assert_int_equal(srvmon_get(m, &m->accepts), 1); /* the shed clients never reached on_accept */
     assert_int_equal(log_get(&lg, &lg.recovered), 1);
@@ -1753,6 +1796,73 @@ static void at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_reco
     client_stop(cli);
     srvmon_stop(m);
     pthread_mutex_destroy(&lg.lock);
+}
+
+/* The log function of the next test: at the start of an episode it frees the descriptors SQ
+ * still takes, as another thread of the process would, just before the listener sheds. */
+typedef struct freeing_log {
+    log_rec rec;
+    fd_squeeze *sq; /* under rec.lock */
+} freeing_log;
+
+static void log_and_free(void *user, int level, const char *message)
+{
+    freeing_log *f = user;
+    log_count(&f->rec, level, message);
+    pthread_mutex_lock(&f->rec.lock);
+    while (strstr(message, "out of descriptors") != NULL && f->sq != NULL && f->sq->nfill > 0)
+        close(f->sq->fillers[--f->sq->nfill]);
+    pthread_mutex_unlock(&f->rec.lock);
+}
+
+/* Descriptors freed while the listener sheds (here by its log function, as the episode starts)
+ * are used at once: the connection waiting is served, not shed. The listener once shed until no
+ * connection waited, and so closed a client that came as descriptors came back (the previous
+ * test's "after" client, once in a CI run). */
+static void descriptors_freed_while_the_listener_sheds_serve_the_connection_waiting(void **state)
+{
+    (void)state;
+    static freeing_log fl;
+    memset(&fl, 0, sizeof(fl));
+    pthread_mutex_init(&fl.rec.lock, NULL);
+    negio_engine_options o = {.loops = 1};
+    negio_config *sc = test_server_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_log(sc, log_and_free, &fl), 0);
+    srvmon *m = srvmon_start_with(&o, sc);
+    negio_config_del(sc);
+
+    fd_squeeze sq;
+    squeeze_start(&sq);
+    /* (nothing here may assert before the limit is restored) */
+    close(sq.fillers[--sq.nfill]);
+    pthread_mutex_lock(&fl.rec.lock);
+    fl.sq = &sq;
+    pthread_mutex_unlock(&fl.rec.lock);
+    int peer = raw_try_connect(m->port);
+    int accepted = srvmon_wait(m, &m->accepts, 1, 5000);
+    int starved = log_get(&fl.rec, &fl.rec.starved);
+    int recovered = log_get(&fl.rec, &fl.rec.recovered);
+    char last[256];
+    log_last(&fl.rec, last, sizeof(last));
+    pthread_mutex_lock(&fl.rec.lock);
+    int left = sq.nfill; /* what the log function did not free (nothing, if it ran) */
+    int restored = squeeze_end(&sq);
+    fl.sq = NULL;
+    pthread_mutex_unlock(&fl.rec.lock);
+    assert_int_equal(restored, 0);
+    print_message("descriptors freed as the listener began to shed: %d connection(s) accepted, "
+                  "%d line(s) about starving, %d about recovering (%s); %d descriptor(s) left\n",
+                  accepted, starved, recovered, last, left);
+    assert_true(sq.full);
+    assert_true(peer >= 0);
+    assert_int_equal(left, 0);
+    assert_int_equal(starved, 1);
+    assert_int_equal(accepted, 1);
+    assert_int_equal(recovered, 1);
+    assert_non_null(strstr(last, "accepting again; 0 connection(s) were shed"));
+    raw_close(peer);
+    srvmon_stop(m);
+    pthread_mutex_destroy(&fl.rec.lock);
 }
 
 /* ---- 9. the peer's policy ------------------------------------------------------------------ */
@@ -2098,6 +2208,8 @@ int main(void)
             hard_limit_bounds_what_a_connection_holds_when_the_peer_never_reads, teardown),
         cmocka_unit_test_teardown(
             at_the_descriptor_limit_the_listener_neither_spins_nor_dies_and_recovers, teardown),
+        cmocka_unit_test_teardown(
+            descriptors_freed_while_the_listener_sheds_serve_the_connection_waiting, teardown),
         cmocka_unit_test_teardown(
             a_write_over_the_peers_max_message_fails_locally_and_the_connection_stays_up, teardown),
         cmocka_unit_test_teardown(

@@ -47,7 +47,8 @@ typedef struct negio_econn negio_econn;
 typedef enum negio_close_reason {
     NEGIO_CLOSE_CLEAN = 1,     /* a verified protected close, in either direction */
     NEGIO_CLOSE_TRUNCATED = 2, /* the peer closed TCP without a protected close */
-    NEGIO_CLOSE_TIMEOUT = 3,   /* the handshake deadline or the idle timeout passed */
+    NEGIO_CLOSE_TIMEOUT = 3,   /* the connect deadline (a client's), the handshake deadline or
+                                  the idle timeout passed */
     NEGIO_CLOSE_ERROR = 4,     /* a fatal error; see the code and detail */
     NEGIO_CLOSE_REFUSED = 5,   /* refused by on_accept or on_authenticated, or engine shutdown */
     NEGIO_CLOSE_EXPIRED = 6,   /* the security context ended (close_at_context_expiry) */
@@ -185,10 +186,30 @@ NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
 /* Opens a client connection to HOST:PORT with a client connector made from CFG (copied).
  * CONN_USER is returned by negio_econn_user(). *OUT (if not NULL) receives a handle that the
  * caller owns one reference to (release it with negio_econn_unref). Failures to resolve or
- * connect are reported through on_closed. Safe from any thread.
+ * connect are reported through on_closed (NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS), and so is the
+ * connect deadline of negio_connect_options, 10 s here. Safe from any thread.
  * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
 NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
                                    const negio_config *cfg, void *conn_user, negio_econn **out);
+
+/* What a client connection does beyond negio_engine_connect (growable: set size = sizeof). */
+typedef struct negio_connect_options {
+    uint32_t size;
+    /* The TCP connection must be made within this many milliseconds of the call: the name
+     * resolved and its addresses tried in turn (0: 10000). A server that drops SYNs (down, or
+     * behind a firewall) would otherwise hold the connection for the kernel's SYN retries,
+     * about two minutes on Linux. When it passes, on_closed reports NEGIO_CLOSE_TIMEOUT, code 0,
+     * with the detail "connect to HOST:PORT did not complete within N ms". The handshake
+     * deadline (handshake_timeout_ms) starts once the TCP connection is made. */
+    uint32_t connect_timeout_ms;
+} negio_connect_options;
+
+/* negio_engine_connect with OPTS (NULL: the defaults).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a size the conventions of negio.h refuse),
+ * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
+NEGIO_API int negio_engine_connect_with(negio_engine *e, const char *host, uint16_t port,
+                                        const negio_config *cfg, const negio_connect_options *opts,
+                                        void *conn_user, negio_econn **out);
 
 /* Sends one message on C at its default level (write) or at an explicit LEVEL (send). Writes
  * keep their order per connection; made before authentication completes, they wait in the

@@ -138,7 +138,8 @@ struct negio_econn {
     int is_client;
     enum negio__conn_state state;
     uv_tcp_t tcp;
-    uv_timer_t timer;     /* the handshake deadline; once established, idle and expiry */
+    uv_timer_t timer;     /* a client's connect deadline, the handshake deadline; once
+                             established, idle and expiry */
     uv_timer_cb timer_cb; /* what the timer runs when due (negio__timer_start) */
     uint64_t last_active; /* negio__now of the last read, for the idle timeout */
     uint64_t expires_at;  /* negio__now the security context ends (0: never, or not asked) */
@@ -178,6 +179,7 @@ struct negio_econn {
     char detail[DETAIL_MAX];
     char *host;
     uint16_t port;
+    uint32_t connect_timeout_ms; /* client: the TCP connection's deadline (negio_connect_options) */
     struct sockaddr_storage peer;
     /* half-close (negio_config_set_half_close): the peer's CLOSE arrived and was not answered */
     int half_close;

@@ -532,6 +532,9 @@ static void engine_calls(void)
     PROBE(negio_engine_listen_with, engine, "no port", sc, NULL, NULL);
     PROBE(negio_engine_connect, NULL, "127.0.0.1", 1, cc, NULL, NULL);
     PROBE(negio_engine_connect, engine, "127.0.0.1", 1, sc, NULL, NULL);
+    PROBE(negio_engine_connect_with, NULL, "127.0.0.1", 1, cc, NULL, NULL, NULL);
+    PROBE(negio_engine_connect_with, engine, "127.0.0.1", 1, cc,
+          &(negio_connect_options){.size = 3}, NULL, NULL);
     PROBE(negio_engine_write, NULL, "x", 1);
     PROBE(negio_engine_send, NULL, NULL, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, NULL, 0);
@@ -544,8 +547,11 @@ static void engine_calls(void)
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_close, c, 0);
     negio_econn_unref(c);
+    negio_connect_options co = {.size = sizeof(co), .connect_timeout_ms = 5000};
+    PROBE(negio_engine_connect_with, engine, "127.0.0.1", 1, cc, &co, NULL, NULL);
     PROBE(negio_engine_shutdown, engine);
     PROBE(negio_engine_connect, engine, "127.0.0.1", 1, cc, NULL, NULL); /* shutting down */
+    PROBE(negio_engine_connect_with, engine, "127.0.0.1", 1, cc, &co, NULL, NULL);
     PROBE(negio_engine_listen, engine, "127.0.0.1:0", sc, &port);
     PROBE(negio_engine_listen_with, engine, "127.0.0.1:0", sc, NULL, &port);
     negio_engine_del(engine);

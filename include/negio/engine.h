@@ -145,7 +145,8 @@ NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *o
  * waiting at once (their clients see the connection closed), pauses accepting for 20 ms
  * doubling up to 1 s, and accepts again as soon as it can; it says so once per episode, and
  * once when it ends, through CFG's log function (negio_config_set_log).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_ADDRESS (cannot bind or listen there),
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a CFG that negio_conn_new refuses, such as
+ * NEGIO_PROFILE_NNS inside TLS), NEGIO_ERR_ADDRESS (cannot bind or listen there),
  * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE, NEGIO_ERR_SYSTEM (no socket, or a socket call failed). */
 NEGIO_API int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
                                   uint16_t *port);
@@ -178,8 +179,8 @@ NEGIO_API int negio_engine_listen_with(negio_engine *e, const char *addr, const 
 /* Replaces the configuration (copied) that connections accepted from now on by the listener
  * bound to PORT are made with, e.g. to take up a new keytab or access rules on a reload;
  * connections already accepted keep theirs. Safe from any thread.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (no listener on PORT, or a configuration that is not a
- * server's), NEGIO_ERR_NOMEM. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (no listener on PORT, a configuration that is not a
+ * server's, or one that negio_conn_new refuses), NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
                                               const negio_config *cfg);
 
@@ -188,7 +189,8 @@ NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
  * caller owns one reference to (release it with negio_econn_unref). Failures to resolve or
  * connect are reported through on_closed (NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS), and so is the
  * connect deadline of negio_connect_options, 10 s here. Safe from any thread.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a CFG that negio_conn_new refuses, such as
+ * NEGIO_PROFILE_NNS inside TLS), NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
 NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
                                    const negio_config *cfg, void *conn_user, negio_econn **out);
 

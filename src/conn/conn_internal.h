@@ -165,7 +165,6 @@ struct negio__profile {
      * still hear it. */
     void (*report)(negio_conn *c, int code);
     int protected_close; /* the conversation ends with a protected close (TLS then closes) */
-    int over_tls;        /* the profile can run inside TLS */
     int one_level;       /* every message goes at stream_level: no per-message level */
     /* no close message, but the end of each direction is the FIN of its sender's half of the
      * stream: under half-close, the peer's end between messages ends its direction only, and

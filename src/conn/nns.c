@@ -687,6 +687,5 @@ const negio__profile negio__profile_nns = {
     .report = report,
     .protected_close = 0,
     .fin_half_close = 1,
-    .over_tls = 0,
     .one_level = 1,
 };

@@ -190,10 +190,11 @@ int negio_engine_connect_with(negio_engine *e, const char *host, uint16_t port,
         return NEGIO_ERR_NOMEM;
     /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
     negio_config_set_deferred_steps(deferred, 1);
-    negio_econn *c = negio__econn_new(e, l, deferred, 1, 0);
+    negio_econn *c;
+    int rc = negio__econn_new(&c, e, l, deferred, 1, 0);
     negio_config_del(deferred);
-    if (c == NULL)
-        return NEGIO_ERR_NOMEM;
+    if (rc < 0)
+        return rc; /* NEGIO_ERR_INVALID: a configuration negio_conn_new refuses */
     c->user = conn_user;
     c->port = port;
     c->connect_timeout_ms = co.connect_timeout_ms != 0 ? co.connect_timeout_ms : CONNECT_TIMEOUT_MS;

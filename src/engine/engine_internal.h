@@ -256,8 +256,10 @@ int negio__submit_step(negio_econn *c);
 
 /* ---- conn.c: a connection's life ------------------------------------------------------------ */
 
-negio_econn *negio__econn_new(negio_engine *e, negio__loop *l, const negio_config *cfg,
-                              int is_client, int counted);
+/* A connection in *OUT: NEGIO_OK, or negio_conn_new's refusal of CFG (NEGIO_ERR_INVALID,
+ * NEGIO_ERR_NOMEM), or NEGIO_ERR_NOMEM. */
+int negio__econn_new(negio_econn **out, negio_engine *e, negio__loop *l, const negio_config *cfg,
+                     int is_client, int counted);
 int negio__econn_init_handles(negio_econn *c);
 /* A connected socket, server or client side: the handshake deadline, then the first round. */
 void negio__econn_start(negio_econn *c);

@@ -104,7 +104,7 @@ struct negio_conn {
         int peer_done;  /* the peer's HandshakeDone arrived */
         int done_sent;  /* this side's HandshakeDone went out */
         int ntlm;       /* the context is NTLM's: a signed message is signature || plaintext */
-        int data_seen;  /* a data message has arrived */
+        int data_seen;  /* a data message has arrived (at none: data) */
         int closing;    /* closed locally: NEGIO_EV_CLOSED is next */
         int rseq_known; /* Kerberos: the last received token's sequence number is in rseq */
         uint64_t rseq;

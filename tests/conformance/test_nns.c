@@ -1100,17 +1100,56 @@ static void malformed_messages_are_refused_on_their_header(void **state)
 }
 
 /* 3.1.5.3: a client that refuses the server's final result sends a HandshakeError although the
- * server, done, reads data: the server recognizes it as the first thing it reads. */
+ * server, done, reads data: the server recognizes it as the first thing it reads, whole or a byte
+ * at a time, framed (seal) or not (none, where the data is the application's bytes as they are).
+ * At none, data that only begins like one is data, and so are fewer than five such bytes before
+ * the end of the stream. */
 static void a_clients_refusal_after_the_servers_done_is_recognized(void **state)
 {
     (void)state;
-    test_pair p;
-    pair_for(&p, PATH_KERBEROS, SPLIT_WHOLE, 1, NULL);
-    establish(&p, "kerberos");
+    static const adjust_fn adjust[] = {NULL, at_none};
     uint8_t err[13] = {0x15, 1, 0, 0, 8};
     negio__nns_error_encode(err + 5, NEGIO__NNS_TRUST_FAILURE);
-    assert_int_equal(feed_server(&p, err, sizeof(err)), NEGIO_ERR_POLICY);
-    test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+    for (int l = 0; l < 2; l++) {
+        for (size_t step = 1; step <= sizeof(err); step += sizeof(err) - 1) {
+            test_pair p;
+            pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, adjust[l]);
+            establish(&p, l == 0 ? "ntlm" : "ntlm at none");
+            for (size_t at = 0; at + step < sizeof(err); at += step) {
+                assert_int_equal(feed_server(&p, err + at, step), 0);
+                assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+            }
+            size_t last = (sizeof(err) - 1) % step + 1;
+            assert_int_equal(feed_server(&p, err + sizeof(err) - last, last), NEGIO_ERR_POLICY);
+            test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+            assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+            test_pair_free(&p);
+        }
+    }
+
+    static const uint8_t like[] = {0x15, 1, 0, 0, 9, 'x'};
+    test_pair p;
+    pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, at_none);
+    establish(&p, "ntlm at none");
+    assert_int_equal(feed_server(&p, like, sizeof(like)), 0);
+    const test_event *m = test_side_message(&p.server, 0);
+    assert_non_null(m);
+    assert_int_equal(m->len, sizeof(like));
+    assert_memory_equal(m->data, like, sizeof(like));
+    test_pair_free(&p);
+
+    pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, at_none);
+    establish(&p, "ntlm at none");
+    assert_int_equal(feed_server(&p, err, 2), 0);
+    assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+    assert_int_equal(negio_conn_feed_eof(p.server.conn), 0);
+    test_side_drain(&p.server);
+    assert_int_equal(p.server.err, 0);
+    m = test_side_message(&p.server, 0);
+    assert_non_null(m);
+    assert_int_equal(m->len, 2);
+    assert_memory_equal(m->data, err, 2);
+    assert_int_equal(test_side_count(&p.server, NEGIO_EV_CLOSED), 1);
     test_pair_free(&p);
 }
 

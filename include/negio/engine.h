@@ -293,9 +293,10 @@ NEGIO_API int negio_econn_local_addr(const negio_econn *c, struct sockaddr_stora
  *  - A clean end (both CLOSEs) shuts the socket down after every byte was written to it; any
  *    other end of C (an error, a truncation, a timeout, a rejection) resets the socket, so the
  *    program behind it never takes a cut stream for a complete one. A socket that fails (reset,
- *    refused, timed out) ends C with a protected CLOSE of status `fail_status` whose reason
- *    says why, and on_closed reports NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (connect) or
- *    NEGIO_ERR_SYSTEM, the detail beginning "relay: ".
+ *    refused, timed out), or a relay without memory for what it reads or must still write, ends
+ *    C with a protected CLOSE of status `fail_status` whose reason says why, and on_closed
+ *    reports NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (connect), NEGIO_ERR_SYSTEM or
+ *    NEGIO_ERR_NOMEM, the detail beginning "relay: ".
  *  - The idle timeout counts activity in both directions.
  * Attach the relay before C can deliver a message: in a callback of C (on_authenticated), or
  * from the thread that called negio_engine_connect right after it. */

@@ -503,6 +503,10 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     PROBE(negio_econn_auth_info, c, &info);
     PROBE(negio_econn_auth_info, c, NULL);
     PROBE(negio_econn_auth_info, NULL, &info);
+    struct sockaddr_storage local;
+    PROBE(negio_econn_local_addr, c, &local);
+    PROBE(negio_econn_local_addr, c, NULL);
+    PROBE(negio_econn_local_addr, NULL, &local);
     PROBE(negio_engine_write, c, "x", 1);
     PROBE(negio_engine_send, engine, c, "x", 1, NEGIO_LEVEL_NONE);
     PROBE(negio_engine_close, c, 0);

@@ -47,7 +47,8 @@ typedef struct negio_econn negio_econn;
 typedef enum negio_close_reason {
     NEGIO_CLOSE_CLEAN = 1,     /* a verified protected close, in either direction */
     NEGIO_CLOSE_TRUNCATED = 2, /* the peer closed TCP without a protected close */
-    NEGIO_CLOSE_TIMEOUT = 3,   /* the handshake deadline or the idle timeout passed */
+    NEGIO_CLOSE_TIMEOUT = 3,   /* the connect deadline (a client's), the handshake deadline or
+                                  the idle timeout passed */
     NEGIO_CLOSE_ERROR = 4,     /* a fatal error; see the code and detail */
     NEGIO_CLOSE_REFUSED = 5,   /* refused by on_accept or on_authenticated, or engine shutdown */
     NEGIO_CLOSE_EXPIRED = 6,   /* the security context ended (close_at_context_expiry) */
@@ -144,7 +145,8 @@ NEGIO_API int negio_engine_new(negio_engine **out, const negio_engine_options *o
  * waiting at once (their clients see the connection closed), pauses accepting for 20 ms
  * doubling up to 1 s, and accepts again as soon as it can; it says so once per episode, and
  * once when it ends, through CFG's log function (negio_config_set_log).
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_ADDRESS (cannot bind or listen there),
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a CFG that negio_conn_new refuses, such as
+ * NEGIO_PROFILE_NNS inside TLS), NEGIO_ERR_ADDRESS (cannot bind or listen there),
  * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE, NEGIO_ERR_SYSTEM (no socket, or a socket call failed). */
 NEGIO_API int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *cfg,
                                   uint16_t *port);
@@ -177,18 +179,39 @@ NEGIO_API int negio_engine_listen_with(negio_engine *e, const char *addr, const 
 /* Replaces the configuration (copied) that connections accepted from now on by the listener
  * bound to PORT are made with, e.g. to take up a new keytab or access rules on a reload;
  * connections already accepted keep theirs. Safe from any thread.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (no listener on PORT, or a configuration that is not a
- * server's), NEGIO_ERR_NOMEM. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (no listener on PORT, a configuration that is not a
+ * server's, or one that negio_conn_new refuses), NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
                                               const negio_config *cfg);
 
 /* Opens a client connection to HOST:PORT with a client connector made from CFG (copied).
  * CONN_USER is returned by negio_econn_user(). *OUT (if not NULL) receives a handle that the
  * caller owns one reference to (release it with negio_econn_unref). Failures to resolve or
- * connect are reported through on_closed. Safe from any thread.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID, NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
+ * connect are reported through on_closed (NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS), and so is the
+ * connect deadline of negio_connect_options, 10 s here. Safe from any thread.
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a CFG that negio_conn_new refuses, such as
+ * NEGIO_PROFILE_NNS inside TLS), NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
 NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,
                                    const negio_config *cfg, void *conn_user, negio_econn **out);
+
+/* What a client connection does beyond negio_engine_connect (growable: set size = sizeof). */
+typedef struct negio_connect_options {
+    uint32_t size;
+    /* The TCP connection must be made within this many milliseconds of the call: the name
+     * resolved and its addresses tried in turn (0: 10000). A server that drops SYNs (down, or
+     * behind a firewall) would otherwise hold the connection for the kernel's SYN retries,
+     * about two minutes on Linux. When it passes, on_closed reports NEGIO_CLOSE_TIMEOUT, code 0,
+     * with the detail "connect to HOST:PORT did not complete within N ms". The handshake
+     * deadline (handshake_timeout_ms) starts once the TCP connection is made. */
+    uint32_t connect_timeout_ms;
+} negio_connect_options;
+
+/* negio_engine_connect with OPTS (NULL: the defaults).
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a size the conventions of negio.h refuse),
+ * NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
+NEGIO_API int negio_engine_connect_with(negio_engine *e, const char *host, uint16_t port,
+                                        const negio_config *cfg, const negio_connect_options *opts,
+                                        void *conn_user, negio_econn **out);
 
 /* Sends one message on C at its default level (write) or at an explicit LEVEL (send). Writes
  * keep their order per connection; made before authentication completes, they wait in the
@@ -270,9 +293,10 @@ NEGIO_API int negio_econn_local_addr(const negio_econn *c, struct sockaddr_stora
  *  - A clean end (both CLOSEs) shuts the socket down after every byte was written to it; any
  *    other end of C (an error, a truncation, a timeout, a rejection) resets the socket, so the
  *    program behind it never takes a cut stream for a complete one. A socket that fails (reset,
- *    refused, timed out) ends C with a protected CLOSE of status `fail_status` whose reason
- *    says why, and on_closed reports NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (connect) or
- *    NEGIO_ERR_SYSTEM, the detail beginning "relay: ".
+ *    refused, timed out), or a relay without memory for what it reads or must still write, ends
+ *    C with a protected CLOSE of status `fail_status` whose reason says why, and on_closed
+ *    reports NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (connect), NEGIO_ERR_SYSTEM or
+ *    NEGIO_ERR_NOMEM, the detail beginning "relay: ".
  *  - The idle timeout counts activity in both directions.
  * Attach the relay before C can deliver a message: in a callback of C (on_authenticated), or
  * from the thread that called negio_engine_connect right after it. */

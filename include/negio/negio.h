@@ -452,7 +452,9 @@ typedef struct negio_delegated negio_delegated;
 
 /* Creates a connector for one connection. A client is ready to produce its first token at once
  * (see NEGIO_WANT_STEP). Credentials are acquired in the first step, not here.
- * Returns NEGIO_OK, NEGIO_ERR_INVALID (missing target on a client), NEGIO_ERR_NOMEM. */
+ * Returns NEGIO_OK, NEGIO_ERR_INVALID (missing target on a client; a transport other than
+ * NEGIO_TRANSPORT_PLAIN with a profile other than NEGIO_PROFILE_NATIVE; NEGIO_TRANSPORT_TLS with
+ * a minimum or default level above none), NEGIO_ERR_NOMEM. */
 NEGIO_API int negio_conn_new(negio_conn **out, const negio_config *cfg);
 /* Frees the connector, its GSS context, credentials and buffers (secrets are wiped). */
 NEGIO_API void negio_conn_del(negio_conn *conn);

@@ -52,6 +52,24 @@ struct negio_config {
     struct negio__cred_cache *creds;      /* GSS credentials shared by connectors (a reference) */
 };
 
+/* Whether negio_conn_new can make a connector of CFG: NEGIO_OK, or NEGIO_ERR_INVALID for a
+ * client without a service name, a profile other than negio's own inside TLS (gss-sample and
+ * [MS-NNS] have no TLS form), or a level above none on plain TLS (no GSS-API context to sign or
+ * seal with). The engine refuses such a configuration where it is given (negio_engine_listen),
+ * rather than for each connection: a static inline function, as the engine sees only libnegio's
+ * public symbols. */
+static inline int negio__config_check(const negio_config *cfg)
+{
+    if (cfg->role == NEGIO_ROLE_CLIENT && cfg->service == NULL)
+        return NEGIO_ERR_INVALID;
+    if (cfg->transport != NEGIO_TRANSPORT_PLAIN &&
+        (cfg->profile != NEGIO_PROFILE_NATIVE ||
+         (cfg->transport == NEGIO_TRANSPORT_TLS &&
+          (cfg->min_level != NEGIO_LEVEL_NONE || cfg->default_level != NEGIO_LEVEL_NONE))))
+        return NEGIO_ERR_INVALID;
+    return NEGIO_OK;
+}
+
 /* snprintf into a detail buffer of NEGIO__DETAIL_MAX bytes. */
 void negio__detail(char *detail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -66,9 +66,7 @@ int negio__conn_fail(negio_conn *c, int code, const char *fmt, ...)
 
 int negio_conn_new(negio_conn **out, const negio_config *cfg)
 {
-    if (out == NULL || cfg == NULL)
-        return NEGIO_ERR_INVALID;
-    if (cfg->role == NEGIO_ROLE_CLIENT && cfg->service == NULL)
+    if (out == NULL || cfg == NULL || negio__config_check(cfg) != NEGIO_OK)
         return NEGIO_ERR_INVALID;
     negio_conn *c = negio__calloc(1, sizeof(*c));
     if (c == NULL)
@@ -86,15 +84,6 @@ int negio_conn_new(negio_conn **out, const negio_config *cfg)
     if (c->profile == &negio__profile_nns && cfg->role == NEGIO_ROLE_CLIENT &&
         cfg->mech == NEGIO_MECH_NEGOTIATE && cfg->allowed == NEGIO_ALLOW_NTLM)
         c->cfg.mech = NEGIO_MECH_NTLM;
-    if (cfg->transport != NEGIO_TRANSPORT_PLAIN &&
-        (!c->profile->over_tls ||
-         (cfg->transport == NEGIO_TRANSPORT_TLS &&
-          (cfg->min_level != NEGIO_LEVEL_NONE || cfg->default_level != NEGIO_LEVEL_NONE)))) {
-        /* gss-sample has no TLS form; plain TLS has no GSS context to sign or seal with */
-        negio__config_clear(&c->cfg);
-        negio__free(c);
-        return NEGIO_ERR_INVALID;
-    }
     /* What crosses the wire as it is needs no wiping: TLS records, and on a bare stream the
      * frames themselves (sealed payloads are ciphertext, none and sign payloads travel in the
      * clear). Inside TLS, IN and OUT hold the plaintext TLS protects, and are wiped. */

@@ -104,7 +104,7 @@ struct negio_conn {
         int peer_done;  /* the peer's HandshakeDone arrived */
         int done_sent;  /* this side's HandshakeDone went out */
         int ntlm;       /* the context is NTLM's: a signed message is signature || plaintext */
-        int data_seen;  /* a data message has arrived */
+        int data_seen;  /* a data message has arrived (at none: data) */
         int closing;    /* closed locally: NEGIO_EV_CLOSED is next */
         int rseq_known; /* Kerberos: the last received token's sequence number is in rseq */
         uint64_t rseq;
@@ -165,7 +165,6 @@ struct negio__profile {
      * still hear it. */
     void (*report)(negio_conn *c, int code);
     int protected_close; /* the conversation ends with a protected close (TLS then closes) */
-    int over_tls;        /* the profile can run inside TLS */
     int one_level;       /* every message goes at stream_level: no per-message level */
     /* no close message, but the end of each direction is the FIN of its sender's half of the
      * stream: under half-close, the peer's end between messages ends its direction only, and

@@ -610,5 +610,4 @@ const negio__profile negio__profile_native = {
     .close = close_established,
     .report = report,
     .protected_close = 1,
-    .over_tls = 1,
 };

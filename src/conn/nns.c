@@ -536,22 +536,54 @@ static int verify_signed(negio_conn *c, const uint8_t *body, size_t len, const u
     return 0;
 }
 
-/* After the handshake, at sign or seal: 2.2.2 data messages. */
-static int parse_data(negio_conn *c, negio_event *ev, int *progress)
+enum { REFUSAL_NO, REFUSAL_PART, REFUSAL_WHOLE };
+
+/* 3.1.5.3: a client that refuses the server's final result sends a HandshakeError after the
+ * server's HandshakeDone, which the server finds where the first data it reads begins. Framed
+ * (sign, seal), 15 01 00 00 08 reads as a data length of 277 bytes whose payload would start
+ * with 08, which no mechanism's token does; unframed (none), as application data that begins
+ * with those five bytes, which a client's first data therefore cannot (docs/PROTOCOL.md C.2).
+ * What the AVAIL bytes at P are: no such message, the beginning of one (more is needed), or a
+ * whole one. */
+static int refusal_at(const negio_conn *c, const uint8_t *p, size_t avail)
+{
+    uint8_t h[NEGIO__NNS_HS_HDR];
+    if (c->cfg.role != NEGIO_ROLE_SERVER || c->nns.data_seen || avail == 0)
+        return REFUSAL_NO;
+    negio__nns_hs_header(h, NEGIO__NNS_HANDSHAKE_ERROR, NEGIO__NNS_ERROR_LEN);
+    if (memcmp(p, h, avail < sizeof(h) ? avail : sizeof(h)) != 0)
+        return REFUSAL_NO;
+    return avail >= sizeof(h) + NEGIO__NNS_ERROR_LEN ? REFUSAL_WHOLE : REFUSAL_PART;
+}
+
+/* The first thing parse_data and parse_raw do: 1 when the input is, or may still become, a
+ * client's refusal, with *RC the result (the peer's error, 0 to wait for more, or a truncation);
+ * 0 when the input is the caller's. At the end of the stream fewer than five bytes cannot be one:
+ * they are the caller's too. */
+static int read_refusal(negio_conn *c, int *progress, int *rc)
 {
     size_t avail = negio__buf_size(&c->in);
     const uint8_t *p = negio__buf_data(&c->in);
-    /* 3.1.5.3: a client that refuses the server's final result sends a HandshakeError after the
-     * server's HandshakeDone, when the server reads data; 15 01 00 00 08 reads as a data length
-     * of 277 bytes whose payload would start with 08, which no mechanism's token does */
-    if (c->cfg.role == NEGIO_ROLE_SERVER && !c->nns.data_seen && avail >= NEGIO__NNS_HS_HDR &&
-        p[0] == NEGIO__NNS_HANDSHAKE_ERROR && p[1] == 1 && p[2] == 0 &&
-        negio__nns_hs_length(p) == NEGIO__NNS_ERROR_LEN) {
-        if (avail < NEGIO__NNS_HS_HDR + NEGIO__NNS_ERROR_LEN)
-            return c->eof ? truncated(c, avail, "handshake error message") : 0;
-        *progress = 1;
-        return on_hs_error(c, p + NEGIO__NNS_HS_HDR, NEGIO__NNS_ERROR_LEN);
+    int what = refusal_at(c, p, avail);
+    if (what == REFUSAL_NO || (what == REFUSAL_PART && c->eof && avail < NEGIO__NNS_HS_HDR))
+        return 0;
+    if (what == REFUSAL_PART) {
+        *rc = c->eof ? truncated(c, avail, "handshake error message") : 0;
+        return 1;
     }
+    *progress = 1;
+    *rc = on_hs_error(c, p + NEGIO__NNS_HS_HDR, NEGIO__NNS_ERROR_LEN);
+    return 1;
+}
+
+/* After the handshake, at sign or seal: 2.2.2 data messages. */
+static int parse_data(negio_conn *c, negio_event *ev, int *progress)
+{
+    int rc;
+    if (read_refusal(c, progress, &rc))
+        return rc;
+    size_t avail = negio__buf_size(&c->in);
+    const uint8_t *p = negio__buf_data(&c->in);
     if (avail < NEGIO__NNS_DATA_HDR) {
         if (!c->eof)
             return 0;
@@ -586,7 +618,6 @@ static int parse_data(negio_conn *c, negio_event *ev, int *progress)
         return fresh;
     const uint8_t *plain = NULL;
     size_t plen = 0;
-    int rc;
     if (c->stream_level == NEGIO_LEVEL_SEAL) {
         uint8_t *q;
         rc = negio__gss_unseal(c->gss, body, len, &q, &plen, &c->plain, c->detail);
@@ -621,10 +652,14 @@ static int parse_data(negio_conn *c, negio_event *ev, int *progress)
 /* After the handshake, at none: the bytes as they come, unframed (2.2.2). */
 static int parse_raw(negio_conn *c, negio_event *ev, int *progress)
 {
+    int rc;
+    if (read_refusal(c, progress, &rc))
+        return rc;
     size_t avail = negio__buf_size(&c->in);
     if (avail == 0)
         return c->eof ? 2 : 0;
     *progress = 1;
+    c->nns.data_seen = 1;
     ev->type = NEGIO_EV_MESSAGE;
     ev->level = NEGIO_LEVEL_NONE;
     ev->data = negio__buf_data(&c->in);
@@ -668,6 +703,9 @@ static int unit_ready(const negio_conn *c)
                (p[0] < NEGIO__NNS_HANDSHAKE_DONE || p[0] > NEGIO__NNS_HANDSHAKE_IN_PROGRESS ||
                 negio__nns_hs_length(p) > c->cfg.limits.max_token ||
                 avail - NEGIO__NNS_HS_HDR >= negio__nns_hs_length(p));
+    int refusal = refusal_at(c, p, avail);
+    if (refusal != REFUSAL_NO)
+        return refusal == REFUSAL_WHOLE;
     if (c->stream_level == NEGIO_LEVEL_NONE)
         return avail > 0;
     if (avail < NEGIO__NNS_DATA_HDR)
@@ -687,6 +725,5 @@ const negio__profile negio__profile_nns = {
     .report = report,
     .protected_close = 0,
     .fin_half_close = 1,
-    .over_tls = 0,
     .one_level = 1,
 };

@@ -299,5 +299,4 @@ const negio__profile negio__profile_sample = {
     .close = close_established,
     .report = report,
     .protected_close = 0,
-    .over_tls = 0,
 };

@@ -12,15 +12,16 @@
 
 /* COUNTED: the listener already counted this connection when it accepted it (so that a burst of
  * accepts handed to other loops cannot overshoot max_connections). */
-negio_econn *negio__econn_new(negio_engine *e, negio__loop *l, const negio_config *cfg,
-                              int is_client, int counted)
+int negio__econn_new(negio_econn **out, negio_engine *e, negio__loop *l, const negio_config *cfg,
+                     int is_client, int counted)
 {
     negio_econn *c = negio__calloc(1, sizeof(*c));
     if (c == NULL)
-        return NULL;
-    if (negio_conn_new(&c->conn, cfg) != NEGIO_OK) {
+        return NEGIO_ERR_NOMEM;
+    int rc = negio_conn_new(&c->conn, cfg);
+    if (rc != NEGIO_OK) {
         negio__free(c);
-        return NULL;
+        return rc;
     }
     atomic_init(&c->refs, 1); /* the engine's reference, dropped after on_closed */
     atomic_init(&c->closed, 0);
@@ -41,7 +42,8 @@ negio_econn *negio__econn_new(negio_engine *e, negio__loop *l, const negio_confi
     c->state = ST_CONNECTING;
     if (!counted)
         atomic_fetch_add(&e->conns, 1);
-    return c;
+    *out = c;
+    return NEGIO_OK;
 }
 
 static void link_conn(negio_econn *c)

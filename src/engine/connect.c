@@ -4,7 +4,12 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/sized.h"
 #include "engine/engine_internal.h"
+
+#define CONNECT_TIMEOUT_MS 10000u /* negio_connect_options.connect_timeout_ms (0) */
+/* negio_connect_options as it was first declared (base/sized.h) */
+#define CONNECT_OPTIONS_V0 NEGIO__END(negio_connect_options, connect_timeout_ms)
 
 struct addrinfo *negio__copy_addrs(const struct addrinfo *res)
 {
@@ -128,10 +133,20 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     negio_econn_unref(c);
 }
 
+/* The TCP connection was not made in time: the name still resolving, or an address that does
+ * not answer (a SYN dropped). negio__econn_start sets the handshake deadline in its place. */
+static void on_connect_timeout(uv_timer_t *t)
+{
+    negio_econn *c = t->data;
+    negio__econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "connect to %s:%u did not complete within %u ms",
+                       c->host, (unsigned)c->port, (unsigned)c->connect_timeout_ms);
+}
+
 void negio__start_connect(negio__loop *l, negio_econn *c)
 {
     (void)l;
-    if (negio__econn_init_handles(c) < 0) {
+    if (negio__econn_init_handles(c) < 0 ||
+        negio__timer_start(c, on_connect_timeout, c->connect_timeout_ms) != 0) {
         negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "tcp init failed");
         return;
     }
@@ -155,8 +170,17 @@ void negio__start_connect(negio__loop *l, negio_econn *c)
 int negio_engine_connect(negio_engine *e, const char *host, uint16_t port, const negio_config *cfg,
                          void *conn_user, negio_econn **out)
 {
+    return negio_engine_connect_with(e, host, port, cfg, NULL, conn_user, out);
+}
+
+int negio_engine_connect_with(negio_engine *e, const char *host, uint16_t port,
+                              const negio_config *cfg, const negio_connect_options *opts,
+                              void *conn_user, negio_econn **out)
+{
+    negio_connect_options co = {.size = sizeof(co)};
     if (e == NULL || host == NULL || cfg == NULL ||
-        negio_config_get_role(cfg) != NEGIO_ROLE_CLIENT || negio_config_get_service(cfg) == NULL)
+        negio_config_get_role(cfg) != NEGIO_ROLE_CLIENT || negio_config_get_service(cfg) == NULL ||
+        (opts != NULL && negio__sized_in(&co, sizeof(co), opts, CONNECT_OPTIONS_V0) < 0))
         return NEGIO_ERR_INVALID;
     if (atomic_load(&e->shutting_down))
         return NEGIO_ERR_STATE;
@@ -166,12 +190,14 @@ int negio_engine_connect(negio_engine *e, const char *host, uint16_t port, const
         return NEGIO_ERR_NOMEM;
     /* a step may wait on the KDC: it must run on a worker, never on the loop thread */
     negio_config_set_deferred_steps(deferred, 1);
-    negio_econn *c = negio__econn_new(e, l, deferred, 1, 0);
+    negio_econn *c;
+    int rc = negio__econn_new(&c, e, l, deferred, 1, 0);
     negio_config_del(deferred);
-    if (c == NULL)
-        return NEGIO_ERR_NOMEM;
+    if (rc < 0)
+        return rc; /* NEGIO_ERR_INVALID: a configuration negio_conn_new refuses */
     c->user = conn_user;
     c->port = port;
+    c->connect_timeout_ms = co.connect_timeout_ms != 0 ? co.connect_timeout_ms : CONNECT_TIMEOUT_MS;
     c->host = negio__strdup(host);
     negio__cmd *m = negio__new_cmd(CMD_CONNECT, c, 0);
     if (c->host == NULL || m == NULL) {

@@ -138,7 +138,8 @@ struct negio_econn {
     int is_client;
     enum negio__conn_state state;
     uv_tcp_t tcp;
-    uv_timer_t timer;     /* the handshake deadline; once established, idle and expiry */
+    uv_timer_t timer;     /* a client's connect deadline, the handshake deadline; once
+                             established, idle and expiry */
     uv_timer_cb timer_cb; /* what the timer runs when due (negio__timer_start) */
     uint64_t last_active; /* negio__now of the last read, for the idle timeout */
     uint64_t expires_at;  /* negio__now the security context ends (0: never, or not asked) */
@@ -178,6 +179,7 @@ struct negio_econn {
     char detail[DETAIL_MAX];
     char *host;
     uint16_t port;
+    uint32_t connect_timeout_ms; /* client: the TCP connection's deadline (negio_connect_options) */
     struct sockaddr_storage peer;
     /* half-close (negio_config_set_half_close): the peer's CLOSE arrived and was not answered */
     int half_close;
@@ -254,8 +256,10 @@ int negio__submit_step(negio_econn *c);
 
 /* ---- conn.c: a connection's life ------------------------------------------------------------ */
 
-negio_econn *negio__econn_new(negio_engine *e, negio__loop *l, const negio_config *cfg,
-                              int is_client, int counted);
+/* A connection in *OUT: NEGIO_OK, or negio_conn_new's refusal of CFG (NEGIO_ERR_INVALID,
+ * NEGIO_ERR_NOMEM), or NEGIO_ERR_NOMEM. */
+int negio__econn_new(negio_econn **out, negio_engine *e, negio__loop *l, const negio_config *cfg,
+                     int is_client, int counted);
 int negio__econn_init_handles(negio_econn *c);
 /* A connected socket, server or client side: the handshake deadline, then the first round. */
 void negio__econn_start(negio_econn *c);

@@ -21,8 +21,10 @@ void negio__adopt(negio__loop *l, negio__cmd *m)
 {
     negio__listener *li = m->listener;
     /* the configuration may be replaced meanwhile (negio_engine_listen_reconfigure) */
+    negio_econn *c = NULL;
     pthread_mutex_lock(&li->cfg_lock);
-    negio_econn *c = negio__econn_new(l->e, l, li->cfg, 0, 1);
+    /* fails only for memory: the configuration passed negio__config_check */
+    (void)negio__econn_new(&c, l->e, l, li->cfg, 0, 1);
     pthread_mutex_unlock(&li->cfg_lock);
     if (c != NULL)
         c->listener = li;
@@ -295,7 +297,8 @@ int negio_engine_listen(negio_engine *e, const char *addr, const negio_config *c
 
 int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port, const negio_config *cfg)
 {
-    if (e == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER)
+    if (e == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER ||
+        negio__config_check(cfg) != NEGIO_OK)
         return NEGIO_ERR_INVALID;
     negio_config *copy;
     if (negio_config_dup(&copy, cfg) < 0)
@@ -323,7 +326,9 @@ int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port, const negio_
 int negio_engine_listen_with(negio_engine *e, const char *addr, const negio_config *cfg,
                              const negio_listen_options *opts, uint16_t *out_port)
 {
-    if (e == NULL || addr == NULL || cfg == NULL || negio_config_get_role(cfg) != NEGIO_ROLE_SERVER)
+    /* refused here, not by dropping every connection it accepts (negio__adopt) */
+    if (e == NULL || addr == NULL || cfg == NULL ||
+        negio_config_get_role(cfg) != NEGIO_ROLE_SERVER || negio__config_check(cfg) != NEGIO_OK)
         return NEGIO_ERR_INVALID;
     negio_listen_options lo = {.size = sizeof(lo)};
     if (opts != NULL && negio__sized_in(&lo, sizeof(lo), opts, LISTEN_OPTIONS_V0) < 0)

@@ -1,7 +1,8 @@
-/* A connection's one timer, as its deadlines: the handshake deadline until established, then
- * the idle timeout and the end of the security context (close_at_context_expiry). The close
- * deadlines are set where a close starts (conn.c). Every deadline is reckoned in the loop's
- * time (negio__now), which the test build can move forward (negio__engine_advance_clock). */
+/* A connection's one timer, as its deadlines: a client's connect deadline (connect.c), the
+ * handshake deadline until established, then the idle timeout and the end of the security
+ * context (close_at_context_expiry). The close deadlines are set where a close starts (conn.c).
+ * Every deadline is reckoned in the loop's time (negio__now), which the test build can move
+ * forward (negio__engine_advance_clock). */
 #include <pthread.h>
 
 #include "engine/engine_internal.h"

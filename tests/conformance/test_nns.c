@@ -1100,17 +1100,56 @@ static void malformed_messages_are_refused_on_their_header(void **state)
 }
 
 /* 3.1.5.3: a client that refuses the server's final result sends a HandshakeError although the
- * server, done, reads data: the server recognizes it as the first thing it reads. */
+ * server, done, reads data: the server recognizes it as the first thing it reads, whole or a byte
+ * at a time, framed (seal) or not (none, where the data is the application's bytes as they are).
+ * At none, data that only begins like one is data, and so are fewer than five such bytes before
+ * the end of the stream. */
 static void a_clients_refusal_after_the_servers_done_is_recognized(void **state)
 {
     (void)state;
-    test_pair p;
-    pair_for(&p, PATH_KERBEROS, SPLIT_WHOLE, 1, NULL);
-    establish(&p, "kerberos");
+    static const adjust_fn adjust[] = {NULL, at_none};
     uint8_t err[13] = {0x15, 1, 0, 0, 8};
     negio__nns_error_encode(err + 5, NEGIO__NNS_TRUST_FAILURE);
-    assert_int_equal(feed_server(&p, err, sizeof(err)), NEGIO_ERR_POLICY);
-    test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+    for (int l = 0; l < 2; l++) {
+        for (size_t step = 1; step <= sizeof(err); step += sizeof(err) - 1) {
+            test_pair p;
+            pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, adjust[l]);
+            establish(&p, l == 0 ? "ntlm" : "ntlm at none");
+            for (size_t at = 0; at + step < sizeof(err); at += step) {
+                assert_int_equal(feed_server(&p, err + at, step), 0);
+                assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+            }
+            size_t last = (sizeof(err) - 1) % step + 1;
+            assert_int_equal(feed_server(&p, err + sizeof(err) - last, last), NEGIO_ERR_POLICY);
+            test_assert_detail_has(p.server.conn, "ERROR_TRUST_FAILURE");
+            assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+            test_pair_free(&p);
+        }
+    }
+
+    static const uint8_t like[] = {0x15, 1, 0, 0, 9, 'x'};
+    test_pair p;
+    pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, at_none);
+    establish(&p, "ntlm at none");
+    assert_int_equal(feed_server(&p, like, sizeof(like)), 0);
+    const test_event *m = test_side_message(&p.server, 0);
+    assert_non_null(m);
+    assert_int_equal(m->len, sizeof(like));
+    assert_memory_equal(m->data, like, sizeof(like));
+    test_pair_free(&p);
+
+    pair_for(&p, PATH_NTLM, SPLIT_WHOLE, 1, at_none);
+    establish(&p, "ntlm at none");
+    assert_int_equal(feed_server(&p, err, 2), 0);
+    assert_int_equal(test_side_count(&p.server, NEGIO_EV_MESSAGE), 0);
+    assert_int_equal(negio_conn_feed_eof(p.server.conn), 0);
+    test_side_drain(&p.server);
+    assert_int_equal(p.server.err, 0);
+    m = test_side_message(&p.server, 0);
+    assert_non_null(m);
+    assert_int_equal(m->len, 2);
+    assert_memory_equal(m->data, err, 2);
+    assert_int_equal(test_side_count(&p.server, NEGIO_EV_CLOSED), 1);
     test_pair_free(&p);
 }
 
@@ -1197,6 +1236,66 @@ static void an_empty_write_sends_nothing(void **state)
     }
 }
 
+/* A client's first step alone (no server): the output it leaves for the wire, and its error. */
+static uint8_t *first_step_output(negio_config *cc, const uint8_t *early, size_t early_len,
+                                  size_t *len, int *err)
+{
+    assert_int_equal(negio_config_set_profile(cc, NEGIO_PROFILE_NNS), 0);
+    negio_conn *c;
+    assert_int_equal(negio_conn_new(&c, cc), 0);
+    if (early_len > 0)
+        assert_int_equal(negio_conn_feed(c, early, early_len), 0);
+    negio_event ev;
+    *err = negio_conn_next_event(c, &ev);
+    uint8_t *out = test_take_output(c, len);
+    negio_conn_del(c);
+    return out;
+}
+
+/* [MS-NNS] 3.1.4.1: a client whose credentials cannot be acquired (no ticket, no password)
+ * writes nothing; 3.1.5.1: one whose first GSS_Init_sec_context fails (a service the KDC does
+ * not know) sends a HandshakeError with the code as its first message, as .NET's client does
+ * (NegotiateStream.SendBlobAsync, SendAuthResetSignalAndThrowAsync). A client that receives bytes
+ * before its first token (a server that spoke first) answers SEC_E_INVALID_TOKEN. */
+static void a_client_that_fails_first_sends_an_error_only_after_gss_init_sec_context(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    size_t n;
+    int err;
+    uint32_t code;
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    negio_config_set_ccache(cc, r->empty_ccache);
+    uint8_t *out = first_step_output(cc, NULL, 0, &n, &err);
+    negio_config_del(cc);
+    assert_int_equal(err, NEGIO_ERR_CREDENTIALS);
+    assert_int_equal(n, 0);
+    free(out);
+
+    cc = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_service(cc, "nobody@nowhere.negio.test"), 0);
+    out = first_step_output(cc, NULL, 0, &n, &err);
+    negio_config_del(cc);
+    assert_int_equal(err, NEGIO_ERR_HANDSHAKE);
+    static const uint8_t error_header[] = {0x15, 1, 0, 0, 8};
+    assert_int_equal(n, sizeof(error_header) + NEGIO__NNS_ERROR_LEN);
+    assert_memory_equal(out, error_header, sizeof(error_header));
+    assert_true(negio__nns_error_decode(out + sizeof(error_header), NEGIO__NNS_ERROR_LEN, &code));
+    assert_true(code >= 0x80090300u && code <= 0x800903ffu); /* a SEC_E_ code */
+    free(out);
+
+    static const uint8_t banner[] = "SSH-2.0-x\r\n";
+    cc = test_client_config(PATH_KERBEROS);
+    out = first_step_output(cc, banner, sizeof(banner) - 1, &n, &err);
+    negio_config_del(cc);
+    assert_int_equal(err, NEGIO_ERR_PROTOCOL);
+    assert_int_equal(n, sizeof(error_header) + NEGIO__NNS_ERROR_LEN);
+    assert_memory_equal(out, error_header, sizeof(error_header));
+    assert_true(negio__nns_error_decode(out + sizeof(error_header), NEGIO__NNS_ERROR_LEN, &code));
+    assert_int_equal(code, NEGIO__NNS_SEC_E_INVALID_TOKEN);
+    free(out);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -1210,6 +1309,7 @@ int main(void)
         cmocka_unit_test(a_stream_below_the_servers_minimum_is_refused_with_trust_failure),
         cmocka_unit_test(handshake_error_codes_are_read_in_every_byte_order),
         cmocka_unit_test(failures_reach_the_peer_with_their_windows_code),
+        cmocka_unit_test(a_client_that_fails_first_sends_an_error_only_after_gss_init_sec_context),
         cmocka_unit_test(the_downgrade_rule_applies_without_a_transcript),
         cmocka_unit_test(impersonation_levels_map_to_flags_identity_and_delegation),
         cmocka_unit_test(every_byte_of_a_data_message_is_covered),

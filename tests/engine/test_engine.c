@@ -690,6 +690,83 @@ static void idle_connections_time_out(void **state)
     recorder_free(&srv);
 }
 
+/* A client engine connecting to a server that drops SYNs (test_tcp_silent_listen). */
+typedef struct silent_run {
+    int lfd;
+    int fill[TEST_SILENT_FILL];
+    uint16_t port;
+    recorder cli;
+    rec_conn rc;
+    negio_econn *c;
+    double t0; /* when the connect was made */
+} silent_run;
+
+/* Connects with OPTS (NULL: negio_engine_connect). */
+static void silent_start(silent_run *s, const negio_connect_options *opts)
+{
+    memset(s, 0, sizeof(*s));
+    s->lfd = test_tcp_silent_listen(&s->port, s->fill);
+    assert_true(s->lfd >= 0);
+    negio_engine_options co = {.loops = 1, .handshake_timeout_ms = 60000};
+    recorder_init(&s->cli, &co);
+    negio_config *cc = test_client_config(PATH_KERBEROS);
+    s->t0 = test_now_s();
+    int rc = opts != NULL ? negio_engine_connect_with(s->cli.e, "127.0.0.1", s->port, cc, opts,
+                                                      &s->rc, &s->c)
+                          : negio_engine_connect(s->cli.e, "127.0.0.1", s->port, cc, &s->rc, &s->c);
+    negio_config_del(cc);
+    assert_int_equal(rc, 0);
+}
+
+static void silent_stop(silent_run *s)
+{
+    negio_econn_unref(s->c);
+    recorder_free(&s->cli);
+    test_tcp_silent_close(s->lfd, s->fill);
+}
+
+/* Such a server would hold a client's connect for the kernel's SYN retries, some two minutes,
+ * whatever the handshake deadline: the connect deadline of negio_connect_options ends it as a
+ * timeout, in real time here. */
+static void a_connect_that_gets_no_answer_times_out_at_its_deadline(void **state)
+{
+    (void)state;
+    silent_run s;
+    negio_connect_options opts = {.size = sizeof(opts), .connect_timeout_ms = 300};
+    silent_start(&s, &opts);
+    int closed = recorder_wait(&s.cli, &s.cli.closed, 1, 5000);
+    double took = test_now_s() - s.t0;
+    fprintf(stderr, "closed after %.3f s: %s (%s)\n", took, negio_close_reason_name(s.rc.reason),
+            s.rc.detail);
+    assert_int_equal(closed, 1);
+    assert_int_equal(s.rc.reason, NEGIO_CLOSE_TIMEOUT);
+    assert_int_equal(s.rc.code, 0);
+    char want[128];
+    snprintf(want, sizeof(want), "connect to 127.0.0.1:%u did not complete within 300 ms",
+             (unsigned)s.port);
+    assert_string_equal(s.rc.detail, want);
+    assert_true(took >= 0.25 && took < 3.0);
+    silent_stop(&s);
+}
+
+/* negio_engine_connect (no options) has the default connect deadline, 10 s, on the test clock:
+ * still connecting after 9.5 s, closed as a timeout after 10. */
+static void a_connect_without_options_has_the_default_deadline(void **state)
+{
+    (void)state;
+    silent_run s;
+    silent_start(&s, NULL);
+    negio__engine_advance_clock(s.cli.e, 9500);
+    int closed_early = recorder_wait(&s.cli, &s.cli.closed, 1, 300);
+    negio__engine_advance_clock(s.cli.e, 500);
+    int closed = recorder_wait(&s.cli, &s.cli.closed, 1, 5000);
+    assert_int_equal(closed_early, 0);
+    assert_int_equal(closed, 1);
+    assert_int_equal(s.rc.reason, NEGIO_CLOSE_TIMEOUT);
+    assert_non_null(strstr(s.rc.detail, "did not complete within 10000 ms"));
+    silent_stop(&s);
+}
+
 int main(void)
 {
     test_realm_get();
@@ -697,6 +774,8 @@ int main(void)
         cmocka_unit_test(echo_over_every_mechanism_path),
         cmocka_unit_test(ipv6_loopback_works),
         cmocka_unit_test(idle_connections_time_out),
+        cmocka_unit_test(a_connect_that_gets_no_answer_times_out_at_its_deadline),
+        cmocka_unit_test(a_connect_without_options_has_the_default_deadline),
         cmocka_unit_test(writes_from_several_threads_keep_per_thread_order),
         cmocka_unit_test(shutdown_with_open_connections_closes_them_cleanly),
         cmocka_unit_test(a_stalled_kdc_does_not_slow_authenticated_connections),

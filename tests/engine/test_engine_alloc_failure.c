@@ -22,6 +22,7 @@
 
 #include "base/alloc.h"
 #include "engine/engine_support.h"
+#include "support/net.h"
 
 #ifndef NEGIO_ALLOC_HOOK
 #error "test_engine_alloc_failure needs the allocation hook (negio_uv_hook_static)"
@@ -260,6 +261,65 @@ static void engine_shutdown_completes_at_every_allocation_failure(void **state)
     print_message("shutdown: %ld allocation(s), each failed once\n", n - 1);
 }
 
+/* ---- relays --------------------------------------------------------------------------------- */
+
+/* A relay (one end of a socketpair, the test holding the other) on an authenticated connection to
+ * an echo server: from then on each allocation fails in turn while 32 KiB go through it and back
+ * (the relay's socket has a small send buffer: the echo waits in the relay's own output), and the
+ * test's end of the socket is closed. Whatever ends the connection, a relay's own
+ * failure is reported as engine.h says, NEGIO_ERR_ADDRESS, NEGIO_ERR_SYSTEM or NEGIO_ERR_NOMEM
+ * with a detail beginning "relay: "; and its allocations (the read buffer, a message held before
+ * the connector takes it, output the socket has not taken) do fail so. */
+static void a_relays_failures_are_reported_with_the_codes_engine_h_lists(void **state)
+{
+    (void)state;
+    static pair p;
+    pair_start(&p);
+    static rec_conn rc;
+    int relay_nomem = 0, other_relay_codes = 0;
+    long n;
+    for (n = 1; n <= MAX_RUNS; n++) {
+        memset(&rc, 0, sizeof(rc));
+        int a0 = recorder_get(&p.cli, &p.cli.authenticated);
+        int c0 = recorder_get(&p.cli, &p.cli.closed);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        int small = 4096;
+        assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+        negio_econn *conn;
+        assert_int_equal(negio_engine_connect(p.cli.e, "127.0.0.1", p.port, p.cc, &rc, &conn), 0);
+        assert_int_equal(negio_engine_relay(conn, sv[1], NULL), 0);
+        assert_int_equal(recorder_wait(&p.cli, &p.cli.authenticated, a0 + 1, WAIT_MS), a0 + 1);
+        negio__alloc_fail_after(n);
+        static uint8_t data[32768];
+        if (test_write_all(sv[0], data, sizeof(data)) == 0)
+            (void)test_read_all(sv[0], data, sizeof(data), 2000);
+        close(sv[0]);
+        int closed = recorder_wait(&p.cli, &p.cli.closed, c0 + 1, WAIT_MS) > c0;
+        long injected = negio__alloc_injected();
+        negio__alloc_fail_after(0);
+        negio_econn_unref(conn);
+        assert_true(closed);
+        assert_int_equal(wait_no_connections(p.cli.e, WAIT_MS), 0);
+        assert_int_equal(wait_no_connections(p.srv.e, WAIT_MS), 0);
+        if (strncmp(rc.detail, "relay: ", 7) == 0) {
+            if (rc.code == NEGIO_ERR_NOMEM)
+                relay_nomem++;
+            else if (rc.code != NEGIO_ERR_ADDRESS && rc.code != NEGIO_ERR_SYSTEM)
+                other_relay_codes++;
+            assert_int_equal(rc.reason, NEGIO_CLOSE_ERROR);
+        }
+        if (injected == 0)
+            break;
+    }
+    pair_stop(&p);
+    print_message("relay: %ld allocation(s) failed in turn, %d reported as the relay's "
+                  "NEGIO_ERR_NOMEM\n",
+                  n - 1, relay_nomem);
+    assert_int_equal(other_relay_codes, 0);
+    assert_true(relay_nomem > 0);
+}
+
 /* ---- threads that cannot be created --------------------------------------------------------- */
 
 /* Run as a child (this program again, NEGIO_TEST_AS_LIMIT_MB set): with the address space
@@ -347,6 +407,7 @@ int main(void)
         cmocka_unit_test(a_send_that_cannot_be_queued_fails_and_holds_nothing),
         cmocka_unit_test(every_allocation_failure_in_a_connections_life_ends_cleanly),
         cmocka_unit_test(engine_shutdown_completes_at_every_allocation_failure),
+        cmocka_unit_test(a_relays_failures_are_reported_with_the_codes_engine_h_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

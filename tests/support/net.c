@@ -67,6 +67,52 @@ int test_tcp_connect(uint16_t port)
     return fd;
 }
 
+/* A non-blocking connect to 127.0.0.1:PORT: its socket, or -1. */
+static int connect_nonblocking(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = loopback(port);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Linux drops a SYN while the listener's accept queue is full (tcp_conn_request): with a
+ * backlog of 0 one connection fills it. Connections are added until one stays unanswered. */
+int test_tcp_silent_listen(uint16_t *port, int fill[TEST_SILENT_FILL])
+{
+    for (int i = 0; i < TEST_SILENT_FILL; i++)
+        fill[i] = -1;
+    int fd = bound(port);
+    if (fd < 0 || listen(fd, 0) != 0)
+        goto fail;
+    for (int i = 0; i < TEST_SILENT_FILL; i++) {
+        if ((fill[i] = connect_nonblocking(*port)) < 0)
+            goto fail;
+        struct pollfd p = {.fd = fill[i], .events = POLLOUT};
+        if (poll(&p, 1, 200) == 0)
+            return fd; /* unanswered: the backlog is full */
+    }
+fail:
+    test_tcp_silent_close(fd, fill);
+    return -1;
+}
+
+void test_tcp_silent_close(int fd, int fill[TEST_SILENT_FILL])
+{
+    for (int i = 0; i < TEST_SILENT_FILL; i++) {
+        if (fill[i] >= 0)
+            close(fill[i]);
+        fill[i] = -1;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 uint16_t test_tcp_free_port(void)
 {
     uint16_t port = 0;

@@ -14,6 +14,15 @@ int test_tcp_listen(uint16_t *port);
  * loopback it completes, or is refused, at once: the kernel answers for a listener whose owner
  * has not accepted yet. */
 int test_tcp_connect(uint16_t port);
+/* A socket listening on 127.0.0.1 (*PORT) that answers no SYN, as a host that drops them (down,
+ * or behind a firewall): its backlog of one is full with a connection it never accepts, held in
+ * FILL (up to TEST_SILENT_FILL sockets, -1 for none; close them with the listener). A connect to
+ * it stays in progress for the kernel's SYN retries. -1 on failure, or if the kernel still
+ * answered once the backlog was full. */
+#define TEST_SILENT_FILL 4
+int test_tcp_silent_listen(uint16_t *port, int fill[TEST_SILENT_FILL]);
+/* Closes what test_tcp_silent_listen made (a negative FD: nothing). */
+void test_tcp_silent_close(int fd, int fill[TEST_SILENT_FILL]);
 /* A port of 127.0.0.1 that nothing listened on when it was picked, for a program in another
  * process to listen on; 0 if none could be had. */
 uint16_t test_tcp_free_port(void);

@@ -423,7 +423,10 @@ static void on_plain_ready(uv_poll_t *p, int status, int events)
         pthread_mutex_lock(&t->mu);
         tc->level_out = t->def->conn.protect.protect;
         tc->nns = t->def->conn.profile == NEGIO_PROFILE_NNS;
-        int rc = negio_engine_connect(t->engine, t->def->host, t->def->port, t->cfg, tc, &c);
+        negio_connect_options co = {.size = sizeof(co),
+                                    .connect_timeout_ms = t->def->connect_timeout_ms};
+        int rc =
+            negio_engine_connect_with(t->engine, t->def->host, t->def->port, t->cfg, &co, tc, &c);
         pthread_mutex_unlock(&t->mu);
         if (rc < 0) {
             atomic_fetch_sub(&t->m.open, 1);

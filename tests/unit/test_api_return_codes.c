@@ -513,10 +513,6 @@ static void on_closed(negio_econn *c, negio_close_reason reason, int code, const
     negio_relay_stats st = {.size = sizeof(st)};
     PROBE(negio_econn_relay_stats, c, &st); /* no relay */
     PROBE(negio_econn_relay_stats, c, NULL);
-    struct sockaddr_storage local;
-    PROBE(negio_econn_local_addr, c, &local); /* never connected: no socket */
-    PROBE(negio_econn_local_addr, c, NULL);
-    PROBE(negio_econn_local_addr, NULL, &local);
     PROBE(negio_engine_relay, c, 0, NULL); /* ended */
     PROBE(negio_engine_relay, c, -1, NULL);
     PROBE(negio_engine_relay, c, 0, &(negio_relay_options){.size = 3});

@@ -2,7 +2,8 @@
 # negio tunnel in operation, with Redis behind it: the access list (a refused client gets a
 # protected close of status 121, over [MS-NNS] a HandshakeError with ERROR_ACCESS_DENIED, and the
 # server logs who and why), SIGHUP re-reading the access list without disturbing an established
-# tunnel, a backend that is down (a prompt close with the reason), half-close both ways in
+# tunnel, a backend that is down (a prompt close with the reason), a tunnel server that never
+# answers the SYN (--connect-timeout on the client side), half-close both ways in
 # either profile (a client that shuts down its sending half still gets the whole reply), several
 # tunnels from one config file (one pair of them over [MS-NNS]), a config file's errors with their
 # line numbers (and a reload that meets them keeps the running configuration), a reload that
@@ -198,6 +199,42 @@ check_json_lines "$tmp/ndown-c.out" "
 c = ev('connection')[0]
 assert 'the server ended the stream without sending a byte' in c['detail'], c
 "
+
+# ---- a tunnel server that never answers the client's SYN: --connect-timeout ends the wait ------
+# A listener whose accept queue is full (backlog 0, one connection queued, never accepted) drops
+# further SYNs, as a host behind a silent firewall does; the client's local connection is closed
+# once --connect-timeout has passed, not after the kernel's two minutes of SYN retries.
+python3 - "$tmp/silent.port" <<'PY' &
+import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(0)
+queued = socket.create_connection(l.getsockname(), timeout=5)  # the queue is full with it
+open(sys.argv[1] + ".tmp", "w").write(str(l.getsockname()[1]))
+__import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)
+PY
+silentpid=$!; servers+=("$silentpid")
+wait_until 10 test -s "$tmp/silent.port"
+start_tunnel silent-c client --connect "127.0.0.1:$(cat "$tmp/silent.port")" --mech kerberos \
+  --connect-timeout 500ms
+python3 - "$tport" <<'PY' || fail "--connect-timeout on the client side"
+import socket, sys, time
+t0 = time.monotonic()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+try:
+    got = s.recv(1)
+except OSError:
+    got = b""
+took = time.monotonic() - t0
+print("the local connection ended %.2f s after it was made" % took)
+assert got == b"" and 0.4 <= took < 5, (got, took)
+PY
+check_json_lines "$tmp/silent-c.out" "
+c = ev('connection')[0]
+assert c['close'] == 'timeout' and 'did not complete within 500 ms' in c['detail'], c
+"
+kill "$silentpid" 2>/dev/null || true
 
 # ---- a PROXY header from a source that is not a listed balancer ----------------------------------
 start_tunnel lb server --backend "127.0.0.1:$redis_port" --accept-proxy-from 10.0.0.0/8

@@ -16,7 +16,7 @@ set -euo pipefail
 command -v gdb >/dev/null || { echo "SKIP: gdb is not installed"; exit 77; }
 src=$(dirname "$0")/../../tools/negio/tunnel_run.c
 # the line after the call and its unlock: the main thread stops there, the connection posted
-at=$(awk '/int rc = negio_engine_connect\(t->engine/ {found = 1} found && /if \(rc < 0\)/ {print NR; exit}' "$src")
+at=$(awk '/negio_engine_connect(_with)?\(t->engine/ {found = 1} found && /if \(rc < 0\)/ {print NR; exit}' "$src")
 [ -n "$at" ] || fail "tunnel_run.c: no negio_engine_connect call followed by 'if (rc < 0)'"
 
 closed=$(free_port)

@@ -59,8 +59,10 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const 
  * section 4.2.6.1). */
 int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
                     size_t blen, negio__buf *out, negio__buf *tmp, char *detail);
+/* The shortest MIC of any supported mechanism. */
+#define NEGIO__MIN_MIC 16
 /* Verifies MIC over HEAD || BODY, as negio__gss_sign makes it: only an exact GSS_S_COMPLETE
- * passes. */
+ * passes; a MIC shorter than NEGIO__MIN_MIC never reaches the mechanism. */
 int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
                       size_t blen, const uint8_t *mic, size_t mic_len, negio__buf *tmp,
                       char *detail);

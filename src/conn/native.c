@@ -315,6 +315,8 @@ static int on_policy(negio_conn *c, const uint8_t *p, size_t len)
             c, NEGIO_ERR_INTEGRITY,
             "the handshake was altered in transit: the peer's transcript of it differs "
             "from this side's");
+    if (negio__policy_check(&peer, &why) < 0)
+        return negio__conn_fail(c, NEGIO_ERR_PROTOCOL, "%s", why);
     c->peer_min = peer.min_level;
     c->peer_default = peer.default_level;
     c->peer_max_frame = peer.max_frame;

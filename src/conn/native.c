@@ -350,6 +350,13 @@ static int on_close(negio_conn *c, const uint8_t *p, size_t len, negio_event *ev
     if (status != 0)
         return negio__conn_fail(c, NEGIO_ERR_REJECTED, "peer closed with status %u: %s",
                                 (unsigned)status, text);
+    /* before the peer's POLICY (PROTOCOL.md section 4.5): a conforming peer sends its POLICY
+     * first, and one that refuses this side's closes with a non-zero status; a clean close of a
+     * connection that was never established is not one */
+    if (c->phase != PHASE_ESTABLISHED)
+        return negio__conn_fail(c, NEGIO_ERR_PROTOCOL,
+                                "close with status 0 before the peer's policy (it said: %s)",
+                                text[0] ? text : "(no reason)");
     /* every side sends CLOSE: answer the peer's unless ours went first, or unless the owner
      * answers it later (half-close: negio_conn_close) */
     if (!c->close_sent && c->phase == PHASE_ESTABLISHED && !c->cfg.half_close) {

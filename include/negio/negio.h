@@ -561,11 +561,12 @@ NEGIO_API int negio_conn_next_event(negio_conn *conn, negio_event *ev);
 /* What the connector is waiting for, as NEGIO_WANT_* bits (0 once closed or failed and drained). */
 NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
 
-/* Runs the pending handshake step (gss_init_sec_context / gss_accept_sec_context). May block on
- * the network inside the mechanism (KDC). Safe to call on another thread if no other call is
- * made on this connector meanwhile. Returns NEGIO_OK (also when no step was pending),
- * NEGIO_ERR_INVALID, or the sticky fatal error (NEGIO_ERR_HANDSHAKE, NEGIO_ERR_CREDENTIALS,
- * NEGIO_ERR_POLICY, ...). */
+/* Runs the pending handshake step (gss_init_sec_context / gss_accept_sec_context; on a client,
+ * also the explanation of the server's HANDSHAKE_ERROR, which ends in NEGIO_ERR_PEER). May block
+ * on the network inside the mechanism or the explanation (KDC, DNS). Safe to call on another
+ * thread if no other call is made on this connector meanwhile. Returns NEGIO_OK (also when no
+ * step was pending), NEGIO_ERR_INVALID, or the sticky fatal error (NEGIO_ERR_HANDSHAKE,
+ * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_POLICY, NEGIO_ERR_PEER, ...). */
 NEGIO_API int negio_conn_step(negio_conn *conn);
 
 /* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime (the

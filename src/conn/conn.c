@@ -473,6 +473,8 @@ int negio_conn_step(negio_conn *c)
         return negio__conn_fail(c, NEGIO_ERR_PROTOCOL,
                                 "handshake frame before the client's first token");
     c->step_pending = 0;
+    if (c->peer_error_held)
+        return c->profile->held_error(c);
     int rc;
     if (c->gss == NULL) {
         rc = negio__gss_new(&c->gss, &c->cfg,

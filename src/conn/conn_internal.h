@@ -93,6 +93,7 @@ struct negio_conn {
     int reasm_active;
 
     int step_pending;
+    int peer_error_held; /* the step pending is the profile's held_error (the frame at hs_hold) */
     int hs_error_sent;
     int peer_policy_seen; /* the peer sent POLICY: its context is complete, it can verify ours */
     int early_input;      /* bytes arrived at a client before it sent its first token */
@@ -155,6 +156,9 @@ struct negio__profile {
     /* Before the peer can verify a protected frame: why this side gives up, with the
      * mechanism's error token if any. Best effort. */
     void (*put_error)(negio_conn *c, const uint8_t *tok, size_t len, const char *reason);
+    /* The step for the peer's error report that parse_one held at hs_hold instead of explaining
+     * it: its words may need DNS or the KDC (native.c). Fails the connector. */
+    int (*held_error)(negio_conn *c);
     /* This side's context is complete (the policy exchange, or what stands in for it). */
     int (*on_complete)(negio_conn *c);
     /* One application message, checked already. */

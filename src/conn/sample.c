@@ -26,14 +26,18 @@ static int sample_put_token(negio_conn *c, uint8_t flags, const uint8_t *tok, si
     return 0;
 }
 
-/* No policy is exchanged: the peer accepts what it accepts, our own limits stand in for its. */
+/* No policy is exchanged: the peer accepts what it accepts, our own limits stand in for its.
+ * A message is one token, never split, and a gss-sample receiver (negio's) refuses a token over
+ * its max_frame: a message must fit one with room for the mechanism's overhead, and a write
+ * that does not fails locally (NEGIO_ERR_MSG_SIZE) rather than end the conversation there. */
 static void sample_no_policy(negio_conn *c)
 {
+    uint32_t fits = c->cfg.limits.max_frame - NEGIO__FRAME_OVERHEAD;
     c->peer_policy = 1;
     c->peer_min = NEGIO_LEVEL_NONE;
     c->peer_default = c->cfg.default_level;
     c->peer_max_frame = c->cfg.limits.max_frame;
-    c->peer_max_message = c->cfg.limits.max_message;
+    c->peer_max_message = c->cfg.limits.max_message < fits ? c->cfg.limits.max_message : fits;
 }
 
 /* Client: one message as DATA|SEND_MIC, wrapped (and encrypted at seal) unless at none; the
@@ -139,6 +143,12 @@ static int sample_on_answer(negio_conn *c, uint8_t flags, const uint8_t *tok, si
     return 1;
 }
 
+/* The longest token accepted now: a context token, or a message or MIC once complete. */
+static uint32_t token_limit(const negio_conn *c)
+{
+    return c->phase != PHASE_HANDSHAKE ? c->cfg.limits.max_frame : c->cfg.limits.max_token;
+}
+
 static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
 {
     *progress = 0;
@@ -165,8 +175,7 @@ static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
     const uint8_t *p = negio__buf_data(&c->in);
     uint8_t flags = p[0];
     uint32_t len = negio__get_u32(p + 1);
-    uint64_t limit =
-        c->phase != PHASE_HANDSHAKE ? c->cfg.limits.max_frame : c->cfg.limits.max_token;
+    uint64_t limit = token_limit(c);
     if (len > limit)
         return negio__conn_fail(c, NEGIO_ERR_TOO_LARGE, "token of %u bytes announced, limit %llu",
                                 (unsigned)len, (unsigned long long)limit);
@@ -235,11 +244,15 @@ static int sample_parse_one(negio_conn *c, negio_event *ev, int *progress)
     return rc;
 }
 
-/* A server's unit: the token header is 5 bytes, flags and length. */
+/* A whole token is buffered (its header is 5 bytes, flags and length), or a header announcing
+ * more than token_limit, which sample_parse_one refuses at once rather than after its body. */
 static int unit_ready(const negio_conn *c)
 {
     size_t avail = negio__buf_size(&c->in) - c->in_hold;
-    return avail >= 5 && avail - 5 >= negio__get_u32(negio__buf_data(&c->in) + c->in_hold + 1);
+    if (avail < 5)
+        return 0;
+    uint32_t len = negio__get_u32(negio__buf_data(&c->in) + c->in_hold + 1);
+    return len > token_limit(c) || avail - 5 >= len;
 }
 
 /* gss-client opens with an empty NOOP|CONTEXT_NEXT, then CONTEXT tokens */

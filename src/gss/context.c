@@ -392,6 +392,19 @@ static int check_context(negio__gss *g, gss_OID mech, char *detail)
     return 0;
 }
 
+/* Takes back the token a GSS call that succeeded put in OUT after START, because this side
+ * refused the result (PROTOCOL.md section 6.7: only a failed call's token reaches the peer; an
+ * NTLM AUTHENTICATE must not reach a server this side does not trust), and returns RC. */
+static int unsent(negio__buf *out, size_t start, int rc)
+{
+    size_t n = negio__buf_size(out) - start;
+    if (n > 0) {
+        explicit_bzero(out->p + out->off + start, n);
+        out->len -= n;
+    }
+    return rc;
+}
+
 int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out, int *complete,
                     char *detail)
 {
@@ -442,6 +455,7 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
     }
     g->first = 0;
     int rc = 0;
+    size_t start = negio__buf_size(out);
     if (otok.length > 0)
         rc = negio__buf_append(out, otok.value, otok.length);
     gss_release_buffer(&min2, &otok);
@@ -470,14 +484,14 @@ int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf 
         /* a supplementary bit (duplicate, old, gap) on a context token is an attack */
         g->failed_major = maj;
         negio__gss_detail(detail, call, maj, min, mech);
-        return NEGIO_ERR_HANDSHAKE;
+        return unsent(out, start, NEGIO_ERR_HANDSHAKE);
     }
     rc = check_context(g, mech, detail);
     if (rc < 0)
-        return rc;
+        return unsent(out, start, rc);
     rc = negio__gss_fast_engage(g, detail);
     if (rc < 0)
-        return rc;
+        return unsent(out, start, rc);
     g->complete = 1;
     *complete = 1;
     /* An established context no longer needs the credential it was made with, and an idle

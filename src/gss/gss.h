@@ -39,8 +39,9 @@ int negio__gss_clone(negio__gss **out, negio__gss *g, const negio_config *cfg, c
 void negio__gss_set_bindings(negio__gss *g, const uint8_t *data, size_t len);
 
 /* One context step on IN (NULL/0 for the client's first call). Appends the output token (if any)
- * to OUT even on failure, so that an error token can still reach the peer. *COMPLETE is set once
- * the context is established and every policy check on it passed. */
+ * to OUT, also when the GSS call fails, so that an error token can still reach the peer; but not
+ * when the call succeeded and a check of this side's then refused the result. *COMPLETE is set
+ * once the context is established and every policy check on it passed. */
 int negio__gss_step(negio__gss *g, const uint8_t *in, size_t in_len, negio__buf *out, int *complete,
                     char *detail);
 
@@ -59,8 +60,10 @@ void negio__gss_peer_error(negio__gss *g, const uint8_t *tok, size_t len, const 
  * section 4.2.6.1). */
 int negio__gss_sign(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
                     size_t blen, negio__buf *out, negio__buf *tmp, char *detail);
+/* The shortest MIC of any supported mechanism. */
+#define NEGIO__MIN_MIC 16
 /* Verifies MIC over HEAD || BODY, as negio__gss_sign makes it: only an exact GSS_S_COMPLETE
- * passes. */
+ * passes; a MIC shorter than NEGIO__MIN_MIC never reaches the mechanism. */
 int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uint8_t *body,
                       size_t blen, const uint8_t *mic, size_t mic_len, negio__buf *tmp,
                       char *detail);
@@ -73,6 +76,9 @@ extern _Atomic int negio__gss_no_iov;
 /* Non-zero makes an [MS-NNS] client ask for neither replay nor sequence detection, as .NET's
  * client on Linux does: the order of a Kerberos stream is then the profile's own check. */
 extern _Atomic int negio__gss_nns_unordered;
+/* Non-zero makes the Kerberos fast path fail to engage once a context is complete, as a lucid
+ * export that MIT refuses would. */
+extern _Atomic int negio__gss_fast_fails;
 #endif
 /* Appends the wrap token of MSG, with confidentiality if CONF_REQ (then required). */
 int negio__gss_wrap(negio__gss *g, int conf_req, const uint8_t *msg, size_t len, negio__buf *out,

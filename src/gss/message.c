@@ -134,6 +134,16 @@ int negio__gss_verify(negio__gss *g, const uint8_t *head, size_t hlen, const uin
 {
     OM_uint32 maj, min;
     gss_qop_t qop = 0;
+    /* Every MIC from the peer, in every profile, comes here. No mechanism's is shorter than 16
+     * bytes (an NTLM signature is exactly 16, a Kerberos MIC token has a 16-byte header), and
+     * gss-ntlmssp reads 16 bytes whatever length it is given: a shorter one must not reach it. */
+    if (mic_len < NEGIO__MIN_MIC) {
+        negio__detail(detail,
+                      "a MIC of %zu bytes, refused before gss_verify_mic (no mechanism's is "
+                      "shorter than %d)",
+                      mic_len, NEGIO__MIN_MIC);
+        return NEGIO_ERR_INTEGRITY;
+    }
     if (g->cfx != NULL && (hlen == 0 || mic_iov(g)))
         return negio__gss_fast_verify(g, head, hlen, body, blen, mic, mic_len, detail);
     if (hlen > 0 && mic_iov(g)) {

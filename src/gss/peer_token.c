@@ -225,6 +225,8 @@ static const char *parse_init(const uint8_t *tok, size_t n, negio_mech *first,
             *token_len = content_len;
         }
     }
+    if (!listed) /* mechTypes is not OPTIONAL in RFC 4178 4.2.1 */
+        return "SPNEGO initial token offers no mechanism";
     if (w.last < 0)
         return bad;
     return NULL;

@@ -22,15 +22,21 @@ int negio__policy_decode(const uint8_t *b, size_t len, negio__policy *p, const c
         *why = "malformed policy frame";
         return NEGIO_ERR_PROTOCOL;
     }
-    if (b[1] > NEGIO_LEVEL_SEAL || b[2] > NEGIO_LEVEL_SEAL) {
-        *why = "policy names an unknown level";
-        return NEGIO_ERR_PROTOCOL;
-    }
     p->min_level = (negio_level)b[1];
     p->default_level = (negio_level)b[2];
     p->max_frame = negio__get_u32(b + 4);
     p->max_message = negio__get_u32(b + 8);
     memcpy(p->transcript, b + 16, NEGIO__TRANSCRIPT_LEN);
+    return 0;
+}
+
+int negio__policy_check(const negio__policy *p, const char **why)
+{
+    if ((unsigned)p->min_level > NEGIO_LEVEL_SEAL ||
+        (unsigned)p->default_level > NEGIO_LEVEL_SEAL) {
+        *why = "policy names an unknown level";
+        return NEGIO_ERR_PROTOCOL;
+    }
     if (p->max_frame < 4096 || p->max_frame > 0x7fffffffu) {
         *why = "policy frame limit out of range";
         return NEGIO_ERR_PROTOCOL;

@@ -24,8 +24,12 @@ typedef struct negio__policy {
 
 void negio__policy_encode(uint8_t out[NEGIO__POLICY_LEN], const negio__policy *p);
 /* 0, or NEGIO_ERR_PROTOCOL with *WHY (static text) for a payload that is not a version-2 policy
- * (length, version, reserved fields), names an unknown level or a frame limit out of range. */
+ * (length, version, reserved fields). The values are not judged: negio__policy_check does, after
+ * the receiver has compared the transcript (PROTOCOL.md section 4.3 gives the order). */
 int negio__policy_decode(const uint8_t *b, size_t len, negio__policy *p, const char **why);
+/* 0, or NEGIO_ERR_PROTOCOL with *WHY (static text) for a decoded policy that names an unknown
+ * level or a frame limit out of range. */
+int negio__policy_check(const negio__policy *p, const char **why);
 
 /* Writes [status u32][reason, at most NEGIO__REASON_WIRE_MAX bytes] to OUT (room for 4 + that)
  * and returns its length. */

@@ -12,11 +12,16 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <krb5.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/clock.h"
+#include "support/net.h"
 #include "support/support.h"
+#include "support/tokens.h"
 
 static void has(const char *detail, const char *text)
 {
@@ -252,6 +257,94 @@ static void clock_skew_is_measured_on_both_sides(void **state)
     has(c, " s ahead of the KDC's");
     assert_true(measured_c >= 3590 && measured_c <= 3610);
     test_pair_free(&p);
+}
+
+/* A KRB-ERROR of CODE stamped STIME, from negio/localhost, in the RFC 2743 framing with the
+ * Kerberos OID and TOK_ID 03 00 (RFC 4121 section 4.1): what anyone on the path can forge, no key
+ * needed. Caller frees. */
+static uint8_t *krb_error_token(krb5_error_code code, krb5_timestamp stime, size_t *n)
+{
+    static const uint8_t head[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                   0x12, 0x01, 0x02, 0x02, 0x03, 0x00};
+    krb5_context ctx;
+    assert_int_equal(krb5_init_context(&ctx), 0);
+    krb5_error e;
+    memset(&e, 0, sizeof(e));
+    e.stime = stime;
+    e.error = (krb5_ui_4)(code - ERROR_TABLE_BASE_krb5);
+    char name[200];
+    snprintf(name, sizeof(name), "negio/localhost@%s", test_realm_get()->realm);
+    assert_int_equal(krb5_parse_name(ctx, name, &e.server), 0);
+    krb5_data d;
+    assert_int_equal(krb5_mk_error(ctx, &e, &d), 0);
+    size_t inner = sizeof(head) + d.length;
+    assert_true(inner < 0x10000);
+    uint8_t *t = malloc(4 + inner);
+    assert_non_null(t);
+    uint8_t len[] = {0x82, (uint8_t)(inner >> 8), (uint8_t)inner};
+    t[0] = 0x60;
+    memcpy(t + 1, len, 3);
+    memcpy(t + 4, head, sizeof(head));
+    memcpy(t + 4 + sizeof(head), d.data, d.length);
+    *n = 4 + inner;
+    krb5_free_data_contents(ctx, &d);
+    krb5_free_principal(ctx, e.server);
+    krb5_free_context(ctx);
+    return t;
+}
+
+/* A forged HANDSHAKE_ERROR carrying a clock-skew KRB-ERROR, with the KDC stopped (it accepts and
+ * never answers): parsing it asks neither the KDC nor anything else that can block. The client
+ * holds it for a step (the engine's worker), and the step explains it as the real one is
+ * explained: the server's clock against the KDC's. */
+static void a_peer_error_is_explained_in_a_step_never_while_parsing(void **state)
+{
+    (void)state;
+    const test_realm *r = test_realm_get();
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_config_set_deferred_steps(cfg, 1), 0);
+    negio_conn *c;
+    assert_int_equal(negio_conn_new(&c, cfg), 0);
+    negio_config_del(cfg);
+    negio_event ev;
+    assert_int_equal(negio_conn_next_event(c, &ev), 0);
+    assert_int_equal(negio_conn_step(c), 0); /* the AP-REQ, the KDC still answering */
+    size_t n;
+    free(test_take_output(c, &n));
+    assert_true(n > 0);
+
+    size_t tlen, blen;
+    uint8_t *tok = krb_error_token(KRB5KRB_AP_ERR_SKEW, (krb5_timestamp)(time(NULL) + 3600), &tlen);
+    uint8_t *body = test_hs_error_body(tok, tlen, "clock skew", &blen);
+    const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, (uint8_t)(blen >> 8),
+                            (uint8_t)blen};
+    assert_int_equal(negio_conn_feed(c, hdr, sizeof(hdr)), 0);
+    assert_int_equal(negio_conn_feed(c, body, blen), 0);
+    free(tok);
+    free(body);
+
+    pid_t kdc = test_realm_kdc_pid();
+    assert_int_equal(kill(kdc, SIGSTOP), 0);
+    double t0 = test_now_s();
+    int rc = negio_conn_next_event(c, &ev);
+    double took = test_now_s() - t0;
+    int sockets;
+    long unread = test_tcp_unread_at((uint16_t)r->kdc_port, &sockets);
+    kill(kdc, SIGCONT); /* before any assertion can end the test */
+    fprintf(stderr, "parsing the forged error took %.3f s; %ld bytes waited at the KDC\n", took,
+            unread);
+    assert_int_equal(rc, 0);
+    assert_true(ev.want & NEGIO_WANT_STEP);
+    assert_int_equal(unread, 0);
+    assert_true(took < 0.5);
+
+    assert_int_equal(negio_conn_step(c), NEGIO_ERR_PEER);
+    const char *d = negio_conn_error_detail(c);
+    has(d, "peer reported: clock skew; kerberos: clock skew: the server's clock is ");
+    long measured = number_after(d, "kerberos: clock skew: the server's clock is ");
+    assert_true(measured >= 3590 && measured <= 3610);
+    has(d, " s ahead of the KDC's");
+    negio_conn_del(c);
 }
 
 static void a_missing_keytab_is_named(void **state)
@@ -505,6 +598,7 @@ int main(void)
         cmocka_unit_test(no_ticket_is_named_with_the_cache),
         cmocka_unit_test(an_expired_ticket_is_named_with_its_end),
         cmocka_unit_test(clock_skew_is_measured_on_both_sides),
+        cmocka_unit_test(a_peer_error_is_explained_in_a_step_never_while_parsing),
         cmocka_unit_test(a_missing_keytab_is_named),
         cmocka_unit_test(a_keytab_without_the_principal_is_named),
         cmocka_unit_test(a_keytab_without_the_key_version_or_enctype_is_named),

@@ -27,6 +27,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <openssl/evp.h>
 
+#include "conn/conn_internal.h" /* a server put back to "complete, no peer POLICY yet" */
 #include "support/bytes.h"
 #include "support/support.h"
 
@@ -1086,6 +1087,25 @@ static void forged_close(void **state)
     free(foreign);
     test_pair_free(&p);
     test_pair_free(&other);
+
+    /* A verified CLOSE where the peer's POLICY belongs (section 6.3: complete, no peer POLICY
+     * yet). No conforming peer sends one with status 0 (its POLICY goes first); a peer that
+     * refuses this side's POLICY closes with a non-zero status, a rejection. The server is put
+     * back in that state after it verified the client's POLICY, so that the client's genuine
+     * CLOSE is the frame its sequence numbers expect next. */
+    for (uint32_t status = 0; status <= 7; status += 7) {
+        set_where("%s, close with status %u before the peer's policy", test_path_name(path),
+                  (unsigned)status);
+        establish(&p, path, NULL);
+        p.server.conn->phase = PHASE_COMPLETE;
+        p.server.conn->peer_policy = 0;
+        CHECK(&p.client, negio_conn_close(p.client.conn, status, "bye") == NEGIO_OK);
+        genuine = test_take_output(p.client.conn, &nc);
+        feed(&p.server, genuine, nc);
+        expect_fatal(&p.server, 0, status == 0 ? NEGIO_ERR_PROTOCOL : NEGIO_ERR_REJECTED, 0);
+        free(genuine);
+        test_pair_free(&p);
+    }
 }
 
 /* ---- setup ----------------------------------------------------------------------------- */

@@ -26,11 +26,13 @@
 
 #include <cmocka.h>
 
+#include "conn/conn_internal.h" /* the connectors' configuration and transcript */
 #include "support/clock.h"
 #include "support/support.h"
 
 #define HDR 8
 #define FT_HANDSHAKE 1
+#define FT_POLICY 3
 #define MAX_HS 16 /* HANDSHAKE frames per direction recorded; no path has more than 3 */
 
 static const char client_msg[] = "written by the client before the handshake";
@@ -224,12 +226,63 @@ static void any_handshake_byte_changed_fails_both_sides_before_data(void **state
     sweep_path(*(const test_path *)*state);
 }
 
+/* The server's record of the handshake changed as the client's POLICY passes (the server's
+ * context is complete by then): what a changed HANDSHAKE byte no mechanism noticed leads to. */
+static void alter_server_transcript(test_frame *f, void *user)
+{
+    test_pair *p = user;
+    if (f->dir == 0 && f->len >= HDR && f->data[1] == FT_POLICY)
+        p->server.conn->transcript[0] ^= 0xff;
+}
+
+/* A POLICY that names an unknown level, or a max_frame out of range, from a peer whose view of
+ * the handshake differs: the transcript is compared first (section 4.3), so the server reports
+ * the altered handshake (NEGIO_ERR_INTEGRITY), not the bad value (NEGIO_ERR_PROTOCOL), which it
+ * reports when the handshake is intact. The client's POLICY is made to carry the value by
+ * changing its connector's configuration. */
+static void the_transcript_is_compared_before_the_policy_values(void **state)
+{
+    (void)state;
+    for (int value = 0; value < 2; value++) {
+        for (int altered = 0; altered < 2; altered++) {
+            negio_config *cc = test_client_config(PATH_KERBEROS);
+            negio_config *sc = test_server_config(PATH_KERBEROS);
+            test_pair p;
+            test_pair_init(&p, cc, sc, SPLIT_WHOLE, 1);
+            negio_config_del(cc);
+            negio_config_del(sc);
+            if (value == 0)
+                p.client.conn->cfg.min_level = (negio_level)3;
+            else
+                p.client.conn->cfg.limits.max_frame = 4095;
+            if (altered)
+                test_pair_run_frames(&p, alter_server_transcript, &p);
+            else
+                test_pair_run(&p);
+            const char *d = negio_conn_error_detail(p.server.conn);
+            print_message("%s%s: server %s: %s\n", value ? "max_frame 4095" : "level 3",
+                          altered ? ", handshake altered" : "", negio_err_name(p.server.err), d);
+            assert_int_equal(test_side_count(&p.server, NEGIO_EV_ESTABLISHED), 0);
+            if (altered) {
+                assert_int_equal(p.server.err, NEGIO_ERR_INTEGRITY);
+                assert_non_null(strstr(d, "the handshake was altered in transit"));
+            } else {
+                assert_int_equal(p.server.err, NEGIO_ERR_PROTOCOL);
+                assert_non_null(strstr(d, value ? "policy frame limit out of range"
+                                                : "policy names an unknown level"));
+            }
+            test_pair_free(&p);
+        }
+    }
+}
+
 int main(void)
 {
     test_realm_get();
     verbose = getenv("NEGIO_TEST_VERBOSE") != NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unchanged_handshake_establishes_on_every_path),
+        cmocka_unit_test(the_transcript_is_compared_before_the_policy_values),
         TEST_PER_PATH(any_handshake_byte_changed_fails_both_sides_before_data, NULL, NULL),
     };
     if (getenv("NEGIO_TEST_FILTER") != NULL)

@@ -184,17 +184,6 @@ static void a_thousand_concurrent_connections_exchange_messages_intact(void **st
     recorder_free(&srv);
 }
 
-static pid_t kdc_pid(void)
-{
-    char path[400], line[32];
-    snprintf(path, sizeof(path), "%s/kdc.pid", test_realm_get()->dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(line, sizeof(line), f));
-    fclose(f);
-    return (pid_t)atoi(line);
-}
-
 /* A KDC that accepts connections and never answers: handshakes that need it wait on a worker and
  * time out (the test clock moved past the deadline), while connections already authenticated
  * carry on at full speed. */
@@ -213,7 +202,7 @@ static void a_stalled_kdc_does_not_slow_authenticated_connections(void **state)
     assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cfg, &a, &ca), 0);
     assert_int_equal(recorder_wait(&cli, &cli.authenticated, 1, 10000), 1);
 
-    pid_t kdc = kdc_pid();
+    pid_t kdc = test_realm_kdc_pid();
     assert_int_equal(kill(kdc, SIGSTOP), 0);
     negio_config *pw = test_client_config(PATH_KERBEROS);
     negio_config_set_ccache(pw, r->empty_ccache);
@@ -355,7 +344,7 @@ static void handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive(void **st
     negio_config *pw = test_client_config(PATH_KERBEROS);
     negio_config_set_ccache(pw, r->empty_ccache);
     assert_int_equal(negio_config_set_password(pw, "alice", r->alice_pw), 0);
-    pid_t kdc = kdc_pid();
+    pid_t kdc = test_realm_kdc_pid();
     assert_int_equal(kill(kdc, SIGSTOP), 0);
     rec_conn *w = calloc(WAITING, sizeof(*w));
     negio_econn **wc = calloc(WAITING, sizeof(*wc));

@@ -450,6 +450,9 @@ seed(A, "client-challenge-then-unexpected-flags", cl + sample_token(0x02, ntlm_c
      sample_token(0x04, b"x"))
 seed(A, "client-challenge-then-mic", cl + sample_token(0x02, ntlm_challenge()) +
      sample_token(0x08, b"\0" * 16))
+# a MIC shorter than any mechanism's: refused before gss_verify_mic (gss-ntlmssp reads 16 bytes)
+seed(A, "client-challenge-then-short-mic", cl + sample_token(0x02, ntlm_challenge()) +
+     sample_token(0x08, b"\x5a" * 4))
 
 
 # ---- fuzz_nns: the [MS-NNS] profile (first byte: path, | 4 for the server role, bits 3-4 the

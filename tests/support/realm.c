@@ -139,6 +139,18 @@ const test_realm *test_realm_get(void)
     return &realm;
 }
 
+pid_t test_realm_kdc_pid(void)
+{
+    (void)test_realm_get();
+    char path[sizeof(realm.dir) + 16], line[32] = "";
+    snprintf(path, sizeof(path), "%s/kdc.pid", realm.dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+        die("reading kdc.pid");
+    fclose(f);
+    return (pid_t)atoi(line);
+}
+
 void test_realm_stop_kdc(void)
 {
     (void)test_realm_get();

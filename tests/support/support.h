@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "negio/negio.h"
 
@@ -27,6 +28,8 @@ typedef struct test_realm {
 const test_realm *test_realm_get(void);
 /* Stops and restarts the KDC with a clock offset in seconds (0: normal). */
 void test_realm_restart_kdc(int offset_seconds);
+/* The running KDC's process id (to stop it with SIGSTOP: it accepts and never answers). */
+pid_t test_realm_kdc_pid(void);
 /* Stops the KDC (connections to it are then refused); test_realm_restart_kdc starts it again. */
 void test_realm_stop_kdc(void);
 /* Runs kadmin.local -q QUERY in the realm (principals, keytabs); 0 on success. */

@@ -56,13 +56,21 @@ static void policy_decoding_refuses_every_other_layout(void **state)
             b[7] = 0xff, b[6] = 0x0f, b[5] = 0;
         negio__policy q;
         const char *why = NULL;
-        assert_int_equal(negio__policy_decode(b, sizeof(b), &q, &why), NEGIO_ERR_PROTOCOL);
+        /* the layout first; the values (levels, max_frame) only once decoded, so that the
+         * receiver can compare the transcript in between (section 4.3) */
+        int rc = negio__policy_decode(b, sizeof(b), &q, &why);
+        if (rc == 0)
+            rc = negio__policy_check(&q, &why);
+        assert_int_equal(rc, NEGIO_ERR_PROTOCOL);
         assert_string_equal(why, edits[i].why);
+        assert_int_equal(negio__policy_decode(b, sizeof(b), &q, &why) == 0,
+                         strcmp(edits[i].why, "malformed policy frame") != 0);
     }
     negio__policy q;
     const char *why = NULL;
     assert_int_equal(negio__policy_decode(good, 16, &q, &why), NEGIO_ERR_PROTOCOL);
     assert_int_equal(negio__policy_decode(good, sizeof(good), &q, &why), 0);
+    assert_int_equal(negio__policy_check(&q, &why), 0);
 }
 
 static void close_carries_a_status_and_a_bounded_reason(void **state)

@@ -195,6 +195,28 @@ static void server_refuses_what_a_client_cannot_send_first(void **state)
     }
 }
 
+/* RFC 4178 4.2.1: mechTypes [0] is not optional, and PROTOCOL.md 7.5 asks for at least one
+ * mechanism: a NegTokenInit with only an optimistic token, with nothing, or with an empty list is
+ * refused. */
+static void server_refuses_a_negtokeninit_that_lists_no_mechanism(void **state)
+{
+    (void)state;
+    tok opt = ntlm_msg(1), os = {.n = 0}, none = {.n = 0};
+    el(&os, 0x04, opt.b, opt.n);
+    tok token_only = wrap(0xa2, &os), empty_list = wrap(0x30, &none);
+    tok lists_none = wrap(0xa0, &empty_list);
+    const tok *seqs[] = {&token_only, &none, &lists_none};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        tok s = wrap(0x30, seqs[i]);
+        tok a0 = wrap(0xa0, &s);
+        tok t = framed(oid_spnego, sizeof(oid_spnego), &a0);
+        negio__peer_tokens st = server();
+        const char *why = NULL;
+        assert_int_equal(negio__peer_token_check(&st, t.b, t.n, &why), NEGIO_ERR_HANDSHAKE);
+        assert_string_equal(why, "SPNEGO initial token offers no mechanism");
+    }
+}
+
 static void server_takes_ntlm_messages_in_order(void **state)
 {
     (void)state;
@@ -382,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(server_first_token_names_its_mechanism),
         cmocka_unit_test(server_refuses_what_a_client_cannot_send_first),
+        cmocka_unit_test(server_refuses_a_negtokeninit_that_lists_no_mechanism),
         cmocka_unit_test(server_takes_ntlm_messages_in_order),
         cmocka_unit_test(client_accepts_only_what_its_mechanism_answers),
         cmocka_unit_test(client_refuses_the_challenge_that_crashes_gss_ntlmssp),

@@ -11,9 +11,12 @@
 
 #include "base/buf.h"
 #include "conn/conn.h"
+#include "conn/write_check.h"
 #include "gss/gss.h"
+#include "identity/identity.h"
 #include "negio/identity.h"
 #include "tls/tls.h"
+#include "wire/frame.h"
 #include "wire/transcript.h"
 
 #define MIN_TOKEN 16 /* the shortest MIC or wrap header of any supported mechanism */
@@ -28,27 +31,6 @@ enum negio__phase {
     PHASE_ESTABLISHED, /* both: messages may flow */
 };
 
-/* The connector: framing, accumulation, the handshake conversation, policy exchange and
- * per-message protection (docs/PROTOCOL.md). Input is parsed lazily in negio_conn_next_event()
- * so that a message can be handed out straight from the input buffer. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <openssl/crypto.h>
-
-#include "base/alloc.h"
-#include "base/buf.h"
-#include "wire/frame.h"
-#include "conn/conn.h"
-#include "wire/transcript.h"
-#include "conn/write_check.h"
-#include "gss/gss.h"
-#include "identity/identity.h"
-#include "negio/identity.h"
-#include "tls/tls.h"
-
 #define POLICY_LEN (16 + NEGIO__TRANSCRIPT_LEN)
 #define POLICY_VERSION 2
 /* The largest body of a protected POLICY or CLOSE: a MIC length, the mechanism's overhead (the
@@ -62,8 +44,10 @@ enum negio__phase {
 #define RECV_CHUNK 16384
 #define RECV_CHUNK_MAX (64 * 1024)
 #define RECV_QUIET 4
-#define MIN_TOKEN 16 /* the shortest MIC or wrap header of any supported mechanism */
 
+/* The connector: framing, accumulation, the handshake conversation, policy exchange and
+ * per-message protection (docs/PROTOCOL.md). Input is parsed lazily in negio_conn_next_event()
+ * so that a message can be handed out straight from the input buffer. */
 struct negio_conn {
     negio_config cfg;
     negio__gss *gss;

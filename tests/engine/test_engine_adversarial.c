@@ -421,14 +421,34 @@ static int srvmon_get(srvmon *m, const int *field)
     return v;
 }
 
+/* Waits until the server of M has read everything FD, the other end of one of its connections,
+ * sent. Nothing unread in the server's socket proves it only once the server's TCP has
+ * acknowledged every byte: before that they may still be on their way (in the loopback queue,
+ * or in the socket's backlog while the loop thread, preempted inside a system call on it, owns
+ * the socket), uncounted; a look then saw 0 and passed, and the assertion's look after it found
+ * them all unread. Then, while they wait in the socket, each of M's loops is made to go round
+ * (negio__engine_advance_clock by 0 ms returns once every loop has run it): the wait is on the
+ * server's progress, not on a span of time that a loaded machine can leave its thread
+ * unscheduled for. Four rounds suffice for a connection the engine reads: one just accepted is
+ * adopted by the end of the second (its CMD_ADOPT was posted before loop 0 ran the first), its
+ * socket is then in the next poll of its loop, and the fourth round's wakeup comes after that
+ * poll's callbacks. */
+static void wait_server_has_read(srvmon *m, int fd)
+{
+    TEST_POLL_UNTIL(test_tcp_unacked(fd) == 0, 5000);
+    assert_int_equal(test_tcp_unacked(fd), 0);
+    for (int round = 0; round < 4 && test_tcp_peer_unread(fd) != 0; round++)
+        negio__engine_advance_clock(m->e, 0);
+    assert_int_equal(test_tcp_peer_unread(fd), 0);
+}
+
 /* Waits until the server has accepted its ACCEPTS-th connection and read everything FD, that
  * connection's other end, sent on it: what a peer that then vanishes had delivered is in the
  * server's hands before the end of the stream. */
 static void wait_server_read(srvmon *m, int fd, int accepts)
 {
     assert_int_equal(srvmon_wait(m, &m->accepts, accepts, 5000), accepts);
-    TEST_POLL_UNTIL(test_tcp_peer_unread(fd) == 0, 5000);
-    assert_int_equal(test_tcp_peer_unread(fd), 0);
+    wait_server_has_read(m, fd);
 }
 
 static mon_close srvmon_close_at(srvmon *m, int i)
@@ -751,8 +771,7 @@ static void slow_reader_run(int grow_input)
         assert_int_equal(negio_conn_send_done(s.conn, part), 0);
         sent_bytes = part;
         /* the pause: until the server has read all of it */
-        TEST_POLL_UNTIL(test_tcp_peer_unread(s.fd) == 0, 5000);
-        assert_int_equal(test_tcp_peer_unread(s.fd), 0);
+        wait_server_has_read(m, s.fd);
     }
     int64_t start = test_now_ms(), last_progress = start, deadline = start + 30000;
     int stalled = 0;
@@ -1075,8 +1094,7 @@ static void abrupt_disconnect_mid_message_is_truncation(void **state)
         }
     }
     /* the server has read the half frame before the stream ends */
-    TEST_POLL_UNTIL(test_tcp_peer_unread(s.fd) == 0, 5000);
-    assert_int_equal(test_tcp_peer_unread(s.fd), 0);
+    wait_server_has_read(m, s.fd);
     raw_drain(s.fd); /* nothing unread: close() sends a FIN, not a reset */
     raw_close(s.fd);
     s.fd = -1;

@@ -163,7 +163,7 @@ int test_read_all(int fd, void *p, size_t n, int ms)
 /* One line of /proc/net/tcp: "sl: local rem st tx_queue:rx_queue ...", addresses in hex. */
 typedef struct tcp_line {
     unsigned lport, rport, state;
-    unsigned long rx;
+    unsigned long tx, rx;
 } tcp_line;
 
 /* include/net/tcp_states.h */
@@ -182,9 +182,8 @@ static int each_tcp_socket(void (*fn)(const tcp_line *, void *), void *user)
     char line[256];
     while (fgets(line, sizeof(line), f) != NULL) {
         tcp_line t;
-        unsigned long tx;
-        if (sscanf(line, " %*u: %*8x:%4x %*8x:%4x %2x %8lx:%8lx", &t.lport, &t.rport, &t.state, &tx,
-                   &t.rx) == 5)
+        if (sscanf(line, " %*u: %*8x:%4x %*8x:%4x %2x %8lx:%8lx", &t.lport, &t.rport, &t.state,
+                   &t.tx, &t.rx) == 5)
             fn(&t, user);
     }
     fclose(f);
@@ -235,28 +234,42 @@ int test_tcp_open_at(uint16_t port)
     return each_tcp_socket(count_open_at, &o) == 0 ? o.open : -1;
 }
 
-typedef struct peer_of {
-    unsigned lport, rport; /* the peer's: FD's remote and local ports */
-    long unread;
-} peer_of;
+typedef struct socket_of {
+    unsigned lport, rport;
+    int tx; /* the send queue rather than the receive queue */
+    long bytes;
+} socket_of;
 
-static void find_peer(const tcp_line *t, void *user)
+static void find_socket(const tcp_line *t, void *user)
 {
-    peer_of *p = user;
+    socket_of *p = user;
     if (t->lport == p->lport && t->rport == p->rport &&
         (t->state == TCP_ESTABLISHED || t->state == TCP_CLOSE_WAIT))
-        p->unread = (long)t->rx;
+        p->bytes = (long)(p->tx ? t->tx : t->rx);
 }
 
-long test_tcp_peer_unread(int fd)
+/* A queue of FD's end (PEER 0) or of the other end (PEER 1): the send queue if TX, else the
+ * receive queue. */
+static long tcp_queue(int fd, int peer, int tx)
 {
     struct sockaddr_in me, them;
     socklen_t ml = sizeof(me), tl = sizeof(them);
     if (getsockname(fd, (struct sockaddr *)&me, &ml) != 0 ||
         getpeername(fd, (struct sockaddr *)&them, &tl) != 0 || me.sin_family != AF_INET)
         return -1;
-    peer_of p = {ntohs(them.sin_port), ntohs(me.sin_port), -1};
-    if (each_tcp_socket(find_peer, &p) != 0)
+    unsigned mine = ntohs(me.sin_port), theirs = ntohs(them.sin_port);
+    socket_of p = {peer ? theirs : mine, peer ? mine : theirs, tx, -1};
+    if (each_tcp_socket(find_socket, &p) != 0)
         return -1;
-    return p.unread;
+    return p.bytes;
+}
+
+long test_tcp_peer_unread(int fd)
+{
+    return tcp_queue(fd, 1, 0);
+}
+
+long test_tcp_unacked(int fd)
+{
+    return tcp_queue(fd, 0, 1);
 }

@@ -43,8 +43,13 @@ long test_tcp_unread_at(uint16_t port, int *sockets);
  * counts; -1 if /proc/net/tcp cannot be read. */
 int test_tcp_open_at(uint16_t port);
 /* The bytes the other end of FD, a TCP connection over 127.0.0.1 between two sockets of this
- * machine, has received and not read yet (0 once its owner has read everything FD sent); -1 if
- * that end is not found (closed, or not on this machine). */
+ * machine, has received and not read yet; -1 if that end is not found (closed, or not on this
+ * machine). 0 means its owner has read everything FD sent only once test_tcp_unacked(FD) is 0
+ * too: bytes that end's TCP has not taken in yet (still in the loopback device's queue, or in
+ * the socket's backlog while its owner is inside a system call on it) are not counted here. */
 long test_tcp_peer_unread(int fd);
+/* The bytes FD has been given to send that the other end has not acknowledged yet (the
+ * tx_queue of /proc/net/tcp); -1 if FD is not found. */
+long test_tcp_unacked(int fd);
 
 #endif

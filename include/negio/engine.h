@@ -48,7 +48,9 @@ typedef enum negio_close_reason {
     NEGIO_CLOSE_CLEAN = 1,     /* a verified protected close, in either direction */
     NEGIO_CLOSE_TRUNCATED = 2, /* the peer closed TCP without a protected close */
     NEGIO_CLOSE_TIMEOUT = 3,   /* the connect deadline (a client's), the handshake deadline or
-                                  the idle timeout passed */
+                                  the idle timeout passed (a server's refusal still being
+                                  explained at the deadline is NEGIO_CLOSE_ERROR with
+                                  NEGIO_ERR_PEER: negio_conn_peer_refusal) */
     NEGIO_CLOSE_ERROR = 4,     /* a fatal error; see the code and detail */
     NEGIO_CLOSE_REFUSED = 5,   /* refused by on_accept or on_authenticated, or engine shutdown */
     NEGIO_CLOSE_EXPIRED = 6,   /* the security context ended (close_at_context_expiry) */

@@ -569,6 +569,15 @@ NEGIO_API unsigned negio_conn_want(const negio_conn *conn);
  * NEGIO_ERR_CREDENTIALS, NEGIO_ERR_POLICY, NEGIO_ERR_PEER, ...). */
 NEGIO_API int negio_conn_step(negio_conn *conn);
 
+/* While the pending or running step is the explanation of the server's HANDSHAKE_ERROR (a
+ * client's; that step ends in NEGIO_ERR_PEER): the reason the server gave, control characters
+ * replaced ("" when it gave none). NULL otherwise, and for a NULL CONN. Unlike the other calls
+ * it may be made while negio_conn_step() runs on another thread: it reads only what was fixed
+ * before that step began. For an owner whose handshake deadline passes during that step (it may
+ * wait on DNS and the KDC): the peer refused, whatever the step would still add (the engine
+ * reports NEGIO_ERR_PEER then, not a timeout). The string belongs to the connector. */
+NEGIO_API const char *negio_conn_peer_refusal(const negio_conn *conn);
+
 /* Authentication facts, valid after NEGIO_EV_ESTABLISHED for the connector's lifetime (the
  * strings belong to the connector). Growable: see size in the conventions above. */
 typedef struct negio_auth_info {

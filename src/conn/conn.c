@@ -461,6 +461,11 @@ static int server_identity(negio_conn *c)
     return rc;
 }
 
+const char *negio_conn_peer_refusal(const negio_conn *c)
+{
+    return c != NULL && c->peer_error_held ? c->held_reason : NULL;
+}
+
 int negio_conn_step(negio_conn *c)
 {
     if (c == NULL)
@@ -606,7 +611,8 @@ static int check_write(negio_conn *c, size_t len, negio_level level)
 {
     negio__write_limits l = {
         .tls_only = c->cfg.transport == NEGIO_TRANSPORT_TLS,
-        .max_message = c->cfg.limits.max_message,
+        .max_message =
+            c->profile->max_message ? c->profile->max_message(c) : c->cfg.limits.max_message,
         .peer_known = c->phase == PHASE_ESTABLISHED,
         .peer_min = c->peer_min,
         .peer_max_message = c->peer_max_message,

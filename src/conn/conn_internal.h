@@ -78,6 +78,10 @@ struct negio_conn {
 
     int step_pending;
     int peer_error_held; /* the step pending is the profile's held_error (the frame at hs_hold) */
+    /* that report's reason, printable, set with peer_error_held on the parsing thread and never
+     * changed after: what the engine reports if the step explaining it outlives the handshake
+     * deadline (negio_conn_peer_refusal) */
+    char held_reason[NEGIO__REASON_MAX + 1];
     int hs_error_sent;
     int peer_policy_seen; /* the peer sent POLICY: its context is complete, it can verify ours */
     int early_input;      /* bytes arrived at a client before it sent its first token */
@@ -147,6 +151,9 @@ struct negio__profile {
     int (*on_complete)(negio_conn *c);
     /* One application message, checked already. */
     int (*put_message)(negio_conn *c, const uint8_t *data, size_t len, negio_level level);
+    /* The largest message this side may write at any time, the peer's limits aside; NULL: the
+     * configuration's max_message. */
+    uint32_t (*max_message)(const negio_conn *c);
     /* A local close once established. */
     int (*close)(negio_conn *c, uint32_t status, const char *reason);
     /* A fatal error of this side's: tell the peer why, if the profile can and the peer can

@@ -240,6 +240,7 @@ static int on_hs_error(negio_conn *c, const uint8_t *frame, size_t len)
         /* A client explains the report with its context (src/gss/explain.c), which may ask DNS
          * for the server's realm and the KDC for its clock: a step's work, for the thread that
          * runs steps (the engine's workers), never the parsing one. The frame waits in IN. */
+        clean_text(c->held_reason, sizeof(c->held_reason), text, text_len);
         c->hs_hold = NEGIO__HDR_LEN + len;
         c->hs_at = NEGIO__HDR_LEN;
         c->peer_error_held = 1;

@@ -30,14 +30,19 @@ static int sample_put_token(negio_conn *c, uint8_t flags, const uint8_t *tok, si
  * A message is one token, never split, and a gss-sample receiver (negio's) refuses a token over
  * its max_frame: a message must fit one with room for the mechanism's overhead, and a write
  * that does not fails locally (NEGIO_ERR_MSG_SIZE) rather than end the conversation there. */
-static void sample_no_policy(negio_conn *c)
+static uint32_t sample_max_message(const negio_conn *c)
 {
     uint32_t fits = c->cfg.limits.max_frame - NEGIO__FRAME_OVERHEAD;
+    return c->cfg.limits.max_message < fits ? c->cfg.limits.max_message : fits;
+}
+
+static void sample_no_policy(negio_conn *c)
+{
     c->peer_policy = 1;
     c->peer_min = NEGIO_LEVEL_NONE;
     c->peer_default = c->cfg.default_level;
     c->peer_max_frame = c->cfg.limits.max_frame;
-    c->peer_max_message = c->cfg.limits.max_message < fits ? c->cfg.limits.max_message : fits;
+    c->peer_max_message = sample_max_message(c);
 }
 
 /* Client: one message as DATA|SEND_MIC, wrapped (and encrypted at seal) unless at none; the
@@ -309,6 +314,7 @@ const negio__profile negio__profile_sample = {
     .put_error = put_error,
     .on_complete = on_complete,
     .put_message = sample_put_message,
+    .max_message = sample_max_message, /* before establishment too */
     .close = close_established,
     .report = report,
     .protected_close = 0,

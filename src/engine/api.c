@@ -56,7 +56,8 @@ int negio_econn_local_addr(const negio_econn *c, struct sockaddr_storage *out)
         return NEGIO_ERR_INVALID;
     memset(out, 0, sizeof(*out));
     int len = sizeof(*out);
-    if (!c->tcp_ready || uv_is_closing((const uv_handle_t *)&c->tcp) ||
+    /* a connect in progress has a socket, bound to an address that may not be the one used */
+    if (!c->tcp_ready || c->state == ST_CONNECTING || uv_is_closing((const uv_handle_t *)&c->tcp) ||
         uv_tcp_getsockname(&c->tcp, (struct sockaddr *)out, &len) != 0) {
         memset(out, 0, sizeof(*out));
         return NEGIO_ERR_STATE;

@@ -31,6 +31,18 @@ void negio__on_timeout(uv_timer_t *t)
 {
     negio_econn *c = t->data;
     if (!c->established) {
+        /* the peer refused, and the step explaining its report (which may ask DNS and the KDC)
+         * is still running: the refusal is what happened, not a timeout */
+        const char *held = c->step_running ? negio_conn_peer_refusal(c->conn) : NULL;
+        if (held != NULL) {
+            negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_PEER,
+                               "peer reported: %s (not explained further: the explanation, which "
+                               "asks DNS and the KDC, was still running at the handshake "
+                               "deadline of %u ms)",
+                               held[0] ? held : "(no reason)",
+                               (unsigned)c->e->o.handshake_timeout_ms);
+            return;
+        }
         /* a step still on a worker is a GSS call, most often one waiting on the KDC */
         negio__econn_close(c, NEGIO_CLOSE_TIMEOUT, 0, "handshake did not complete within %u ms%s",
                            (unsigned)c->e->o.handshake_timeout_ms,

@@ -262,37 +262,6 @@ static void clock_skew_is_measured_on_both_sides(void **state)
 /* A KRB-ERROR of CODE stamped STIME, from negio/localhost, in the RFC 2743 framing with the
  * Kerberos OID and TOK_ID 03 00 (RFC 4121 section 4.1): what anyone on the path can forge, no key
  * needed. Caller frees. */
-static uint8_t *krb_error_token(krb5_error_code code, krb5_timestamp stime, size_t *n)
-{
-    static const uint8_t head[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
-                                   0x12, 0x01, 0x02, 0x02, 0x03, 0x00};
-    krb5_context ctx;
-    assert_int_equal(krb5_init_context(&ctx), 0);
-    krb5_error e;
-    memset(&e, 0, sizeof(e));
-    e.stime = stime;
-    e.error = (krb5_ui_4)(code - ERROR_TABLE_BASE_krb5);
-    char name[200];
-    snprintf(name, sizeof(name), "negio/localhost@%s", test_realm_get()->realm);
-    assert_int_equal(krb5_parse_name(ctx, name, &e.server), 0);
-    krb5_data d;
-    assert_int_equal(krb5_mk_error(ctx, &e, &d), 0);
-    size_t inner = sizeof(head) + d.length;
-    assert_true(inner < 0x10000);
-    uint8_t *t = malloc(4 + inner);
-    assert_non_null(t);
-    uint8_t len[] = {0x82, (uint8_t)(inner >> 8), (uint8_t)inner};
-    t[0] = 0x60;
-    memcpy(t + 1, len, 3);
-    memcpy(t + 4, head, sizeof(head));
-    memcpy(t + 4 + sizeof(head), d.data, d.length);
-    *n = 4 + inner;
-    krb5_free_data_contents(ctx, &d);
-    krb5_free_principal(ctx, e.server);
-    krb5_free_context(ctx);
-    return t;
-}
-
 /* A forged HANDSHAKE_ERROR carrying a clock-skew KRB-ERROR, with the KDC stopped (it accepts and
  * never answers): parsing it asks neither the KDC nor anything else that can block. The client
  * holds it for a step (the engine's worker), and the step explains it as the real one is
@@ -312,9 +281,12 @@ static void a_peer_error_is_explained_in_a_step_never_while_parsing(void **state
     size_t n;
     free(test_take_output(c, &n));
     assert_true(n > 0);
+    assert_null(negio_conn_peer_refusal(c)); /* nothing refused yet */
+    assert_null(negio_conn_peer_refusal(NULL));
 
     size_t tlen, blen;
-    uint8_t *tok = krb_error_token(KRB5KRB_AP_ERR_SKEW, (krb5_timestamp)(time(NULL) + 3600), &tlen);
+    uint8_t *tok = test_krb_error_token(KRB5KRB_AP_ERR_SKEW, (long)time(NULL) + 3600, &tlen);
+    assert_non_null(tok);
     uint8_t *body = test_hs_error_body(tok, tlen, "clock skew", &blen);
     const uint8_t hdr[8] = {NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, (uint8_t)(blen >> 8),
                             (uint8_t)blen};
@@ -337,6 +309,8 @@ static void a_peer_error_is_explained_in_a_step_never_while_parsing(void **state
     assert_true(ev.want & NEGIO_WANT_STEP);
     assert_int_equal(unread, 0);
     assert_true(took < 0.5);
+    /* the refusal itself is known before the step that explains it */
+    assert_string_equal(negio_conn_peer_refusal(c), "clock skew");
 
     assert_int_equal(negio_conn_step(c), NEGIO_ERR_PEER);
     const char *d = negio_conn_error_detail(c);

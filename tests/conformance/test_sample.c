@@ -91,6 +91,16 @@ static void a_message_too_large_for_one_token_fails_locally(void **state)
     uint8_t *m = calloc(1, l.max_frame);
     assert_non_null(m);
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        /* before the handshake as well: refused at once, not queued to fail the connector when
+         * it completes */
+        negio_config *cc = sample_config(test_client_config(paths[i]), &l);
+        negio_conn *early;
+        assert_int_equal(negio_conn_new(&early, cc), NEGIO_OK);
+        negio_config_del(cc);
+        assert_int_equal(negio_conn_write(early, m, fits + 1, NEGIO_LEVEL_SEAL),
+                         NEGIO_ERR_MSG_SIZE);
+        assert_int_equal(negio_conn_write(early, m, fits, NEGIO_LEVEL_SEAL), NEGIO_OK);
+        negio_conn_del(early);
         test_pair p;
         sample_pair(&p, paths[i], &l);
         for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++) {

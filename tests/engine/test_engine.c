@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <krb5.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -18,6 +19,7 @@
 #include "engine/engine_internal.h" /* negio__engine_advance_clock */
 #include "engine/engine_support.h"
 #include "support/net.h"
+#include "support/tokens.h"
 
 #ifndef NEGIO_TEST_HOOKS
 #error "test_engine needs the test clock (negio_uv_hook_static)"
@@ -310,6 +312,63 @@ static void a_kdc_that_is_down_is_named_and_established_connections_go_on(void *
     negio_econn_unref(cc);
     recorder_free(&cli);
     recorder_free(&srv);
+}
+
+/* A server refuses with a HANDSHAKE_ERROR whose explanation (a step on a worker: here the clock
+ * probe of a clock-skew KRB-ERROR, with the KDC stopped) outlives the client's handshake deadline:
+ * the client reports the refusal, NEGIO_ERR_PEER with the server's reason, not a timeout. */
+static void a_refusal_whose_explanation_outlives_the_deadline_is_the_refusal(void **state)
+{
+    (void)state;
+    if (test_transport_get() != TRANSPORT_PLAIN)
+        skip(); /* the server here is raw bytes, no TLS */
+    recorder cli;
+    negio_engine_options co = {.loops = 1, .handshake_timeout_ms = 1000};
+    recorder_init(&cli, &co);
+    uint16_t port;
+    int lfd = test_tcp_listen(&port);
+    assert_true(lfd >= 0);
+    rec_conn a = {0};
+    negio_econn *ca;
+    negio_config *cfg = test_client_config(PATH_KERBEROS);
+    assert_int_equal(negio_engine_connect(cli.e, "127.0.0.1", port, cfg, &a, &ca), 0);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    uint8_t hdr[8];
+    assert_int_equal(test_read_all(fd, hdr, sizeof(hdr), 10000), 0); /* the AP-REQ's frame */
+    size_t blen = (size_t)hdr[4] << 24 | (size_t)hdr[5] << 16 | (size_t)hdr[6] << 8 | hdr[7];
+    uint8_t *body = malloc(blen);
+    assert_non_null(body);
+    assert_int_equal(test_read_all(fd, body, blen, 10000), 0);
+    free(body);
+
+    size_t tlen;
+    uint8_t *tok = test_krb_error_token(KRB5KRB_AP_ERR_SKEW, (long)time(NULL) + 3600, &tlen);
+    assert_non_null(tok);
+    uint8_t *err = test_hs_error_body(tok, tlen, "clock skew", &blen);
+    free(tok);
+    const uint8_t eh[8] = {NEGIO_PROTOCOL_VERSION, 2, 0, 0, 0, 0, (uint8_t)(blen >> 8),
+                           (uint8_t)blen};
+    pid_t kdc = test_realm_kdc_pid();
+    assert_int_equal(kill(kdc, SIGSTOP), 0); /* the explanation's clock probe waits */
+    int sent = test_write_all(fd, eh, sizeof(eh)) == 0 && test_write_all(fd, err, blen) == 0;
+    free(err);
+    double t0 = test_now_s();
+    int closed = recorder_wait(&cli, &cli.closed, 1, 10000);
+    double took = test_now_s() - t0;
+    kill(kdc, SIGCONT); /* before any assertion can end the test */
+    fprintf(stderr, "refused, explanation pending at the deadline: closed after %.2f s: %s\n", took,
+            a.detail);
+    assert_true(sent);
+    assert_int_equal(closed, 1);
+    assert_int_equal(a.reason, NEGIO_CLOSE_ERROR);
+    assert_int_equal(a.code, NEGIO_ERR_PEER);
+    assert_non_null(strstr(a.detail, "peer reported: clock skew (not explained further"));
+    close(fd);
+    close(lfd);
+    negio_config_del(cfg);
+    negio_econn_unref(ca);
+    recorder_free(&cli);
 }
 
 /* 200 handshakes waiting on a KDC that accepts and never answers (stopped): the loop they belong
@@ -770,6 +829,7 @@ int main(void)
         cmocka_unit_test(a_stalled_kdc_does_not_slow_authenticated_connections),
         cmocka_unit_test(connections_close_at_context_expiry_only_when_asked),
         cmocka_unit_test(a_kdc_that_is_down_is_named_and_established_connections_go_on),
+        cmocka_unit_test(a_refusal_whose_explanation_outlives_the_deadline_is_the_refusal),
         cmocka_unit_test(handshakes_waiting_on_a_dead_kdc_leave_the_loop_responsive),
         cmocka_unit_test(a_thousand_concurrent_connections_exchange_messages_intact),
     };

@@ -1840,6 +1840,13 @@ static void log_and_free(void *user, int level, const char *message)
 static void descriptors_freed_while_the_listener_sheds_serve_the_connection_waiting(void **state)
 {
     (void)state;
+    if (UNDER_VALGRIND()) {
+        /* valgrind emulates the lowered limit: the kernel's accept takes the waiting connection
+         * into a descriptor at or above it, which valgrind closes and reports as EMFILE, so no
+         * connection is left waiting for the listener to serve (the previous test, which sheds,
+         * runs under valgrind) */
+        skip();
+    }
     static freeing_log fl;
     memset(&fl, 0, sizeof(fl));
     pthread_mutex_init(&fl.rec.lock, NULL);

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <krb5.h>
+
 #include "support/support.h"
 
 static test_realm realm;
@@ -186,4 +188,37 @@ int test_realm_kadmin(const char *query)
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+uint8_t *test_krb_error_token(long code, long stime, size_t *n)
+{
+    /* the Kerberos mechanism's OID and TOK_ID 03 00 (RFC 4121 section 4.1: KRB_ERROR) */
+    static const uint8_t head[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                   0x12, 0x01, 0x02, 0x02, 0x03, 0x00};
+    krb5_context ctx;
+    if (krb5_init_context(&ctx) != 0)
+        return NULL;
+    krb5_error e;
+    memset(&e, 0, sizeof(e));
+    e.stime = (krb5_timestamp)stime;
+    e.error = (krb5_ui_4)(code - ERROR_TABLE_BASE_krb5);
+    char name[2100];
+    snprintf(name, sizeof(name), "negio/localhost@%s", test_realm_get()->realm);
+    krb5_data d = {0};
+    uint8_t *t = NULL;
+    if (krb5_parse_name(ctx, name, &e.server) == 0 && krb5_mk_error(ctx, &e, &d) == 0 &&
+        sizeof(head) + d.length < 0x10000 && (t = malloc(4 + sizeof(head) + d.length)) != NULL) {
+        size_t inner = sizeof(head) + d.length;
+        t[0] = 0x60;
+        t[1] = 0x82;
+        t[2] = (uint8_t)(inner >> 8);
+        t[3] = (uint8_t)inner;
+        memcpy(t + 4, head, sizeof(head));
+        memcpy(t + 4 + sizeof(head), d.data, d.length);
+        *n = 4 + inner;
+    }
+    krb5_free_data_contents(ctx, &d);
+    krb5_free_principal(ctx, e.server);
+    krb5_free_context(ctx);
+    return t;
 }

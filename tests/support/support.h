@@ -30,6 +30,10 @@ const test_realm *test_realm_get(void);
 void test_realm_restart_kdc(int offset_seconds);
 /* The running KDC's process id (to stop it with SIGSTOP: it accepts and never answers). */
 pid_t test_realm_kdc_pid(void);
+/* A server's Kerberos error as a GSS token (OID, TOK_ID 03 00, KRB-ERROR): error CODE (a
+ * krb5_error_code such as KRB5KRB_AP_ERR_SKEW), server time STIME, for negio/localhost of the
+ * test realm; *N its length. Caller frees; NULL if MIT's library cannot make it. */
+uint8_t *test_krb_error_token(long code, long stime, size_t *n);
 /* Stops the KDC (connections to it are then refused); test_realm_restart_kdc starts it again. */
 void test_realm_stop_kdc(void);
 /* Runs kadmin.local -q QUERY in the realm (principals, keytabs); 0 on success. */

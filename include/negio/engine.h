@@ -189,8 +189,9 @@ NEGIO_API int negio_engine_listen_reconfigure(negio_engine *e, uint16_t port,
 /* Opens a client connection to HOST:PORT with a client connector made from CFG (copied).
  * CONN_USER is returned by negio_econn_user(). *OUT (if not NULL) receives a handle that the
  * caller owns one reference to (release it with negio_econn_unref). Failures to resolve or
- * connect are reported through on_closed (NEGIO_CLOSE_ERROR, NEGIO_ERR_ADDRESS), and so is the
- * connect deadline of negio_connect_options, 10 s here. Safe from any thread.
+ * connect are reported through on_closed: NEGIO_CLOSE_ERROR with NEGIO_ERR_ADDRESS (or
+ * NEGIO_ERR_SYSTEM when the socket or its timer cannot be made), and the connect deadline of
+ * negio_connect_options, 10 s here, as NEGIO_CLOSE_TIMEOUT. Safe from any thread.
  * Returns NEGIO_OK, NEGIO_ERR_INVALID (also: a CFG that negio_conn_new refuses, such as
  * NEGIO_PROFILE_NNS inside TLS), NEGIO_ERR_NOMEM, NEGIO_ERR_STATE (shutting down). */
 NEGIO_API int negio_engine_connect(negio_engine *e, const char *host, uint16_t port,

@@ -147,7 +147,8 @@ void negio__start_connect(negio__loop *l, negio_econn *c)
     (void)l;
     if (negio__econn_init_handles(c) < 0 ||
         negio__timer_start(c, on_connect_timeout, c->connect_timeout_ms) != 0) {
-        negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM, "tcp init failed");
+        negio__econn_close(c, NEGIO_CLOSE_ERROR, NEGIO_ERR_SYSTEM,
+                           "tcp init failed (the socket or its timer)");
         return;
     }
     if (atomic_load(&c->e->shutting_down)) {
